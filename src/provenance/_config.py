@@ -1,0 +1,55 @@
+"""Settings lookup: explicit value > environment (PROVENANCE_*) > [tool.provenance] in pyproject."""
+
+from __future__ import annotations
+
+import os
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from provenance.errors import InputError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+
+DEFAULT_LINKS_DIR = ".provenance/links"
+
+
+@lru_cache(maxsize=8)
+def _pyproject_table(root: str) -> dict[str, Any]:
+    path = Path(root) / "pyproject.toml"
+    if not path.is_file():
+        return {}
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(str(path), f"cannot read [tool.provenance]: {exc}") from exc
+    table = data.get("tool", {}).get("provenance", {})
+    if not isinstance(table, dict):
+        raise InputError(str(path), "[tool.provenance] must be a table")
+    return table
+
+
+def setting(
+    name: str, explicit: str | None = None, *, root: str | os.PathLike[str] = "."
+) -> str | None:
+    """Resolve setting `name` (e.g. ``links_dir``) by precedence; None when unset everywhere."""
+    if explicit is not None:
+        return str(explicit)
+    env = os.environ.get("PROVENANCE_" + name.upper())
+    if env:
+        return env
+    value = _pyproject_table(str(Path(root).resolve())).get(name)
+    return None if value is None else str(value)
+
+
+def links_dir(
+    explicit: str | os.PathLike[str] | None = None, *, root: str | os.PathLike[str] = "."
+) -> str:
+    return setting("links_dir", None if explicit is None else os.fspath(explicit), root=root) or (
+        DEFAULT_LINKS_DIR
+    )

@@ -1,0 +1,1 @@
+"""The MLflow promotion gate. mlflow is imported lazily, only by the functions that need it."""

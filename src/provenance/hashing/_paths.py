@@ -1,0 +1,33 @@
+"""Path normalisation and the rule that recorded paths never leave the base directory."""
+
+from __future__ import annotations
+
+import posixpath
+
+from provenance.errors import PathEscapeError
+
+
+def check_relative(path: str, *, what: str = "path") -> str:
+    """Return `path` as a normalised relative POSIX path, or raise if it is absolute or escapes.
+
+    Used both for patterns given by users and for artifact paths read from (untrusted) links.
+    """
+    if not path or "\x00" in path:
+        raise PathEscapeError(path or "''", f"{what} is empty or contains NUL")
+    if "\\" in path:
+        raise PathEscapeError(path, f"{what} must use '/' separators")
+    if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
+        raise PathEscapeError(
+            path, f"{what} is absolute; recorded paths are relative to the base dir"
+        )
+    norm = posixpath.normpath(path)
+    if norm == ".." or norm.startswith("../"):
+        raise PathEscapeError(path, f"{what} escapes the base directory")
+    return norm
+
+
+def is_safe_relative(path: str) -> bool:
+    try:
+        return check_relative(path) == path
+    except PathEscapeError:
+        return False

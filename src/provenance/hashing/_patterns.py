@@ -1,0 +1,130 @@
+"""Glob patterns compiled once: `**` crosses directories, `*` and `?` stay within one name.
+
+A pattern without glob characters names a file, or a directory whose whole content is meant.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from provenance.hashing._paths import check_relative
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+def has_glob(text: str) -> bool:
+    return any(c in _GLOB_CHARS for c in text)
+
+
+def _translate(pattern: str) -> str:
+    """Translate one glob into a regex body (no anchors)."""
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "*":
+            if pattern.startswith("**", i):
+                i += 2
+                if pattern.startswith("/", i):  # "a/**/b" also matches "a/b"
+                    i += 1
+                    out.append("(?:.*/)?")
+                else:
+                    out.append(".*")
+                continue
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            j = pattern.find("]", i + 2 if pattern.startswith("[!", i) else i + 1)
+            if j == -1:
+                out.append(re.escape(c))
+            else:
+                body = pattern[i + 1 : j]
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append("[" + body.replace("\\", "\\\\") + "]")
+                i = j
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """One include pattern: where to start walking and what relative paths it accepts."""
+
+    text: str
+    root: str  # relative path ("" = base) at or below which matches can exist
+    regex: re.Pattern[str]
+    whole_root: bool  # every file below `root` matches: no per-file regex needed
+
+    @classmethod
+    def compile(cls, text: str) -> Pattern:
+        stripped = text.rstrip("/") or "."
+        if stripped in (".", "./"):
+            return cls(text, "", re.compile(r".*", re.S), True)
+        norm = check_relative(stripped, what=f"pattern '{text}'")
+        parts = norm.split("/")
+        literal: list[str] = []
+        for part in parts:
+            if has_glob(part):
+                break
+            literal.append(part)
+        if len(literal) == len(parts):
+            # A plain path: the file itself, or everything below the directory.
+            return cls(text, norm, re.compile(re.escape(norm) + r"(?:/.*)?\Z", re.S), True)
+        root = "/".join(literal)
+        whole = len(literal) == len(parts) - 1 and parts[-1] == "**"
+        return cls(text, root, re.compile(_translate(norm) + r"\Z", re.S), whole)
+
+    def matches(self, relpath: str) -> bool:
+        return self.regex.match(relpath) is not None
+
+
+def compile_patterns(patterns: Iterable[str]) -> list[Pattern]:
+    return [Pattern.compile(p) for p in patterns]
+
+
+class Excludes:
+    """gitignore-like excludes: a pattern without '/' matches a name at any depth;
+    one with '/' matches from the base; a trailing '/' restricts it to directories."""
+
+    DEFAULT = (".git/", ".venv/", "__pycache__/", ".mypy_cache/", ".pytest_cache/")
+
+    def __init__(self, patterns: Iterable[str] = ()) -> None:
+        names: list[str] = []
+        paths: list[str] = []
+        dir_names: list[str] = []
+        dir_paths: list[str] = []
+        for raw in patterns:
+            is_dir = raw.endswith("/")
+            pat = raw.strip("/")
+            if not pat:
+                continue
+            if "/" in pat:
+                (dir_paths if is_dir else paths).append(_translate(pat))
+            else:
+                (dir_names if is_dir else names).append(_translate(pat))
+        self._name = self._join(names)
+        self._path = self._join(paths)
+        self._dir_name = self._join(names + dir_names)
+        self._dir_path = self._join(paths + dir_paths)
+        self.patterns = tuple(patterns)
+
+    @staticmethod
+    def _join(parts: list[str]) -> re.Pattern[str] | None:
+        return re.compile("(?:" + "|".join(parts) + r")(?:/.*)?\Z", re.S) if parts else None
+
+    def file_excluded(self, relpath: str, name: str) -> bool:
+        return bool(
+            (self._name and self._name.match(name)) or (self._path and self._path.match(relpath))
+        )
+
+    def dir_excluded(self, relpath: str, name: str) -> bool:
+        return bool(
+            (self._dir_name and self._dir_name.match(name))
+            or (self._dir_path and self._dir_path.match(relpath))
+        )

@@ -1,0 +1,99 @@
+"""What a link records about where it was made: run id, git state, Python, platform, packages."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import subprocess
+import sys
+import uuid
+from functools import lru_cache
+from typing import Any
+
+from provenance.signing._atomic import write_atomic
+
+RUN_ID_FILE = "RUN_ID"
+
+
+def pipeline_run_id(links_dir: str) -> str:
+    """The id that ties all links of one pipeline run together.
+
+    PROVENANCE_RUN_ID wins; in GitHub Actions the workflow run (and attempt); otherwise the id kept
+    in `links_dir/RUN_ID`, created by the first step, so separate `provenance run` processes that
+    write into one links directory form one run.
+    """
+    explicit = os.environ.get("PROVENANCE_RUN_ID")
+    if explicit:
+        return explicit
+    if os.environ.get("GITHUB_ACTIONS") == "true" and os.environ.get("GITHUB_RUN_ID"):
+        return "gha:{}/{}/{}".format(
+            os.environ.get("GITHUB_REPOSITORY", ""),
+            os.environ["GITHUB_RUN_ID"],
+            os.environ.get("GITHUB_RUN_ATTEMPT", "1"),
+        )
+    path = os.path.join(links_dir, RUN_ID_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            existing = f.read(200).strip()
+        if existing:
+            return existing
+    except FileNotFoundError:
+        pass
+    new = uuid.uuid4().hex
+    try:
+        write_atomic(path, (new + "\n").encode(), overwrite=False)
+    except FileExistsError:  # another step won the race: use its id
+        with open(path, encoding="utf-8") as f:
+            return f.read(200).strip()
+    return new
+
+
+def _git(base: str, *args: str) -> str | None:
+    try:
+        proc = subprocess.run(
+            ["git", *args], cwd=base, capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def git_state(base: str) -> dict[str, Any]:
+    commit = _git(base, "rev-parse", "HEAD")
+    if commit is None:
+        return {"commit": None, "dirty": None}
+    status = _git(base, "status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+@lru_cache(maxsize=1)
+def packages_digest() -> str:
+    """sha256 over the sorted `name==version` lines of the installed distributions."""
+    from importlib.metadata import distributions
+
+    lines = sorted({f"{(d.metadata['Name'] or '').lower()}=={d.version}" for d in distributions()})
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def mlflow_run_id() -> str | None:
+    """The active MLflow run, only if the program already uses mlflow (never imported here)."""
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is None:
+        return None
+    run = mlflow.active_run()
+    return None if run is None else str(run.info.run_id)
+
+
+def capture(base: str, links_dir: str) -> dict[str, Any]:
+    git = git_state(base)
+    return {
+        "pipeline_run_id": pipeline_run_id(links_dir),
+        "git_commit": git["commit"],
+        "git_dirty": git["dirty"],
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "packages_sha256": packages_digest(),
+        "mlflow_run_id": mlflow_run_id(),
+    }

@@ -1,0 +1,138 @@
+"""The recording protocol shared by the decorator and `provenance run`.
+
+1. prepare: resolve settings, load the signer (a bad key fails before hours of training), hash
+   materials;  2. the step runs;  3. finish: hash products, sign and write the link atomically.
+A step that fails never reaches `finish`, so no link exists that could later verify.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from provenance import _config
+from provenance._progress import hashing_progress
+from provenance.errors import UsageError
+from provenance.hashing import ArtifactSet, Excludes, hash_artifacts
+from provenance.record import _environment
+from provenance.record._link import link_payload, write_link
+from provenance.signing import load_signer
+
+log = logging.getLogger("provenance")
+
+_STEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """What one step records; validated when built."""
+
+    name: str
+    materials: Sequence[str] = ()
+    products: Sequence[str] = ()
+    key: str | None = None
+    pub_key: str | None = None
+    links_dir: str | None = None
+    base_dir: str | None = None
+    excludes: Sequence[str] = ()
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        if not _STEP_NAME.match(self.name):
+            raise UsageError(
+                f"invalid step name '{self.name}': letters, digits, '_', '.', '-' (max 128)"
+            )
+        for label, pats in (("materials", self.materials), ("products", self.products)):
+            if isinstance(pats, str):
+                raise UsageError(f"step '{self.name}': {label} must be a list of patterns")
+
+
+@dataclass
+class Recording:
+    """A step in progress: its signer, resolved paths and hashed materials."""
+
+    spec: StepSpec
+    base: str
+    links_dir: str
+    signer: Any
+    excludes: tuple[str, ...]
+    materials: ArtifactSet = field(default_factory=ArtifactSet)
+
+    def finish(
+        self, command: list[str], byproducts: dict[str, Any], parameters: str | None = None
+    ) -> str:
+        products = _hash(self.base, self.spec.products, self.excludes, self.spec.quiet, "products")
+        environment = _environment.capture(self.base, self.links_dir)
+        environment["patterns"] = {
+            "materials": list(self.spec.materials),
+            "products": list(self.spec.products),
+        }
+        if parameters is not None:
+            environment["parameters"] = parameters
+        payload = link_payload(
+            self.spec.name,
+            command,
+            self.materials.as_in_toto(),
+            products.as_in_toto(),
+            byproducts,
+            environment,
+        )
+        path = write_link(payload, self.signer, self.spec.name, self.links_dir)
+        log.info(
+            "step '%s': %d materials, %d products, signed by %s -> %s",
+            self.spec.name,
+            len(self.materials),
+            len(products),
+            self.signer.public_key.keyid[:8],
+            path,
+        )
+        _log_to_mlflow(path, self.spec.name, environment)
+        return path
+
+
+def _hash(
+    base: str, patterns: Sequence[str], excludes: tuple[str, ...], quiet: bool, what: str
+) -> ArtifactSet:
+    if not patterns:
+        return ArtifactSet()
+    with hashing_progress(what, quiet=quiet) as (on_total, advance):
+        return hash_artifacts(base, patterns, excludes, progress=advance, on_total=on_total)
+
+
+def _rel_inside(path: str, base: str) -> str | None:
+    rel = os.path.relpath(os.path.abspath(path), base)
+    return (
+        None
+        if rel == ".." or rel.startswith("../") or os.path.isabs(rel)
+        else rel.replace(os.sep, "/")
+    )
+
+
+def prepare(spec: StepSpec) -> Recording:
+    base = os.path.abspath(spec.base_dir or _config.setting("base_dir") or ".")
+    key = spec.key or _config.setting("key", root=base)
+    if not key:
+        raise UsageError(
+            f"step '{spec.name}': no signing key (pass key=/--key or set PROVENANCE_KEY)"
+        )
+    signer = load_signer(key, spec.pub_key or _config.setting("pub_key", root=base))
+    links_dir = os.path.join(base, _config.links_dir(spec.links_dir, root=base))
+    excludes = list(Excludes.DEFAULT) + list(spec.excludes)
+    for own in (links_dir, key):
+        rel = _rel_inside(own, base) if os.path.exists(own) or own == links_dir else None
+        if rel and rel != ".":
+            excludes.append(rel + ("/" if own == links_dir else ""))
+    rec = Recording(spec, base, links_dir, signer, tuple(excludes))
+    rec.materials = _hash(base, spec.materials, rec.excludes, spec.quiet, "materials")
+    return rec
+
+
+def _log_to_mlflow(path: str, step: str, environment: dict[str, Any]) -> None:
+    if environment.get("mlflow_run_id"):
+        from provenance.gate._runlog import log_link
+
+        log_link(path, step, environment)

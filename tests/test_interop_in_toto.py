@@ -1,0 +1,124 @@
+"""Links written by the decorator and by `provenance run` verify with the upstream in-toto-verify."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from in_toto.models._signer import load_public_key_from_file
+from in_toto.models.layout import Layout, Step
+from in_toto.models.metadata import Envelope
+from securesystemslib.signer import CryptoSigner
+
+from tests.conftest import BIN, run_pipeline
+
+
+def in_toto_layout(root: Path, steps: list[tuple[str, str, list, list]]) -> Path:
+    """Sign a layout built with in-toto's own API (not ours) with keys/owner."""
+    layout = Layout()
+    layout.set_relative_expiration(days=30)
+    for _, functionary, _, _ in steps:
+        key = load_public_key_from_file(str(root / f"keys/{functionary}.pub"))
+        layout.add_functionary_key(key)
+    for name, functionary, materials, products in steps:
+        step = Step(name=name)
+        step.pubkeys = [load_public_key_from_file(str(root / f"keys/{functionary}.pub"))["keyid"]]
+        step.expected_materials = materials
+        step.expected_products = products
+        layout.steps.append(step)
+    env = Envelope.from_signable(layout)
+    private = load_pem_private_key((root / "keys/owner").read_bytes(), None)
+    env.create_signature(CryptoSigner(private))
+    env.dump(str(root / "root.layout"))
+    return root / "root.layout"
+
+
+def in_toto_verify(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            str(BIN / "in-toto-verify"),
+            "--layout",
+            "root.layout",
+            "--verification-keys",
+            "keys/owner.pub",
+            "--link-dir",
+            ".provenance/links",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+
+
+EXAMPLE = [
+    (
+        "prepare",
+        "data-eng",
+        [["ALLOW", "data/raw/*"], ["ALLOW", "steps/prepare.py"], ["DISALLOW", "*"]],
+        [["CREATE", "data/processed/*"], ["DISALLOW", "*"]],
+    ),
+    (
+        "train",
+        "trainer",
+        [
+            ["MATCH", "data/processed/*", "WITH", "PRODUCTS", "FROM", "prepare"],
+            ["DISALLOW", "data/processed/*"],
+            ["ALLOW", "steps/train.py"],
+            ["DISALLOW", "*"],
+        ],
+        [["CREATE", "models/*"], ["DISALLOW", "*"]],
+    ),
+    (
+        "package",
+        "evaluator",
+        [
+            ["MATCH", "models/*", "WITH", "PRODUCTS", "FROM", "train"],
+            ["DISALLOW", "models/*"],
+            ["DISALLOW", "*"],
+        ],
+        [["CREATE", "dist/model.tar"], ["DISALLOW", "*"]],
+    ),
+]
+
+
+def package(root: Path, cli) -> int:
+    """The last step recorded with `provenance run` instead of the decorator."""
+    return cli(
+        "run",
+        "package",
+        "-m",
+        "models/**",
+        "-p",
+        "dist/**",
+        "--key",
+        "keys/evaluator",
+        "--",
+        sys.executable,
+        "-c",
+        "import os, tarfile; os.makedirs('dist', exist_ok=True); "
+        "t = tarfile.open('dist/model.tar', 'w'); t.add('models'); t.close()",
+    ).code
+
+
+def test_upstream_in_toto_verify_accepts_decorator_and_run_links(project: Path, cli) -> None:
+    run_pipeline(project, ("prepare", "train"))
+    assert package(project, cli) == 0
+    in_toto_layout(project, EXAMPLE)
+    proc = in_toto_verify(project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_upstream_in_toto_verify_rejects_data_changed_between_steps(project: Path, cli) -> None:
+    run_pipeline(project, ("prepare", "train"))
+    assert package(project, cli) == 0
+    in_toto_layout(project, EXAMPLE)
+    assert in_toto_verify(project).returncode == 0
+    # An attacker swaps training data after `prepare`; `train` is re-run on it.
+    x = project / "data/processed/X_train.npy"
+    x.write_bytes(x.read_bytes()[:-4] + b"\x00\x00\x80\x3f")
+    run_pipeline(project, ("train",))
+    proc = in_toto_verify(project)
+    assert proc.returncode != 0
+    assert "data/processed/X_train.npy" in proc.stdout + proc.stderr
