@@ -45,8 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = any(a in ("-v", "-vv", "--verbose") for a in args)
     try:
-        cli.main(args=args, prog_name="provenance", standalone_mode=False)
-        code = 0
+        rv = cli.main(args=args, prog_name="provenance", standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.exceptions.Abort:

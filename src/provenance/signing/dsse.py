@@ -34,7 +34,7 @@ class ParsedEnvelope:
     ):
         self.payload = payload
         self.payload_type = payload_type
-        self.signatures = signatures  # (keyid, base64 sig)
+        self.signatures = signatures  # (keyid, hex signature)
         self.path = path
 
     @property
@@ -42,25 +42,20 @@ class ParsedEnvelope:
         return [k for k, _ in self.signatures]
 
     def verified_keyids(self, keys: dict[str, Any]) -> list[str]:
-        """Key ids among `keys` whose signature over this envelope verifies."""
+        """Key ids among `keys` whose signature over this envelope verifies (PAE computed once)."""
         from securesystemslib.dsse import Envelope
         from securesystemslib.exceptions import VerificationError
+        from securesystemslib.signer import Signature
 
-        env = Envelope.from_dict(
-            {
-                "payload": base64.b64encode(self.payload).decode(),
-                "payloadType": self.payload_type,
-                "signatures": [{"keyid": k, "sig": s} for k, s in self.signatures],
-            }
+        if not keys:
+            return []
+        env = Envelope(
+            self.payload, self.payload_type, {k: Signature(k, s) for k, s in self.signatures}
         )
-        good = []
-        for keyid, key in keys.items():
-            try:
-                env.verify([key], 1)
-            except VerificationError:
-                continue
-            good.append(keyid)
-        return good
+        try:
+            return sorted(env.verify(list(keys.values()), 1))
+        except VerificationError:
+            return []
 
 
 def parse(data: bytes, path: str) -> ParsedEnvelope:
@@ -82,10 +77,7 @@ def parse(data: bytes, path: str) -> ParsedEnvelope:
     payload, ptype, sigs = doc["payload"], doc["payloadType"], doc["signatures"]
     if not isinstance(payload, str) or not isinstance(ptype, str) or not isinstance(sigs, list):
         raise InputError(path, "DSSE envelope fields have wrong types")
-    try:
-        raw = base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError):
-        raise InputError(path, "DSSE payload is not valid base64") from None
+    raw = _b64(payload, path, "payload")
     signatures: list[tuple[str, str]] = []
     for s in sigs:
         if not (
@@ -94,8 +86,22 @@ def parse(data: bytes, path: str) -> ParsedEnvelope:
             and isinstance(s.get("sig"), str)
         ):
             raise InputError(path, "DSSE signature entry is malformed")
-        signatures.append((s.get("keyid", ""), s["sig"]))
+        keyid = s.get("keyid", "")
+        if any(k == keyid for k, _ in signatures):
+            raise InputError(path, f"DSSE envelope has two signatures for key {keyid[:8]}")
+        signatures.append((keyid, _b64(s["sig"], path, "signature").hex()))
     return ParsedEnvelope(raw, ptype, signatures, path)
+
+
+def _b64(text: str, path: str, what: str) -> bytes:
+    """DSSE allows standard or URL-safe base64, with or without padding."""
+    try:
+        padded = text + "=" * (-len(text) % 4)
+        if "-" in text or "_" in text:
+            return base64.urlsafe_b64decode(padded)
+        return base64.b64decode(padded, validate=True)
+    except (binascii.Error, ValueError):
+        raise InputError(path, f"DSSE {what} is not valid base64") from None
 
 
 def read(path: str) -> ParsedEnvelope:

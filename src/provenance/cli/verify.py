@@ -1,0 +1,74 @@
+"""`provenance verify`."""
+
+from __future__ import annotations
+
+import click
+
+from provenance import _config
+from provenance.cli._common import emit_json, json_option, say
+from provenance.signing import load_public_key
+from provenance.verify import VerificationResult
+from provenance.verify import verify as run_verify
+
+
+def render(result: VerificationResult) -> None:
+    """Verdict first, always; then each failure with what it is about."""
+    say(result.verdict)
+    for failure in result.failures:
+        say(f"- [{failure.phase}] {failure.message}")
+        for label in ("step", "rule", "artifact", "expected", "actual"):
+            value = getattr(failure, label)
+            if value:
+                say(f"    {label}: {value}")
+        for detail in failure.details:
+            say(f"    * {detail}")
+
+
+@click.command()
+@click.option(
+    "--layout", "layout", required=True, help="Signed layout (from `provenance layout sign`)."
+)
+@click.option(
+    "--layout-key",
+    "layout_keys",
+    required=True,
+    multiple=True,
+    help="Owner public key; every one given must have signed the layout.",
+)
+@click.option("--links", "links_dir", help="Links directory [env: PROVENANCE_LINKS_DIR].")
+@click.option("--base", default=".", show_default=True, help="Where the real files are.")
+@click.option(
+    "--artifact",
+    "artifacts",
+    multiple=True,
+    metavar="PATTERN",
+    help="Only check these files on disk (default: every recorded product).",
+)
+@json_option
+def verify(
+    layout: str,
+    layout_keys: tuple[str, ...],
+    links_dir: str | None,
+    base: str,
+    artifacts: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Verify the pipeline run against a signed layout, and the real files against its links.
+
+    Always prints a one-line verdict; exits 1 when verification fails.
+
+    \b
+    Example:
+      provenance verify --layout root.layout --layout-key keys/owner.pub --artifact 'models/**'
+    """
+    keys = [load_public_key(k) for k in layout_keys]
+    result = run_verify(layout, keys, _config.links_dir(links_dir), base, artifacts=artifacts)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        render(result)
+    if not result.ok:
+        raise click.exceptions.Exit(1)
+
+
+COMMANDS = [verify]

@@ -1,0 +1,20 @@
+"""Layouts: strict YAML, secure-by-default compilation to in-toto, lint and signing."""
+
+from provenance.layout._compile import compile_layout, functionary_names
+from provenance.layout._model import LayoutSpec, Rule, StepDef
+from provenance.layout._yaml import load_yaml
+from provenance.layout.lint import Finding, lint
+from provenance.layout.sign import SignedLayout, sign_layout
+
+__all__ = [
+    "Finding",
+    "LayoutSpec",
+    "Rule",
+    "SignedLayout",
+    "StepDef",
+    "compile_layout",
+    "functionary_names",
+    "lint",
+    "load_yaml",
+    "sign_layout",
+]

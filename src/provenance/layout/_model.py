@@ -1,0 +1,71 @@
+"""The layout as the owner wrote it: validated when built, before anything is compiled or signed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+RULE_VERBS = ("create", "delete", "modify", "allow", "disallow", "require", "match")
+
+
+@dataclass(frozen=True)
+class Rule:
+    verb: str
+    pattern: str
+    line: int | None = None
+    # match only
+    from_step: str | None = None
+    of: str = "products"  # which artifacts of `from_step`: products or materials
+    in_prefix: str | None = None  # prefix of this step's artifacts
+    with_prefix: str | None = None  # prefix of the other step's artifacts
+
+    def to_in_toto(self) -> list[str]:
+        if self.verb != "match":
+            return [self.verb.upper(), self.pattern]
+        rule = ["MATCH", self.pattern]
+        if self.in_prefix:
+            rule += ["IN", self.in_prefix]
+        rule += ["WITH", self.of.upper()]
+        if self.with_prefix:
+            rule += ["IN", self.with_prefix]
+        return [*rule, "FROM", str(self.from_step)]
+
+    @property
+    def full_pattern(self) -> str:
+        """The pattern as applied to this step's artifact paths (with the IN prefix)."""
+        return f"{self.in_prefix.rstrip('/')}/{self.pattern}" if self.in_prefix else self.pattern
+
+    def __str__(self) -> str:
+        return " ".join(self.to_in_toto())
+
+
+@dataclass(frozen=True)
+class StepDef:
+    name: str
+    functionaries: tuple[str, ...]
+    threshold: int
+    materials: tuple[Rule, ...]
+    products: tuple[Rule, ...]
+    command: tuple[str, ...] = ()
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class InspectionDef:
+    name: str
+    run: tuple[str, ...]
+    materials: tuple[Rule, ...]
+    products: tuple[Rule, ...]
+    line: int | None = None
+
+
+@dataclass
+class LayoutSpec:
+    path: str
+    expires: dt.datetime | None
+    functionaries: dict[str, Any]  # name -> securesystemslib Key
+    steps: list[StepDef]
+    inspections: list[InspectionDef] = field(default_factory=list)
+    readme: str = ""
+    lines: dict[str, int] = field(default_factory=dict)  # "expires", "functionaries.NAME"

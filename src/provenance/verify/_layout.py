@@ -1,0 +1,62 @@
+"""Phase 1-2: the layout's signatures (checked before its payload is parsed) and its expiry."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from provenance.errors import LayoutError
+from provenance.signing import dsse
+from provenance.verify.result import Failure
+
+
+def load_signed_layout(path: str, layout_keys: Sequence[Any]) -> tuple[Any | None, list[Failure]]:
+    """Return (in-toto Layout, failures). Every given key must have signed the layout."""
+    from in_toto.models.layout import Layout
+
+    envelope = dsse.read(path)
+    if envelope.payload_type != dsse.IN_TOTO_PAYLOAD_TYPE:
+        raise LayoutError(path, f"payload type '{envelope.payload_type}' is not an in-toto layout")
+    keys = {k.keyid: k for k in layout_keys}
+    good = set(envelope.verified_keyids(keys))
+    failures = []
+    for keyid in keys:
+        if keyid not in good:
+            signers = ", ".join(k[:8] for k in envelope.keyids) or "nobody"
+            failures.append(
+                Failure(
+                    "layout-signature",
+                    f"layout {path} has no valid signature by key {keyid[:8]} "
+                    f"(signed by: {signers}); it was signed by another key or edited after signing",
+                )
+            )
+    if failures:
+        return None, failures
+    try:
+        data = json.loads(envelope.payload)
+        if not isinstance(data, dict) or data.get("_type") != "layout":
+            raise LayoutError(path, "signed payload is not an in-toto layout")
+        return Layout.read(data), []
+    except LayoutError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - in-toto raises several types for bad layouts
+        raise LayoutError(path, f"invalid layout payload: {exc}") from None
+
+
+def check_expiry(layout: Any, path: str, now: dt.datetime | None = None) -> list[Failure]:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    expires = dt.datetime.strptime(layout.expires, "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=dt.timezone.utc
+    )
+    if expires <= now:
+        return [
+            Failure(
+                "layout-expiry",
+                f"layout {path} expired on {layout.expires}",
+                expected=f"expires after {now:%Y-%m-%dT%H:%M:%SZ}",
+                actual=layout.expires,
+            )
+        ]
+    return []
