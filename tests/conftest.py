@@ -86,3 +86,48 @@ def pipeline(project: Path) -> Iterator[Path]:
 def links_in(root: Path, links: str = ".provenance/links") -> list[str]:
     d = root / links
     return sorted(p.name for p in d.glob("*.link")) if d.is_dir() else []
+
+
+def sign_layout(
+    cli, yaml_path: str = "layouts/train.yaml", key: str = "keys/owner", *extra: str
+) -> Result:
+    return cli("layout", "sign", yaml_path, "--key", key, "-o", "root.layout", *extra)
+
+
+@pytest.fixture
+def signed(pipeline: Path, cli) -> Path:
+    """The example pipeline run honestly, with layouts/train.yaml signed into root.layout."""
+    r = sign_layout(cli)
+    assert r.code == 0, r.err
+    return pipeline
+
+
+def verify(cli, *extra: str, layout_key: str = "keys/owner.pub") -> Result:
+    return cli("verify", "--layout", "root.layout", "--layout-key", layout_key, *extra)
+
+
+def in_toto_verify(root: Path) -> subprocess.CompletedProcess[str]:
+    """The upstream reference verifier on the same layout and links."""
+    return subprocess.run(
+        [
+            str(BIN / "in-toto-verify"),
+            "--layout",
+            "root.layout",
+            "--verification-keys",
+            "keys/owner.pub",
+            "--link-dir",
+            ".provenance/links",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under root (for asserting that a command changed nothing)."""
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }

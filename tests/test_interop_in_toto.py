@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from in_toto.models.layout import Layout, Step
 from in_toto.models.metadata import Envelope
 from securesystemslib.signer import CryptoSigner
 
-from tests.conftest import BIN, run_pipeline
+from tests.conftest import in_toto_verify, run_pipeline
 
 
 def in_toto_layout(root: Path, steps: list[tuple[str, str, list, list]]) -> Path:
@@ -33,23 +32,6 @@ def in_toto_layout(root: Path, steps: list[tuple[str, str, list, list]]) -> Path
     env.create_signature(CryptoSigner(private))
     env.dump(str(root / "root.layout"))
     return root / "root.layout"
-
-
-def in_toto_verify(root: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            str(BIN / "in-toto-verify"),
-            "--layout",
-            "root.layout",
-            "--verification-keys",
-            "keys/owner.pub",
-            "--link-dir",
-            ".provenance/links",
-        ],
-        cwd=root,
-        capture_output=True,
-        text=True,
-    )
 
 
 EXAMPLE = [

@@ -90,6 +90,25 @@ def _label(keyid: str, names: dict[str, str]) -> str:
     return f"{name} ({keyid[:8]})" if name else keyid[:8]
 
 
+def _why_rejected(
+    env: dsse.ParsedEnvelope,
+    allowed: dict[str, Any],
+    all_keys: dict[str, Any],
+    names: dict[str, str],
+) -> str:
+    claimed = [k for k in env.keyids if k in allowed]
+    if claimed:
+        return (
+            f"the signature by {_label(claimed[0], names)} does not verify: the link was "
+            "changed after it was signed"
+        )
+    others = env.verified_keyids(all_keys)
+    if others:
+        return f"signed by {_label(others[0], names)}, which is not allowed to sign this step"
+    claimed_ids = ", ".join(k[:8] for k in env.keyids) or "(no signature)"
+    return f"signed by unknown key {claimed_ids}, which is not allowed to sign this step"
+
+
 @dataclass
 class Chain:
     """Accepted links per step (one per functionary key) and what was reported about them."""
@@ -124,14 +143,8 @@ def load_chain(layout: Any, links_dir: str, names: dict[str, str]) -> tuple[Chai
             env = dsse.read(path)
             good = env.verified_keyids(allowed)
             if not good:
-                others = env.verified_keyids(all_keys)
-                who = (
-                    _label(others[0], names)
-                    if others
-                    else "unknown key " + (", ".join(k[:8] for k in env.keyids) or "(none)")
-                )
                 rejected.append(
-                    f"{os.path.basename(path)} is signed by {who}, not by an allowed key"
+                    f"{os.path.basename(path)}: {_why_rejected(env, allowed, all_keys, names)}"
                 )
                 continue
             link = parse_link(env.payload, path)

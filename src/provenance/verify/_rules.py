@@ -74,15 +74,14 @@ def _explain_disallow(
     """Say why each disallowed artifact was not accepted, using the MATCH rules before it."""
     from in_toto import rulelib
 
-    matches = [
-        rulelib.unpack_rule(r) for r in rules[: rules.index(rule)] if r[0].upper() == "MATCH"
-    ]
+    before = rules[: rules.index(rule)]
+    matches = [(" ".join(r), rulelib.unpack_rule(r)) for r in before if r[0].upper() == "MATCH"]
     details: list[str] = []
     first_expected = first_actual = None
     for path in hit[:MAX_LISTED]:
         actual = getattr(link, kind)[path].get("sha256")
         reason = f"'{path}' is not allowed by any rule before it"
-        for m in matches:
+        for text, m in matches:
             prefix = (m["source_prefix"].rstrip("/") + "/") if m["source_prefix"] else ""
             if not path.startswith(prefix) or not fnmatch.fnmatch(
                 path[len(prefix) :], m["pattern"]
@@ -95,13 +94,14 @@ def _explain_disallow(
             if dest_art is None:
                 reason = (
                     f"'{path}' is not among the {m['dest_type']} of step "
-                    f"'{m['dest_name']}' (planted or renamed)"
+                    f"'{m['dest_name']}' (planted or renamed), so '{text}' did not accept it"
                 )
             else:
                 expected = dest_art.get("sha256")
                 reason = (
                     f"hash mismatch for '{path}': expected {expected} ({m['dest_type']} of "
-                    f"'{m['dest_name']}'), actual {actual} ({kind} of '{step}')"
+                    f"'{m['dest_name']}'), actual {actual} ({kind} of '{step}'), so "
+                    f"'{text}' did not accept it"
                 )
                 if first_expected is None:
                     first_expected, first_actual = expected, actual
