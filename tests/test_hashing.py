@@ -1,0 +1,176 @@
+"""The hashing engine's digests equal hashlib's for every file, across random trees."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from provenance.errors import ArtifactError, PathEscapeError
+from provenance.hashing import Excludes, _engine, hash_artifacts, hash_paths
+
+NAME = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="/\\\x00"),
+    min_size=1,
+    max_size=12,
+).filter(lambda n: n not in (".", "..") and len(n.encode()) < 200)
+
+TREE = st.dictionaries(
+    st.lists(NAME, min_size=1, max_size=3).map(tuple),
+    st.binary(max_size=3000),
+    max_size=25,
+)
+
+
+def write_tree(base: Path, tree: dict[tuple[str, ...], bytes]) -> dict[str, bytes]:
+    written: dict[str, bytes] = {}
+    for parts, data in tree.items():
+        path = base.joinpath(*parts)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.exists():
+                continue
+            path.write_bytes(data)
+        except (NotADirectoryError, FileExistsError, IsADirectoryError):
+            continue  # a name is both a file and a folder in this draw
+        written["/".join(parts)] = data
+    return written
+
+
+def expected(written: dict[str, bytes], excluded_dirs: set[str]) -> dict[str, str]:
+    return {
+        p: hashlib.sha256(d).hexdigest()
+        for p, d in written.items()
+        if not set(p.split("/")[:-1]) & excluded_dirs
+    }
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tree=TREE, exclude=st.sampled_from(["", "skip"]))
+def test_digests_equal_hashlib_for_random_trees(tree, exclude: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        written = write_tree(base, tree)
+        if exclude:
+            (base / exclude).mkdir(exist_ok=True)
+            (base / exclude / "hidden.bin").write_bytes(b"h")
+        result = hash_artifacts(base, ["**"], [exclude + "/"] if exclude else [])
+        assert result.digests == expected(written, {exclude} if exclude else set())
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**32), extra=st.integers(0, 300))
+def test_forked_workers_agree_with_hashlib(seed: int, extra: int) -> None:
+    """Enough files to take the multi-process path, empty ones included."""
+    rnd = random.Random(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        rels = []
+        for i in range(_engine.FORK_MIN_FILES + extra):
+            rel = f"d{i % 7}/f{i}.bin"
+            path = Path(tmp, rel)
+            path.parent.mkdir(exist_ok=True)
+            path.write_bytes(rnd.randbytes(rnd.choice([0, 1, rnd.randint(0, 5000)])))
+            rels.append(rel)
+        got = hash_paths(tmp, rels, workers=2)
+        assert got == [hashlib.sha256(Path(tmp, r).read_bytes()).digest() for r in rels]
+
+
+def test_large_files_take_the_threaded_path(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(_engine, "LARGE", 1000)
+    monkeypatch.setattr(_engine, "FORK_MIN_FILES", 4)
+    files = {f"f{i}": os.urandom(size) for i, size in enumerate([10, 5000, 0, 3 * 1024 * 1024, 7])}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    got = hash_paths(str(tmp_path), list(files), workers=2)
+    assert got == [hashlib.sha256(d).digest() for d in files.values()]
+
+
+def test_unicode_nested_empty_and_symlinks_inside_base(tmp_path: Path) -> None:
+    (tmp_path / "données" / "ß" / "深い").mkdir(parents=True)
+    (tmp_path / "données" / "ß" / "深い" / "空.txt").write_bytes(b"")
+    (tmp_path / "données" / "w.bin").write_bytes(b"w" * 70000)
+    (tmp_path / "link.bin").symlink_to("données/w.bin")
+    (tmp_path / "dirlink").symlink_to("données")  # not descended into: no cycles, no duplicates
+    got = hash_artifacts(tmp_path, ["**"]).digests
+    assert got == {
+        "données/ß/深い/空.txt": hashlib.sha256(b"").hexdigest(),
+        "données/w.bin": hashlib.sha256(b"w" * 70000).hexdigest(),
+        "link.bin": hashlib.sha256(b"w" * 70000).hexdigest(),
+    }
+
+
+@pytest.mark.parametrize(
+    ("pattern", "matches"),
+    [
+        ("a/*.txt", ["a/x.txt"]),
+        ("a/**", ["a/b/y.txt", "a/x.txt", "a/z.bin"]),
+        ("**/*.txt", ["a/b/y.txt", "a/x.txt", "top.txt"]),
+        ("a", ["a/b/y.txt", "a/x.txt", "a/z.bin"]),
+        ("top.txt", ["top.txt"]),
+        ("a/?.bin", ["a/z.bin"]),
+        ("a/**/y.txt", ["a/b/y.txt"]),
+    ],
+)
+def test_pattern_semantics(tmp_path: Path, pattern: str, matches: list[str]) -> None:
+    for rel in ("a/x.txt", "a/b/y.txt", "a/z.bin", "top.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(rel)
+    assert sorted(hash_artifacts(tmp_path, [pattern]).digests) == matches
+
+
+def test_default_excludes(tmp_path: Path) -> None:
+    for rel in (".git/HEAD", ".venv/bin/python", "pkg/__pycache__/m.pyc", "pkg/m.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(rel)
+    assert list(hash_artifacts(tmp_path, ["**"], Excludes.DEFAULT).digests) == ["pkg/m.py"]
+
+
+def test_unreadable_file_is_named(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        # root reads anything: use a file that vanishes instead
+        rels = ["gone.bin"]
+        with pytest.raises(ArtifactError, match=r"gone\.bin.*cannot read"):
+            hash_paths(str(tmp_path), rels)
+        return
+    p = tmp_path / "secret.bin"  # pragma: no cover - CI runs as root
+    p.write_bytes(b"x")
+    p.chmod(0)
+    with pytest.raises(ArtifactError, match="secret.bin"):
+        hash_paths(str(tmp_path), ["secret.bin"])
+
+
+def test_file_changed_while_hashed_is_an_error(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "growing.bin"
+    path.write_bytes(b"a" * 100)
+    real_read = os.read
+
+    def read_and_append(fd: int, n: int) -> bytes:
+        data = real_read(fd, n)
+        with open(path, "ab") as f:
+            f.write(b"more")
+        return data
+
+    monkeypatch.setattr(_engine.os, "read", read_and_append)
+    with pytest.raises(ArtifactError, match=r"growing\.bin.*changed while it was being hashed"):
+        hash_paths(str(tmp_path), ["growing.bin"], workers=1)
+
+
+def test_symlink_escape_and_pattern_escape(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("x")
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "ok.txt").write_text("ok")
+    (base / "evil").symlink_to(outside)
+    with pytest.raises(PathEscapeError, match="evil"):
+        hash_artifacts(base, ["**"])
+    with pytest.raises(PathEscapeError, match="escapes"):
+        hash_artifacts(base, ["../outside.txt"])
+    shutil.rmtree(base)
