@@ -88,7 +88,7 @@ def test_match_prefixes_and_of_materials(project: Path) -> None:
         (("steps:", "stages: 1\nsteps:"), "unknown key 'stages'"),
         (
             ("  data-eng: ../keys/data-eng.pub", "  data-eng: ../keys/data-eng.pub\n  data-eng: x"),
-            "duplicate key 'data-eng'",
+            "duplicate functionary 'data-eng'",
         ),
     ],
 )
