@@ -142,7 +142,7 @@ def test_unreadable_file_is_named(tmp_path: Path) -> None:
     p = tmp_path / "secret.bin"  # pragma: no cover - CI runs as root
     p.write_bytes(b"x")
     p.chmod(0)
-    with pytest.raises(ArtifactError, match="secret.bin"):
+    with pytest.raises(ArtifactError, match=r"secret\.bin"):
         hash_paths(str(tmp_path), ["secret.bin"])
 
 

@@ -27,7 +27,10 @@ def check_relative(path: str, *, what: str = "path") -> str:
 
 
 def is_safe_relative(path: str) -> bool:
-    try:
-        return check_relative(path) == path
-    except PathEscapeError:
+    """True for a relative, normalised POSIX path inside the base (fast: no normpath call)."""
+    if not path or path[0] == "/" or "\\" in path or "\x00" in path or "//" in path:
         return False
+    if path.endswith("/") or (len(path) > 1 and path[1] == ":"):
+        return False
+    wrapped = "/" + path + "/"
+    return "/./" not in wrapped and "/../" not in wrapped

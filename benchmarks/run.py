@@ -1,0 +1,391 @@
+"""Benchmark the recorder and verifier against in-toto and openssl, alternately, in one run.
+
+    make bench          # full sizes: 100k small files, 8 x 256 MiB model, one 2 GiB file
+    make bench-small    # a reduced run that takes under a minute
+
+Writes benchmarks/RESULTS.md (medians, ratios against the anchors measured in the same run).
+Nothing here asserts a time: the numbers are for people to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / ".data"
+
+
+def generate(small: bool) -> dict[str, Path]:
+    """Create (or reuse) the data sets; deterministic content from a fixed seed."""
+    n_files = 20_000 if small else 100_000
+    model_file = (32 if small else 256) << 20
+    single = (256 if small else 2048) << 20
+    sets = {
+        "small_files": DATA / f"files-{n_files}",
+        "model_dir": DATA / f"model-8x{model_file >> 20}M",
+        "single_file": DATA / f"single-{single >> 20}M",
+    }
+    rnd = random.Random(1)
+    if not (sets["small_files"] / ".done").exists():
+        shutil.rmtree(sets["small_files"], ignore_errors=True)
+        for i in range(n_files):
+            d = sets["small_files"] / f"shard{i // 1000:03d}"
+            if i % 1000 == 0:
+                d.mkdir(parents=True)
+            (d / f"example-{i:06d}.bin").write_bytes(rnd.randbytes(rnd.randint(1024, 8192)))
+        (sets["small_files"] / ".done").touch()
+    block = os.urandom(1 << 20)
+    if not (sets["model_dir"] / ".done").exists():
+        sets["model_dir"].mkdir(parents=True, exist_ok=True)
+        for i in range(8):
+            with open(sets["model_dir"] / f"model-{i:05d}-of-00008.safetensors", "wb") as f:
+                for _ in range(model_file >> 20):
+                    f.write(block)
+                f.write(i.to_bytes(4, "little"))
+        (sets["model_dir"] / ".done").touch()
+    if not (sets["single_file"] / ".done").exists():
+        sets["single_file"].mkdir(parents=True, exist_ok=True)
+        with open(sets["single_file"] / "weights.bin", "wb") as f:
+            for _ in range(single >> 20):
+                f.write(block)
+        (sets["single_file"] / ".done").touch()
+    return sets
+
+
+def _signer(keydir: Path):
+    from provenance.signing import generate as keygen
+    from provenance.signing import load_signer
+
+    if not (keydir / "bench").exists():
+        keygen("bench", str(keydir))
+    return load_signer(str(keydir / "bench"))
+
+
+def ours_record(base: Path, links: Path, key: Path) -> Callable[[], None]:
+    from provenance.record import StepSpec
+    from provenance.record._recorder import prepare
+
+    def run() -> None:
+        spec = StepSpec("bench", ("**",), (), str(key), None, str(links), str(base), (), True)
+        prepare(spec).finish(["bench"], {"return-value": 0})
+
+    return run
+
+
+def in_toto_record(base: Path, links: Path, signer) -> Callable[[], None]:
+    from in_toto import runlib
+
+    def run() -> None:
+        cwd = os.getcwd()
+        os.chdir(base)
+        try:
+            link = runlib.in_toto_run(
+                "bench",
+                ["."],
+                [],
+                [],
+                signer=signer,
+                record_streams=False,
+                use_dsse=True,
+                exclude_patterns=[".done"],
+            )
+        finally:
+            os.chdir(cwd)
+        link.dump(str(links / f"bench.{signer.public_key.keyid[:8]}.intoto.link"))
+
+    return run
+
+
+def openssl(path: Path) -> Callable[[], None]:
+    def run() -> None:
+        subprocess.run(["openssl", "dgst", "-sha256", str(path)], check=True, capture_output=True)
+
+    return run
+
+
+def timed(fn: Callable[[], None]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def alternate(contenders: dict[str, Callable[[], None]], rounds: int) -> dict[str, float]:
+    """Warm up once, then run the contenders in turn, `rounds` times; return medians."""
+    for fn in contenders.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            times[name].append(timed(fn))
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+MEMORY_CHILD = """
+import os, sys, json
+
+def hwm_kb():  # VmHWM is per address space; ru_maxrss would carry the parent's peak over exec
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+sys.path.insert(0, sys.argv[3])
+from provenance.record import StepSpec
+from provenance.record._recorder import prepare
+from provenance.signing import load_signer
+import provenance.hashing, provenance.record._link
+load_signer(sys.argv[2])
+from provenance.record._environment import packages_digest
+packages_digest()
+base_kb = hwm_kb()
+spec = StepSpec("mem", ("**",), (), sys.argv[2], None, sys.argv[4], sys.argv[1], (), True)
+rec = prepare(spec)
+path = rec.finish(["mem"], {})
+peak_kb = hwm_kb()
+print(json.dumps({"base_kb": base_kb, "peak_kb": peak_kb, "artifacts": len(rec.materials)}))
+"""
+
+
+def memory(n: int, key: Path, tmp: Path) -> dict[str, float]:
+    base = DATA / f"tiny-{n}"
+    if not (base / ".done").exists():
+        shutil.rmtree(base, ignore_errors=True)
+        for i in range(n):
+            d = base / f"s{i // 1000:04d}"
+            if i % 1000 == 0:
+                d.mkdir(parents=True)
+            (d / f"f{i:07d}").write_bytes(i.to_bytes(4, "little"))
+        (base / ".done").touch()
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            MEMORY_CHILD,
+            str(base),
+            str(key),
+            str(HERE.parent / "src"),
+            str(tmp / "memlinks"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    doc = json.loads(out.stdout)
+    doc["bytes_per_artifact"] = (doc["peak_kb"] - doc["base_kb"]) * 1024 / doc["artifacts"]
+    return doc
+
+
+def build_verify_project(files: Path, key: Path, tmp: Path) -> Path:
+    """Record a 3-step pipeline over `files` (hard-linked into a project) and sign its layout."""
+    from provenance.layout import sign_layout
+    from provenance.record import StepSpec
+    from provenance.record._recorder import prepare
+    from provenance.signing import load_signer
+
+    proj = tmp / "verify-project"
+    shutil.rmtree(proj, ignore_errors=True)
+    proj.mkdir()
+    shutil.copytree(files, proj / "data", copy_function=os.link)  # hard links: no extra bytes
+    (proj / "keys").mkdir()
+    shutil.copy(key, proj / "keys/k")
+    shutil.copy(str(key) + ".pub", proj / "keys/k.pub")
+    os.chmod(proj / "keys/k", 0o600)
+    links = proj / "links"
+    os.environ["PROVENANCE_RUN_ID"] = "bench"
+    steps = [
+        ("ingest", (), ("data/**",)),
+        ("train", ("data/**",), ("model/**",)),
+        ("evaluate", ("data/**", "model/**"), ("metrics/**",)),
+    ]
+    for name, mats, prods in steps:
+        rec = prepare(
+            StepSpec(name, mats, prods, str(proj / "keys/k"), None, str(links), str(proj), (), True)
+        )
+        out = prods[0].split("/")[0]
+        (proj / out).mkdir(exist_ok=True)
+        (proj / out / f"{name}.out").write_bytes(name.encode())
+        rec.finish([name], {})
+    (proj / "layout.yaml").write_text("""expires: 30d
+functionaries:
+  k: keys/k.pub
+steps:
+  - name: ingest
+    functionaries: [k]
+    products:
+      - create: "data/*"
+  - name: train
+    functionaries: [k]
+    materials:
+      - match: "data/*"
+        from: ingest
+    products:
+      - create: "model/*"
+  - name: evaluate
+    functionaries: [k]
+    materials:
+      - match: "data/*"
+        from: ingest
+      - match: "model/*"
+        from: train
+    products:
+      - create: "metrics/*"
+""")
+    sign_layout(
+        str(proj / "layout.yaml"), load_signer(str(proj / "keys/k")), str(proj / "root.layout")
+    )
+    return proj
+
+
+def verification(files: Path, key: Path, tmp: Path, rounds: int) -> dict[str, float]:
+    """A 3-step layout over the small-files data set: ours vs in-toto's in_toto_verify()."""
+    from in_toto import verifylib
+    from in_toto.models.metadata import Metadata
+
+    from provenance.signing import load_public_key
+    from provenance.verify import verify
+
+    proj = build_verify_project(files, key, tmp)
+    links = proj / "links"
+    pub = load_public_key(str(proj / "keys/k.pub"))
+    layout_path, links_path = str(proj / "root.layout"), str(links)
+
+    def ours_links_only() -> None:
+        r = verify(layout_path, [pub], links_path, str(proj), check_files_on_disk=False)
+        assert r.ok, r.verdict
+
+    def ours_with_model_files() -> None:
+        r = verify(layout_path, [pub], links_path, str(proj), artifacts=["model/**"])
+        assert r.ok, r.verdict
+
+    def ours_all_files() -> None:
+        r = verify(layout_path, [pub], links_path, str(proj))
+        assert r.ok, r.verdict
+
+    key_dict = pub.to_dict()
+    key_dict["keyid"] = pub.keyid
+
+    def in_toto() -> None:
+        verifylib.in_toto_verify(Metadata.load(layout_path), {pub.keyid: key_dict}, links_path)
+
+    return alternate(
+        {
+            "verify: ours (links + rules)": ours_links_only,
+            "verify: ours (+ re-hash model files)": ours_with_model_files,
+            "verify: ours (+ re-hash all 100k products)": ours_all_files,
+            "verify: in-toto in_toto_verify()": in_toto,
+        },
+        rounds,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="reduced sizes (under a minute)")
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
+    args = parser.parse_args()
+    rounds = args.rounds or (3 if args.small else 5)
+    import logging
+
+    logging.disable(logging.WARNING)  # in-toto logs a warning per step about expected commands
+    sets = generate(args.small)
+    tmp = Path(tempfile.mkdtemp(prefix="run-", dir=DATA))  # same filesystem: hard links work
+    try:
+        signer = _signer(tmp / "keys")
+        key = tmp / "keys" / "bench"
+        rows: list[tuple[str, str, float, float]] = []  # data, contender, seconds, ratio
+        n_files = sum(1 for _ in sets["small_files"].rglob("*.bin"))
+        for label, base in (
+            ("small files", sets["small_files"]),
+            ("model dir", sets["model_dir"]),
+            ("single file", sets["single_file"]),
+        ):
+            links = tmp / f"links-{base.name}"
+            links.mkdir()
+            contenders = {
+                "ml-provenance record": ours_record(base, links, key),
+                "in-toto-run (runlib)": in_toto_record(base, links, signer),
+            }
+            if label == "single file":
+                contenders["openssl dgst -sha256"] = openssl(base / "weights.bin")
+            medians = alternate(contenders, rounds)
+            anchor = medians["in-toto-run (runlib)"]
+            for name, secs in medians.items():
+                rows.append((label, name, secs, anchor / secs))
+            if label == "single file":
+                rows.append(
+                    (
+                        label,
+                        "ours vs openssl (x slower)",
+                        medians["ml-provenance record"],
+                        medians["ml-provenance record"] / medians["openssl dgst -sha256"],
+                    )
+                )
+        ver = verification(sets["small_files"], key, tmp, rounds)
+        mem = memory(60_000 if args.small else 300_000, key, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    write_results(args.output, rows, ver, mem, n_files, sets, args.small, rounds)
+    print(args.output.read_text())
+
+
+def write_results(out: Path, rows, ver, mem, n_files, sets, small, rounds) -> None:
+    size = {k: sum(p.stat().st_size for p in v.rglob("*") if p.is_file()) for k, v in sets.items()}
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Measured {dt.date.today().isoformat()} on {os.cpu_count()} cores "
+        f"({platform.processor() or platform.machine()}), Python {platform.python_version()}, "
+        f"{'small' if small else 'full'} sizes, warm page cache, median of {rounds} alternating "
+        "rounds. Reproduce: `make bench` (or `make bench-small`).",
+        "",
+        f"Data: {n_files:,} small files ({size['small_files'] / 1e6:.0f} MB); model dir of 8 "
+        f"files ({size['model_dir'] / 2**30:.2f} GiB); one file of "
+        f"{size['single_file'] / 2**30:.2f} GiB.",
+        "",
+        "## Recording (hash materials, build, sign and write the link)",
+        "",
+        "| data | recorder | median s | speed-up vs in-toto |",
+        "|---|---|---:|---:|",
+    ]
+    for data, name, secs, ratio in rows:
+        if "x slower" in name:
+            lines.append(f"| {data} | {name} | | {ratio:.2f}x |")
+        else:
+            extra = f" ({n_files / secs:,.0f} files/s)" if data == "small files" else ""
+            lines.append(f"| {data} | {name} | {secs:.3f}{extra} | {ratio:.2f}x |")
+    lines += [
+        "",
+        "## Verification (3-step layout over the small-files data set)",
+        "",
+        "| verifier | median s | vs in-toto |",
+        "|---|---:|---:|",
+    ]
+    anchor = ver["verify: in-toto in_toto_verify()"]
+    for name, secs in ver.items():
+        lines.append(f"| {name} | {secs:.3f} | {anchor / secs:.2f}x |")
+    lines += [
+        "",
+        "## Peak memory of recording",
+        "",
+        f"{mem['artifacts']:,} artifacts: peak RSS {mem['peak_kb'] / 1024:.0f} MiB, "
+        f"{mem['bytes_per_artifact']:.0f} bytes per artifact above the baseline "
+        f"({mem['base_kb'] / 1024:.0f} MiB after imports).",
+        "",
+    ]
+    out.write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""The end-to-end demo behind `make demo` / `provenance demo`: a fresh workspace, the example
+pipeline run as recorded steps, the layout signed and the run verified, then the later stages
+(SLSA provenance, MLflow promotion) when their extras are installed."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from provenance.errors import UsageError, VerificationError
+
+MARKER = ".provenance-demo"
+KEYS = ("data-eng", "trainer", "evaluator", "owner", "gate")
+STEPS = ("prepare", "train", "evaluate")
+
+
+@dataclass
+class DemoReport:
+    workdir: Path
+    rows: list[tuple[str, str, str]] = field(default_factory=list)  # stage, outcome, detail
+
+    def add(self, stage: str, outcome: str, detail: str) -> None:
+        self.rows.append((stage, outcome, detail))
+
+
+def prepare_workspace(workdir: Path, project: Path, fresh: bool) -> None:
+    for needed in ("steps", "layouts"):
+        if not (project / needed).is_dir():
+            raise UsageError(
+                f"{project / needed} not found: run the demo from the repository root "
+                "or pass --project"
+            )
+    if workdir.exists():
+        if not fresh:
+            raise UsageError(f"{workdir} exists; pass --fresh to replace it")
+        if not (workdir / MARKER).exists():
+            raise UsageError(f"refusing to delete {workdir}: it is not a demo workspace")
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    (workdir / MARKER).write_text("created by provenance demo\n")
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(project / "steps", workdir / "steps", ignore=ignore)
+    shutil.copytree(project / "layouts", workdir / "layouts")
+    raw = workdir / "data" / "raw"
+    raw.mkdir(parents=True)
+    digits = resources.files("sklearn.datasets.data") / "digits.csv.gz"
+    (raw / "digits.csv.gz").write_bytes(digits.read_bytes())
+
+
+def run_steps(workdir: Path, say: Callable[[str], None]) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROVENANCE_")}
+    env["PYTHONPATH"] = str(workdir)
+    for step in STEPS:
+        proc = subprocess.run(
+            [sys.executable, f"steps/{step}.py"],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            raise VerificationError(f"step '{step}' failed: {proc.stderr.strip()[-500:]}")
+
+
+def describe_links(workdir: Path) -> list[tuple[str, int, int, str, str]]:
+    """(step, materials, products, first product digest, signer keyid) per link."""
+    rows = []
+    for step in STEPS:
+        for path in sorted((workdir / ".provenance/links").glob(f"{step}.*.link")):
+            env = json.loads(path.read_bytes())
+            link = json.loads(base64.b64decode(env["payload"]))
+            products = sorted(link["products"].items())
+            first = f"{products[0][0]} {products[0][1]['sha256'][:12]}…" if products else "-"
+            rows.append(
+                (
+                    step,
+                    len(link["materials"]),
+                    len(link["products"]),
+                    first,
+                    env["signatures"][0]["keyid"][:8],
+                )
+            )
+    return rows
+
+
+def run_demo(workdir: Path, project: Path, fresh: bool, say: Callable[[str], None]) -> DemoReport:
+    from provenance.layout import sign_layout
+    from provenance.signing import generate, load_public_key, load_signer
+    from provenance.verify import verify
+
+    workdir, project = workdir.resolve(), project.resolve()
+    report = DemoReport(workdir)
+    prepare_workspace(workdir, project, fresh)
+    for name in KEYS:
+        generate(name, str(workdir / "keys"))
+    report.add("keys", "ok", f"{len(KEYS)} ed25519 key pairs in keys/ (private keys 0600)")
+    say(f"workspace {workdir}")
+    run_steps(workdir, say)
+    for step, n_mat, n_prod, first, signer in describe_links(workdir):
+        say(f"  {step:<9} {n_mat:>2} materials {n_prod:>2} products  {first:<48} key {signer}")
+        report.add(
+            f"step {step}", "recorded", f"{n_mat} materials, {n_prod} products, key {signer}"
+        )
+    cwd = os.getcwd()
+    os.chdir(workdir)
+    try:
+        signed = sign_layout("layouts/train.yaml", load_signer("keys/owner"), "root.layout")
+        report.add(
+            "layout", "signed", f"layouts/train.yaml -> root.layout (owner {signed.keyid[:8]})"
+        )
+        result = verify(
+            "root.layout", [load_public_key("keys/owner.pub")], ".provenance/links", "."
+        )
+        say(result.verdict)
+        report.add("verify", "PASS" if result.ok else "FAIL", result.verdict)
+        if not result.ok:
+            raise VerificationError(result.verdict)
+        for stage in _later_stages():
+            stage(workdir, report, say)
+    finally:
+        os.chdir(cwd)
+    return report
+
+
+def _later_stages() -> list[Callable[[Path, DemoReport, Callable[[str], None]], None]]:
+    """Stages contributed by the SLSA and MLflow packages, in order."""
+    stages = []
+    try:
+        from provenance.slsa._demo import slsa_stage
+
+        stages.append(slsa_stage)
+    except ModuleNotFoundError:
+        pass
+    try:
+        from provenance.gate._demo import mlflow_stage
+
+        stages.append(mlflow_stage)
+    except ModuleNotFoundError:
+        pass
+    return stages
