@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from provenance.errors import UsageError, VerificationError
 
@@ -130,9 +131,12 @@ def run_demo(workdir: Path, project: Path, fresh: bool, say: Callable[[str], Non
     return report
 
 
-def _later_stages() -> list[Callable[[Path, DemoReport, Callable[[str], None]], None]]:
+Stage = Callable[[Path, Any, Callable[[str], None]], None]
+
+
+def _later_stages() -> list[Stage]:
     """Stages contributed by the SLSA and MLflow packages, in order."""
-    stages = []
+    stages: list[Stage] = []
     try:
         from provenance.slsa._demo import slsa_stage
 

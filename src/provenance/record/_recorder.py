@@ -7,6 +7,7 @@ A step that fails never reaches `finish`, so no link exists that could later ver
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import re
@@ -61,12 +62,14 @@ class Recording:
     signer: Any
     excludes: tuple[str, ...]
     materials: ArtifactSet = field(default_factory=ArtifactSet)
+    started_on: str = field(default_factory=lambda: _now())
 
     def finish(
         self, command: list[str], byproducts: dict[str, Any], parameters: str | None = None
     ) -> str:
         products = _hash(self.base, self.spec.products, self.excludes, self.spec.quiet, "products")
         environment = _environment.capture(self.base, self.links_dir)
+        environment["started_on"], environment["finished_on"] = self.started_on, _now()
         environment["patterns"] = {
             "materials": list(self.spec.materials),
             "products": list(self.spec.products),
@@ -92,6 +95,10 @@ class Recording:
         )
         _log_to_mlflow(path, self.spec.name, environment)
         return path
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _hash(

@@ -1,0 +1,92 @@
+"""Recognise a provenance file by its content, never by its name.
+
+Accepted: Sigstore bundles v0.1-v0.3 (alone, as lines of an `.intoto.jsonl`, or wrapped as
+`{"bundle": ...}`) and key-signed DSSE envelopes. Refused with a reason: bare DSSE envelopes
+carrying a Fulcio certificate (their transparency-log proof must be fetched online) and
+anything else.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from provenance.errors import InputError
+
+MAX_BYTES = 64 * 1024 * 1024
+BUNDLE_MEDIA_TYPES = tuple(
+    f"application/vnd.dev.sigstore.bundle{v}+json"
+    for v in (".v0.3", "+json;version=0.3", "+json;version=0.2", "+json;version=0.1")
+)
+
+
+class UnsupportedProvenanceError(InputError):
+    """The provenance is in a form this verifier cannot check offline (never a pass)."""
+
+
+@dataclass(frozen=True)
+class Provenance:
+    kind: str  # "sigstore-bundle" | "dsse"
+    document: dict[str, Any]
+    source: str
+
+
+def _classify(doc: Any, source: str) -> Provenance:
+    if (
+        isinstance(doc, dict)
+        and isinstance(doc.get("bundle"), dict)
+        and "mediaType" in doc["bundle"]
+    ):
+        doc = doc["bundle"]
+    if not isinstance(doc, dict):
+        raise UnsupportedProvenanceError(source, "not a JSON object")
+    media = doc.get("mediaType")
+    if isinstance(media, str) and media.startswith("application/vnd.dev.sigstore.bundle"):
+        if media not in BUNDLE_MEDIA_TYPES:
+            raise UnsupportedProvenanceError(source, f"unsupported Sigstore bundle version {media}")
+        return Provenance("sigstore-bundle", doc, source)
+    if {"payload", "payloadType", "signatures"} <= doc.keys():
+        sigs = doc.get("signatures") or []
+        if any(isinstance(s, dict) and s.get("cert") for s in sigs):
+            raise UnsupportedProvenanceError(
+                source,
+                "bare DSSE envelope with an embedded certificate: its transparency-log "
+                "entry must be looked up online (Rekor), which offline verification does not do; "
+                "regenerate the provenance with slsa-github-generator v2.1.0+ (Sigstore bundle)",
+            )
+        return Provenance("dsse", doc, source)
+    raise UnsupportedProvenanceError(source, "neither a Sigstore bundle nor a DSSE envelope")
+
+
+def load(path: str) -> list[Provenance]:
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise InputError(path, "not found") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot read: {exc.strerror}") from None
+    if len(raw) > MAX_BYTES:
+        raise InputError(path, f"larger than {MAX_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(path, "not UTF-8 JSON") from None
+    try:
+        docs = [json.loads(text)]
+    except json.JSONDecodeError:
+        try:  # JSON lines: one provenance document per line
+            docs = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as exc:
+            raise InputError(
+                path, f"not JSON or JSON lines ({exc.msg} at line {exc.lineno})"
+            ) from None
+    except RecursionError:
+        raise InputError(path, "JSON nested too deeply") from None
+    if not docs:
+        raise InputError(path, "empty provenance file")
+    return [
+        _classify(d, f"{path}" + (f" (line {i + 1})" if len(docs) > 1 else ""))
+        for i, d in enumerate(docs)
+    ]

@@ -1,0 +1,221 @@
+"""SLSA v1 provenance for a trained model: an in-toto Statement v1 built from the step links.
+
+buildType `BUILD_TYPE` is defined in docs/slsa.md. Subjects are the weight files; resolved
+dependencies are what the pipeline consumed but did not produce (datasets, code, base weights)
+plus the source commit; the links themselves are byproducts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from provenance.errors import UsageError
+from provenance.hashing import hash_artifacts
+from provenance.signing import dsse
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
+BUILD_TYPE = "https://github.com/ml-provenance/ml-provenance/blob/main/docs/slsa.md#buildtype-v1"
+DEFAULT_BUILDER = "https://github.com/ml-provenance/ml-provenance/builders/local@v1"
+
+
+@dataclass(frozen=True)
+class LinkInfo:
+    file: str
+    sha256: str
+    name: str
+    materials: dict[str, dict[str, str]]
+    products: dict[str, dict[str, str]]
+    environment: dict[str, Any]
+
+
+def read_links(links_dir: str) -> list[LinkInfo]:
+    """Every link in `links_dir` (signature checks are `provenance verify`'s job)."""
+    from provenance.verify import parse_link
+
+    out = []
+    try:
+        names = sorted(n for n in os.listdir(links_dir) if n.endswith(".link"))
+    except FileNotFoundError:
+        raise UsageError(f"links directory {links_dir} not found") from None
+    for name in names:
+        path = os.path.join(links_dir, name)
+        with open(path, "rb") as f:
+            raw = f.read()
+        env = dsse.parse(raw, path)
+        link = parse_link(env.payload, path)
+        out.append(
+            LinkInfo(
+                name,
+                hashlib.sha256(raw).hexdigest(),
+                link.name,
+                link.materials,
+                link.products,
+                link.environment,
+            )
+        )
+    return out
+
+
+def _github() -> dict[str, str] | None:
+    if os.environ.get("GITHUB_ACTIONS") != "true":
+        return None
+    server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
+    repo = os.environ.get("GITHUB_REPOSITORY", "")
+    return {
+        "repository": f"{server}/{repo}",
+        "ref": os.environ.get("GITHUB_REF", ""),
+        "sha": os.environ.get("GITHUB_SHA", ""),
+        "workflow_ref": os.environ.get("GITHUB_WORKFLOW_REF", ""),
+        "builder": f"{server}/{os.environ.get('GITHUB_WORKFLOW_REF', repo)}",
+        "invocation": f"{server}/{repo}/actions/runs/{os.environ.get('GITHUB_RUN_ID', '')}"
+        f"/attempts/{os.environ.get('GITHUB_RUN_ATTEMPT', '1')}",
+    }
+
+
+def _parameters(value: Any) -> Any:
+    """Links carry parameters as JSON text (in-toto cannot canonicalise floats); unpack it."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _external_inputs(links: Sequence[LinkInfo]) -> list[dict[str, Any]]:
+    """Materials no link produced with the same digest: the pipeline's inputs from outside."""
+    produced = {(p, d.get("sha256")) for lk in links for p, d in lk.products.items()}
+    seen: dict[str, dict[str, str]] = {}
+    for lk in links:
+        for path, digests in lk.materials.items():
+            if (path, digests.get("sha256")) not in produced:
+                seen.setdefault(path, digests)
+    return [{"name": p, "digest": dict(d)} for p, d in sorted(seen.items())]
+
+
+def build_statement(
+    subjects: Sequence[str],
+    links_dir: str,
+    base: str = ".",
+    *,
+    builder_id: str | None = None,
+    layout: str | None = None,
+    repository: str | None = None,
+    ref: str | None = None,
+) -> dict[str, Any]:
+    """The SLSA v1 statement for the files `subjects` select, from the links in `links_dir`."""
+    hashed = hash_artifacts(base, subjects)
+    if not hashed.digests:
+        raise UsageError(f"--subject {' '.join(subjects)} matched no file in {base}")
+    links = read_links(links_dir)
+    gh = _github()
+    envs = [lk.environment for lk in links]
+    commit = next((e.get("git_commit") for e in envs if e.get("git_commit")), None)
+    repository = repository or (gh["repository"] if gh else None)
+    ref = ref or (gh["ref"] if gh else None)
+    external: dict[str, Any] = {
+        "repository": repository,
+        "ref": ref,
+        "workflow": gh["workflow_ref"] if gh else None,
+        "steps": {lk.name: _parameters(lk.environment.get("parameters")) for lk in links},
+    }
+    if layout:
+        with open(layout, "rb") as f:
+            external["layout"] = {
+                "name": os.path.basename(layout),
+                "digest": {"sha256": hashlib.sha256(f.read()).hexdigest()},
+            }
+    deps = _external_inputs(links)
+    if commit:
+        uri = f"git+{repository}@{ref}" if repository else "git+local"
+        deps.insert(0, {"uri": uri, "digest": {"gitCommit": commit}})
+    run_ids = sorted({str(e.get("pipeline_run_id")) for e in envs if e.get("pipeline_run_id")})
+    times = sorted(t for e in envs for t in (e.get("started_on"), e.get("finished_on")) if t)
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    metadata: dict[str, Any] = {
+        "invocationId": gh["invocation"] if gh else (run_ids[0] if run_ids else now),
+        "startedOn": times[0] if times else now,
+        "finishedOn": times[-1] if times else now,
+    }
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": [
+            {"name": p, "digest": {"sha256": d}} for p, d in sorted(hashed.digests.items())
+        ],
+        "predicateType": PREDICATE_TYPE,
+        "predicate": {
+            "buildDefinition": {
+                "buildType": BUILD_TYPE,
+                "externalParameters": {k: v for k, v in external.items() if v is not None},
+                "internalParameters": {
+                    "pipelineRunIds": run_ids,
+                    "python": sorted({str(e.get("python")) for e in envs if e.get("python")}),
+                    "packagesSha256": sorted(
+                        {str(e["packages_sha256"]) for e in envs if e.get("packages_sha256")}
+                    ),
+                },
+                "resolvedDependencies": deps,
+            },
+            "runDetails": {
+                "builder": {"id": builder_id or (gh["builder"] if gh else DEFAULT_BUILDER)},
+                "metadata": metadata,
+                "byproducts": [
+                    {
+                        "name": lk.file,
+                        "digest": {"sha256": lk.sha256},
+                        "mediaType": "application/vnd.in-toto+dsse",
+                    }
+                    for lk in links
+                ],
+            },
+        },
+    }
+
+
+def sign_with_key(statement: dict[str, Any], signer: Any) -> bytes:
+    """DSSE envelope (one JSON line, `.intoto.jsonl` style)."""
+    payload = json.dumps(statement, sort_keys=True, separators=(",", ":")).encode()
+    return dsse.dumps(dsse.sign(payload, signer)) + b"\n"
+
+
+def sign_with_sigstore(statement: dict[str, Any]) -> bytes:
+    """A Sigstore bundle, signed with the ambient OIDC identity (GitHub Actions' id-token)."""
+    from sigstore.oidc import IdentityToken, detect_credential
+
+    token = detect_credential()
+    if not token:
+        raise UsageError(
+            "--sigstore needs an ambient OIDC identity (GitHub Actions with "
+            "`permissions: id-token: write`); none was found. Use --key instead."
+        )
+    from sigstore.dsse import Statement
+    from sigstore.models import ClientTrustConfig
+    from sigstore.sign import SigningContext
+
+    ctx = SigningContext.from_trust_config(ClientTrustConfig.production())
+    payload = json.dumps(statement, sort_keys=True, separators=(",", ":")).encode()
+    with ctx.signer(IdentityToken(token)) as signer:
+        bundle = signer.sign_dsse(Statement(payload))
+    return bundle.to_json().encode() + b"\n"
+
+
+def decode_statement(payload: bytes, source: str) -> dict[str, Any]:
+    from provenance.errors import InputError
+
+    try:
+        doc = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise InputError(source, "signed payload is not JSON") from None
+    if not isinstance(doc, dict) or doc.get("_type") not in (
+        STATEMENT_TYPE,
+        "https://in-toto.io/Statement/v0.1",
+    ):
+        raise InputError(source, "signed payload is not an in-toto Statement")
+    return doc
