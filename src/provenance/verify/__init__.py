@@ -8,7 +8,7 @@ inspections, files (the real files equal the recorded products).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from provenance.hashing import check_relative
@@ -18,10 +18,14 @@ from provenance.verify._links import Chain, LinkData, check_consistency, load_ch
 from provenance.verify._rules import check_inspection_rules, check_rules
 from provenance.verify.result import Failure, StepReport, VerificationResult
 
+# expected products (path -> (sha256, step)) -> (artifacts checked, failures)
+ProductCheck = Callable[[dict[str, tuple[str, str]]], tuple[int, list[Failure]]]
+
 __all__ = [
     "Chain",
     "Failure",
     "LinkData",
+    "ProductCheck",
     "StepReport",
     "VerificationResult",
     "expected_products",
@@ -38,9 +42,12 @@ def verify(
     *,
     artifacts: Sequence[str] = (),
     check_files_on_disk: bool = True,
+    final_products: ProductCheck | None = None,
 ) -> VerificationResult:
     """Verify `layout` (signed by every key in `layout_keys`) against the links and the files.
 
+    The last phase compares the recorded products with the files in `base`; `final_products`
+    replaces it (the MLflow gate checks the files downloaded from the registry instead).
     Returns a VerificationResult; raises InputError subclasses for unreadable/invalid inputs.
     """
     from provenance.layout import functionary_names
@@ -73,7 +80,11 @@ def verify(
         return result
     if lay.inspect and not phase("inspections", _inspections(lay, links, base)):
         return result
-    if check_files_on_disk:
+    if final_products is not None:
+        checked, failures = final_products(expected_products(lay, links))
+        result.artifacts_checked = checked
+        phase("files", failures)
+    elif check_files_on_disk:
         checked, failures = check_files(lay, links, base, links_dir, artifacts)
         result.artifacts_checked = checked
         phase("files", failures)

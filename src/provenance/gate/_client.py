@@ -1,0 +1,83 @@
+"""MLflow access for the gate: one client, errors mapped to the exit-code contract.
+
+A missing model or version is invalid input (3); an unreachable server, a timeout or a 5xx is an
+infrastructure failure (4). Retries are bounded so a stopped server fails in seconds, not minutes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+from provenance.errors import InfrastructureError, InputError, VerificationError
+
+
+def client(tracking_uri: str | None = None) -> Any:
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from mlflow import MlflowClient
+
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+@contextlib.contextmanager
+def mlflow_errors(what: str) -> Iterator[None]:
+    """Translate MLflow/HTTP exceptions raised while doing `what`."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        code = getattr(exc, "error_code", "")
+        message = str(exc).splitlines()[0][:500]
+        if code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            raise InputError(None, f"{what}: {message}") from None
+        if code in ("PERMISSION_DENIED", "INVALID_STATE"):
+            raise VerificationError(f"{what}: refused by the registry: {message}") from None
+        raise InfrastructureError(f"{what}: MLflow failed: {message}") from None
+    except (OSError, ConnectionError) as exc:
+        raise InfrastructureError(f"{what}: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:
+        # requests/urllib3 errors: connection refused, timeouts, retries exhausted.
+        if type(exc).__module__.split(".")[0] in ("requests", "urllib3"):
+            raise InfrastructureError(f"{what}: MLflow unreachable: {exc}") from None
+        raise
+
+
+def download_version(mlflow_client: Any, name: str, version: str, dest: str) -> str:
+    """Download a model version's files into `dest`; return the directory holding them."""
+    from mlflow.artifacts import download_artifacts
+
+    with mlflow_errors(f"downloading model '{name}' version {version}"):
+        uri = mlflow_client.get_model_version_download_uri(name, version)
+        path = download_artifacts(
+            artifact_uri=uri,
+            dst_path=dest,
+            tracking_uri=mlflow_client._tracking_client.tracking_uri,
+        )
+    return path if os.path.isdir(path) else os.path.dirname(path)
+
+
+def download_run_links(mlflow_client: Any, run_id: str, dest: str) -> str:
+    """The links a run logged under provenance/links/ (see gate._runlog)."""
+    from provenance.gate._runlog import LINKS_ARTIFACT_DIR
+
+    with mlflow_errors(f"downloading links of run {run_id}"):
+        path = mlflow_client.download_artifacts(run_id, LINKS_ARTIFACT_DIR, dest)
+    return str(path)
+
+
+@contextlib.contextmanager
+def scratch() -> Iterator[str]:
+    path = tempfile.mkdtemp(prefix="provenance-gate-")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,73 @@
+"""Demo stage: MLflow registry in a SQLite file; promote, refuse a tampered version, load safely."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+MODEL = "digits-classifier"
+
+
+def mlflow_stage(workdir: Path, report: Any, say: Callable[[str], None]) -> None:
+    from provenance.errors import VerificationError
+    from provenance.gate import load_verified, promote, register_files
+    from provenance.gate._client import client
+    from provenance.signing import load_public_key, load_signer
+
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    owner, gate = [load_public_key("keys/owner.pub")], load_signer("keys/gate")
+    gate_pub = load_public_key("keys/gate.pub")
+
+    honest = register_files(MODEL, "models", links_dir=".provenance/links", tracking_uri=uri)
+    result = promote(
+        MODEL,
+        honest.version,
+        "champion",
+        layout="root.layout",
+        layout_keys=owner,
+        gate_signer=gate,
+        tracking_uri=uri,
+    )
+    say(result.verdict)
+    report.add("mlflow promote", "PROMOTED" if result.promoted else "REFUSED", result.verdict)
+    if not result.promoted:
+        raise VerificationError(result.verdict)
+
+    tampered_dir = workdir / "tampered-models"
+    shutil.copytree("models", tampered_dir)
+    weights = tampered_dir / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x01
+    weights.write_bytes(bytes(data))
+    forged = register_files(
+        MODEL, str(tampered_dir), links_dir=".provenance/links", tracking_uri=uri
+    )
+    attack = promote(
+        MODEL,
+        forged.version,
+        "champion",
+        layout="root.layout",
+        layout_keys=owner,
+        gate_signer=gate,
+        tracking_uri=uri,
+    )
+    champion = str(client(uri).get_model_version_by_alias(MODEL, "champion").version)
+    say(attack.verdict)
+    report.add(
+        "tampered version",
+        "REFUSED" if not attack.promoted else "PROMOTED (BUG)",
+        f"version {forged.version}: {attack.failures[0] if attack.failures else ''}; "
+        f"@champion stays on version {champion}",
+    )
+    if attack.promoted or champion != honest.version:
+        raise VerificationError("the tampered version was promoted")
+
+    loaded = load_verified(f"models:/{MODEL}@champion", "serving", gate_pub, tracking_uri=uri)
+    report.add(
+        "verified load",
+        "VERIFIED",
+        f"models:/{MODEL}@champion = version "
+        f"{loaded.version}, {len(loaded.files)} files re-hashed into serving/",
+    )

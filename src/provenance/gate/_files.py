@@ -1,0 +1,79 @@
+"""Compare files downloaded from the registry with the products the pipeline recorded."""
+
+from __future__ import annotations
+
+from provenance.hashing import Excludes, hash_artifacts
+from provenance.verify import Failure
+
+
+def hash_tree(root: str) -> dict[str, str]:
+    return hash_artifacts(root, ["**"], Excludes.DEFAULT).digests
+
+
+def infer_prefix(files: dict[str, str], expected: dict[str, tuple[str, str]]) -> str | None:
+    """Where in the project the registered files live (`models/`), judged by path names."""
+    candidates: set[str] | None = None
+    for rel in files:
+        here = {p[: len(p) - len(rel)] for p in expected if p == rel or p.endswith("/" + rel)}
+        candidates = here if candidates is None else candidates & here
+    if not candidates:
+        return None
+    return min(candidates, key=len)
+
+
+def check_registered(
+    files: dict[str, str], expected: dict[str, tuple[str, str]], prefix: str | None, source: str
+) -> tuple[int, list[Failure]]:
+    if prefix is None:
+        prefix = infer_prefix(files, expected)
+        if prefix is None:
+            listed = ", ".join(sorted(files)[:5])
+            return 0, [
+                Failure(
+                    "files",
+                    f"the registered files ({listed}) are not products of "
+                    "any step; pass --artifact-path to say where they were produced",
+                )
+            ]
+    elif prefix and not prefix.endswith("/"):
+        prefix += "/"
+    failures = []
+    for rel, got in sorted(files.items()):
+        want = expected.get(prefix + rel)
+        if want is None:
+            failures.append(
+                Failure(
+                    "files",
+                    f"extra file: '{rel}' in {source} was not recorded by any step",
+                    artifact=rel,
+                    expected="absent",
+                    actual=got,
+                )
+            )
+        elif want[0] != got:
+            failures.append(
+                Failure(
+                    "files",
+                    f"hash mismatch for '{rel}' in {source}: expected "
+                    f"{want[0]} (product '{prefix + rel}' of step '{want[1]}'), "
+                    f"actual {got}",
+                    step=want[1],
+                    artifact=rel,
+                    expected=want[0],
+                    actual=got,
+                )
+            )
+    for path, (digest, step) in sorted(expected.items()):
+        if path.startswith(prefix) and path[len(prefix) :] not in files:
+            failures.append(
+                Failure(
+                    "files",
+                    f"missing: '{path[len(prefix) :]}' (product '{path}' of "
+                    f"step '{step}') is not in {source}",
+                    step=step,
+                    artifact=path,
+                    expected=digest,
+                    actual="missing",
+                )
+            )
+    return len(files), failures

@@ -1,0 +1,57 @@
+"""Register plain model files (no MLflow flavor) as a new model version, with their links."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from provenance.errors import UsageError
+from provenance.gate import _client
+from provenance.gate._runlog import LINKS_ARTIFACT_DIR
+
+
+@dataclass(frozen=True)
+class Registered:
+    name: str
+    version: str
+    run_id: str
+    source: str
+
+
+def register_files(
+    name: str,
+    path: str,
+    *,
+    links_dir: str | None = None,
+    run_id: str | None = None,
+    tracking_uri: str | None = None,
+) -> Registered:
+    """Log `path` (a directory) as run artifacts and create a model version from them.
+
+    MLflow 3 registers plain files through `create_model_version(source=...)`.
+    """
+    if not os.path.isdir(path):
+        raise UsageError(f"{path} is not a directory of model files")
+    from mlflow.exceptions import MlflowException
+
+    mc = _client.client(tracking_uri)
+    with _client.mlflow_errors(f"registering '{name}'"):
+        own_run = run_id is None
+        if run_id is None:
+            experiment = mc.get_experiment_by_name("Default")
+            run_id = mc.create_run(experiment.experiment_id if experiment else "0").info.run_id
+        mc.log_artifacts(run_id, path, artifact_path="model")
+        if links_dir:
+            mc.log_artifacts(run_id, links_dir, artifact_path=LINKS_ARTIFACT_DIR)
+        artifact_uri = mc.get_run(run_id).info.artifact_uri
+        try:
+            mc.get_registered_model(name)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            mc.create_registered_model(name)
+        source = f"{artifact_uri}/model"
+        mv = mc.create_model_version(name, source=source, run_id=run_id)
+        if own_run:
+            mc.set_terminated(run_id)
+    return Registered(name, str(mv.version), run_id, source)
