@@ -3,9 +3,9 @@
 mlflow is imported lazily, only by the functions that talk to it.
 """
 
-from provenance.gate.load import LoadedModel, load_verified
-from provenance.gate.promote import PromotionResult, SlsaCheck, promote
-from provenance.gate.register import Registered, register_files
+from provenance.gate._load import LoadedModel, load_verified
+from provenance.gate._promote import PromotionResult, SlsaCheck, promote
+from provenance.gate._register import Registered, register_files
 
 __all__ = [
     "LoadedModel",

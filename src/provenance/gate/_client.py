@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from typing import Any
@@ -29,11 +30,16 @@ def client(tracking_uri: str | None = None) -> Any:
 
 @contextlib.contextmanager
 def mlflow_errors(what: str) -> Iterator[None]:
-    """Translate MLflow/HTTP exceptions raised while doing `what`."""
+    """Translate MLflow/HTTP exceptions raised while doing `what`.
+
+    MLflow prints progress ("View run ...") on stdout; it goes to stderr so that stdout stays one
+    JSON document under --json.
+    """
     from mlflow.exceptions import MlflowException
 
     try:
-        yield
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
     except MlflowException as exc:
         code = getattr(exc, "error_code", "")
         message = str(exc).splitlines()[0][:500]

@@ -63,23 +63,32 @@ class ProvenanceRegistryStore(SqlAlchemyStore):
             raise _refuse(f"gate key unusable: {exc}") from None
 
     def _check(self, name: str, version: str, alias: str) -> None:
+        """Refuse unless the gate's decision holds; any unexpected error also refuses."""
+        try:
+            self._check_decision(name, version, alias)
+        except MlflowException:
+            raise
+        except Exception as exc:  # noqa: BLE001 - fail closed, with a reason, never a 500
+            raise _refuse(f"cannot check version {version} of '{name}': {exc}") from None
+
+    def _check_decision(self, name: str, version: str, alias: str) -> None:
         mv = self.get_model_version(name, version)
         try:
             decision = check_tags(name, str(version), alias, dict(mv.tags), self._gate_key())
         except ValueError as exc:
             raise _refuse(str(exc)) from None
-        actual = artifacts_digest(self._hash_version(mv))
+        actual = artifacts_digest(self._hash_version(name, version))
         if actual != decision.artifacts_sha256:
             raise _refuse(
                 f"the files of version {version} changed since the gate verified them "
                 f"(signed {decision.artifacts_sha256[:16]}…, now {actual[:16]}…)"
             )
 
-    def _hash_version(self, mv: Any) -> dict[str, str]:
+    def _hash_version(self, name: str, version: str) -> dict[str, str]:
         """Hash the version's files from the artifact store the server itself serves."""
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-        source = mv.storage_location or mv.source
+        source = self.get_model_version_download_uri(name, version)
         if source.startswith("mlflow-artifacts:"):
             from mlflow.server import ARTIFACTS_DESTINATION_ENV_VAR
 
@@ -94,7 +103,7 @@ class ProvenanceRegistryStore(SqlAlchemyStore):
         except MlflowException:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure to read the files refuses
-            raise _refuse(f"cannot re-check the files of version {mv.version}: {exc}") from None
+            raise _refuse(f"cannot re-check the files of version {version}: {exc}") from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

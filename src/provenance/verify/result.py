@@ -24,6 +24,11 @@ class Failure:
         lines += [f"  {d}" for d in self.details]
         return "\n".join(lines)
 
+    def summary(self) -> str:
+        """One line: the message and its details."""
+        extra = [d for d in self.details if d not in self.message]
+        return self.message + (" (" + "; ".join(extra) + ")" if extra else "")
+
 
 @dataclass
 class StepReport:

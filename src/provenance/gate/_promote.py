@@ -143,7 +143,7 @@ def promote(
             ),
         )
         if not result.verification.ok:
-            result.failures = [f.message for f in result.verification.failures]
+            result.failures = [f.summary() for f in result.verification.failures]
         elif slsa is not None:
             result.slsa = _slsa(files_dir, files, slsa)
             result.failures = result.slsa
