@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from provenance.hashing._engine import Progress, hash_file, hash_paths
-from provenance.hashing._paths import check_relative, is_safe_relative
+from provenance.hashing._paths import check_relative, is_safe_relative, unsafe_paths
 from provenance.hashing._patterns import Excludes, Pattern, compile_patterns, has_glob
 from provenance.hashing._walk import collect
 
@@ -23,6 +23,7 @@ __all__ = [
     "hash_file",
     "hash_paths",
     "is_safe_relative",
+    "unsafe_paths",
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Iterable
 
 from provenance.errors import PathEscapeError
 
@@ -34,3 +35,9 @@ def is_safe_relative(path: str) -> bool:
         return False
     wrapped = "/" + path + "/"
     return "/./" not in wrapped and "/../" not in wrapped
+
+
+
+def unsafe_paths(paths: Iterable[str]) -> list[str]:
+    """The paths that are not safe relative paths."""
+    return [p for p in paths if not is_safe_relative(p)]
