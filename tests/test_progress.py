@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 
-import pytest
-
 from provenance import _progress
 
 
@@ -14,11 +12,11 @@ class Terminal(io.StringIO):
         return True
 
 
-@pytest.fixture
-def terminal(monkeypatch) -> Terminal:
+def use_terminal(monkeypatch, delay: float = 0.0) -> Terminal:
+    """Called in the test body: pytest re-installs its own sys.stderr after fixture setup."""
     term = Terminal()
     monkeypatch.setattr(_progress.sys, "stderr", term)
-    monkeypatch.setattr(_progress, "DELAY_S", 0.0)
+    monkeypatch.setattr(_progress, "DELAY_S", delay)
     monkeypatch.setenv("TERM", "xterm")
     return term
 
@@ -30,21 +28,23 @@ def drive(quiet: bool = False) -> None:
             advance(1)
 
 
-def test_bar_on_a_terminal(terminal, monkeypatch) -> None:
+def test_bar_on_a_terminal(monkeypatch) -> None:
     monkeypatch.delenv("CI")
+    term = use_terminal(monkeypatch)
     drive()
-    assert "hashing materials" in terminal.getvalue()
+    assert "hashing materials" in term.getvalue() and "100%" in term.getvalue()
 
 
-def test_no_bar_under_ci_or_quiet(terminal, monkeypatch) -> None:
+def test_no_bar_under_ci_or_quiet(monkeypatch) -> None:
+    term = use_terminal(monkeypatch)
     drive()  # CI=true (set for every test)
     monkeypatch.delenv("CI")
     drive(quiet=True)
-    assert terminal.getvalue() == ""
+    assert term.getvalue() == ""
 
 
-def test_no_bar_before_the_delay(terminal, monkeypatch) -> None:
+def test_no_bar_before_the_delay(monkeypatch) -> None:
     monkeypatch.delenv("CI")
-    monkeypatch.setattr(_progress, "DELAY_S", 60.0)
+    term = use_terminal(monkeypatch, delay=60.0)
     drive()
-    assert terminal.getvalue() == ""
+    assert term.getvalue() == ""

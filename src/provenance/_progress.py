@@ -34,7 +34,13 @@ def hashing_progress(
             from rich.console import Console
             from rich.progress import Progress
 
-            bar = Progress(transient=True, console=Console(stderr=True))
+            # Never touch stdout (it may carry a --json document): no redirection, stderr only.
+            bar = Progress(
+                transient=True,
+                console=Console(file=sys.stderr),
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
             bar.start()
             state["task"] = bar.add_task(f"hashing {label}", total=state["total"])
             state["bar"] = bar

@@ -37,7 +37,6 @@ def is_safe_relative(path: str) -> bool:
     return "/./" not in wrapped and "/../" not in wrapped
 
 
-
 def unsafe_paths(paths: Iterable[str]) -> list[str]:
     """The paths that are not safe relative paths."""
     return [p for p in paths if not is_safe_relative(p)]
