@@ -52,11 +52,8 @@ def _artifacts(value: Any, what: str, path: str) -> dict[str, dict[str, str]]:
     # Fast path for the shape every link written here has ({"sha256": <64 hex>}): one regex over
     # all digests at once. Anything else is checked entry by entry below.
     shas = [d.get("sha256") for d in value.values() if type(d) is dict and len(d) == 1]
-    if (
-        len(shas) == len(value)
-        and all(type(s) is str for s in shas)
-        and _ALL_HEX64.fullmatch("".join(s + "\n" for s in shas))
-    ):
+    strings = [s for s in shas if type(s) is str]
+    if len(strings) == len(value) and _ALL_HEX64.fullmatch("".join(s + "\n" for s in strings)):
         return value
     hex64 = _HEX64.match
     for name, digests in value.items():
