@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -425,3 +426,24 @@ def test_step_inside_an_mlflow_run_logs_its_link_and_tags(evidence, server, monk
     assert payload["environment"]["mlflow_run_id"] == run.info.run_id
     mlflow.set_tracking_uri(None)
     assert sys.modules.get("mlflow") is not None
+
+
+def test_example_serve_verified_model(evidence, cli, server, model, gate_keys) -> None:
+    from tests.conftest import REPO
+
+    version = register(cli, server, model)
+    assert promote(cli, server, model, version, gate_keys).code == 0
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "examples" / "serve_verified_model.py"),
+            model,
+            str(gate_keys / "gate.pub"),
+            "serving",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MLFLOW_TRACKING_URI": server.uri},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"version {version}" in proc.stdout and "'weights': (64, 10)" in proc.stdout

@@ -299,3 +299,18 @@ def test_verify_via_installed_entry_point(signed: Path) -> None:
         text=True,
     )
     assert proc.returncode == 0 and proc.stdout.startswith("PASS")
+
+
+def test_example_verify_in_python(signed: Path) -> None:
+    from tests.conftest import REPO
+
+    example = str(REPO / "examples" / "verify_in_python.py")
+    ok = subprocess.run(
+        [sys.executable, example, "root.layout", "keys/owner.pub"], capture_output=True, text=True
+    )
+    assert ok.returncode == 0 and ok.stdout.startswith("PASS"), ok.stderr
+    Path("models/model.safetensors").write_bytes(b"swapped")
+    bad = subprocess.run(
+        [sys.executable, example, "root.layout", "keys/owner.pub"], capture_output=True, text=True
+    )
+    assert bad.returncode == 1 and '"artifact": "models/model.safetensors"' in bad.stdout

@@ -24,3 +24,15 @@ def say(text: str) -> None:
 
 def warn(text: str) -> None:
     click.echo(text, err=True)
+
+
+def report(doc: dict[str, Any], verdict: str, failures: list[str], as_json: bool, ok: bool) -> None:
+    """Print a result (JSON document, or verdict then the other failures); exit 1 unless ok."""
+    if as_json:
+        emit_json(doc)
+    else:
+        say(verdict)
+        for failure in failures[1:]:
+            say(f"- {failure}")
+    if not ok:
+        raise click.exceptions.Exit(1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from provenance import _config
-from provenance.cli._common import emit_json, json_option, say
+from provenance.cli._common import emit_json, json_option, report, say
 
 tracking_option = click.option(
     "--tracking-uri",
@@ -121,14 +121,7 @@ def promote(
         slsa=slsa,
         tracking_uri=tracking_uri,
     )
-    if as_json:
-        emit_json(result.to_dict())
-    else:
-        say(result.verdict)
-        for failure in result.failures[1:]:
-            say(f"- {failure}")
-    if not result.promoted:
-        raise click.exceptions.Exit(1)
+    report(result.to_dict(), result.verdict, result.failures, as_json, result.promoted)
 
 
 @click.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from provenance import _config
-from provenance.cli._common import emit_json, json_option, say
+from provenance.cli._common import emit_json, json_option, report, say
 
 
 @click.group()
@@ -149,14 +149,7 @@ def verify_cmd(
         result = verify_builtin(
             artifact, provenance_path, expect, trusted_root=trusted_root, key=key
         )
-    if as_json:
-        emit_json(result.to_dict())
-    else:
-        say(result.verdict)
-        for failure in result.failures[1:]:
-            say(f"- {failure}")
-    if not result.verified:
-        raise click.exceptions.Exit(1)
+    report(result.to_dict(), result.verdict, result.failures, as_json, result.verified)
 
 
 COMMANDS = [slsa]

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from provenance._bounded import read_bounded
 from provenance.errors import InputError, LayoutError
 from provenance.layout._model import RULE_VERBS, InspectionDef, LayoutSpec, Rule, StepDef
 
@@ -82,15 +83,7 @@ def _kind(value: Any) -> str:
 
 
 def _read(path: str) -> str:
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_YAML_BYTES + 1)
-    except FileNotFoundError:
-        raise InputError(path, "not found") from None
-    except OSError as exc:
-        raise InputError(path, f"cannot read: {exc.strerror}") from None
-    if len(data) > MAX_YAML_BYTES:
-        raise LayoutError(path, f"larger than {MAX_YAML_BYTES} bytes")
+    data = read_bounded(path, MAX_YAML_BYTES, "layout", LayoutError)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

@@ -7,6 +7,7 @@ import binascii
 import json
 from typing import Any
 
+from provenance._bounded import read_bounded
 from provenance.errors import InputError
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -105,11 +106,4 @@ def _b64(text: str, path: str, what: str) -> bytes:
 
 
 def read(path: str) -> ParsedEnvelope:
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_ENVELOPE_BYTES + 1)
-    except FileNotFoundError:
-        raise InputError(path, "not found") from None
-    except OSError as exc:
-        raise InputError(path, f"cannot read: {exc.strerror}") from None
-    return parse(data, path)
+    return parse(read_bounded(path, MAX_ENVELOPE_BYTES, "envelope"), path)

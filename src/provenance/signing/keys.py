@@ -12,6 +12,7 @@ import stat
 from dataclasses import dataclass
 from typing import Any
 
+from provenance._bounded import read_bounded
 from provenance.errors import KeyLoadError, UsageError
 from provenance.signing._atomic import write_atomic
 
@@ -74,18 +75,7 @@ def generate(
 
 
 def _read(path: str, what: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_KEY_BYTES + 1)
-    except FileNotFoundError:
-        raise KeyLoadError(path, f"{what} not found") from None
-    except IsADirectoryError:
-        raise KeyLoadError(path, f"{what} is a directory") from None
-    except OSError as exc:
-        raise KeyLoadError(path, f"cannot read {what}: {exc.strerror}") from exc
-    if len(data) > MAX_KEY_BYTES:
-        raise KeyLoadError(path, f"{what} is larger than {MAX_KEY_BYTES} bytes")
-    return data
+    return read_bounded(path, MAX_KEY_BYTES, what, KeyLoadError)
 
 
 def public_key_from_pem(data: bytes, path: str) -> Any:

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from provenance._bounded import read_bounded
 from provenance.errors import InputError
 
 MAX_BYTES = 64 * 1024 * 1024
@@ -60,15 +61,7 @@ def _classify(doc: Any, source: str) -> Provenance:
 
 
 def load(path: str) -> list[Provenance]:
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_BYTES + 1)
-    except FileNotFoundError:
-        raise InputError(path, "not found") from None
-    except OSError as exc:
-        raise InputError(path, f"cannot read: {exc.strerror}") from None
-    if len(raw) > MAX_BYTES:
-        raise InputError(path, f"larger than {MAX_BYTES} bytes")
+    raw = read_bounded(path, MAX_BYTES, "provenance")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -15,7 +15,7 @@ from provenance.hashing import check_relative
 from provenance.verify._files import check_files, expected_products
 from provenance.verify._layout import check_expiry, load_signed_layout
 from provenance.verify._links import Chain, LinkData, check_consistency, load_chain, parse_link
-from provenance.verify._rules import check_inspection_rules, check_rules
+from provenance.verify._rules import check_rules
 from provenance.verify.result import Failure, StepReport, VerificationResult
 
 # expected products (path -> (sha256, step)) -> (artifacts checked, failures)
@@ -76,7 +76,7 @@ def verify(
     if not phase("consistency", failures):
         return result
     links: dict[str, Any] = {s: next(iter(by_key.values())) for s, by_key in chain.links.items()}
-    if not phase("rules", check_rules(lay, links)):
+    if not phase("rules", check_rules(lay.steps, links)):
         return result
     if lay.inspect and not phase("inspections", _inspections(lay, links, base)):
         return result
@@ -108,4 +108,4 @@ def _inspections(layout: Any, links: dict[str, Any], base: str) -> list[Failure]
     combined = dict(links)
     for name, metadata in inspection_links.items():
         combined[name] = metadata.get_payload()
-    return check_inspection_rules(layout, combined)
+    return check_rules(layout.inspect, combined)

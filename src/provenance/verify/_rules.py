@@ -122,30 +122,14 @@ def _explain_disallow(
     )
 
 
-def check_rules(layout: Any, links: dict[str, Any]) -> list[Failure]:
-    """Every step's material and product rules, against one accepted link per step."""
+def check_rules(items: Any, links: dict[str, Any]) -> list[Failure]:
+    """Material and product rules of each step or inspection that has a link."""
     failures = []
-    for step in layout.steps:
-        if step.name not in links:
+    for item in items:
+        if item.name not in links:
             continue
-        for kind, rules in (
-            ("materials", step.expected_materials),
-            ("products", step.expected_products),
-        ):
-            failure = _evaluate(step, kind, rules, links)
-            if failure:
-                failures.append(failure)
-    return failures
-
-
-def check_inspection_rules(layout: Any, links: dict[str, Any]) -> list[Failure]:
-    failures = []
-    for insp in layout.inspect:
-        for kind, rules in (
-            ("materials", insp.expected_materials),
-            ("products", insp.expected_products),
-        ):
-            failure = _evaluate(insp, kind, rules, links)
+        for kind in ("materials", "products"):
+            failure = _evaluate(item, kind, getattr(item, f"expected_{kind}"), links)
             if failure:
                 failures.append(failure)
     return failures
