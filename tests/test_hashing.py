@@ -53,14 +53,27 @@ def expected(written: dict[str, bytes], excluded_dirs: set[str]) -> dict[str, st
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(tree=TREE, exclude=st.sampled_from(["", "skip"]))
-def test_digests_equal_hashlib_for_random_trees(tree, exclude: str) -> None:
+@given(
+    tree=TREE,
+    exclude=st.sampled_from(["", "skip"]),
+    links=st.lists(st.integers(0, 1000), max_size=3),
+)
+def test_digests_equal_hashlib_for_random_trees(tree, exclude: str, links: list[int]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         written = write_tree(base, tree)
         if exclude:
             (base / exclude).mkdir(exist_ok=True)
             (base / exclude / "hidden.bin").write_bytes(b"h")
+        targets = sorted(written)
+        for n, pick in enumerate(links if targets else []):
+            # A symlink inside the base is recorded under its own name with its target's digest.
+            target = targets[pick % len(targets)]
+            name = f"symlink-{n}.lnk"
+            if (base / name).exists():
+                continue
+            (base / name).symlink_to(target)
+            written[name] = written[target]
         result = hash_artifacts(base, ["**"], [exclude + "/"] if exclude else [])
         assert result.digests == expected(written, {exclude} if exclude else set())
 

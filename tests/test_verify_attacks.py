@@ -314,3 +314,38 @@ def test_example_verify_in_python(signed: Path) -> None:
         [sys.executable, example, "root.layout", "keys/owner.pub"], capture_output=True, text=True
     )
     assert bad.returncode == 1 and '"artifact": "models/model.safetensors"' in bad.stdout
+
+
+def test_link_recording_products_without_sha256_is_refused(signed: Path, cli) -> None:
+    """A functionary records only another digest, so no real-file check could compare it."""
+    path = link_file("train")
+    link = json.loads(base64.b64decode(json.loads(path.read_bytes())["payload"]))
+    for digests in link["products"].values():
+        digests["sha512"] = "ab" * 64
+        del digests["sha256"]
+    payload = link_payload(
+        link["name"],
+        link["command"],
+        link["materials"],
+        link["products"],
+        link["byproducts"],
+        link["environment"],
+    )
+    write_link(payload, load_signer("keys/trainer"), "train", str(LINKS))
+    r = verify(cli)
+    assert r.code == 3 and "has no sha256 digest" in r.err and "train." in r.err
+
+
+def test_validly_signed_link_moved_to_another_steps_slot(pipeline: Path, cli) -> None:
+    """The trainer may sign `evaluate` too; its train link must not count as an evaluate link."""
+    text = (
+        Path("layouts/train.yaml")
+        .read_text()
+        .replace("functionaries: [evaluator]", "functionaries: [evaluator, trainer]")
+    )
+    Path("layouts/shared.yaml").write_text(text)
+    assert sign_layout(cli, "layouts/shared.yaml").code == 0
+    link_file("evaluate").unlink()
+    train = link_file("train")
+    shutil.copy(train, LINKS / train.name.replace("train.", "evaluate.", 1))
+    assert_fails(cli, pipeline, "records step 'train', not 'evaluate'", in_toto="fail")

@@ -31,7 +31,12 @@ def mlflow_stage(workdir: Path, report: Any, say: Callable[[str], None]) -> None
         tracking_uri=uri,
     )
     say(result.verdict)
-    report.add("mlflow promote", "PROMOTED" if result.promoted else "REFUSED", result.verdict)
+    report.add(
+        "mlflow promote",
+        "PROMOTED" if result.promoted else "REFUSED",
+        f"version {honest.version} -> @champion: {len(result.files)} files, artifacts "
+        f"sha256 {str(result.artifacts_sha256)[:16]}…, gate signature in tags",
+    )
     if not result.promoted:
         raise VerificationError(result.verdict)
 
@@ -55,11 +60,17 @@ def mlflow_stage(workdir: Path, report: Any, say: Callable[[str], None]) -> None
     )
     champion = str(client(uri).get_model_version_by_alias(MODEL, "champion").version)
     say(attack.verdict)
+    first = attack.verification.failures[0] if attack.verification else None
+    why = (
+        f"hash mismatch for {first.artifact}: expected {str(first.expected)[:12]}…, "
+        f"actual {str(first.actual)[:12]}…"
+        if first and first.expected
+        else (attack.failures[0] if attack.failures else "")
+    )
     report.add(
         "tampered version",
         "REFUSED" if not attack.promoted else "PROMOTED (BUG)",
-        f"version {forged.version}: {attack.failures[0] if attack.failures else ''}; "
-        f"@champion stays on version {champion}",
+        f"version {forged.version}: {why}; @champion stays on version {champion}",
     )
     if attack.promoted or champion != honest.version:
         raise VerificationError("the tampered version was promoted")

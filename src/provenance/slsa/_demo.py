@@ -37,7 +37,11 @@ def slsa_stage(workdir: Path, report: Any, say: Callable[[str], None]) -> None:
         key=load_public_key("keys/trainer.pub"),
     )
     say(result.verdict)
-    report.add("slsa verify", "PASS" if result.verified else "FAIL", result.verdict)
+    report.add(
+        "slsa verify",
+        "PASS" if result.verified else "FAIL",
+        f"models/model.safetensors from {result.source}@{result.ref} [{result.verifier}]",
+    )
     if not result.verified:
         from provenance.errors import VerificationError
 

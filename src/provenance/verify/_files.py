@@ -35,8 +35,7 @@ def expected_products(layout: Any, links: dict[str, Any]) -> dict[str, tuple[str
             ):
                 del expected[path]
         for path, digests in link.products.items():
-            if "sha256" in digests:
-                expected[path] = (digests["sha256"], step.name)
+            expected[path] = (digests["sha256"], step.name)  # parse_link guarantees sha256
     return expected
 
 

@@ -62,8 +62,12 @@ def _artifacts(value: Any, what: str, path: str) -> dict[str, dict[str, str]]:
         for hexd in digests.values():
             if not isinstance(hexd, str):
                 raise LinkFormatError(path, f"{what} entry '{name}' has a malformed digest")
+        # sha256 is the interop digest the real-file check compares: a link without it for any
+        # artifact could hide a swapped file, so it is refused.
         sha = digests.get("sha256")
-        if sha is not None and not hex64(sha):
+        if sha is None:
+            raise LinkFormatError(path, f"{what} entry '{name}' has no sha256 digest")
+        if not hex64(sha):
             raise LinkFormatError(path, f"{what} entry '{name}' has a malformed sha256")
     return value
 
