@@ -31,6 +31,14 @@ GENERATOR = (
 )
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _vectors_present() -> None:
+    assert (GENERIC / "binary-linux-amd64-workflow_dispatch").is_file(), (
+        f"test vectors not found at {VECTORS}: check out shared/ beside the repository or set "
+        "PROVENANCE_TEST_VECTORS"
+    )
+
+
 def slsa_verify(cli, artifact=ARTIFACT, provenance=PROVENANCE, *extra: str):
     return cli(
         "slsa",
