@@ -86,13 +86,14 @@ def ours_record(base: Path, links: Path, key: Path) -> Callable[[], None]:
 
 
 def in_toto_record(base: Path, links: Path, signer) -> Callable[[], None]:
+    """in-toto's recorder; `in_toto_run` signs and writes the link itself (metadata_directory)."""
     from in_toto import runlib
 
     def run() -> None:
         cwd = os.getcwd()
         os.chdir(base)
         try:
-            link = runlib.in_toto_run(
+            runlib.in_toto_run(
                 "bench",
                 ["."],
                 [],
@@ -101,10 +102,10 @@ def in_toto_record(base: Path, links: Path, signer) -> Callable[[], None]:
                 record_streams=False,
                 use_dsse=True,
                 exclude_patterns=[".done"],
+                metadata_directory=str(links),
             )
         finally:
             os.chdir(cwd)
-        link.dump(str(links / f"bench.{signer.public_key.keyid[:8]}.intoto.link"))
 
     return run
 

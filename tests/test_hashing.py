@@ -187,3 +187,15 @@ def test_symlink_escape_and_pattern_escape(tmp_path: Path) -> None:
     with pytest.raises(PathEscapeError, match="escapes"):
         hash_artifacts(base, ["../outside.txt"])
     shutil.rmtree(base)
+
+
+def test_large_file_without_a_buffer_is_streamed(tmp_path: Path, monkeypatch) -> None:
+    """hash_file() on its own (as `slsa verify` calls it) must not read a large file at once."""
+    monkeypatch.setattr(_engine, "LARGE", 4096)
+    data = os.urandom(3 * _engine.CHUNK + 17)
+    (tmp_path / "big.bin").write_bytes(data)
+    reads: list[int] = []
+    real_read = os.read
+    monkeypatch.setattr(_engine.os, "read", lambda fd, n: reads.append(n) or real_read(fd, n))
+    assert _engine.hash_file(str(tmp_path / "big.bin"), "big.bin") == hashlib.sha256(data).digest()
+    assert reads == []  # streamed with readinto() into a CHUNK buffer, not os.read of the whole

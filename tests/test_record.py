@@ -270,3 +270,12 @@ def test_cli_reference_is_current() -> None:
     assert (REPO / "docs" / "cli.md").read_text() == gen.render(), (
         "docs/cli.md is stale: run .venv/bin/python tools/gen_cli_docs.py"
     )
+
+
+def test_public_verify_stays_a_function_whatever_is_imported_first() -> None:
+    code = (
+        "import provenance.verify.result, provenance.verify._files\n"
+        "import provenance\nassert callable(provenance.verify), provenance.verify\n"
+        "from provenance import verify\nassert verify.__name__ == 'verify'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -16,9 +16,12 @@ from provenance.errors import (
     VerificationError,
 )
 
+# Bound eagerly: `provenance.verify` is also a subpackage, and a lazy attribute would be replaced
+# by the module as soon as anything imported `provenance.verify.…` first.
+from provenance.verify import VerificationResult, verify
+
 if TYPE_CHECKING:
     from provenance.record import StepSpec, run_step, step
-    from provenance.verify import VerificationResult, verify
 
 __all__ = [
     "InfrastructureError",
@@ -38,8 +41,6 @@ _LAZY = {
     "step": "provenance.record",
     "run_step": "provenance.record",
     "StepSpec": "provenance.record",
-    "verify": "provenance.verify",
-    "VerificationResult": "provenance.verify",
 }
 
 

@@ -12,13 +12,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import selectors
 import struct
 import sys
 import threading
 import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from provenance.errors import ArtifactError
 
@@ -41,7 +39,7 @@ def _digest_fd(fd: int, buf: bytearray | None) -> bytes:
     before = os.fstat(fd)
     h = hashlib.sha256()
     size = 0
-    if before.st_size <= LARGE or buf is None:
+    if before.st_size <= LARGE:
         # Growth after the last read shows up as a size mismatch with the second fstat.
         while size < before.st_size or size == 0:
             data = os.read(fd, before.st_size - size if before.st_size > size else 65536)
@@ -49,8 +47,8 @@ def _digest_fd(fd: int, buf: bytearray | None) -> bytes:
                 break
             h.update(data)
             size += len(data)
-    else:
-        view = memoryview(buf)
+    else:  # stream: never hold a multi-GB file in memory
+        view = memoryview(buf if buf is not None else bytearray(CHUNK))
         with open(fd, "rb", buffering=0, closefd=False) as f:
             while n := f.readinto(view):
                 h.update(view[:n])
@@ -131,6 +129,8 @@ def _hash_threaded(
         for i in indices:
             one(i)
         return
+    from concurrent.futures import ThreadPoolExecutor  # imported on use: keeps import light
+
     with ThreadPoolExecutor(max_workers=min(workers, len(indices))) as pool:
         for fut in [pool.submit(one, i) for i in indices]:
             fut.result()
@@ -258,6 +258,8 @@ def _collect(
     readers: dict[int, int], out: list[bytes | None], progress: Progress | None
 ) -> tuple[list[int], list[tuple[int, int]]]:
     """Read batch results from every worker until all pipes close."""
+    import selectors
+
     large: list[int] = []
     errors: list[tuple[int, int]] = []
     pending = {fd: bytearray() for fd in readers}
