@@ -447,3 +447,17 @@ def test_example_serve_verified_model(evidence, cli, server, model, gate_keys) -
     )
     assert proc.returncode == 0, proc.stderr
     assert f"version {version}" in proc.stdout and "'weights': (64, 10)" in proc.stdout
+
+
+def test_files_in_normally_excluded_dirs_of_a_registered_model_are_refused(
+    evidence, cli, server, model, gate_keys
+) -> None:
+    """A `__pycache__/` planted among the registered files would otherwise be served unverified."""
+    planted = evidence / "planted"
+    shutil.copytree(evidence / "models", planted)
+    (planted / "__pycache__").mkdir()
+    (planted / "__pycache__" / "loader.cpython-311.pyc").write_bytes(b"evil bytecode")
+    version = register(cli, server, model, str(planted))
+    r = promote(cli, server, model, version, gate_keys)
+    assert r.code == 1 and "extra file: '__pycache__/loader.cpython-311.pyc'" in r.out
+    assert alias_version(server, model) is None

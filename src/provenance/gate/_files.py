@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from provenance.hashing import Excludes, hash_artifacts
+from provenance.hashing import hash_artifacts
 from provenance.verify import Failure
 
 
 def hash_tree(root: str) -> dict[str, str]:
-    return hash_artifacts(root, ["**"], Excludes.DEFAULT).digests
+    """Every file of a downloaded model version. No excludes: whatever the registry serves
+    (a `__pycache__/` or `.git/` planted in the artifacts included) must be accounted for."""
+    return hash_artifacts(root, ["**"], ()).digests
 
 
 def infer_prefix(files: dict[str, str], expected: dict[str, tuple[str, str]]) -> str | None:

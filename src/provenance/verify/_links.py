@@ -220,11 +220,23 @@ def check_consistency(chain: Chain) -> tuple[str | None, list[Failure]]:
     """All links carry one pipeline run id; all artifact paths are relative and stay inside."""
     failures: list[Failure] = []
     run_ids: dict[str, list[str]] = {}
+    # A dataset path usually appears in several links: check each distinct path once.
+    unsafe = set(
+        unsafe_paths(
+            {
+                p
+                for by_key in chain.links.values()
+                for lk in by_key.values()
+                for kind in (lk.materials, lk.products)
+                for p in kind
+            }
+        )
+    )
     for step, by_key in chain.links.items():
         for link in by_key.values():
             run_ids.setdefault(link.run_id or "<none>", []).append(f"{step} ({link.file})")
             for kind in ("materials", "products"):
-                bad = unsafe_paths(getattr(link, kind))
+                bad = sorted(unsafe.intersection(getattr(link, kind))) if unsafe else []
                 for p in bad[:20]:
                     failures.append(
                         Failure(

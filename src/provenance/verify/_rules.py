@@ -23,6 +23,7 @@ def _evaluate(
 
     link = links[item.name]
     materials, products = link.materials, link.products
+    material_paths, product_paths = set(materials), set(products)  # built once, not per rule
     queue = set(getattr(link, kind))
     for rule in rules:
         data = rulelib.unpack_rule(rule)
@@ -33,11 +34,11 @@ def _evaluate(
                 consumed = verifylib.verify_match_rule(data, queue, getattr(link, kind), links)
             elif verb == "create":
                 consumed = verifylib.verify_create_rule(
-                    pattern, queue, set(materials), set(products)
+                    pattern, queue, material_paths, product_paths
                 )
             elif verb == "delete":
                 consumed = verifylib.verify_delete_rule(
-                    pattern, queue, set(materials), set(products)
+                    pattern, queue, material_paths, product_paths
                 )
             elif verb == "modify":
                 consumed = verifylib.verify_modify_rule(pattern, queue, materials, products)
