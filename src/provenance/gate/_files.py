@@ -13,14 +13,17 @@ def hash_tree(root: str) -> dict[str, str]:
 
 
 def infer_prefix(files: dict[str, str], expected: dict[str, tuple[str, str]]) -> str | None:
-    """Where in the project the registered files live (`models/`), judged by path names."""
-    candidates: set[str] | None = None
+    """Where in the project the registered files live (`models/`): the prefix under which the
+    most of them were recorded. Files it does not explain are then reported as extra."""
+    votes: dict[str, int] = {}
     for rel in files:
-        here = {p[: len(p) - len(rel)] for p in expected if p == rel or p.endswith("/" + rel)}
-        candidates = here if candidates is None else candidates & here
-    if not candidates:
+        for p in expected:
+            if p == rel or p.endswith("/" + rel):
+                prefix = p[: len(p) - len(rel)]
+                votes[prefix] = votes.get(prefix, 0) + 1
+    if not votes:
         return None
-    return min(candidates, key=len)
+    return min(votes, key=lambda prefix: (-votes[prefix], len(prefix)))
 
 
 def check_registered(
