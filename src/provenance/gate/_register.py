@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from provenance.errors import UsageError
 from provenance.gate import _client
-from provenance.gate._runlog import LINKS_ARTIFACT_DIR
+from provenance.record._mlflow_run import LINKS_ARTIFACT_DIR
 
 
 @dataclass(frozen=True)

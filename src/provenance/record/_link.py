@@ -1,4 +1,5 @@
-"""Build, sign and atomically write an in-toto link in a DSSE envelope.
+"""The link format: build, sign and atomically write an in-toto link in a DSSE envelope, and
+parse one back (validated field by field; the caller checks the signature first).
 
 The payload is serialised once and signed once, which keeps 100k-artifact links fast (in-toto's
 own recorder re-canonicalises the whole link several times).
@@ -8,8 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from dataclasses import dataclass
 from typing import Any
 
+from provenance.errors import LinkFormatError
 from provenance.signing import dsse
 from provenance.signing._atomic import write_atomic
 
@@ -42,3 +46,83 @@ def write_link(payload: bytes, signer: Any, step: str, links_dir: str) -> str:
     path = os.path.join(links_dir, FILENAME.format(step=step, keyid=signer.public_key.keyid))
     write_atomic(path, dsse.dumps(envelope))
     return path
+
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
+_ALL_HEX64 = re.compile(r"(?:[0-9a-f]{64}\n)*")
+
+
+@dataclass
+class LinkData:
+    """The parts of an in-toto link that verification reads (in-toto's rule functions included)."""
+
+    name: str
+    command: list[str]
+    materials: dict[str, dict[str, str]]
+    products: dict[str, dict[str, str]]
+    byproducts: dict[str, Any]
+    environment: dict[str, Any]
+    file: str = ""
+    keyid: str = ""
+    payload_sha256: str = ""
+
+    @property
+    def run_id(self) -> str | None:
+        value = self.environment.get("pipeline_run_id")
+        return value if isinstance(value, str) and value else None
+
+    def patterns(self, kind: str) -> list[str]:
+        pats = self.environment.get("patterns", {})
+        value = pats.get(kind, []) if isinstance(pats, dict) else []
+        return [p for p in value if isinstance(p, str)] if isinstance(value, list) else []
+
+
+def _artifacts(value: Any, what: str, path: str) -> dict[str, dict[str, str]]:
+    if not isinstance(value, dict):
+        raise LinkFormatError(path, f"{what} must be an object")
+    # Fast path for the shape every link written here has ({"sha256": <64 hex>}): one regex over
+    # all digests at once. Anything else is checked entry by entry below.
+    shas = [d.get("sha256") for d in value.values() if type(d) is dict and len(d) == 1]
+    strings = [s for s in shas if type(s) is str]
+    if len(strings) == len(value) and _ALL_HEX64.fullmatch("".join(s + "\n" for s in strings)):
+        return value
+    hex64 = _HEX64.match
+    for name, digests in value.items():
+        if not isinstance(digests, dict) or not digests:
+            raise LinkFormatError(path, f"{what} entry '{name}' has no digests")
+        for hexd in digests.values():
+            if not isinstance(hexd, str):
+                raise LinkFormatError(path, f"{what} entry '{name}' has a malformed digest")
+        # sha256 is the interop digest the real-file check compares: a link without it for any
+        # artifact could hide a swapped file, so it is refused.
+        sha = digests.get("sha256")
+        if sha is None:
+            raise LinkFormatError(path, f"{what} entry '{name}' has no sha256 digest")
+        if not hex64(sha):
+            raise LinkFormatError(path, f"{what} entry '{name}' has a malformed sha256")
+    return value
+
+
+def parse_link(payload: bytes, path: str) -> LinkData:
+    try:
+        data = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise LinkFormatError(path, f"payload is not JSON ({exc.__class__.__name__})") from None
+    if not isinstance(data, dict) or data.get("_type") != "link":
+        raise LinkFormatError(path, "payload is not an in-toto link (_type must be 'link')")
+    name, command = data.get("name"), data.get("command", [])
+    if not isinstance(name, str) or not name:
+        raise LinkFormatError(path, "link has no name")
+    if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
+        raise LinkFormatError(path, "link command must be a list of strings")
+    byproducts, environment = data.get("byproducts", {}), data.get("environment", {})
+    if not isinstance(byproducts, dict) or not isinstance(environment, dict):
+        raise LinkFormatError(path, "link byproducts and environment must be objects")
+    return LinkData(
+        name,
+        command,
+        _artifacts(data.get("materials", {}), "materials", path),
+        _artifacts(data.get("products", {}), "products", path),
+        byproducts,
+        environment,
+    )

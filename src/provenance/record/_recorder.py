@@ -140,6 +140,6 @@ def prepare(spec: StepSpec) -> Recording:
 
 def _log_to_mlflow(path: str, step: str, environment: dict[str, Any]) -> None:
     if environment.get("mlflow_run_id"):
-        from provenance.gate._runlog import log_link
+        from provenance.record._mlflow_run import log_link
 
         log_link(path, step, environment)

@@ -37,7 +37,7 @@ class LinkInfo:
 
 def read_links(links_dir: str) -> list[LinkInfo]:
     """Every link in `links_dir` (signature checks are `provenance verify`'s job)."""
-    from provenance.verify import parse_link
+    from provenance.record._link import parse_link
 
     out = []
     try:

@@ -12,9 +12,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from provenance.hashing import check_relative
+from provenance.record._link import LinkData, parse_link
 from provenance.verify._files import check_files, expected_products
 from provenance.verify._layout import check_expiry, load_signed_layout
-from provenance.verify._links import Chain, LinkData, check_consistency, load_chain, parse_link
+from provenance.verify._links import Chain, check_consistency, load_chain
 from provenance.verify._rules import check_rules
 from provenance.verify.result import Failure, StepReport, VerificationResult
 

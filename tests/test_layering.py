@@ -1,0 +1,51 @@
+"""Imports point downward only (DESIGN.md package map): cli > gate > verify > slsa > record >
+layout > signing > hashing > shared low-level modules."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "provenance"
+RANK = {
+    "cli": 0,
+    "_demo": 1,
+    "gate": 2,
+    "verify": 3,
+    "slsa": 4,
+    "record": 5,
+    "layout": 6,
+    "signing": 7,
+    "hashing": 8,
+    "_progress": 9,
+    "_config": 9,
+    "_bounded": 9,
+    "errors": 10,
+    "_version": 10,
+}
+
+
+def layer(module: str) -> str:
+    return module.split(".")[1] if module.count(".") >= 1 else module
+
+
+MODULES = sorted(p for p in SRC.rglob("*.py") if p.parent != SRC or p.name != "__init__.py")
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(SRC)))
+def test_imports_point_downward(path: Path) -> None:
+    rel = path.relative_to(SRC)
+    source_layer = rel.parts[0].removesuffix(".py")
+    assert source_layer in RANK, f"{rel}: unknown layer, add it to the package map"
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.startswith("provenance.")
+        ):
+            target = layer(node.module)
+            assert RANK[target] >= RANK[source_layer], (
+                f"{rel} imports {node.module}: '{source_layer}' may not depend on '{target}'"
+            )
