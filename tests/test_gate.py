@@ -84,8 +84,8 @@ def register(cli, server: MlflowServer, model: str, path: str = "models", links=
     return json.loads(r.out)["version"]
 
 
-def promote(cli, server: MlflowServer, model: str, version: str, gate_keys: Path, *extra: str):
-    return cli(
+def promote_args(server: MlflowServer, model: str, version: str, gate_keys: Path) -> list[str]:
+    return [
         "promote",
         model,
         version,
@@ -96,11 +96,14 @@ def promote(cli, server: MlflowServer, model: str, version: str, gate_keys: Path
         "--layout-key",
         "keys/owner.pub",
         "--gate-key",
-        gate_keys / "gate",
+        str(gate_keys / "gate"),
         "--tracking-uri",
         server.uri,
-        *extra,
-    )
+    ]
+
+
+def promote(cli, server: MlflowServer, model: str, version: str, gate_keys: Path, *extra: str):
+    return cli(*promote_args(server, model, version, gate_keys), *extra)
 
 
 def alias_version(server: MlflowServer, model: str, alias: str = "champion") -> str | None:
@@ -271,22 +274,7 @@ def test_two_promotions_racing_for_one_alias(evidence, cli, server, model, gate_
 
     def run(version: str) -> None:
         results[version] = subprocess.run(
-            [
-                str(BIN / "provenance"),
-                "promote",
-                model,
-                version,
-                "--alias",
-                "champion",
-                "--layout",
-                "root.layout",
-                "--layout-key",
-                "keys/owner.pub",
-                "--gate-key",
-                str(gate_keys / "gate"),
-                "--tracking-uri",
-                server.uri,
-            ],
+            [str(BIN / "provenance"), *promote_args(server, model, version, gate_keys)],
             capture_output=True,
             text=True,
             cwd=evidence,
