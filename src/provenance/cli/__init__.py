@@ -35,6 +35,8 @@ def cli(ctx: click.Context, verbose: int) -> None:
     logging.basicConfig(
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    # HTTP retry chatter would bury the one-line error; it is shown with -v.
+    logging.getLogger("urllib3").setLevel(logging.DEBUG if verbose else logging.ERROR)
 
 
 register(cli)

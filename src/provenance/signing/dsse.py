@@ -59,14 +59,14 @@ class ParsedEnvelope:
             return []
 
 
-def parse(data: bytes, path: str) -> ParsedEnvelope:
+def parse(data: bytes, path: str, what: str = "envelope") -> ParsedEnvelope:
     """Parse envelope JSON without trusting anything in it; errors name `path`."""
     if len(data) > MAX_ENVELOPE_BYTES:
         raise InputError(path, f"larger than {MAX_ENVELOPE_BYTES} bytes")
     try:
         doc = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(path, f"not JSON ({exc})") from None
+        raise InputError(path, f"{what} is not JSON ({exc})") from None
     except RecursionError:
         raise InputError(path, "JSON nested too deeply") from None
     if not isinstance(doc, dict) or not {"payload", "payloadType", "signatures"} <= doc.keys():
@@ -74,7 +74,9 @@ def parse(data: bytes, path: str) -> ParsedEnvelope:
             raise InputError(
                 path, "legacy in-toto metadata (Metablock); only DSSE envelopes are accepted"
             )
-        raise InputError(path, "not a DSSE envelope (needs payload, payloadType, signatures)")
+        raise InputError(
+            path, f"{what} is not a DSSE envelope (needs payload, payloadType, signatures)"
+        )
     payload, ptype, sigs = doc["payload"], doc["payloadType"], doc["signatures"]
     if not isinstance(payload, str) or not isinstance(ptype, str) or not isinstance(sigs, list):
         raise InputError(path, "DSSE envelope fields have wrong types")
@@ -105,5 +107,6 @@ def _b64(text: str, path: str, what: str) -> bytes:
         raise InputError(path, f"DSSE {what} is not valid base64") from None
 
 
-def read(path: str) -> ParsedEnvelope:
-    return parse(read_bounded(path, MAX_ENVELOPE_BYTES, "envelope"), path)
+def read(path: str, what: str = "envelope") -> ParsedEnvelope:
+    """Read and parse a signed file; `what` ("layout", "link") names it in errors."""
+    return parse(read_bounded(path, MAX_ENVELOPE_BYTES, what), path, what)

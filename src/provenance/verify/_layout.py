@@ -16,7 +16,7 @@ def load_signed_layout(path: str, layout_keys: Sequence[Any]) -> tuple[Any | Non
     """Return (in-toto Layout, failures). Every given key must have signed the layout."""
     from in_toto.models.layout import Layout
 
-    envelope = dsse.read(path)
+    envelope = dsse.read(path, "signed layout")
     if envelope.payload_type != dsse.IN_TOTO_PAYLOAD_TYPE:
         raise LayoutError(path, f"payload type '{envelope.payload_type}' is not an in-toto layout")
     keys = {k.keyid: k for k in layout_keys}

@@ -73,7 +73,7 @@ def load_chain(layout: Any, links_dir: str, names: dict[str, str]) -> tuple[Chai
         accepted: dict[str, LinkData] = {}
         rejected: list[str] = []
         for path in _step_files(links_dir, step.name):
-            env = dsse.read(path)
+            env = dsse.read(path, "link")
             good = env.verified_keyids(allowed)
             if not good:
                 rejected.append(
