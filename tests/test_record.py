@@ -279,3 +279,29 @@ def test_public_verify_stays_a_function_whatever_is_imported_first() -> None:
         "from provenance import verify\nassert verify.__name__ == 'verify'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_run_wrapper_command_killed_by_signal_exits_like_a_shell(project: Path, cli) -> None:
+    r = cli(
+        "run",
+        "gen",
+        "-p",
+        "gen/**",
+        "--key",
+        "keys/data-eng",
+        "--",
+        "sh",
+        "-c",
+        "mkdir gen; touch gen/partial; kill -TERM $$",
+    )
+    assert r.code == 128 + 15 and "no link written" in r.err
+    assert links_in(project) == []
+
+
+def test_escaping_product_pattern_fails_when_the_step_is_declared(project: Path) -> None:
+    with pytest.raises(PathEscapeError, match=r"\.\./elsewhere"):
+
+        @provenance.step("s", products=["../elsewhere/**"], key="keys/trainer")
+        def s() -> None: ...
+
+    assert links_in(project) == []

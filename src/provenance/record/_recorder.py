@@ -18,7 +18,7 @@ from typing import Any
 from provenance import _config
 from provenance._progress import hashing_progress
 from provenance.errors import UsageError
-from provenance.hashing import ArtifactSet, Excludes, hash_artifacts
+from provenance.hashing import ArtifactSet, Excludes, compile_patterns, hash_artifacts
 from provenance.record import _environment
 from provenance.record._link import link_payload, write_link
 from provenance.signing import load_signer
@@ -50,6 +50,8 @@ class StepSpec:
         for label, pats in (("materials", self.materials), ("products", self.products)):
             if isinstance(pats, str):
                 raise UsageError(f"step '{self.name}': {label} must be a list of patterns")
+            # Fail when the step is declared, not after hours of training.
+            compile_patterns(pats)
 
 
 @dataclass
