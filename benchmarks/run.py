@@ -3,7 +3,8 @@
     make bench          # full sizes: 100k small files, 8 x 256 MiB model, one 2 GiB file
     make bench-small    # a reduced run that takes under a minute
 
-Writes benchmarks/RESULTS.md (medians, ratios against the anchors measured in the same run).
+Writes benchmarks/RESULTS.md (medians, ratios against the anchors measured in the same run);
+`--small` writes benchmarks/RESULTS-small.md instead, which is not committed.
 Nothing here asserts a time: the numbers are for people to read.
 """
 
@@ -332,8 +333,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="reduced sizes (under a minute)")
     parser.add_argument("--rounds", type=int, default=None)
-    parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="default: RESULTS.md (full) or RESULTS-small.md (--small, not committed)",
+    )
     args = parser.parse_args()
+    if args.output is None:
+        args.output = HERE / ("RESULTS-small.md" if args.small else "RESULTS.md")
     rounds = args.rounds or (3 if args.small else 5)
     import logging
 
