@@ -283,56 +283,28 @@ def test_attest_key_signed_statement_is_valid_slsa_v1(signed: Path, cli) -> None
     meta = statement["predicate"]["runDetails"]["metadata"]
     assert meta["startedOn"] <= meta["finishedOn"]
 
-    good = cli(
-        "slsa",
-        "verify",
-        "models/model.safetensors",
-        "--provenance",
-        "model.intoto.jsonl",
-        "--source-uri",
-        "github.com/acme/models",
-        "--source-branch",
-        "main",
-        "--key",
-        "keys/trainer.pub",
-    )
+    def key_verify(source: str, key: str, *extra: str):
+        return cli(
+            "slsa",
+            "verify",
+            "models/model.safetensors",
+            "--provenance",
+            "model.intoto.jsonl",
+            "--source-uri",
+            source,
+            "--key",
+            key,
+            *extra,
+        )
+
+    good = key_verify("github.com/acme/models", "keys/trainer.pub", "--source-branch", "main")
     assert good.code == 0 and "built-in key verifier" in good.out, good.out + good.err
-    wrong_key = cli(
-        "slsa",
-        "verify",
-        "models/model.safetensors",
-        "--provenance",
-        "model.intoto.jsonl",
-        "--source-uri",
-        "github.com/acme/models",
-        "--key",
-        "keys/evaluator.pub",
-    )
+    wrong_key = key_verify("github.com/acme/models", "keys/evaluator.pub")
     assert wrong_key.code == 1 and "does not verify" in wrong_key.out
-    wrong_source = cli(
-        "slsa",
-        "verify",
-        "models/model.safetensors",
-        "--provenance",
-        "model.intoto.jsonl",
-        "--source-uri",
-        "github.com/evil/models",
-        "--key",
-        "keys/trainer.pub",
-    )
+    wrong_source = key_verify("github.com/evil/models", "keys/trainer.pub")
     assert wrong_source.code == 1 and "source" in wrong_source.out
     Path("models/model.safetensors").write_bytes(b"swapped")
-    swapped = cli(
-        "slsa",
-        "verify",
-        "models/model.safetensors",
-        "--provenance",
-        "model.intoto.jsonl",
-        "--source-uri",
-        "github.com/acme/models",
-        "--key",
-        "keys/trainer.pub",
-    )
+    swapped = key_verify("github.com/acme/models", "keys/trainer.pub")
     assert swapped.code == 1 and "no subject has the artifact's sha256" in swapped.out
 
 

@@ -25,6 +25,26 @@ def link_file(step: str) -> Path:
     return path
 
 
+def read_link(step: str) -> dict:
+    """The payload of the step's (only) link, as a dict."""
+    return json.loads(base64.b64decode(json.loads(link_file(step).read_bytes())["payload"]))
+
+
+def resign(link: dict, key: str, *, replace: bool = True) -> None:
+    """Write `link` signed by `key` (a validly signed link with attacker-chosen content)."""
+    if replace:
+        link_file(link["name"]).unlink()
+    payload = link_payload(
+        link["name"],
+        link["command"],
+        link["materials"],
+        link["products"],
+        link["byproducts"],
+        link["environment"],
+    )
+    write_link(payload, load_signer(key), link["name"], str(LINKS))
+
+
 def assert_fails(cli, root: Path, *words: str, in_toto: str, code: int = 1, extra=()) -> None:
     """Our verdict is FAIL with `words` in it, nothing on disk changed, and in-toto agrees
     (`in_toto="fail"`) or has no such check (`in_toto="pass"`: ours is stricter)."""
@@ -105,11 +125,7 @@ def test_poisoned_file_planted_before_training(signed: Path, cli) -> None:
 
 
 def test_link_signed_by_a_key_that_is_not_the_steps_functionary(signed: Path, cli) -> None:
-    honest = link_file("train")
-    signer = load_signer("keys/data-eng")  # a real functionary, but of another step
-    payload = base64.b64decode(json.loads(honest.read_bytes())["payload"])
-    honest.unlink()
-    write_link(payload, signer, "train", str(LINKS))
+    resign(read_link("train"), "keys/data-eng")  # a real functionary, but of another step
     assert_fails(
         cli,
         signed,
@@ -124,10 +140,7 @@ def test_link_signed_by_a_key_that_is_not_the_steps_functionary(signed: Path, cl
 
 def test_link_signed_by_an_unknown_key(signed: Path, cli) -> None:
     cli("keygen", "mallory", "--dir", "keys")
-    honest = link_file("train")
-    payload = base64.b64decode(json.loads(honest.read_bytes())["payload"])
-    honest.unlink()
-    write_link(payload, load_signer("keys/mallory"), "train", str(LINKS))
+    resign(read_link("train"), "keys/mallory")
     assert_fails(cli, signed, "signed by unknown key", "allowed keys: trainer", in_toto="fail")
 
 
@@ -197,18 +210,9 @@ def test_links_mixed_from_two_pipeline_runs(signed: Path, cli, tmp_path: Path) -
 def test_validly_signed_link_with_escaping_artifact_path(
     signed: Path, cli, bad_path: str, in_toto: str
 ) -> None:
-    path = link_file("train")
-    link = json.loads(base64.b64decode(json.loads(path.read_bytes())["payload"]))
+    link = read_link("train")
     link["products"][bad_path] = {"sha256": "a" * 64}
-    payload = link_payload(
-        link["name"],
-        link["command"],
-        link["materials"],
-        link["products"],
-        link["byproducts"],
-        link["environment"],
-    )
-    write_link(payload, load_signer("keys/trainer"), "train", str(LINKS))
+    resign(link, "keys/trainer")
     assert_fails(cli, signed, f"path '{bad_path}'", "escapes the base directory", in_toto=in_toto)
 
 
@@ -318,20 +322,11 @@ def test_example_verify_in_python(signed: Path) -> None:
 
 def test_link_recording_products_without_sha256_is_refused(signed: Path, cli) -> None:
     """A functionary records only another digest, so no real-file check could compare it."""
-    path = link_file("train")
-    link = json.loads(base64.b64decode(json.loads(path.read_bytes())["payload"]))
+    link = read_link("train")
     for digests in link["products"].values():
         digests["sha512"] = "ab" * 64
         del digests["sha256"]
-    payload = link_payload(
-        link["name"],
-        link["command"],
-        link["materials"],
-        link["products"],
-        link["byproducts"],
-        link["environment"],
-    )
-    write_link(payload, load_signer("keys/trainer"), "train", str(LINKS))
+    resign(link, "keys/trainer")
     r = verify(cli)
     assert r.code == 3 and "has no sha256 digest" in r.err and "train." in r.err
 

@@ -72,7 +72,7 @@ def download_version(mlflow_client: Any, name: str, version: str, dest: str) -> 
 
 
 def download_run_links(mlflow_client: Any, run_id: str, dest: str) -> str:
-    """The links a run logged under provenance/links/ (see gate._runlog)."""
+    """The links a run logged under provenance/links/ (see record._mlflow_run)."""
     from provenance.record._mlflow_run import LINKS_ARTIFACT_DIR
 
     with mlflow_errors(f"downloading links of run {run_id}"):
