@@ -123,7 +123,7 @@ def link_writing(key: Path, signer, tmp: Path, rounds: int, n: int = 100_000) ->
     from in_toto.models.link import Link
     from in_toto.models.metadata import Envelope
 
-    from provenance.record._link import link_payload, write_link
+    from provenance.links import link_payload, write_link
     from provenance.signing import load_signer
 
     ours_signer = load_signer(str(key))
@@ -184,7 +184,7 @@ sys.path.insert(0, sys.argv[3])
 from provenance.record import StepSpec
 from provenance.record._recorder import prepare
 from provenance.signing import load_signer
-import provenance.hashing, provenance.record._link
+import provenance.hashing, provenance.links
 load_signer(sys.argv[2])
 from provenance.record._environment import packages_digest
 packages_digest()
@@ -293,7 +293,7 @@ def verification(files: Path, key: Path, tmp: Path, rounds: int) -> dict[str, fl
     from in_toto.models.metadata import Metadata
 
     from provenance.signing import load_public_key
-    from provenance.verify import verify
+    from provenance.verification import verify
 
     proj = build_verify_project(files, key, tmp)
     links = proj / "links"

@@ -176,7 +176,7 @@ def test_missing_link_is_refused(evidence, cli, server, model, gate_keys) -> Non
 
 
 def test_link_signed_by_a_foreign_key_is_refused(evidence, cli, server, model, gate_keys) -> None:
-    from provenance.record._link import write_link
+    from provenance.links import write_link
     from provenance.signing import load_signer
 
     links = evidence / "foreign-links"

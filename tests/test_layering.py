@@ -1,5 +1,5 @@
-"""Imports point downward only (DESIGN.md package map): cli > gate > verify > slsa > record >
-layout > signing > hashing > shared low-level modules."""
+"""Imports point downward only (DESIGN.md package map): cli > gate > slsa > verification >
+record > layout > links > signing > hashing > shared low-level modules."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ RANK = {
     "cli": 0,
     "_demo": 1,
     "gate": 2,
-    "verify": 3,
-    "slsa": 4,
+    "slsa": 3,
+    "verification": 4,
     "record": 5,
     "layout": 6,
+    "links": 6,
     "signing": 7,
     "hashing": 8,
     "_progress": 9,

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from provenance.errors import ProvenanceError
 from provenance.layout import compile_layout, lint, load_yaml
-from provenance.verify import parse_link
+from provenance.links._model import parse_link
 
 GOOD = Path(__file__).resolve().parents[1] / "layouts" / "train.yaml"
 

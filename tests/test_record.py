@@ -274,7 +274,7 @@ def test_cli_reference_is_current() -> None:
 
 def test_public_verify_stays_a_function_whatever_is_imported_first() -> None:
     code = (
-        "import provenance.verify.result, provenance.verify._files\n"
+        "import provenance.verification.result, provenance.verification._files\n"
         "import provenance\nassert callable(provenance.verify), provenance.verify\n"
         "from provenance import verify\nassert verify.__name__ == 'verify'"
     )

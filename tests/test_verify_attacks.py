@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from provenance.record._link import link_payload, write_link
+from provenance.links import link_payload, write_link
 from provenance.signing import load_signer
 from tests.conftest import in_toto_verify, run_pipeline, sign_layout, snapshot, verify
 
@@ -219,7 +219,7 @@ def test_validly_signed_link_with_escaping_artifact_path(
 def test_symlink_planted_in_model_folder_pointing_outside(signed: Path, cli, tmp_path) -> None:
     (tmp_path / "evil.bin").write_bytes(b"x")
     Path("models/extra.bin").symlink_to(tmp_path / "evil.bin")
-    assert_fails(cli, signed, "models/extra.bin", "outside the base directory", in_toto="pass")
+    assert_fails(cli, signed, "'models/extra.bin'", "is a symlink", in_toto="pass")
 
 
 def test_weights_deleted_after_training(signed: Path, cli) -> None:

@@ -16,12 +16,9 @@ from provenance.errors import (
     VerificationError,
 )
 
-# Bound eagerly: `provenance.verify` is also a subpackage, and a lazy attribute would be replaced
-# by the module as soon as anything imported `provenance.verify.…` first.
-from provenance.verify import VerificationResult, verify
-
 if TYPE_CHECKING:
     from provenance.record import StepSpec, run_step, step
+    from provenance.verification import VerificationResult, verify
 
 __all__ = [
     "InfrastructureError",
@@ -41,6 +38,8 @@ _LAZY = {
     "step": "provenance.record",
     "run_step": "provenance.record",
     "StepSpec": "provenance.record",
+    "verify": "provenance.verification",
+    "VerificationResult": "provenance.verification",
 }
 
 

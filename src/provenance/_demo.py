@@ -4,8 +4,6 @@ pipeline run as recorded steps, the layout signed and the run verified, then the
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import shutil
 import subprocess
@@ -14,9 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from provenance.errors import UsageError, VerificationError
+
+if TYPE_CHECKING:
+    from provenance.verification import VerificationResult
 
 MARKER = ".provenance-demo"
 KEYS = ("data-eng", "trainer", "evaluator", "owner", "gate")
@@ -71,31 +72,21 @@ def run_steps(workdir: Path, say: Callable[[str], None]) -> None:
             raise VerificationError(f"step '{step}' failed: {proc.stderr.strip()[-500:]}")
 
 
-def describe_links(workdir: Path) -> list[tuple[str, int, int, str, str]]:
-    """(step, materials, products, first product digest, signer keyid) per link."""
+def describe_links(result: VerificationResult) -> list[tuple[str, int, int, str, str]]:
+    """(step, materials, products, first product digest, signer keyid) per verified link."""
     rows = []
-    for step in STEPS:
-        for path in sorted((workdir / ".provenance/links").glob(f"{step}.*.link")):
-            env = json.loads(path.read_bytes())
-            link = json.loads(base64.b64decode(env["payload"]))
-            products = sorted(link["products"].items())
-            first = f"{products[0][0]} {products[0][1]['sha256'][:12]}…" if products else "-"
-            rows.append(
-                (
-                    step,
-                    len(link["materials"]),
-                    len(link["products"]),
-                    first,
-                    env["signatures"][0]["keyid"][:8],
-                )
-            )
+    for step, verified in result.links.items():
+        link = verified.link
+        products = sorted(link.products.items())
+        first = f"{products[0][0]} {products[0][1]['sha256'][:12]}…" if products else "-"
+        rows.append((step, len(link.materials), len(link.products), first, verified.keyid[:8]))
     return rows
 
 
 def run_demo(workdir: Path, project: Path, fresh: bool, say: Callable[[str], None]) -> DemoReport:
     from provenance.layout import sign_layout
     from provenance.signing import generate, load_public_key, load_signer
-    from provenance.verify import verify
+    from provenance.verification import verify
 
     workdir, project = workdir.resolve(), project.resolve()
     report = DemoReport(workdir)
@@ -105,11 +96,6 @@ def run_demo(workdir: Path, project: Path, fresh: bool, say: Callable[[str], Non
     report.add("keys", "ok", f"{len(KEYS)} ed25519 key pairs in keys/ (private keys 0600)")
     say(f"workspace {workdir}")
     run_steps(workdir, say)
-    for step, n_mat, n_prod, first, signer in describe_links(workdir):
-        say(f"  {step:<9} {n_mat:>2} materials {n_prod:>2} products  {first:<48} key {signer}")
-        report.add(
-            f"step {step}", "recorded", f"{n_mat} materials, {n_prod} products, key {signer}"
-        )
     cwd = os.getcwd()
     os.chdir(workdir)
     try:
@@ -120,6 +106,11 @@ def run_demo(workdir: Path, project: Path, fresh: bool, say: Callable[[str], Non
         result = verify(
             "root.layout", [load_public_key("keys/owner.pub")], ".provenance/links", "."
         )
+        for step, n_mat, n_prod, first, signer in describe_links(result):
+            say(f"  {step:<9} {n_mat:>2} materials {n_prod:>2} products  {first:<48} key {signer}")
+            report.add(
+                f"step {step}", "recorded", f"{n_mat} materials, {n_prod} products, key {signer}"
+            )
         say(result.verdict)
         summary = (
             f"{len(result.steps)} steps, one pipeline run, {result.artifacts_checked} files on "
@@ -131,13 +122,13 @@ def run_demo(workdir: Path, project: Path, fresh: bool, say: Callable[[str], Non
         if not result.ok:
             raise VerificationError(result.verdict)
         for stage in _later_stages():
-            stage(workdir, report, say)
+            stage(workdir, report, say, result)
     finally:
         os.chdir(cwd)
     return report
 
 
-Stage = Callable[[Path, Any, Callable[[str], None]], None]
+Stage = Callable[[Path, Any, Callable[[str], None], "VerificationResult"], None]
 
 
 def _later_stages() -> list[Stage]:
@@ -150,7 +141,7 @@ def _later_stages() -> list[Stage]:
     except ModuleNotFoundError:
         pass
     try:
-        from provenance.gate._demo import mlflow_stage
+        from provenance.gate.mlflow._demo import mlflow_stage
 
         stages.append(mlflow_stage)
     except ModuleNotFoundError:

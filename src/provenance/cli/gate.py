@@ -1,4 +1,4 @@
-"""`provenance register|promote|fetch`: the MLflow promotion gate."""
+"""`provenance register|promote|revoke|fetch`: the MLflow promotion gate."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def register(
     Example:
       provenance register digits models --links .provenance/links
     """
-    from provenance.gate import register_files
+    from provenance.gate.mlflow import register_files
 
     reg = register_files(model, path, links_dir=links_dir, run_id=run_id, tracking_uri=tracking_uri)
     if as_json:
@@ -61,7 +61,6 @@ def register(
 @click.option(
     "--links", "links_dir", help="Links directory [default: the version's run artifacts]."
 )
-@click.option("--artifact-path", help="Where the registered files were produced (e.g. models/).")
 @click.option("--provenance", "provenance_path", help="SLSA provenance to check as well.")
 @click.option("--source-uri", help="Expected source for the SLSA check.")
 @click.option("--provenance-key", help="Public key of key-signed SLSA provenance.")
@@ -76,7 +75,6 @@ def promote(
     layout_keys: tuple[str, ...],
     gate_key: str,
     links_dir: str | None,
-    artifact_path: str | None,
     provenance_path: str | None,
     source_uri: str | None,
     provenance_key: str | None,
@@ -86,8 +84,9 @@ def promote(
 ) -> None:
     """Verify MODEL VERSION end to end; only then sign the decision and set ALIAS.
 
-    On failure the alias is untouched, the version is tagged provenance.verified=false with
-    the reason, and the exit status is 1 (4 if MLflow is unreachable).
+    The registered files must be exactly the model the signed layout declares (`model:`).
+    Passed or failed, the gate's signed decision for ALIAS is recorded on the version; on
+    failure the alias is untouched and the exit status is 1 (4 if MLflow is unreachable).
 
     \b
     Example:
@@ -117,7 +116,6 @@ def promote(
         layout_keys=[load_public_key(k) for k in layout_keys],
         gate_signer=load_signer(gate_key),
         links_dir=_config.links_dir(links_dir) if links_dir else None,
-        artifact_path=artifact_path,
         slsa=slsa,
         tracking_uri=tracking_uri,
     )
@@ -125,27 +123,75 @@ def promote(
 
 
 @click.command()
-@click.argument("uri")
-@click.argument("dest")
+@click.argument("model")
+@click.argument("version")
+@click.option("--reason", required=True, help="Why the version is revoked (recorded, signed).")
 @click.option(
     "--gate-key",
-    envvar="PROVENANCE_GATE_PUBLIC_KEY",
-    help="Gate public key [env: PROVENANCE_GATE_PUBLIC_KEY].",
+    required=True,
+    envvar="PROVENANCE_GATE_KEY",
+    help="Gate private key or signer URI [env: PROVENANCE_GATE_KEY].",
 )
 @tracking_option
 @json_option
-def fetch(
-    uri: str, dest: str, gate_key: str | None, tracking_uri: str | None, as_json: bool
+def revoke(
+    model: str, version: str, reason: str, gate_key: str, tracking_uri: str | None, as_json: bool
 ) -> None:
-    """Download models:/NAME@ALIAS into DEST only if its files are the ones the gate verified.
+    """Revoke MODEL VERSION: it can hold no protected alias any more and `fetch` refuses it.
+
+    The gate-signed revocation is recorded on the version, and aliases that pointed at it on
+    the strength of a gate decision are removed.
 
     \b
     Example:
-      provenance fetch models:/digits@champion ./serving --gate-key keys/gate.pub
+      provenance revoke digits 3 --reason "trained on leaked data" --gate-key keys/gate
+    """
+    from provenance.gate import revoke as run_revoke
+    from provenance.signing import load_signer
+
+    record = run_revoke(
+        model, version, gate_signer=load_signer(gate_key), reason=reason, tracking_uri=tracking_uri
+    )
+    if as_json:
+        emit_json(record.to_dict())
+    else:
+        say(f"REVOKED: {model} version {version} on {record.revoked_at}: {record.reason}")
+
+
+@click.command()
+@click.argument("uri")
+@click.argument("dest")
+@click.option(
+    "--gate-pub-key",
+    "--gate-key",
+    "gate_key",
+    envvar="PROVENANCE_GATE_PUBLIC_KEY",
+    help="Gate public key [env: PROVENANCE_GATE_PUBLIC_KEY].",
+)
+@click.option("--force", is_flag=True, help="Replace DEST if it exists and is not empty.")
+@tracking_option
+@json_option
+def fetch(
+    uri: str,
+    dest: str,
+    gate_key: str | None,
+    force: bool,
+    tracking_uri: str | None,
+    as_json: bool,
+) -> None:
+    """Download models:/NAME@ALIAS into DEST only if its files are the ones the gate verified.
+
+    The gate's decision for the alias must verify and have passed, the version must not be
+    revoked, and the downloaded files must hash to the signed digest; otherwise nothing is
+    written to DEST.
+
+    \b
+    Example:
+      provenance fetch models:/digits@champion ./serving --gate-pub-key keys/gate.pub
     """
     from provenance.gate import load_verified
 
-    loaded = load_verified(uri, dest, gate_key, tracking_uri=tracking_uri)
+    loaded = load_verified(uri, dest, gate_key, force=force, tracking_uri=tracking_uri)
     if as_json:
         emit_json(
             {
@@ -160,4 +206,4 @@ def fetch(
         say(f"VERIFIED: {uri} = version {loaded.version}, {len(loaded.files)} files in {dest}")
 
 
-COMMANDS = [register, promote, fetch]
+COMMANDS = [register, promote, revoke, fetch]

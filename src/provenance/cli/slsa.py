@@ -14,7 +14,8 @@ def slsa() -> None:
 
     \b
     Example:
-      provenance slsa attest --subject 'models/**' --key keys/trainer -o model.intoto.jsonl
+      provenance slsa attest --subject 'models/**' --layout root.layout \\
+          --layout-key keys/owner.pub --key keys/trainer -o model.intoto.jsonl
       provenance slsa verify models/model.safetensors --provenance model.intoto.jsonl \\
           --source-uri github.com/ORG/REPO --key keys/trainer.pub
     """
@@ -39,7 +40,10 @@ def slsa() -> None:
     is_flag=True,
     help="Sign keylessly with the ambient OIDC identity (GitHub Actions).",
 )
-@click.option("--layout", help="Signed layout whose digest is recorded.")
+@click.option("--layout", required=True, help="Signed layout; the chain is verified first.")
+@click.option(
+    "--layout-key", "layout_keys", required=True, multiple=True, help="Layout owner public key."
+)
 @click.option("--builder-id", help="runDetails.builder.id [default: from GitHub Actions].")
 @click.option("--repository", help="Source repository URI [default: from GitHub Actions].")
 @click.option("--ref", help="Source ref [default: from GitHub Actions].")
@@ -52,31 +56,39 @@ def attest(
     key: str | None,
     pub_key: str | None,
     use_sigstore: bool,
-    layout: str | None,
+    layout: str,
+    layout_keys: tuple[str, ...],
     builder_id: str | None,
     repository: str | None,
     ref: str | None,
     output: str,
     as_json: bool,
 ) -> None:
-    """Write SLSA v1 provenance for the SUBJECT files, built from the step links.
+    """Write SLSA v1 provenance for the SUBJECT files, built from the verified step links.
+
+    The layout and links are verified first (exit 1 if they do not); the statement is built
+    from exactly what verified.
 
     \b
     Example:
-      provenance slsa attest --subject 'models/**' --key keys/trainer -o model.intoto.jsonl
+      provenance slsa attest --subject 'models/**' --layout root.layout \\
+          --layout-key keys/owner.pub --key keys/trainer -o model.intoto.jsonl
     """
-    from provenance.errors import UsageError
+    from provenance.errors import UsageError, VerificationError
     from provenance.signing import load_signer, write_atomic
     from provenance.slsa.statement import build_statement, sign_with_key, sign_with_sigstore
+    from provenance.verification import verify
 
     if bool(key) == use_sigstore:
         raise UsageError("give exactly one of --key or --sigstore")
+    verification = verify(layout, list(layout_keys), _config.links_dir(links_dir), base)
+    if not verification.ok:
+        raise VerificationError(verification.verdict)
     statement = build_statement(
         subjects,
-        _config.links_dir(links_dir),
+        verification,
         base,
         builder_id=builder_id,
-        layout=layout,
         repository=repository,
         ref=ref,
     )

@@ -7,8 +7,8 @@ import click
 from provenance import _config
 from provenance.cli._common import emit_json, json_option, say
 from provenance.signing import load_public_key
-from provenance.verify import VerificationResult
-from provenance.verify import verify as run_verify
+from provenance.verification import VerificationResult
+from provenance.verification import verify as run_verify
 
 
 def render(result: VerificationResult) -> None:

@@ -1,18 +1,23 @@
-"""The MLflow promotion gate: verify, then promote; verified loading; a registry-store plugin.
+"""The promotion gate: verify, then promote; revoke; verified loading; the registry seam.
 
-mlflow is imported lazily, only by the functions that talk to it.
+Registry-agnostic: MLflow lives in `provenance.gate.mlflow` and is imported lazily.
 """
 
+from provenance.gate._decision import Decision, Revocation
 from provenance.gate._load import LoadedModel, load_verified
-from provenance.gate._promote import PromotionResult, SlsaCheck, promote
-from provenance.gate._register import Registered, register_files
+from provenance.gate._promote import PromotionResult, SlsaCheck, promote, revoke
+from provenance.gate.registry import ModelVersion, Registry, parse_model_uri
 
 __all__ = [
+    "Decision",
     "LoadedModel",
+    "ModelVersion",
     "PromotionResult",
-    "Registered",
+    "Registry",
+    "Revocation",
     "SlsaCheck",
     "load_verified",
+    "parse_model_uri",
     "promote",
-    "register_files",
+    "revoke",
 ]

@@ -1,134 +1,243 @@
-"""The gate's signed decision: which artifacts of which model version may carry which alias.
+"""The gate's signed records: a decision per (model, version, alias), and a revocation.
 
-Kept free of mlflow so the registry plugin, the loader and the gate share one definition. The
-payload is rebuilt from the version's tags and the signature checked against the gate's public
-key, so editing any tag (or copying tags to another version) invalidates it.
+Kept free of any registry so the gate, the registry-store plugin and `fetch` share one
+definition. Each record is a DSSE envelope stored whole as one registry tag value; its signature
+is checked before the payload is parsed, and the payload must name the exact model, version (and
+alias) of the tag it was read from, so a record copied to another version, model or alias, or
+edited, never verifies. Nothing else under `provenance.*` is trusted by anyone.
 """
 
 from __future__ import annotations
 
-import hashlib
+import datetime as dt
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Union
 
+from provenance.errors import VerificationError
 from provenance.signing import dsse
 
-PAYLOAD_TYPE = "application/vnd.ml-provenance.gate-decision+json"
+DECISION_TYPE = "application/vnd.ml-provenance.decision.v1+json"
+REVOCATION_TYPE = "application/vnd.ml-provenance.revocation.v1+json"
 PREFIX = "provenance."
-TAG_VERIFIED = PREFIX + "verified"
-TAG_LAYOUT = PREFIX + "layout_sha256"
-TAG_ARTIFACTS = PREFIX + "artifacts_sha256"
-TAG_MANIFEST = PREFIX + "artifacts"
-TAG_VERIFIED_AT = PREFIX + "verified_at"
-TAG_SIGNATURE = PREFIX + "gate_signature"
-TAG_FAILURE = PREFIX + "failure"
-TAG_RUN_ID = PREFIX + "run_id"
+DECISION_PREFIX = PREFIX + "decision."
+REVOKED_TAG = PREFIX + "revoked"
 MAX_TAG_VALUE = 5000  # MLflow's limit for model version tag values
+PASSED, FAILED = "PASSED", "FAILED"
 
 
-def signature_tag(alias: str) -> str:
-    return f"{TAG_SIGNATURE}.{alias}"
+def decision_tag(alias: str) -> str:
+    return DECISION_PREFIX + alias
 
 
-def artifacts_digest(files: Mapping[str, str]) -> str:
-    """sha256 over the sorted `sha256  path` lines of the files (like `sha256sum` output)."""
-    text = "".join(f"{digest}  {path}\n" for path, digest in sorted(files.items()))
-    return hashlib.sha256(text.encode()).hexdigest()
+def is_reserved(key: str) -> bool:
+    """Tag keys only the gate may write: `provenance.*`, compared without case or padding."""
+    return key.strip().casefold().startswith(PREFIX)
+
+
+def now() -> str:
+    """UTC with microseconds, fixed width: decisions order by comparing these strings."""
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _canonical(data: Mapping[str, Any]) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)
 class Decision:
+    """The gate's verdict for one (model, version, alias)."""
+
     model: str
     version: str
     alias: str
-    artifacts_sha256: str
+    result: str  # PASSED | FAILED
+    artifacts_sha256: str  # Manifest.digest() of the registered files
     layout_sha256: str
     verified_at: str
+    run_id: str | None = None
+    reasons: tuple[str, ...] = ()
+    files: Mapping[str, str] | None = field(default=None, compare=False)  # when it fits a tag
 
-    def payload(self) -> bytes:
-        return json.dumps(
-            {
-                "model": self.model,
-                "version": self.version,
-                "alias": self.alias,
-                "artifacts_sha256": self.artifacts_sha256,
-                "layout_sha256": self.layout_sha256,
-                "verified_at": self.verified_at,
-            },
-            sort_keys=True,
-            separators=(",", ":"),
-        ).encode()
+    @property
+    def passed(self) -> bool:
+        return self.result == PASSED
 
-    def sign(self, signer: Any) -> str:
-        """Tag value: `keyid:base64(signature over the DSSE PAE of the payload)`."""
-        envelope = dsse.sign(self.payload(), signer, PAYLOAD_TYPE)
-        sig = envelope["signatures"][0]
-        return f"{sig['keyid']}:{sig['sig']}"
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "_type": DECISION_TYPE,
+            "model": self.model,
+            "version": self.version,
+            "alias": self.alias,
+            "result": self.result,
+            "artifacts_sha256": self.artifacts_sha256,
+            "layout_sha256": self.layout_sha256,
+            "verified_at": self.verified_at,
+            "run_id": self.run_id,
+            "reasons": list(self.reasons),
+        }
+        if self.files is not None:
+            data["files"] = dict(sorted(self.files.items()))
+        return data
 
-    def verify(self, tag_value: str, gate_key: Any) -> bool:
-        keyid, _, sig = tag_value.partition(":")
-        if not sig:
-            return False
-        try:
-            env = dsse.parse(
-                json.dumps(
-                    {
-                        "payload": _b64(self.payload()),
-                        "payloadType": PAYLOAD_TYPE,
-                        "signatures": [{"keyid": keyid, "sig": sig}],
-                    }
-                ).encode(),
-                "gate signature",
-            )
-        except Exception:  # noqa: BLE001 - a malformed tag is simply not a valid signature
-            return False
-        return bool(env.verified_keyids({gate_key.keyid: gate_key}))
-
-
-def _b64(data: bytes) -> str:
-    import base64
-
-    return base64.b64encode(data).decode()
-
-
-def check_tags(
-    model: str, version: str, alias: str, tags: Mapping[str, str], gate_key: Any
-) -> Decision:
-    """The decision the tags claim, if the gate's signature over it verifies; else ValueError."""
-    sig = tags.get(signature_tag(alias))
-    if sig is None:
-        raise ValueError(
-            f"version {version} of '{model}' has no gate signature for alias "
-            f"'{alias}' (promote it with `provenance promote`)"
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Decision:
+        required = {"_type", "model", "version", "alias", "result", "artifacts_sha256"}
+        required |= {"layout_sha256", "verified_at", "run_id", "reasons"}
+        _exact_keys(data, required, {"files"})
+        files = data.get("files")
+        if files is not None and not (
+            isinstance(files, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in files.items())
+        ):
+            raise VerificationError("decision record: 'files' is malformed")
+        reasons = data["reasons"]
+        if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
+            raise VerificationError("decision record: 'reasons' is malformed")
+        decision = cls(
+            _str(data, "model"),
+            _str(data, "version"),
+            _str(data, "alias"),
+            _str(data, "result"),
+            _str(data, "artifacts_sha256"),
+            _str(data, "layout_sha256"),
+            _str(data, "verified_at"),
+            data["run_id"] if isinstance(data["run_id"], str) else None,
+            tuple(reasons),
+            files,
         )
-    decision = Decision(
-        model,
-        str(version),
-        alias,
-        tags.get(TAG_ARTIFACTS, ""),
-        tags.get(TAG_LAYOUT, ""),
-        tags.get(TAG_VERIFIED_AT, ""),
-    )
-    if not decision.verify(sig, gate_key):
-        raise ValueError(
-            f"the gate signature on version {version} of '{model}' for alias "
-            f"'{alias}' does not verify with gate key {gate_key.keyid[:8]} "
-            "(forged, copied from another version, or tags edited)"
+        if decision.result not in (PASSED, FAILED):
+            raise VerificationError(f"decision record: unknown result '{decision.result}'")
+        return decision
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """After this, the version may hold no protected alias and `fetch` refuses it."""
+
+    model: str
+    version: str
+    revoked_at: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "_type": REVOCATION_TYPE,
+            "model": self.model,
+            "version": self.version,
+            "revoked_at": self.revoked_at,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Revocation:
+        _exact_keys(data, {"_type", "model", "version", "revoked_at", "reason"}, set())
+        return cls(
+            _str(data, "model"),
+            _str(data, "version"),
+            _str(data, "revoked_at"),
+            _str(data, "reason"),
         )
+
+
+Record = Union[Decision, Revocation]
+
+
+def _exact_keys(data: Mapping[str, Any], required: set[str], optional: set[str]) -> None:
+    missing, unknown = required - data.keys(), data.keys() - required - optional
+    if missing or unknown:
+        raise VerificationError(
+            f"gate record: missing {sorted(missing)} / unknown {sorted(unknown)} fields"
+        )
+
+
+def _str(data: Mapping[str, Any], key: str) -> str:
+    value = data[key]
+    if not isinstance(value, str):
+        raise VerificationError(f"gate record: '{key}' must be a string")
+    return value
+
+
+def sign_record(record: Record, signer: Any) -> str:
+    """The tag value: the record as a compact DSSE envelope (JSON) signed by the gate."""
+    kind = DECISION_TYPE if isinstance(record, Decision) else REVOCATION_TYPE
+    payload = _canonical(record.to_dict())
+    return dsse.dumps(dsse.sign(payload, signer, kind)).decode()
+
+
+def fit_files(decision: Decision, signer_keyid_len: int = 64) -> Decision:
+    """Drop the per-file list when the signed record would not fit one tag value."""
+    size = len(_canonical(decision.to_dict())) * 4 // 3 + 400 + signer_keyid_len
+    if decision.files is not None and size > MAX_TAG_VALUE:
+        return Decision(**{**decision.__dict__, "files": None})
     return decision
 
 
-def manifest_from_tags(tags: Mapping[str, str], decision: Decision) -> dict[str, str] | None:
-    """Per-file digests, trusted only if they hash to the signed artifacts digest."""
-    raw = tags.get(TAG_MANIFEST)
-    if not raw:
-        return None
+def open_record(key: str, value: str, gate_key: Any, model: str, version: str) -> Record:
+    """The record stored under tag `key` of `model` `version`, if the gate signed exactly it.
+
+    Raises VerificationError naming what is wrong: not signed by the gate key, or signed for
+    another model, version, alias or kind of record (copied or replayed).
+    """
+    where = f"tag '{key}' of '{model}' version {version}"
     try:
-        manifest = json.loads(raw)
-    except json.JSONDecodeError:
+        env = dsse.parse(value.encode(), where, "gate record")
+    except Exception as exc:  # noqa: BLE001 - any malformed value is simply not a gate record
+        raise VerificationError(f"{where} is not a gate-signed record ({exc})") from None
+    if not env.verified_keyids({gate_key.keyid: gate_key}):
+        raise VerificationError(
+            f"{where} is not signed by gate key {gate_key.keyid[:8]} "
+            "(forged, edited, or signed by another gate)"
+        )
+    try:
+        data = json.loads(env.payload)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise VerificationError(f"{where}: signed payload is not JSON") from None
+    if not isinstance(data, dict) or data.get("_type") != env.payload_type:
+        raise VerificationError(f"{where}: record type does not match its envelope")
+    record: Record
+    if key == REVOKED_TAG and env.payload_type == REVOCATION_TYPE:
+        record = Revocation.from_dict(data)
+    elif key.startswith(DECISION_PREFIX) and env.payload_type == DECISION_TYPE:
+        record = Decision.from_dict(data)
+        if record.alias != key[len(DECISION_PREFIX) :]:
+            raise VerificationError(
+                f"{where} holds a decision for alias '{record.alias}' (copied between aliases)"
+            )
+    else:
+        raise VerificationError(f"{where}: a {env.payload_type} record does not belong here")
+    if record.model != model or record.version != str(version):
+        raise VerificationError(
+            f"{where} holds a record for '{record.model}' version {record.version} "
+            "(copied from another version or model)"
+        )
+    return record
+
+
+def decision_for(
+    tags: Mapping[str, str], gate_key: Any, model: str, version: str, alias: str
+) -> Decision:
+    """The verified decision for `alias` on this version; VerificationError if none holds."""
+    value = tags.get(decision_tag(alias))
+    if value is None:
+        raise VerificationError(
+            f"version {version} of '{model}' has no gate decision for alias '{alias}' "
+            "(promote it with `provenance promote`)"
+        )
+    record = open_record(decision_tag(alias), value, gate_key, model, version)
+    assert isinstance(record, Decision)
+    return record
+
+
+def revocation_of(
+    tags: Mapping[str, str], gate_key: Any, model: str, version: str
+) -> Revocation | None:
+    """The version's revocation if it has one. A revocation tag that does not verify is an
+    error, not an absence: failing closed beats serving a version someone tried to revoke."""
+    value = tags.get(REVOKED_TAG)
+    if value is None:
         return None
-    if not isinstance(manifest, dict) or artifacts_digest(manifest) != decision.artifacts_sha256:
-        return None
-    return {str(k): str(v) for k, v in manifest.items()}
+    record = open_record(REVOKED_TAG, value, gate_key, model, version)
+    assert isinstance(record, Revocation)
+    return record

@@ -1,35 +1,30 @@
 """Verified loading: a consumer gets a model's files only if the gate signed exactly those files.
 
 Artifacts can be overwritten after promotion, so the check happens at load time: the gate's
-signature over (model, version, alias, artifacts digest) must verify, and the downloaded files
-must hash to that digest. Files are downloaded into a scratch directory beside DEST and moved
-into place only after the check; on any mismatch nothing is left in DEST.
+signed decision for the alias must verify and have passed, the version must not be revoked, and
+the downloaded files must hash to the signed digest. Files are downloaded into a scratch
+directory beside DEST and moved into place only after the check; on any mismatch nothing is left.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-from provenance.errors import UsageError, VerificationError
-from provenance.gate import _client
-from provenance.gate._decision import (
-    TAG_SIGNATURE,
-    artifacts_digest,
-    check_tags,
-    manifest_from_tags,
-)
-from provenance.gate._files import hash_tree
-
-_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))$")
+from provenance.errors import InputError, UsageError, VerificationError
+from provenance.gate._decision import DECISION_PREFIX, decision_for, open_record, revocation_of
+from provenance.gate._tree import hash_tree
+from provenance.gate.registry import ModelVersion, Registry, parse_model_uri
+from provenance.hashing import Manifest
 
 
 @dataclass(frozen=True)
 class LoadedModel:
+    """A model version whose files were verified and placed in `path`."""
+
     name: str
     version: str
     alias: str
@@ -37,25 +32,51 @@ class LoadedModel:
     files: dict[str, str]
 
 
-def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
-    m = _URI.match(uri)
-    if not m:
-        raise UsageError(f"'{uri}' is not models:/NAME@ALIAS or models:/NAME/VERSION")
-    return m["name"], m["alias"], m["version"]
+def _passed_aliases(mv: ModelVersion, gate_key: Any) -> list[str]:
+    out = []
+    for key, value in mv.tags.items():
+        if key.startswith(DECISION_PREFIX):
+            try:
+                record = open_record(key, value, gate_key, mv.name, mv.version)
+            except VerificationError:
+                continue
+            if getattr(record, "passed", False):
+                out.append(key[len(DECISION_PREFIX) :])
+    return sorted(out)
 
 
-def _latest_alias(tags: dict[str, str]) -> str | None:
-    prefix = TAG_SIGNATURE + "."
-    aliases = [k[len(prefix) :] for k in tags if k.startswith(prefix)]
-    return aliases[0] if len(aliases) == 1 else None
+def _prepare_dest(dest: str, force: bool) -> str:
+    """The parent of `dest` (created); refuses a `dest` that is not an absent or empty dir."""
+    if os.path.lexists(dest):
+        if os.path.islink(dest) or not os.path.isdir(dest):
+            raise UsageError(f"{dest} exists and is not a directory")
+        if os.listdir(dest) and not force:
+            raise UsageError(f"{dest} exists and is not empty (use --force to replace it)")
+    parent = os.path.dirname(os.path.abspath(dest)) or "."
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            parent, f"cannot create the destination's parent: {exc.strerror}"
+        ) from None
+    if not os.access(parent, os.W_OK):
+        raise InputError(parent, "the destination's parent is not writable")
+    return parent
 
 
 def load_verified(
-    uri: str, dest: str, gate_key: Any = None, *, tracking_uri: str | None = None
+    uri: str,
+    dest: str,
+    gate_key: Any = None,
+    *,
+    force: bool = False,
+    registry: Registry | None = None,
+    tracking_uri: str | None = None,
 ) -> LoadedModel:
-    """Download `uri` into `dest` (absent or empty) only if the gate's decision holds.
+    """Download `uri` into `dest` only if the gate's decision holds.
 
-    `gate_key`: the gate's public key (path or key); default PROVENANCE_GATE_PUBLIC_KEY.
+    `gate_key`: the gate's public key (path, signer-URI public key, or Key); default
+    PROVENANCE_GATE_PUBLIC_KEY. `dest` must be absent or empty unless `force`.
     """
     from provenance.signing import load_public_key
 
@@ -64,62 +85,57 @@ def load_verified(
         gate_key = os.environ.get("PROVENANCE_GATE_PUBLIC_KEY")
         if not gate_key:
             raise UsageError(
-                "no gate public key: pass gate_key / --gate-key or set PROVENANCE_GATE_PUBLIC_KEY"
+                "no gate public key: pass gate_key / --gate-pub-key or set "
+                "PROVENANCE_GATE_PUBLIC_KEY"
             )
     if isinstance(gate_key, (str, os.PathLike)):
         gate_key = load_public_key(os.fspath(gate_key))
-    if os.path.exists(dest) and (not os.path.isdir(dest) or os.listdir(dest)):
-        raise UsageError(f"{dest} exists and is not empty")
-    mc = _client.client(tracking_uri)
-    with _client.mlflow_errors(f"resolving {uri}"):
-        mv = (
-            mc.get_model_version_by_alias(name, alias)
-            if alias
-            else mc.get_model_version(name, version)
-        )
-    version = str(mv.version)
-    tags = dict(mv.tags)
-    signed_alias = alias or _latest_alias(tags)
-    if signed_alias is None:
-        raise VerificationError(f"{uri}: version {version} carries no single gate decision")
+    parent = _prepare_dest(dest, force)
+    if registry is None:
+        from provenance.gate.mlflow import MlflowRegistry
+
+        registry = MlflowRegistry(tracking_uri)
+    if alias:
+        found = registry.get_by_alias(name, alias)
+        if found is None:
+            raise InputError(None, f"{uri}: no version of '{name}' holds alias '{alias}'")
+        mv = found
+    else:
+        mv = registry.get_version(name, str(version))
+        passed = _passed_aliases(mv, gate_key)
+        if len(passed) != 1:
+            raise VerificationError(
+                f"{uri}: version {mv.version} carries {len(passed)} passed gate decisions; "
+                "fetch it by alias (models:/NAME@ALIAS)"
+            )
+        alias = passed[0]
     try:
-        decision = check_tags(name, version, signed_alias, tags, gate_key)
-    except ValueError as exc:
+        if (revoked := revocation_of(mv.tags, gate_key, name, mv.version)) is not None:
+            raise VerificationError(
+                f"version {mv.version} was revoked on {revoked.revoked_at}: {revoked.reason}"
+            )
+        decision = decision_for(mv.tags, gate_key, name, mv.version, alias)
+        if not decision.passed:
+            raise VerificationError(
+                f"the gate refused version {mv.version} for '{alias}' on {decision.verified_at}: "
+                + ("; ".join(decision.reasons) or "verification failed")
+            )
+    except VerificationError as exc:
         raise VerificationError(f"{uri}: {exc}") from None
-    parent = os.path.dirname(os.path.abspath(dest)) or "."
-    os.makedirs(parent, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix=".provenance-fetch-", dir=parent)
     try:
-        files_dir = _client.download_version(mc, name, version, os.path.join(scratch, "files"))
-        files = hash_tree(files_dir)
-        if artifacts_digest(files) != decision.artifacts_sha256:
-            raise VerificationError(
-                f"{uri}: {_describe(files, manifest_from_tags(tags, decision))}"
-            )
-        if os.path.isdir(dest):
-            os.rmdir(dest)
+        files_dir = registry.download(name, mv.version, os.path.join(scratch, "files"))
+        files = hash_tree(files_dir, uri)
+        if files.digest() != decision.artifacts_sha256:
+            if decision.files is not None:
+                why = Manifest(decision.files).diff(files).summary()
+            else:
+                why = "the files differ (the decision lists no per-file digests to say which)"
+            raise VerificationError(f"{uri}: artifacts changed after promotion: {why}")
+        if os.path.lexists(dest):
+            old = os.path.join(scratch, "replaced")
+            os.replace(dest, old)
         os.replace(files_dir, dest)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return LoadedModel(name, version, signed_alias, dest, files)
-
-
-def _describe(files: dict[str, str], manifest: dict[str, str] | None) -> str:
-    """Name the files that differ from what the gate verified."""
-    if manifest is None:
-        return (
-            "the downloaded files do not match the artifacts the gate verified "
-            "(no per-file manifest to say which)"
-        )
-    problems = []
-    for path in sorted(set(files) | set(manifest)):
-        got, want = files.get(path), manifest.get(path)
-        if got == want:
-            continue
-        if want is None:
-            problems.append(f"extra file '{path}'")
-        elif got is None:
-            problems.append(f"missing '{path}'")
-        else:
-            problems.append(f"hash mismatch for '{path}': expected {want}, actual {got}")
-    return "artifacts changed after promotion: " + "; ".join(problems)
+    return LoadedModel(name, mv.version, alias, dest, files.to_dict())

@@ -1,42 +1,42 @@
 """`promote`: verify a registered model version end to end, then sign the decision, set the alias.
 
 Order matters: nothing is trusted from the registry's existing `provenance.*` tags; the version's
-files are downloaded and hashed; the layout, links and those files are verified (and SLSA
-provenance when given); only then are the decision tags written and the alias set. On failure
-the alias is untouched and the version records why.
+files are downloaded and hashed; the layout, links and those files are verified (the files must
+be exactly the model the layout declares), and SLSA provenance when given; the decision — passed
+or failed — is signed and recorded for this (model, version, alias); only a passed one is
+followed by the alias. The layout digest in the decision is that of the bytes verification read.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import json
+import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from provenance.errors import UsageError
-from provenance.gate import _client
 from provenance.gate._decision import (
-    MAX_TAG_VALUE,
-    TAG_ARTIFACTS,
-    TAG_FAILURE,
-    TAG_LAYOUT,
-    TAG_MANIFEST,
-    TAG_RUN_ID,
-    TAG_SIGNATURE,
-    TAG_VERIFIED,
-    TAG_VERIFIED_AT,
+    FAILED,
+    PASSED,
     Decision,
-    artifacts_digest,
-    signature_tag,
+    Revocation,
+    decision_tag,
+    fit_files,
+    now,
+    revocation_of,
+    sign_record,
 )
-from provenance.gate._files import check_registered, hash_tree
-from provenance.verify import VerificationResult, verify
+from provenance.gate._tree import hash_tree
+from provenance.gate.registry import Registry
+from provenance.hashing import Manifest
+from provenance.verification import VerificationResult, verify
 
 
-@dataclass
+@dataclass(frozen=True)
 class SlsaCheck:
+    """SLSA provenance that must also cover the model files."""
+
     provenance: str
     source_uri: str
     key: Any = None  # public key for key-signed provenance, else Sigstore
@@ -46,6 +46,8 @@ class SlsaCheck:
 
 @dataclass
 class PromotionResult:
+    """What `promote` decided, and why."""
+
     model: str
     version: str
     alias: str
@@ -55,6 +57,12 @@ class PromotionResult:
     failures: list[str] = field(default_factory=list)
     artifacts_sha256: str | None = None
     files: dict[str, str] = field(default_factory=dict)
+    decision: Decision | None = None
+    record: str | None = None  # the signed decision as stored in the registry
+
+    @property
+    def ok(self) -> bool:
+        return self.promoted
 
     @property
     def verdict(self) -> str:
@@ -78,21 +86,16 @@ class PromotionResult:
             "artifacts_sha256": self.artifacts_sha256,
             "files": self.files,
             "slsa": self.slsa,
+            "decision": self.decision.to_dict() if self.decision else None,
             "verification": self.verification.to_dict() if self.verification else None,
         }
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _slsa(files_dir: str, files: dict[str, str], check: SlsaCheck) -> list[str]:
-    import os
-
+def _slsa(files_dir: str, files: Manifest, check: SlsaCheck) -> list[str]:
     from provenance.slsa.verify import Expectations, verify_builtin
 
     failures = []
-    for rel in sorted(files):
+    for rel in sorted(files.files):
         result = verify_builtin(
             os.path.join(files_dir, rel),
             check.provenance,
@@ -113,81 +116,91 @@ def promote(
     layout: str,
     layout_keys: Sequence[Any],
     gate_signer: Any,
+    registry: Registry | None = None,
     links_dir: str | None = None,
-    artifact_path: str | None = None,
     slsa: SlsaCheck | None = None,
     tracking_uri: str | None = None,
 ) -> PromotionResult:
-    """Verify `model` `version` and, only if everything holds, point `alias` at it."""
+    """Verify `model` `version` and, only if everything holds, point `alias` at it.
+
+    `registry` defaults to the MLflow registry at `tracking_uri`. Raises InputError for bad
+    inputs and InfrastructureError when the registry is unreachable; a verification failure is
+    a result (promoted False) with a signed FAILED decision recorded for this alias.
+    """
     version = str(version)
+    if registry is None:
+        from provenance.gate.mlflow import MlflowRegistry
+
+        registry = MlflowRegistry(tracking_uri)
     result = PromotionResult(model, version, alias)
-    mc = _client.client(tracking_uri)
-    with _client.mlflow_errors(f"reading model '{model}' version {version}"):
-        mv = mc.get_model_version(model, version)
-    with _client.scratch() as tmp:
-        files_dir = _client.download_version(mc, model, version, f"{tmp}/files")
-        files = hash_tree(files_dir)
-        result.files = files
+    info = registry.get_version(model, version)
+    with tempfile.TemporaryDirectory(prefix="provenance-gate-") as tmp:
+        files_dir = registry.download(model, version, os.path.join(tmp, "files"))
+        source = f"'{model}' version {version}"
+        files = hash_tree(files_dir, source)
+        result.files = files.to_dict()
         if links_dir is None:
-            if not mv.run_id:
+            if not info.run_id:
                 raise UsageError(f"version {version} has no run to take links from; pass --links")
-            links_dir = _client.download_run_links(mc, mv.run_id, f"{tmp}/links")
-        source = f"registered version {version}"
-        result.verification = verify(
-            layout,
-            layout_keys,
-            links_dir,
-            ".",
-            final_products=lambda expected: check_registered(
-                files, expected, artifact_path, source
-            ),
+            links_dir = registry.download_links(info.run_id, os.path.join(tmp, "links"))
+        # Inspections run where the downloaded version is; the layout's model must be exactly
+        # these files.
+        verification = verify(
+            layout, layout_keys, links_dir, files_dir, model_files=files.files, model_source=source
         )
-        if not result.verification.ok:
-            result.failures = [f.summary() for f in result.verification.failures]
+        result.verification = verification
+        if not verification.ok:
+            result.failures = [f.summary() for f in verification.failures]
         elif slsa is not None:
             result.slsa = _slsa(files_dir, files, slsa)
-            result.failures = result.slsa
-    with open(layout, "rb") as f:
-        layout_digest = hashlib.sha256(f.read()).hexdigest()
-    if result.failures:
-        _record_failure(mc, model, version, alias, result)
-        return result
-    digest = artifacts_digest(files)
-    decision = Decision(model, version, alias, digest, layout_digest, _now())
-    signature = decision.sign(gate_signer)
-    manifest = json.dumps(files, sort_keys=True, separators=(",", ":"))
-    tags = {
-        TAG_VERIFIED: "true",
-        TAG_LAYOUT: layout_digest,
-        TAG_ARTIFACTS: digest,
-        TAG_VERIFIED_AT: decision.verified_at,
-        TAG_SIGNATURE: signature,
-        signature_tag(alias): signature,
-    }
-    if result.verification and result.verification.run_id:
-        tags[TAG_RUN_ID] = result.verification.run_id
-    if len(manifest) <= MAX_TAG_VALUE:
-        tags[TAG_MANIFEST] = manifest
-    with _client.mlflow_errors(f"recording the decision on '{model}' version {version}"):
-        if TAG_FAILURE in mv.tags:
-            mc.delete_model_version_tag(model, version, TAG_FAILURE)
-        for key, value in tags.items():
-            mc.set_model_version_tag(model, version, key, value)
-    with _client.mlflow_errors(f"setting alias '{alias}' on '{model}' version {version}"):
-        mc.set_registered_model_alias(model, alias, version)
-    result.promoted, result.artifacts_sha256 = True, digest
+            result.failures = list(result.slsa)
+    result.artifacts_sha256 = files.digest()
+    decision = fit_files(
+        Decision(
+            model,
+            version,
+            alias,
+            FAILED if result.failures else PASSED,
+            result.artifacts_sha256,
+            str(verification.layout_sha256),
+            now(),
+            verification.run_id,
+            tuple(f[:300] for f in result.failures[:5]),
+            files.files,
+        )
+    )
+    result.decision, result.record = decision, sign_record(decision, gate_signer)
+    # A failed decision replaces any earlier passed one for this alias: fail closed.
+    registry.set_tag(model, version, decision_tag(alias), result.record)
+    if decision.passed:
+        registry.set_alias(model, alias, version)
+        result.promoted = True
     return result
 
 
-def _record_failure(mc: Any, model: str, version: str, alias: str, result: PromotionResult) -> None:
-    """Tags say why; any earlier signature for this alias is withdrawn (fail closed)."""
-    reason = "; ".join(result.failures)
-    if len(reason) > MAX_TAG_VALUE:
-        reason = reason[: MAX_TAG_VALUE - 3] + "..."
-    with _client.mlflow_errors(f"recording the refusal on '{model}' version {version}"):
-        mc.set_model_version_tag(model, version, TAG_VERIFIED, "false")
-        mc.set_model_version_tag(model, version, TAG_FAILURE, reason)
-        current = mc.get_model_version(model, version).tags
-        for key in (signature_tag(alias), TAG_SIGNATURE):
-            if key in current:
-                mc.delete_model_version_tag(model, version, key)
+def revoke(
+    model: str,
+    version: str,
+    *,
+    gate_signer: Any,
+    reason: str,
+    registry: Registry | None = None,
+    tracking_uri: str | None = None,
+) -> Revocation:
+    """Record a gate-signed revocation; the version then holds no protected alias, and every
+    alias that pointed at it on the strength of a gate decision is removed."""
+    version = str(version)
+    if registry is None:
+        from provenance.gate.mlflow import MlflowRegistry
+
+        registry = MlflowRegistry(tracking_uri)
+    info = registry.get_version(model, version)
+    existing = revocation_of(info.tags, gate_signer.public_key, model, version)
+    if existing is not None:
+        return existing
+    record = Revocation(model, version, now(), reason)
+    registry.set_tag(model, version, "provenance.revoked", sign_record(record, gate_signer))
+    for alias in info.aliases:
+        if decision_tag(alias) in info.tags:
+            registry.delete_alias(model, alias)
+    return record

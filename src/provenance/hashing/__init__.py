@@ -7,12 +7,18 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from provenance.hashing._engine import Progress, hash_file, hash_paths
+from provenance.hashing._inventory import inventory
+from provenance.hashing._manifest import DIGEST_SCHEME, Change, Diff, Manifest
 from provenance.hashing._paths import check_relative, is_safe_relative, unsafe_paths
 from provenance.hashing._patterns import Excludes, Pattern, compile_patterns, has_glob
 from provenance.hashing._walk import collect
 
 __all__ = [
+    "DIGEST_SCHEME",
     "ArtifactSet",
+    "Change",
+    "Diff",
+    "Manifest",
     "Excludes",
     "Pattern",
     "check_relative",
@@ -22,6 +28,7 @@ __all__ = [
     "hash_artifacts",
     "hash_file",
     "hash_paths",
+    "inventory",
     "is_safe_relative",
     "unsafe_paths",
 ]

@@ -1,7 +1,7 @@
 """Layouts: strict YAML, secure-by-default compilation to in-toto, lint and signing."""
 
-from provenance.layout._compile import compile_layout, functionary_names
-from provenance.layout._model import LayoutSpec, Rule, StepDef
+from provenance.layout._compile import compile_layout, functionary_names, model_declaration
+from provenance.layout._model import LayoutSpec, ModelDecl, Rule, StepDef
 from provenance.layout._yaml import load_yaml
 from provenance.layout.lint import Finding, lint
 from provenance.layout.sign import SignedLayout, sign_layout
@@ -9,6 +9,7 @@ from provenance.layout.sign import SignedLayout, sign_layout
 __all__ = [
     "Finding",
     "LayoutSpec",
+    "ModelDecl",
     "Rule",
     "SignedLayout",
     "StepDef",
@@ -16,5 +17,6 @@ __all__ = [
     "functionary_names",
     "lint",
     "load_yaml",
+    "model_declaration",
     "sign_layout",
 ]

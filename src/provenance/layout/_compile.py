@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from provenance.layout._model import LayoutSpec, Rule
+from provenance.layout._model import LayoutSpec, ModelDecl, Rule
 
 FUNCTIONARIES_MARKER = "ml-provenance functionaries: "
+# The model declaration rides in the signed readme too (in-toto has no field for it; upstream
+# in-toto-verify ignores the readme, so links verify there unchanged).
+MODEL_MARKER = "ml-provenance model: "
 
 
 def close_rules(rules: tuple[Rule, ...]) -> list[list[str]]:
@@ -46,6 +49,8 @@ def compile_layout(spec: LayoutSpec) -> Any:
         + FUNCTIONARIES_MARKER
         + json.dumps(names, sort_keys=True)
     )
+    if spec.model is not None:
+        layout.readme += "\n" + MODEL_MARKER + json.dumps(spec.model.to_dict(), sort_keys=True)
     for key in spec.functionaries.values():
         layout.keys[key.keyid] = key_dict(key)
     for s in spec.steps:
@@ -66,14 +71,29 @@ def compile_layout(spec: LayoutSpec) -> Any:
     return layout
 
 
+def _marker(readme: str, marker: str) -> Any:
+    """The JSON value after `marker` in the (signed) readme, or None."""
+    for line in readme.splitlines():
+        if line.startswith(marker):
+            try:
+                return json.loads(line[len(marker) :])
+            except (json.JSONDecodeError, RecursionError):
+                return None
+    return None
+
+
 def functionary_names(readme: str) -> dict[str, str]:
     """keyid -> functionary name, from a layout compiled here (empty for foreign layouts)."""
-    for line in readme.splitlines():
-        if line.startswith(FUNCTIONARIES_MARKER):
-            try:
-                names = json.loads(line[len(FUNCTIONARIES_MARKER) :])
-            except json.JSONDecodeError:
-                return {}
-            if isinstance(names, dict):
-                return {str(v): str(k) for k, v in names.items()}
-    return {}
+    names = _marker(readme, FUNCTIONARIES_MARKER)
+    return {str(v): str(k) for k, v in names.items()} if isinstance(names, dict) else {}
+
+
+def model_declaration(readme: str, step_names: set[str]) -> ModelDecl | None:
+    """The signed layout's model declaration; None when it has none or it is malformed."""
+    data = _marker(readme, MODEL_MARKER)
+    if not isinstance(data, dict) or set(data) != {"step", "products"}:
+        return None
+    step, products = data["step"], data["products"]
+    if not isinstance(step, str) or not isinstance(products, str) or step not in step_names:
+        return None
+    return ModelDecl(step, products)

@@ -60,6 +60,33 @@ class InspectionDef:
     line: int | None = None
 
 
+@dataclass(frozen=True)
+class ModelDecl:
+    """Which step's products are the deliverable the registry gate promotes.
+
+    `products` is a glob over that step's products (`models/*`); the registered version holds
+    exactly the matching files, named relative to `root` (the pattern's directory part).
+    """
+
+    step: str
+    products: str
+    line: int | None = None
+
+    @property
+    def root(self) -> str:
+        """`models/` for `models/*` or `models/**`; empty when the pattern globs its first part."""
+        parts = self.products.strip("/").split("/")
+        literal: list[str] = []
+        for part in parts[:-1]:
+            if any(c in part for c in "*?["):
+                break
+            literal.append(part)
+        return "/".join(literal) + "/" if literal else ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"step": self.step, "products": self.products}
+
+
 @dataclass
 class LayoutSpec:
     path: str
@@ -69,3 +96,4 @@ class LayoutSpec:
     inspections: list[InspectionDef] = field(default_factory=list)
     readme: str = ""
     lines: dict[str, int] = field(default_factory=dict)  # "expires", "functionaries.NAME"
+    model: ModelDecl | None = None

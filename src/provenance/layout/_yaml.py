@@ -16,7 +16,14 @@ import yaml
 
 from provenance._bounded import read_bounded
 from provenance.errors import InputError, LayoutError
-from provenance.layout._model import RULE_VERBS, InspectionDef, LayoutSpec, Rule, StepDef
+from provenance.layout._model import (
+    RULE_VERBS,
+    InspectionDef,
+    LayoutSpec,
+    ModelDecl,
+    Rule,
+    StepDef,
+)
 
 MAX_YAML_BYTES = 1 << 20
 _DURATION = re.compile(r"^(\d+)\s*([dwy])$")
@@ -110,7 +117,7 @@ def load_yaml(path: str) -> LayoutSpec:
     top = ctx.mapping(
         root,
         "the layout",
-        {"expires", "functionaries", "steps", "inspections", "readme"},
+        {"expires", "functionaries", "steps", "inspections", "readme", "model"},
         {"expires", "functionaries", "steps"},
     )
     lines: dict[str, int] = {"expires": top["expires"][0].start_mark.line + 1}
@@ -126,7 +133,24 @@ def load_yaml(path: str) -> LayoutSpec:
         ]
     readme = ctx.string(top["readme"][1], "readme") if "readme" in top else ""
     _cross_check(ctx, steps, inspections, functionaries, top)
-    return LayoutSpec(path, expires, functionaries, steps, inspections, readme, lines)
+    model = _model(ctx, top["model"][1], steps) if "model" in top else None
+    return LayoutSpec(path, expires, functionaries, steps, inspections, readme, lines, model)
+
+
+def _model(ctx: _Ctx, node: yaml.Node, steps: list[StepDef]) -> ModelDecl:
+    """`model: {step: train, products: "models/*"}`: the deliverable the gate promotes."""
+    from provenance.hashing import compile_patterns
+
+    f = ctx.mapping(node, "model", {"step", "products"}, {"step", "products"})
+    step = _name(ctx, f["step"][1], "model step")
+    if step not in {s.name for s in steps}:
+        raise ctx.fail(f["step"][1], f"model names unknown step '{step}'")
+    products = ctx.string(f["products"][1], "model products")
+    try:
+        compile_patterns([products])
+    except InputError as exc:
+        raise ctx.fail(f["products"][1], f"model products: {exc}") from None
+    return ModelDecl(step, products, node.start_mark.line + 1)
 
 
 def _expires(ctx: _Ctx, node: yaml.Node) -> dt.datetime:

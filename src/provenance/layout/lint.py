@@ -137,4 +137,32 @@ def lint(spec: LayoutSpec, *, now: dt.datetime | None = None) -> list[Finding]:
     for insp in spec.inspections:
         _check_rules(insp.name, "materials", insp.materials, out)
         _check_rules(insp.name, "products", insp.products, out)
+    _check_model(spec, out)
     return sorted(out, key=lambda f: (f.line or 0, f.code))
+
+
+def _check_model(spec: LayoutSpec, out: list[Finding]) -> None:
+    """The gate can only promote what the layout names as the model."""
+    model = spec.model
+    if model is None:
+        out.append(
+            Finding(
+                "warning",
+                "no-model",
+                "no 'model:' declaration: `provenance promote` refuses this layout "
+                '(add e.g. model: {step: train, products: "models/*"})',
+            )
+        )
+        return
+    step = next(s for s in spec.steps if s.name == model.step)
+    creators = [r for r in step.products if r.verb in ("create", "modify", "allow", "match")]
+    if not any(_covers(r.full_pattern, model.products) for r in creators):
+        out.append(
+            Finding(
+                "error",
+                "model-not-produced",
+                f"model products '{model.products}' are not covered by any product rule of "
+                f"step '{model.step}', so no verified link can ever contain them",
+                model.line,
+            )
+        )

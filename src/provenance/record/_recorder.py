@@ -19,8 +19,8 @@ from provenance import _config
 from provenance._progress import hashing_progress
 from provenance.errors import UsageError
 from provenance.hashing import ArtifactSet, Excludes, compile_patterns, hash_artifacts
+from provenance.links import link_payload, write_link
 from provenance.record import _environment
-from provenance.record._link import link_payload, write_link
 from provenance.signing import load_signer
 
 log = logging.getLogger("provenance")

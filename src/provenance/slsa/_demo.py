@@ -4,21 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from provenance.verification import VerificationResult
 
 REPOSITORY = "https://github.com/ml-provenance/example-pipeline"
 
 
-def slsa_stage(workdir: Path, report: Any, say: Callable[[str], None]) -> None:
+def slsa_stage(
+    workdir: Path, report: Any, say: Callable[[str], None], verification: VerificationResult
+) -> None:
     from provenance.signing import load_public_key, load_signer, write_atomic
     from provenance.slsa.statement import build_statement, sign_with_key
     from provenance.slsa.verify import Expectations, verify_builtin
 
     statement = build_statement(
         ["models/**"],
-        ".provenance/links",
+        verification,
         ".",
-        layout="root.layout",
         repository=REPOSITORY,
         ref="refs/heads/main",
     )

@@ -1,66 +1,31 @@
-"""SLSA v1 provenance for a trained model: an in-toto Statement v1 built from the step links.
+"""SLSA v1 provenance for a trained model: an in-toto Statement v1 built from a verified chain.
 
 buildType `BUILD_TYPE` is defined in docs/slsa.md. Subjects are the weight files; resolved
 dependencies are what the pipeline consumed but did not produce (datasets, code, base weights)
-plus the source commit; the links themselves are byproducts.
+plus the source commit; the links themselves are byproducts. Everything comes from a passed
+`VerificationResult` (its exact link and layout bytes); nothing is re-read from disk.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from provenance.errors import UsageError
 from provenance.hashing import hash_artifacts
+from provenance.links import LinkData
 from provenance.signing import dsse
+
+if TYPE_CHECKING:
+    from provenance.verification import VerificationResult
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
 BUILD_TYPE = "https://github.com/ml-provenance/ml-provenance/blob/main/docs/slsa.md#buildtype-v1"
 DEFAULT_BUILDER = "https://github.com/ml-provenance/ml-provenance/builders/local@v1"
-
-
-@dataclass(frozen=True)
-class LinkInfo:
-    file: str
-    sha256: str
-    name: str
-    materials: dict[str, dict[str, str]]
-    products: dict[str, dict[str, str]]
-    environment: dict[str, Any]
-
-
-def read_links(links_dir: str) -> list[LinkInfo]:
-    """Every link in `links_dir` (signature checks are `provenance verify`'s job)."""
-    from provenance.record._link import parse_link
-
-    out = []
-    try:
-        names = sorted(n for n in os.listdir(links_dir) if n.endswith(".link"))
-    except FileNotFoundError:
-        raise UsageError(f"links directory {links_dir} not found") from None
-    for name in names:
-        path = os.path.join(links_dir, name)
-        with open(path, "rb") as f:
-            raw = f.read()
-        env = dsse.parse(raw, path)
-        link = parse_link(env.payload, path)
-        out.append(
-            LinkInfo(
-                name,
-                hashlib.sha256(raw).hexdigest(),
-                link.name,
-                link.materials,
-                link.products,
-                link.environment,
-            )
-        )
-    return out
 
 
 def _github() -> dict[str, str] | None:
@@ -89,7 +54,7 @@ def _parameters(value: Any) -> Any:
     return value
 
 
-def _external_inputs(links: Sequence[LinkInfo]) -> list[dict[str, Any]]:
+def _external_inputs(links: Sequence[LinkData]) -> list[dict[str, Any]]:
     """Materials no link produced with the same digest: the pipeline's inputs from outside."""
     produced = {(p, d.get("sha256")) for lk in links for p, d in lk.products.items()}
     seen: dict[str, dict[str, str]] = {}
@@ -102,19 +67,21 @@ def _external_inputs(links: Sequence[LinkInfo]) -> list[dict[str, Any]]:
 
 def build_statement(
     subjects: Sequence[str],
-    links_dir: str,
+    verification: VerificationResult,
     base: str = ".",
     *,
     builder_id: str | None = None,
-    layout: str | None = None,
     repository: str | None = None,
     ref: str | None = None,
 ) -> dict[str, Any]:
-    """The SLSA v1 statement for the files `subjects` select, from the links in `links_dir`."""
+    """The SLSA v1 statement for the files `subjects` select, from a passed verification."""
+    if not verification.ok or not verification.links:
+        raise UsageError(f"the chain did not verify: {verification.verdict}")
     hashed = hash_artifacts(base, subjects)
     if not hashed.digests:
         raise UsageError(f"--subject {' '.join(subjects)} matched no file in {base}")
-    links = read_links(links_dir)
+    verified = list(verification.links.values())
+    links = [v.link for v in verified]
     gh = _github()
     envs = [lk.environment for lk in links]
     commit = next((e.get("git_commit") for e in envs if e.get("git_commit")), None)
@@ -126,12 +93,10 @@ def build_statement(
         "workflow": gh["workflow_ref"] if gh else None,
         "steps": {lk.name: _parameters(lk.environment.get("parameters")) for lk in links},
     }
-    if layout:
-        with open(layout, "rb") as f:
-            external["layout"] = {
-                "name": os.path.basename(layout),
-                "digest": {"sha256": hashlib.sha256(f.read()).hexdigest()},
-            }
+    external["layout"] = {
+        "name": os.path.basename(verification.layout),
+        "digest": {"sha256": verification.layout_sha256},
+    }
     deps = _external_inputs(links)
     if commit:
         uri = f"git+{repository}@{ref}" if repository else "git+local"
@@ -172,7 +137,7 @@ def build_statement(
                         "digest": {"sha256": lk.sha256},
                         "mediaType": "application/vnd.in-toto+dsse",
                     }
-                    for lk in links
+                    for lk in verified
                 ],
             },
         },

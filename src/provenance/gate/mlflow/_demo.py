@@ -10,10 +10,10 @@ from typing import Any
 MODEL = "digits-classifier"
 
 
-def mlflow_stage(workdir: Path, report: Any, say: Callable[[str], None]) -> None:
+def mlflow_stage(workdir: Path, report: Any, say: Callable[[str], None], _: Any) -> None:
     from provenance.errors import VerificationError
-    from provenance.gate import load_verified, promote, register_files
-    from provenance.gate._client import client
+    from provenance.gate import load_verified, promote
+    from provenance.gate.mlflow import MlflowRegistry, register_files
     from provenance.signing import load_public_key, load_signer
 
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
@@ -35,7 +35,7 @@ def mlflow_stage(workdir: Path, report: Any, say: Callable[[str], None]) -> None
         "mlflow promote",
         "PROMOTED" if result.promoted else "REFUSED",
         f"version {honest.version} -> @champion: {len(result.files)} files, artifacts "
-        f"sha256 {str(result.artifacts_sha256)[:16]}…, gate signature in tags",
+        f"sha256 {str(result.artifacts_sha256)[:16]}…, signed decision on the version",
     )
     if not result.promoted:
         raise VerificationError(result.verdict)
@@ -58,7 +58,8 @@ def mlflow_stage(workdir: Path, report: Any, say: Callable[[str], None]) -> None
         gate_signer=gate,
         tracking_uri=uri,
     )
-    champion = str(client(uri).get_model_version_by_alias(MODEL, "champion").version)
+    holder = MlflowRegistry(uri).get_by_alias(MODEL, "champion")
+    champion = holder.version if holder else "none"
     say(attack.verdict)
     first = attack.verification.failures[0] if attack.verification else None
     why = (

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -55,35 +53,3 @@ def mlflow_errors(what: str) -> Iterator[None]:
         if type(exc).__module__.split(".")[0] in ("requests", "urllib3"):
             raise InfrastructureError(f"{what}: MLflow unreachable: {exc}") from None
         raise
-
-
-def download_version(mlflow_client: Any, name: str, version: str, dest: str) -> str:
-    """Download a model version's files into `dest`; return the directory holding them."""
-    from mlflow.artifacts import download_artifacts
-
-    with mlflow_errors(f"downloading model '{name}' version {version}"):
-        uri = mlflow_client.get_model_version_download_uri(name, version)
-        path = download_artifacts(
-            artifact_uri=uri,
-            dst_path=dest,
-            tracking_uri=mlflow_client._tracking_client.tracking_uri,
-        )
-    return path if os.path.isdir(path) else os.path.dirname(path)
-
-
-def download_run_links(mlflow_client: Any, run_id: str, dest: str) -> str:
-    """The links a run logged under provenance/links/ (see record._mlflow_run)."""
-    from provenance.record._mlflow_run import LINKS_ARTIFACT_DIR
-
-    with mlflow_errors(f"downloading links of run {run_id}"):
-        path = mlflow_client.download_artifacts(run_id, LINKS_ARTIFACT_DIR, dest)
-    return str(path)
-
-
-@contextlib.contextmanager
-def scratch() -> Iterator[str]:
-    path = tempfile.mkdtemp(prefix="provenance-gate-")
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)

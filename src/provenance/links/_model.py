@@ -1,23 +1,18 @@
-"""The link format: build, sign and atomically write an in-toto link in a DSSE envelope, and
-parse one back (validated field by field; the caller checks the signature first).
+"""The link model: build a link payload and parse one back, validated field by field.
 
-The payload is serialised once and signed once, which keeps 100k-artifact links fast (in-toto's
-own recorder re-canonicalises the whole link several times).
+Parsing is only ever reached through `provenance.links.read_link`, after the envelope's signature
+verified. The payload is serialised once, which keeps 100k-artifact links fast (in-toto's own
+recorder re-canonicalises the whole link several times).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from provenance.errors import LinkFormatError
-from provenance.signing import dsse
-from provenance.signing._atomic import write_atomic
-
-FILENAME = "{step}.{keyid:.8}.link"
 
 
 def link_payload(
@@ -40,19 +35,11 @@ def link_payload(
     return json.dumps(link, sort_keys=True, separators=(",", ":")).encode()
 
 
-def write_link(payload: bytes, signer: Any, step: str, links_dir: str) -> str:
-    """Sign `payload` and write `<step>.<keyid[:8]>.link` atomically; return its path."""
-    envelope = dsse.sign(payload, signer)
-    path = os.path.join(links_dir, FILENAME.format(step=step, keyid=signer.public_key.keyid))
-    write_atomic(path, dsse.dumps(envelope))
-    return path
-
-
 _HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 _ALL_HEX64 = re.compile(r"(?:[0-9a-f]{64}\n)*")
 
 
-@dataclass
+@dataclass(frozen=True)
 class LinkData:
     """The parts of an in-toto link that verification reads (in-toto's rule functions included)."""
 
@@ -62,9 +49,6 @@ class LinkData:
     products: dict[str, dict[str, str]]
     byproducts: dict[str, Any]
     environment: dict[str, Any]
-    file: str = ""
-    keyid: str = ""
-    payload_sha256: str = ""
 
     @property
     def run_id(self) -> str | None:
@@ -104,6 +88,7 @@ def _artifacts(value: Any, what: str, path: str) -> dict[str, dict[str, str]]:
 
 
 def parse_link(payload: bytes, path: str) -> LinkData:
+    """Validate a link payload whose signature was already checked; errors name `path`."""
     try:
         data = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:

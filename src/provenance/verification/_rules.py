@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 from typing import Any
 
-from provenance.verify.result import Failure
+from provenance.verification.result import Failure
 
 MAX_LISTED = 20
 

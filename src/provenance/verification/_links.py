@@ -6,16 +6,13 @@ parsed, the payload is validated field by field, and every artifact path must st
 
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from provenance.errors import LinkFormatError
 from provenance.hashing import unsafe_paths
-from provenance.record._link import LinkData, parse_link
+from provenance.links import Rejected, VerifiedLink, read_envelope, read_link, step_links
 from provenance.signing import dsse
-from provenance.verify.result import Failure, StepReport
+from provenance.verification.result import Failure, StepReport
 
 
 def _label(keyid: str, names: dict[str, str]) -> str:
@@ -46,19 +43,8 @@ def _why_rejected(
 class Chain:
     """Accepted links per step (one per functionary key) and what was reported about them."""
 
-    links: dict[str, dict[str, LinkData]] = field(default_factory=dict)
+    links: dict[str, dict[str, VerifiedLink]] = field(default_factory=dict)
     reports: list[StepReport] = field(default_factory=list)
-
-
-def _step_files(links_dir: str, step: str) -> list[str]:
-    pattern = re.compile(re.escape(step) + r"\.[0-9a-f]{8}\.link\Z")
-    try:
-        names = os.listdir(links_dir)
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        raise LinkFormatError(links_dir, f"cannot list links: {exc.strerror}") from None
-    return sorted(os.path.join(links_dir, n) for n in names if pattern.match(n))
 
 
 def load_chain(layout: Any, links_dir: str, names: dict[str, str]) -> tuple[Chain, list[Failure]]:
@@ -70,25 +56,18 @@ def load_chain(layout: Any, links_dir: str, names: dict[str, str]) -> tuple[Chai
     for step in layout.steps:
         allowed = {k: all_keys[k] for k in step.pubkeys if k in all_keys}
         allowed_text = ", ".join(_label(k, names) for k in sorted(allowed)) or "none"
-        accepted: dict[str, LinkData] = {}
+        accepted: dict[str, VerifiedLink] = {}
         rejected: list[str] = []
-        for path in _step_files(links_dir, step.name):
-            env = dsse.read(path, "link")
-            good = env.verified_keyids(allowed)
-            if not good:
-                rejected.append(
-                    f"{os.path.basename(path)}: {_why_rejected(env, allowed, all_keys, names)}"
-                )
+        for path in step_links(links_dir, step.name):
+            raw, env = read_envelope(path)
+            got = read_link(path, allowed, data=raw)
+            if isinstance(got, Rejected):
+                rejected.append(f"{got.file}: {_why_rejected(env, allowed, all_keys, names)}")
                 continue
-            link = parse_link(env.payload, path)
-            if link.name != step.name:
-                rejected.append(
-                    f"{os.path.basename(path)} records step '{link.name}', not '{step.name}'"
-                )
+            if got.link.name != step.name:
+                rejected.append(f"{got.file} records step '{got.link.name}', not '{step.name}'")
                 continue
-            link.file, link.keyid = os.path.basename(path), good[0]
-            link.payload_sha256 = _sha256(env.payload)
-            accepted.setdefault(good[0], link)
+            accepted.setdefault(got.keyid, got)
         report = StepReport(
             step.name,
             [
@@ -97,7 +76,7 @@ def load_chain(layout: Any, links_dir: str, names: dict[str, str]) -> tuple[Chai
             ],
         )
         if accepted:
-            first = next(iter(accepted.values()))
+            first = next(iter(accepted.values())).link
             report.materials, report.products = len(first.materials), len(first.products)
         chain.reports.append(report)
         if len(accepted) < step.threshold:
@@ -114,9 +93,9 @@ def load_chain(layout: Any, links_dir: str, names: dict[str, str]) -> tuple[Chai
                 )
             )
             continue
-        first = next(iter(accepted.values()))
+        first = next(iter(accepted.values())).link
         if any(
-            lk.materials != first.materials or lk.products != first.products
+            lk.link.materials != first.materials or lk.link.products != first.products
             for lk in accepted.values()
         ):
             failures.append(
@@ -131,12 +110,6 @@ def load_chain(layout: Any, links_dir: str, names: dict[str, str]) -> tuple[Chai
     return chain, failures
 
 
-def _sha256(data: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()
-
-
 def check_consistency(chain: Chain) -> tuple[str | None, list[Failure]]:
     """All links carry one pipeline run id; all artifact paths are relative and stay inside."""
     failures: list[Failure] = []
@@ -148,7 +121,7 @@ def check_consistency(chain: Chain) -> tuple[str | None, list[Failure]]:
                 p
                 for by_key in chain.links.values()
                 for lk in by_key.values()
-                for kind in (lk.materials, lk.products)
+                for kind in (lk.link.materials, lk.link.products)
                 for p in kind
             }
         )
@@ -157,7 +130,7 @@ def check_consistency(chain: Chain) -> tuple[str | None, list[Failure]]:
         for link in by_key.values():
             run_ids.setdefault(link.run_id or "<none>", []).append(f"{step} ({link.file})")
             for kind in ("materials", "products"):
-                bad = sorted(unsafe.intersection(getattr(link, kind))) if unsafe else []
+                bad = sorted(unsafe.intersection(getattr(link.link, kind))) if unsafe else []
                 for p in bad[:20]:
                     failures.append(
                         Failure(

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 
 from provenance.errors import UsageError
-from provenance.gate import _client
+from provenance.gate.mlflow import _client
 from provenance.record._mlflow_run import LINKS_ARTIFACT_DIR
 
 

@@ -7,16 +7,23 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from provenance._bounded import read_bounded
 from provenance.errors import LayoutError
 from provenance.signing import dsse
-from provenance.verify.result import Failure
+from provenance.verification.result import Failure
 
 
-def load_signed_layout(path: str, layout_keys: Sequence[Any]) -> tuple[Any | None, list[Failure]]:
-    """Return (in-toto Layout, failures). Every given key must have signed the layout."""
+def load_signed_layout(
+    path: str, layout_keys: Sequence[Any]
+) -> tuple[Any | None, bytes, list[Failure]]:
+    """Return (in-toto Layout, the exact signed bytes, failures); every key must have signed.
+
+    The bytes are read once: what is verified here is what the digest and consumers use.
+    """
     from in_toto.models.layout import Layout
 
-    envelope = dsse.read(path, "signed layout")
+    data = read_bounded(path, dsse.MAX_ENVELOPE_BYTES, "signed layout", LayoutError)
+    envelope = dsse.parse(data, path, "signed layout")
     if envelope.payload_type != dsse.IN_TOTO_PAYLOAD_TYPE:
         raise LayoutError(path, f"payload type '{envelope.payload_type}' is not an in-toto layout")
     keys = {k.keyid: k for k in layout_keys}
@@ -33,12 +40,12 @@ def load_signed_layout(path: str, layout_keys: Sequence[Any]) -> tuple[Any | Non
                 )
             )
     if failures:
-        return None, failures
+        return None, data, failures
     try:
-        data = json.loads(envelope.payload)
-        if not isinstance(data, dict) or data.get("_type") != "layout":
+        doc = json.loads(envelope.payload)
+        if not isinstance(doc, dict) or doc.get("_type") != "layout":
             raise LayoutError(path, "signed payload is not an in-toto layout")
-        return Layout.read(data), []
+        return Layout.read(doc), data, []
     except LayoutError:
         raise
     except Exception as exc:  # noqa: BLE001 - in-toto raises several types for bad layouts

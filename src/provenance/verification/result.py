@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from provenance.layout import ModelDecl
+    from provenance.links import VerifiedLink
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,8 @@ class Failure:
 
 @dataclass
 class StepReport:
+    """What was found for one step: its accepted links and how many artifacts they record."""
+
     name: str
     links: list[dict[str, str]] = field(default_factory=list)  # file, keyid, functionary
     materials: int = 0
@@ -40,6 +47,13 @@ class StepReport:
 
 @dataclass
 class VerificationResult:
+    """The outcome of `verify`, carrying exactly what was verified.
+
+    `layout_bytes` are the signed layout as read and checked (nothing re-reads the file);
+    `links` holds, per step, the accepted link with its exact bytes. Consumers (promote, SLSA
+    attest, reports) take these and never re-open the layout or the links directory.
+    """
+
     layout: str
     phases_run: list[str] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
@@ -47,6 +61,14 @@ class VerificationResult:
     run_id: str | None = None
     artifacts_checked: int = 0
     base: str = "."
+    layout_bytes: bytes = field(default=b"", repr=False)
+    layout_obj: Any = field(default=None, repr=False)  # in_toto.models.layout.Layout
+    links: dict[str, VerifiedLink] = field(default_factory=dict, repr=False)
+    model: ModelDecl | None = None
+
+    @property
+    def layout_sha256(self) -> str | None:
+        return hashlib.sha256(self.layout_bytes).hexdigest() if self.layout_bytes else None
 
     @property
     def ok(self) -> bool:
@@ -73,6 +95,9 @@ class VerificationResult:
             "layout": self.layout,
             "base": self.base,
             "run_id": self.run_id,
+            "layout_sha256": self.layout_sha256,
+            "model": self.model.to_dict() if self.model else None,
+            "links": {s: {"file": v.file, "sha256": v.sha256} for s, v in self.links.items()},
             "phases": self.phases_run,
             "artifacts_checked": self.artifacts_checked,
             "steps": [asdict(s) for s in self.steps],

@@ -1,0 +1,71 @@
+"""`Registry` over MLflow's client: every call mapped to the exit-code contract by `_client`."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from provenance.gate.mlflow import _client
+from provenance.gate.registry import ModelVersion
+
+
+def _version(mv: Any) -> ModelVersion:
+    return ModelVersion(
+        str(mv.name),
+        str(mv.version),
+        mv.run_id or None,
+        dict(mv.tags or {}),
+        tuple(getattr(mv, "aliases", ()) or ()),
+    )
+
+
+class MlflowRegistry:
+    """The gate's view of an MLflow model registry (tracking URI, or MLFLOW_TRACKING_URI)."""
+
+    def __init__(self, tracking_uri: str | None = None) -> None:
+        self.client = _client.client(tracking_uri)
+
+    def get_version(self, name: str, version: str) -> ModelVersion:
+        with _client.mlflow_errors(f"reading model '{name}' version {version}"):
+            return _version(self.client.get_model_version(name, version))
+
+    def get_by_alias(self, name: str, alias: str) -> ModelVersion | None:
+        from mlflow.exceptions import MlflowException
+
+        with _client.mlflow_errors(f"resolving '{name}@{alias}'"):
+            try:
+                return _version(self.client.get_model_version_by_alias(name, alias))
+            except MlflowException as exc:
+                if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                    return None
+                raise
+
+    def download(self, name: str, version: str, dest: str) -> str:
+        from mlflow.artifacts import download_artifacts
+
+        with _client.mlflow_errors(f"downloading model '{name}' version {version}"):
+            uri = self.client.get_model_version_download_uri(name, version)
+            path = download_artifacts(
+                artifact_uri=uri,
+                dst_path=dest,
+                tracking_uri=self.client._tracking_client.tracking_uri,
+            )
+        return path if os.path.isdir(path) else os.path.dirname(path)
+
+    def download_links(self, run_id: str, dest: str) -> str:
+        from provenance.record._mlflow_run import LINKS_ARTIFACT_DIR
+
+        with _client.mlflow_errors(f"downloading links of run {run_id}"):
+            return str(self.client.download_artifacts(run_id, LINKS_ARTIFACT_DIR, dest))
+
+    def set_tag(self, name: str, version: str, key: str, value: str) -> None:
+        with _client.mlflow_errors(f"recording '{key}' on '{name}' version {version}"):
+            self.client.set_model_version_tag(name, version, key, value)
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        with _client.mlflow_errors(f"setting alias '{alias}' on '{name}' version {version}"):
+            self.client.set_registered_model_alias(name, alias, version)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        with _client.mlflow_errors(f"removing alias '{alias}' of '{name}'"):
+            self.client.delete_registered_model_alias(name, alias)

@@ -1,0 +1,32 @@
+"""The link model: write, name and read in-toto links (signature checked before parsing).
+
+Every part of ml-provenance that needs a link (record, verification, slsa, gate) goes through
+this package; nothing else opens a link file.
+"""
+
+from provenance.links._files import (
+    FILE_RE,
+    Rejected,
+    VerifiedLink,
+    link_filename,
+    list_links,
+    read_envelope,
+    read_link,
+    step_links,
+    write_link,
+)
+from provenance.links._model import LinkData, link_payload
+
+__all__ = [
+    "FILE_RE",
+    "LinkData",
+    "Rejected",
+    "VerifiedLink",
+    "link_filename",
+    "link_payload",
+    "list_links",
+    "read_envelope",
+    "read_link",
+    "step_links",
+    "write_link",
+]

@@ -1,0 +1,120 @@
+"""Link files: their names, where they are found, writing them, and reading them back.
+
+Reading is the only way any part of ml-provenance obtains a link: a bounded read, the DSSE
+signature checked against the keys the caller trusts, and only then the payload parsed (as
+python-tuf's trusted metadata set does). What passed is returned as a `VerifiedLink` that carries
+the exact bytes, so later consumers never re-open the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from provenance._bounded import read_bounded
+from provenance.errors import LinkFormatError
+from provenance.links._model import LinkData, parse_link
+from provenance.signing import dsse
+from provenance.signing._atomic import write_atomic
+
+SUFFIX = ".link"
+# `<step>.<first 8 hex digits of the signing key id>.link`, as in-toto names them.
+FILE_RE = re.compile(r"(?P<step>[A-Za-z0-9_.-]{1,128})\.(?P<keyid>[0-9a-f]{8})\.link\Z")
+
+
+def link_filename(step: str, keyid: str) -> str:
+    return f"{step}.{keyid[:8]}{SUFFIX}"
+
+
+def write_link(payload: bytes, signer: Any, step: str, links_dir: str) -> str:
+    """Sign `payload` and write `<step>.<keyid[:8]>.link` atomically; return its path."""
+    envelope = dsse.sign(payload, signer)
+    path = os.path.join(links_dir, link_filename(step, signer.public_key.keyid))
+    write_atomic(path, dsse.dumps(envelope))
+    return path
+
+
+def list_links(links_dir: str) -> list[str]:
+    """Paths of every link file in `links_dir` (sorted); none when it does not exist."""
+    try:
+        names = os.listdir(links_dir)
+    except FileNotFoundError:
+        return []
+    except NotADirectoryError:
+        raise LinkFormatError(links_dir, "is not a directory") from None
+    except OSError as exc:
+        raise LinkFormatError(links_dir, f"cannot list links: {exc.strerror}") from None
+    return sorted(os.path.join(links_dir, n) for n in names if FILE_RE.match(n))
+
+
+def step_links(links_dir: str, step: str) -> list[str]:
+    """The link files named for `step`."""
+    prefix = step + "."
+    return [
+        p
+        for p in list_links(links_dir)
+        if os.path.basename(p).startswith(prefix) and len(os.path.basename(p)) == len(step) + 14
+    ]
+
+
+@dataclass(frozen=True)
+class VerifiedLink:
+    """A link whose signature verified with `keyid`; `envelope` is the exact file content."""
+
+    file: str  # base name, e.g. train.1a2b3c4d.link
+    keyid: str
+    envelope: bytes
+    payload: bytes
+    link: LinkData
+
+    @property
+    def sha256(self) -> str:
+        """Digest of the link file as stored (what attestations refer to)."""
+        return hashlib.sha256(self.envelope).hexdigest()
+
+    @property
+    def name(self) -> str:
+        return self.link.name
+
+    @property
+    def run_id(self) -> str | None:
+        return self.link.run_id
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A link file that did not verify, and why (for explanations, never for use)."""
+
+    file: str
+    reason: str
+
+
+def read_envelope(path: str, data: bytes | None = None) -> tuple[bytes, dsse.ParsedEnvelope]:
+    """Bounded read of a link file and its envelope structure (nothing trusted yet)."""
+    if data is None:
+        data = read_bounded(path, dsse.MAX_ENVELOPE_BYTES, "link")
+    return data, dsse.parse(data, path, "link")
+
+
+def read_link(
+    path: str, keys: Mapping[str, Any], *, data: bytes | None = None
+) -> VerifiedLink | Rejected:
+    """Read `path` and accept it only if one of `keys` (keyid -> Key) signed it.
+
+    The payload is parsed only after a signature verified; a malformed payload that verified is
+    an error (LinkFormatError), an unsigned or foreign-signed one is merely rejected.
+    """
+    raw, env = read_envelope(path, data)
+    good = env.verified_keyids(dict(keys))
+    if not good:
+        claimed = ", ".join(k[:8] for k in env.keyids) or "no signature"
+        return Rejected(os.path.basename(path), f"no valid signature by a trusted key ({claimed})")
+    if env.payload_type != dsse.IN_TOTO_PAYLOAD_TYPE:
+        raise LinkFormatError(path, f"payload type '{env.payload_type}' is not in-toto")
+    return VerifiedLink(
+        os.path.basename(path), good[0], raw, env.payload, parse_link(env.payload, path)
+    )

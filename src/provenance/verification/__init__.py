@@ -1,0 +1,170 @@
+"""Verification: in-toto semantics for a signed layout and its links, plus what in-toto leaves open.
+
+Phases, in order (verification stops after the first phase that fails):
+layout-signature, layout-expiry, links (who signed, thresholds), paths and run-id, rules,
+inspections, then either files (the real files equal the recorded products) or model (the
+registered files equal the layout's declared model).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from provenance.hashing import check_relative
+from provenance.links import LinkData
+from provenance.verification._files import (
+    check_files,
+    expected_products,
+    failures_from_diff,
+    model_manifest,
+)
+from provenance.verification._layout import check_expiry, load_signed_layout
+from provenance.verification._links import Chain, check_consistency, load_chain
+from provenance.verification._rules import check_rules
+from provenance.verification.result import Failure, StepReport, VerificationResult
+
+__all__ = [
+    "Chain",
+    "Failure",
+    "LinkData",
+    "StepReport",
+    "VerificationResult",
+    "expected_products",
+    "failures_from_diff",
+    "model_manifest",
+    "verify",
+]
+
+
+def _keys(layout_keys: Sequence[Any]) -> list[Any]:
+    """Public keys as given: Key objects, or paths to PEM public keys."""
+    from provenance.signing import load_public_key
+
+    return [
+        load_public_key(os.fspath(k)) if isinstance(k, (str, os.PathLike)) else k
+        for k in layout_keys
+    ]
+
+
+def verify(
+    layout: str,
+    layout_keys: Sequence[Any],
+    links_dir: str = ".provenance/links",
+    base: str = ".",
+    *,
+    artifacts: Sequence[str] = (),
+    check_files_on_disk: bool = True,
+    model_files: Mapping[str, str] | None = None,
+    model_source: str = "the registered version",
+) -> VerificationResult:
+    """Verify `layout` (signed by every key in `layout_keys`) against the links and the files.
+
+    `layout_keys`: public keys or paths to them. The last phase compares the recorded products
+    with the files in `base`; with `model_files` (path -> sha256, e.g. a registered model
+    version) it instead compares those with exactly the model the layout declares, and runs the
+    layout's inspections in `base` (where those files are).
+    Returns a VerificationResult; raises InputError subclasses for unreadable/invalid inputs.
+    """
+    from provenance.layout import functionary_names, model_declaration
+
+    for pattern in artifacts:
+        check_relative(pattern.rstrip("/") or ".", what=f"--artifact '{pattern}'")
+    keys = _keys(layout_keys)
+    result = VerificationResult(layout=layout, base=base)
+
+    def phase(name: str, failures: list[Failure]) -> bool:
+        result.phases_run.append(name)
+        result.failures.extend(failures)
+        return not failures
+
+    lay, result.layout_bytes, failures = load_signed_layout(layout, keys)
+    if not phase("layout-signature", failures) or lay is None:
+        return result
+    result.layout_obj = lay
+    result.model = model_declaration(lay.readme or "", {s.name for s in lay.steps})
+    if not phase("layout-expiry", check_expiry(lay, layout)):
+        return result
+    names = functionary_names(lay.readme or "")
+    chain, failures = load_chain(lay, links_dir, names)
+    result.steps = chain.reports
+    if not phase("links", failures):
+        return result
+    run_id, failures = check_consistency(chain)
+    result.run_id = run_id
+    if not phase("consistency", failures):
+        return result
+    accepted = {s: next(iter(by_key.values())) for s, by_key in chain.links.items()}
+    links = {s: v.link for s, v in accepted.items()}
+    if not phase("rules", check_rules(lay.steps, links)):
+        return result
+    if lay.inspect and not phase("inspections", _inspections(lay, links, base)):
+        return result
+    if model_files is not None:
+        if result.model is None:
+            phase(
+                "model",
+                [
+                    Failure(
+                        "model",
+                        f"layout {layout} declares no model (add `model: {{step: …, products: "
+                        "…}` and sign it again), so no registered files can be checked",
+                    )
+                ],
+            )
+            return result
+        want = model_manifest(result.model, links)
+        result.artifacts_checked = len(model_files)
+        owner = dict.fromkeys(want.files, result.model.step)
+        if not phase(
+            "model", failures_from_diff(list(want.diff(model_files)), model_source, owner)
+        ):
+            return result
+    elif check_files_on_disk:
+        checked, failures = check_files(lay, links, base, links_dir, artifacts)
+        result.artifacts_checked = checked
+        if not phase("files", failures):
+            return result
+    result.links = accepted
+    return result
+
+
+def _inspections(layout: Any, links: dict[str, LinkData], base: str) -> list[Failure]:
+    """Run the layout's inspection commands in `base` (the owner signed them) and check rules.
+
+    Each command runs with `base` as its working directory (no process-wide chdir) and with no
+    short timeout (inspections may re-hash large artifacts); what it saw is recorded like a step.
+    """
+    import subprocess
+
+    from provenance.hashing import hash_artifacts
+
+    combined: dict[str, Any] = dict(links)
+    for insp in layout.inspect:
+        command = list(insp.run)
+        before = hash_artifacts(base, ["."])
+        try:
+            # stdout goes to stderr: `--json` output stays one document.
+            code = subprocess.run(command, cwd=base, stdout=2, check=False).returncode
+        except OSError as exc:
+            return [
+                Failure(
+                    "inspections",
+                    f"inspection '{insp.name}' could not run {command[0]!r}: {exc.strerror}",
+                    step=insp.name,
+                )
+            ]
+        if code != 0:
+            return [
+                Failure(
+                    "inspections",
+                    f"inspection '{insp.name}' ({' '.join(command)}) exited with status {code}",
+                    step=insp.name,
+                )
+            ]
+        after = hash_artifacts(base, ["."])
+        combined[insp.name] = LinkData(
+            insp.name, command, before.as_in_toto(), after.as_in_toto(), {}, {}
+        )
+    return check_rules(layout.inspect, combined)

@@ -1,0 +1,158 @@
+"""Phase 8: the real files must be the files the pipeline recorded.
+
+in-toto only compares links with each other; a weight file swapped after the last step ran is
+invisible to it. Here every product's latest recorded digest is compared with the real file, and
+every entry under a step's product directories that no step recorded is reported: nothing there
+is excluded (`__pycache__/`, `.git/`, dot-directories), and symlinks and special files are
+refused by name without being opened.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from provenance.errors import ArtifactError, UsageError
+from provenance.hashing import Change, Manifest, compile_patterns, hash_paths, inventory
+from provenance.layout import ModelDecl
+from provenance.links import LinkData
+from provenance.verification.result import Failure
+
+MAX_LISTED = 50
+
+
+def expected_products(layout: Any, links: Mapping[str, LinkData]) -> dict[str, tuple[str, str]]:
+    """path -> (sha256, step): the last product digest in layout order, minus later deletions."""
+    expected: dict[str, tuple[str, str]] = {}
+    for step in layout.steps:
+        link = links.get(step.name)
+        if link is None:
+            continue
+        patterns = compile_patterns(link.patterns("products"))
+        for path in link.materials:
+            # Consumed by a later step and gone from where that step writes: it deleted the file.
+            if (
+                path in expected
+                and path not in link.products
+                and any(p.matches(path) for p in patterns)
+            ):
+                del expected[path]
+        for path, digests in link.products.items():
+            expected[path] = (digests["sha256"], step.name)  # parse_link guarantees sha256
+    return expected
+
+
+def model_manifest(model: ModelDecl, links: Mapping[str, LinkData]) -> Manifest:
+    """The deliverable: the declared step's products matching the declared pattern, named
+    relative to the pattern's directory (as they sit in a registered model version)."""
+    link = links.get(model.step)
+    if link is None:
+        raise UsageError(f"the layout's model step '{model.step}' has no verified link")
+    pattern = compile_patterns([model.products])[0]
+    root = model.root
+    return Manifest(
+        {
+            path[len(root) :]: digests["sha256"]
+            for path, digests in link.products.items()
+            if pattern.matches(path) and path.startswith(root)
+        }
+    )
+
+
+def _claims(pattern: Any, path: str) -> bool:
+    """`path` lies under the directory a product pattern claims, or matches it."""
+    return bool(pattern.root and path.startswith(pattern.root + "/")) or bool(pattern.matches(path))
+
+
+def _whose(change: Change, step: str) -> str:
+    if change.expected is not None:
+        return f" (product of step '{step}')"
+    if step == "--artifact":
+        return " (selected by --artifact)"
+    return f" (under the products of step '{step}')" if step != "?" else ""
+
+
+def failures_from_diff(
+    changes: Sequence[Change], where: str, owner: Mapping[str, str] | None = None
+) -> list[Failure]:
+    """One Failure per changed file, each naming path, expected and actual (capped)."""
+    owner = owner or {}
+    failures = [
+        Failure(
+            "files",
+            change.message(where)
+            + (_whose(change, owner[change.path]) if change.path in owner else ""),
+            step=owner[change.path]
+            if owner.get(change.path, "?") not in ("?", "--artifact")
+            else None,
+            artifact=change.path,
+            expected=change.expected or "absent",
+            actual=change.actual or "missing",
+        )
+        for change in changes
+    ]
+    if len(failures) > MAX_LISTED:
+        extra = len(failures) - MAX_LISTED
+        failures = [*failures[:MAX_LISTED], Failure("files", f"... and {extra} more file problems")]
+    return failures
+
+
+def check_files(
+    layout: Any, links: Mapping[str, LinkData], base: str, links_dir: str, only: Sequence[str] = ()
+) -> tuple[int, list[Failure]]:
+    """Return (number of artifacts checked, failures)."""
+    expected = expected_products(layout, links)
+    if only:
+        selectors = compile_patterns(only)
+        expected = {p: v for p, v in expected.items() if any(s.matches(p) for s in selectors)}
+        claims = [(p, "--artifact") for p in only]
+    else:
+        claims = [
+            (p, s.name)
+            for s in layout.steps
+            if s.name in links
+            for p in links[s.name].patterns("products")
+        ]
+    claimed = [p for p, _ in claims]
+    rel_links = os.path.relpath(os.path.abspath(links_dir), os.path.abspath(base))
+    prune = () if rel_links.startswith("..") else (rel_links.replace(os.sep, "/"),)
+    try:
+        on_disk, refused = inventory(base, compile_patterns(claimed), prune)
+        skip = dict(refused)
+        present = sorted(
+            set(on_disk)
+            | {p for p in expected if p not in on_disk and p not in skip and _regular(base, p)}
+        )
+        digests = dict(zip(present, (d.hex() for d in hash_paths(base, present)), strict=True))
+    except ArtifactError as exc:
+        return 0, [Failure("files", f"cannot check the files in {base}: {exc}", artifact=exc.path)]
+    failures = [
+        Failure(
+            "files",
+            f"refused: '{path}' under the products is {why}; it was not opened",
+            artifact=path,
+            expected="a recorded regular file",
+            actual=why,
+        )
+        for path, why in refused
+    ]
+    want = Manifest({p: sha for p, (sha, _) in expected.items()})
+    owner = {p: step for p, (_, step) in expected.items()}
+    changes = [c for c in want.diff(digests) if c.path not in skip]
+    compiled = [(compile_patterns([p])[0], step) for p, step in claims]
+    for change in changes:
+        if change.expected is None:  # extra: name the step whose products it sits among
+            owner[change.path] = next((s for pat, s in compiled if _claims(pat, change.path)), "?")
+    failures += failures_from_diff(changes, base, owner)
+    return len(present), failures
+
+
+def _regular(base: str, path: str) -> bool:
+    """A regular file, not followed through a symlink (never opens it)."""
+    import stat
+
+    try:
+        return stat.S_ISREG(os.lstat(os.path.join(base, path)).st_mode)
+    except OSError:
+        return False
