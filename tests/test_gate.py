@@ -7,6 +7,7 @@ it matters: the alias stays where it was and no valid gate signature appears.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import shutil
@@ -119,6 +120,28 @@ def tags(server: MlflowServer, model: str, version: str) -> dict[str, str]:
     return dict(client(server).get_model_version(model, version).tags)
 
 
+def decision(server: MlflowServer, model: str, version: str, gate_keys: Path, alias="champion"):
+    """The gate's record for `alias` on the version, opened with the gate's public key."""
+    from provenance.gate._decision import decision_for
+    from provenance.signing import load_public_key
+
+    key = load_public_key(str(gate_keys / "gate.pub"))
+    return decision_for(tags(server, model, version), key, model, version, alias)
+
+
+def fetch(cli, server: MlflowServer, uri: str, dest: Path, gate_keys: Path, *extra: str):
+    return cli(
+        "fetch",
+        uri,
+        dest,
+        "--gate-pub-key",
+        gate_keys / "gate.pub",
+        "--tracking-uri",
+        server.uri,
+        *extra,
+    )
+
+
 def tampered_copy(root: Path) -> str:
     out = root / "tampered"
     shutil.copytree(root / "models", out)
@@ -138,17 +161,14 @@ def test_honest_promotion_signs_the_decision_and_sets_the_alias(
     doc = json.loads(r.out)
     assert doc["promoted"] and sorted(doc["files"]) == list(MODEL_FILES)
     assert alias_version(server, model) == version
-    t = tags(server, model, version)
-    assert t["provenance.verified"] == "true"
-    for key in (
-        "provenance.layout_sha256",
-        "provenance.artifacts_sha256",
-        "provenance.verified_at",
-        "provenance.gate_signature",
-        "provenance.gate_signature.champion",
-    ):
-        assert t[key]
-    assert t["provenance.artifacts_sha256"] == doc["artifacts_sha256"]
+    # One signed record for (model, version, champion), and nothing else under provenance.*.
+    assert [k for k in tags(server, model, version) if k.startswith("provenance.")] == [
+        "provenance.decision.champion"
+    ]
+    record = decision(server, model, version, gate_keys)
+    assert record.passed and record.artifacts_sha256 == doc["artifacts_sha256"]
+    assert record.layout_sha256 == hashlib.sha256(Path("root.layout").read_bytes()).hexdigest()
+    assert dict(record.files) == doc["files"] and doc["decision"]["result"] == "PASSED"
 
 
 def test_tampered_registered_weights_are_refused(evidence, cli, server, model, gate_keys) -> None:
@@ -159,9 +179,8 @@ def test_tampered_registered_weights_are_refused(evidence, cli, server, model, g
     assert r.code == 1
     assert r.out.startswith("REFUSED") and "hash mismatch for 'model.safetensors'" in r.out
     assert alias_version(server, model) == honest
-    t = tags(server, model, forged)
-    assert t["provenance.verified"] == "false" and "hash mismatch" in t["provenance.failure"]
-    assert not any(k.startswith("provenance.gate_signature") for k in t)
+    refused = decision(server, model, forged, gate_keys)
+    assert refused.result == "FAILED" and "hash mismatch" in refused.reasons[0]
 
 
 def test_missing_link_is_refused(evidence, cli, server, model, gate_keys) -> None:
@@ -172,7 +191,7 @@ def test_missing_link_is_refused(evidence, cli, server, model, gate_keys) -> Non
     r = promote(cli, server, model, version, gate_keys, "--links", links)
     assert r.code == 1 and "step 'evaluate' needs 1 link(s)" in r.out
     assert alias_version(server, model) is None
-    assert tags(server, model, version)["provenance.verified"] == "false"
+    assert decision(server, model, version, gate_keys).result == "FAILED"
 
 
 def test_link_signed_by_a_foreign_key_is_refused(evidence, cli, server, model, gate_keys) -> None:
@@ -200,26 +219,18 @@ def test_links_are_taken_from_the_versions_run(evidence, cli, server, model, gat
 def test_forged_verified_tags_are_not_trusted(evidence, cli, server, model, gate_keys) -> None:
     forged = register(cli, server, model, tampered_copy(evidence))
     mc = client(server)
+    # Without the plugin anyone with EDIT can write tags; none of these are trusted.
     for key, value in {
         "provenance.verified": "true",
-        "provenance.artifacts_sha256": "0" * 64,
-        "provenance.gate_signature.champion": "abcd:AAAA",
+        "provenance.decision.champion": '{"payload":"e30=","payloadType":"x","signatures":[]}',
     }.items():
         mc.set_model_version_tag(model, forged, key, value)
+    fetched = fetch(cli, server, f"models:/{model}/{forged}", evidence / "out", gate_keys)
+    assert fetched.code == 1 and not (evidence / "out").exists()
     r = promote(cli, server, model, forged, gate_keys)
     assert r.code == 1 and "hash mismatch" in r.out
     assert alias_version(server, model) is None
-    assert tags(server, model, forged)["provenance.verified"] == "false"
-    fetched = cli(
-        "fetch",
-        f"models:/{model}/{forged}",
-        evidence / "out",
-        "--gate-key",
-        gate_keys / "gate.pub",
-        "--tracking-uri",
-        server.uri,
-    )
-    assert fetched.code == 1 and not (evidence / "out").exists()
+    assert decision(server, model, forged, gate_keys).result == "FAILED"
 
 
 def test_load_verified_refuses_weights_overwritten_after_promotion(
@@ -230,15 +241,7 @@ def test_load_verified_refuses_weights_overwritten_after_promotion(
 
     version = register(cli, server, model)
     assert promote(cli, server, model, version, gate_keys).code == 0
-    ok = cli(
-        "fetch",
-        f"models:/{model}@champion",
-        evidence / "serving",
-        "--gate-key",
-        gate_keys / "gate.pub",
-        "--tracking-uri",
-        server.uri,
-    )
+    ok = fetch(cli, server, f"models:/{model}@champion", evidence / "serving", gate_keys)
     assert ok.code == 0 and sorted(p.name for p in (evidence / "serving").iterdir()) == list(
         MODEL_FILES
     )
@@ -255,16 +258,14 @@ def test_load_verified_refuses_weights_overwritten_after_promotion(
         )
     assert not (evidence / "serving2").exists()
     assert not list(evidence.glob(".provenance-fetch-*"))
-    r = cli(
-        "fetch",
-        f"models:/{model}@champion",
-        evidence / "serving3",
-        "--gate-key",
-        gate_keys / "gate.pub",
-        "--tracking-uri",
-        server.uri,
-    )
+    r = fetch(cli, server, f"models:/{model}@champion", evidence / "serving3", gate_keys)
     assert r.code == 1 and "artifacts changed after promotion" in r.err
+    # The destination already holding the verified copy is never replaced by a bad one.
+    before = sorted(p.read_bytes() for p in (evidence / "serving").iterdir())
+    r = fetch(cli, server, f"models:/{model}@champion", evidence / "serving", gate_keys, "--force")
+    assert (
+        r.code == 1 and sorted(p.read_bytes() for p in (evidence / "serving").iterdir()) == before
+    )
 
 
 def test_two_promotions_racing_for_one_alias(evidence, cli, server, model, gate_keys) -> None:
@@ -288,8 +289,8 @@ def test_two_promotions_racing_for_one_alias(evidence, cli, server, model, gate_
     assert results[honest].returncode == 0, results[honest].stderr
     assert results[forged].returncode == 1
     assert alias_version(server, model) == honest
-    assert tags(server, model, honest)["provenance.verified"] == "true"
-    assert tags(server, model, forged)["provenance.verified"] == "false"
+    assert decision(server, model, honest, gate_keys).passed
+    assert decision(server, model, forged, gate_keys).result == "FAILED"
 
 
 def test_mlflow_down_midway_exits_4_and_leaves_the_registry_unchanged(
@@ -343,7 +344,7 @@ def test_plugin_refuses_a_direct_alias_to_a_protected_name(
     mc = client(guarded)
     with pytest.raises(MlflowException, match="ml-provenance gate") as info:
         mc.set_registered_model_alias(model, "champion", version)
-    assert "no gate signature" in str(info.value)
+    assert "no gate decision for alias 'champion'" in str(info.value)
     assert alias_version(guarded, model) is None
     mc.set_registered_model_alias(model, "staging", version)  # not protected
     assert alias_version(guarded, model, "staging") == version
@@ -361,17 +362,22 @@ def test_plugin_accepts_the_gates_promotion_and_refuses_copies_and_forgeries(
     assert r.code == 0, r.out + r.err
     assert alias_version(guarded, model) == version
     mc = client(guarded)
-    # copy_model_version copies the (valid) tags to another name: the signature names the source.
+    # copy_model_version drops the gate's records: the copy has no decision to promote on.
     copy = mc.copy_model_version(f"models:/{model}/{version}", f"{model}-copy")
-    with pytest.raises(MlflowException, match="does not verify"):
+    assert not any(
+        k.startswith("provenance.") for k in tags(guarded, f"{model}-copy", copy.version)
+    )
+    with pytest.raises(MlflowException, match="no gate decision"):
         mc.set_registered_model_alias(f"{model}-copy", "champion", copy.version)
-    # Tags copied by hand from the verified version onto a tampered one.
+    # The valid record copied by hand onto a tampered version is refused at the tag write.
     forged = register(cli, guarded, model, tampered_copy(evidence))
-    for key, value in tags(guarded, model, version).items():
-        mc.set_model_version_tag(model, forged, key, value)
-    with pytest.raises(MlflowException, match="does not verify"):
+    record = tags(guarded, model, version)["provenance.decision.champion"]
+    with pytest.raises(MlflowException, match="copied from another version"):
+        mc.set_model_version_tag(model, forged, "provenance.decision.champion", record)
+    with pytest.raises(MlflowException, match="no gate decision"):
         mc.set_registered_model_alias(model, "champion", forged)
     assert alias_version(guarded, model) == version
+    assert "provenance.decision.champion" not in tags(guarded, model, forged)
 
 
 def test_plugin_rechecks_files_changed_after_promotion(
@@ -382,11 +388,12 @@ def test_plugin_rechecks_files_changed_after_promotion(
     version = register(cli, guarded, model)
     assert promote(cli, guarded, model, version, gate_keys).code == 0
     mc = client(guarded)
-    mc.delete_registered_model_alias(model, "champion")
     run_id = mc.get_model_version(model, version).run_id
     (stored,) = guarded.artifacts.rglob(f"{run_id}/artifacts/model/model.safetensors")
     stored.write_bytes(b"swapped")
-    with pytest.raises(MlflowException, match="changed since the gate verified them"):
+    with pytest.raises(
+        MlflowException, match=r"changed since the gate verified them.*'model\.safetensors'"
+    ):
         mc.set_registered_model_alias(model, "champion", version)
 
 
@@ -449,3 +456,237 @@ def test_files_in_normally_excluded_dirs_of_a_registered_model_are_refused(
     r = promote(cli, server, model, version, gate_keys)
     assert r.code == 1 and "extra file: '__pycache__/loader.cpython-311.pyc'" in r.out
     assert alias_version(server, model) is None
+
+
+# --- The layout names the model -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("registered", "words"),
+    [
+        ("metrics", ("extra file: 'metrics.json'", "missing: 'model.safetensors'")),
+        ("data/processed", ("extra file: 'X_train.npy'", "missing: 'config.json'")),
+        ("subset", ("missing: 'config.json'",)),
+        ("superset", ("extra file: 'metrics.json'",)),
+    ],
+)
+def test_version_that_is_not_exactly_the_declared_model_is_refused(
+    evidence, cli, server, model, gate_keys, registered, words
+) -> None:
+    """Another step's products verify against the chain just as well; the layout's model
+    declaration is what makes the gate refuse them (and subsets or supersets of the model)."""
+    path = registered
+    if registered in ("subset", "superset"):
+        shutil.copytree("models", registered)
+        if registered == "subset":
+            Path(registered, "config.json").unlink()
+        else:
+            shutil.copy("metrics/metrics.json", registered)
+    version = register(cli, server, model, path)
+    r = promote(cli, server, model, version, gate_keys)
+    assert r.code == 1, r.out + r.err
+    for word in words:
+        assert word in r.out, r.out
+    assert alias_version(server, model) is None
+    assert decision(server, model, version, gate_keys).result == "FAILED"
+
+
+def test_layout_without_a_model_declaration_cannot_promote(
+    evidence, cli, server, model, gate_keys
+) -> None:
+    text = Path("layouts/train.yaml").read_text()
+    Path("layouts/nomodel.yaml").write_text(text[: text.index("# The deliverable")])
+    assert (
+        cli(
+            "layout", "sign", "layouts/nomodel.yaml", "--key", "keys/owner", "-o", "root.layout"
+        ).code
+        == 0
+    )
+    assert cli("verify", "--layout", "root.layout", "--layout-key", "keys/owner.pub").code == 0
+    version = register(cli, server, model)
+    r = promote(cli, server, model, version, gate_keys)
+    assert r.code == 1 and "declares no model" in r.out
+    assert alias_version(server, model) is None
+
+
+def test_artifact_path_can_no_longer_point_the_gate_elsewhere(
+    evidence, cli, server, model, gate_keys
+) -> None:
+    version = register(cli, server, model, "metrics")
+    r = promote(cli, server, model, version, gate_keys, "--artifact-path", "metrics/")
+    assert r.code == 2 and "No such option" in r.err
+    assert alias_version(server, model) is None
+
+
+# --- Decisions per alias, rollback, revoke ----------------------------------------------------
+
+
+def test_second_alias_leaves_the_first_verifiable(evidence, cli, server, model, gate_keys) -> None:
+    version = register(cli, server, model)
+    assert promote(cli, server, model, version, gate_keys).code == 0
+    args = promote_args(server, model, version, gate_keys)
+    r = cli(*args[:3], "--alias", "staging", *args[5:])
+    assert r.code == 0, r.out + r.err
+    assert decision(server, model, version, gate_keys).passed
+    assert decision(server, model, version, gate_keys, "staging").passed
+    assert fetch(cli, server, f"models:/{model}@champion", evidence / "a", gate_keys).code == 0
+    assert fetch(cli, server, f"models:/{model}@staging", evidence / "b", gate_keys).code == 0
+
+
+def test_edit_user_cannot_forge_delete_or_replay_gate_records(
+    evidence, cli, guarded, model, gate_keys
+) -> None:
+    from mlflow.exceptions import MlflowException
+
+    first = register(cli, guarded, model)
+    assert promote(cli, guarded, model, first, gate_keys).code == 0
+    old_record = tags(guarded, model, first)["provenance.decision.champion"]
+    assert promote(cli, guarded, model, first, gate_keys).code == 0  # a newer decision
+    current = tags(guarded, model, first)
+    mc = client(guarded)
+    attempts = [
+        lambda: mc.set_model_version_tag(model, first, "provenance.verified", "true"),
+        lambda: mc.set_model_version_tag(model, first, "Provenance.Verified", "true"),
+        lambda: mc.set_model_version_tag(model, first, "provenance.decision.champion", "x"),
+        lambda: mc.set_model_version_tag(model, first, "provenance.decision.champion", old_record),
+        lambda: mc.delete_model_version_tag(model, first, "provenance.decision.champion"),
+        lambda: mc.set_registered_model_tag(model, "provenance.verified", "true"),
+        lambda: mc.delete_registered_model_alias(model, "champion"),
+        lambda: mc.delete_model_version(model, first),
+        lambda: mc.rename_registered_model(model, f"{model}-renamed"),
+        lambda: mc.delete_registered_model(model),
+    ]
+    for attempt in attempts:
+        with pytest.raises(MlflowException, match="ml-provenance gate") as info:
+            attempt()
+        assert info.value.error_code == "PERMISSION_DENIED"
+    assert tags(guarded, model, first) == current
+    assert alias_version(guarded, model) == first
+
+
+def test_plain_alias_rollback_is_refused_but_promote_rolls_back(
+    evidence, cli, guarded, model, gate_keys
+) -> None:
+    from mlflow.exceptions import MlflowException
+
+    old = register(cli, guarded, model)
+    assert promote(cli, guarded, model, old, gate_keys).code == 0
+    new = register(cli, guarded, model)
+    assert promote(cli, guarded, model, new, gate_keys).code == 0
+    mc = client(guarded)
+    with pytest.raises(MlflowException, match="rollback refused"):
+        mc.set_registered_model_alias(model, "champion", old)
+    assert alias_version(guarded, model) == new
+    assert promote(cli, guarded, model, old, gate_keys).code == 0  # deliberate: re-verified
+    assert alias_version(guarded, model) == old
+
+
+def test_revoked_version_holds_no_protected_alias_and_is_not_fetched(
+    evidence, cli, guarded, model, gate_keys
+) -> None:
+    from mlflow.exceptions import MlflowException
+
+    version = register(cli, guarded, model)
+    assert promote(cli, guarded, model, version, gate_keys).code == 0
+    r = cli(
+        "revoke",
+        model,
+        version,
+        "--reason",
+        "trained on leaked data",
+        "--gate-key",
+        gate_keys / "gate",
+        "--tracking-uri",
+        guarded.uri,
+    )
+    assert r.code == 0 and r.out.startswith("REVOKED"), r.out + r.err
+    assert alias_version(guarded, model) is None
+    mc = client(guarded)
+    with pytest.raises(MlflowException, match="was revoked: trained on leaked data"):
+        mc.set_registered_model_alias(model, "champion", version)
+    assert promote(cli, guarded, model, version, gate_keys).code != 0
+    assert alias_version(guarded, model) is None
+    f = fetch(cli, guarded, f"models:/{model}/{version}", evidence / "out", gate_keys)
+    assert f.code == 1 and not (evidence / "out").exists()
+    with pytest.raises(MlflowException, match="already revoked"):
+        mc.set_model_version_tag(model, version, "provenance.revoked", "x")
+
+
+@pytest.mark.parametrize(
+    "alias", ["Champion", "CHAMPION", "champion ", "ch\u0430mpion", "champ\u200bion"]
+)
+def test_look_alike_aliases_are_protected_or_refused(
+    evidence, cli, guarded, model, gate_keys, alias
+) -> None:
+    from mlflow.exceptions import MlflowException
+
+    version = register(cli, guarded, model)
+    mc = client(guarded)
+    with pytest.raises(MlflowException) as info:
+        mc.set_registered_model_alias(model, alias, version)
+    assert (
+        "ml-provenance gate" in str(info.value)
+        or info.value.error_code == "INVALID_PARAMETER_VALUE"
+    )
+    assert dict(mc.get_registered_model(model).aliases) == {}
+
+
+def test_plugin_logs_its_configuration_and_refusals(guarded, gate_keys) -> None:
+    from provenance.signing import load_public_key
+
+    log = (guarded.root / "server.log").read_text()
+    keyid = load_public_key(str(gate_keys / "gate.pub")).keyid
+    assert f"protecting aliases champion, production; gate key {keyid}" in log
+
+
+@pytest.mark.parametrize("raw", ["", " , ", "champion;drop", "\u0441hampion"])
+def test_bad_protected_alias_configuration_keeps_the_defaults(raw) -> None:
+    from provenance.gate.mlflow._store import protected_aliases
+
+    assert protected_aliases(raw) == {"champion", "production"}
+    assert protected_aliases("release,Prod-2") == {"release", "prod-2", "champion", "production"}
+
+
+def test_alias_flood_does_not_block_a_legitimate_promotion(
+    evidence, cli, guarded, model, gate_keys
+) -> None:
+    """Requests without a decision are refused before any re-hash, so a flood cannot starve
+    the gate's own promotion."""
+    import urllib.error
+    import urllib.request
+
+    version = register(cli, guarded, model)
+    stop = threading.Event()
+    refused = []
+
+    def flood() -> None:
+        body = json.dumps({"name": model, "alias": "champion", "version": version}).encode()
+        for _ in range(200):
+            if stop.is_set():
+                return
+            req = urllib.request.Request(
+                f"{guarded.uri}/api/2.0/mlflow/registered-models/alias",
+                data=body,
+                method="POST",
+                headers={"Content-Type": "application/json"},
+            )
+            try:
+                urllib.request.urlopen(req, timeout=10)
+            except urllib.error.HTTPError as exc:
+                refused.append((exc.code, exc.read().decode()[:300]))
+
+    threads = [threading.Thread(target=flood) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        r = promote(cli, guarded, model, version, gate_keys)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert r.code == 0, r.out + r.err
+    # Before the decision exists every flood request is refused (403); once it exists, setting
+    # the alias to this verified version is legitimate and may race MLflow's own insert (400).
+    assert refused and all(code in (400, 403) for code, _ in refused), refused
+    assert any(code == 403 for code, _ in refused)
+    assert alias_version(guarded, model) == version

@@ -22,7 +22,6 @@ Every refusal is PERMISSION_DENIED with a reason (never a 500), and is logged.
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import re
@@ -235,8 +234,10 @@ class ProvenanceRegistryStore(SqlAlchemyStore):
         if not (key == REVOKED_TAG or key.startswith(DECISION_PREFIX)):
             raise _refuse(f"'{key}' is reserved for the gate's signed records")
         gate_key = self._key()
-        record = open_record(key, value, gate_key, name, version)
         existing = dict(self.get_model_version(name, version).tags).get(key)
+        if key == REVOKED_TAG and existing is not None:
+            raise _refuse(f"version {version} of '{name}' is already revoked")
+        record = open_record(key, value, gate_key, name, version)
         if isinstance(record, Decision) and existing is not None:
             try:
                 old = open_record(key, existing, gate_key, name, version)
@@ -247,8 +248,6 @@ class ProvenanceRegistryStore(SqlAlchemyStore):
                     f"'{key}' already holds a newer decision ({old.verified_at}); an older one "
                     f"({record.verified_at}) cannot replace it"
                 )
-        if key == REVOKED_TAG and existing is not None:
-            raise _refuse(f"version {version} of '{name}' is already revoked")
 
     def delete_model_version_tag(self, name: str, version: str, key: str) -> None:
         if is_reserved(key):
@@ -270,34 +269,28 @@ class ProvenanceRegistryStore(SqlAlchemyStore):
             raise _refuse("registered models cannot be created with provenance.* tags")
         return super().create_registered_model(name, tags, *args, **kw)
 
-    def create_model_version(self, *args: Any, **kw: Any) -> Any:
-        tags = kw.get("tags") if "tags" in kw else (args[3] if len(args) > 3 else None)
-        if any(is_reserved(t.key) for t in tags or ()):
-            raise _refuse("model versions cannot be created with provenance.* tags")
-        return super().create_model_version(*args, **kw)
-
-    def copy_model_version(self, src_mv: Any, dst_name: str) -> Any:
-        """Copies drop the gate's records: a decision is bound to the version it was made for."""
-        clean = copy.copy(src_mv)
-        kept = {k: v for k, v in dict(src_mv.tags).items() if not is_reserved(k)}
-        clean._tags = kept
-        return super().copy_model_version(clean, dst_name)
+    def create_model_version(
+        self, name: str, source: str, run_id: Any = None, tags: Any = None, *args: Any, **kw: Any
+    ) -> Any:
+        """New versions never start with gate records: `copy_model_version` (which MLflow's
+        client implements as a create with the source's tags) gets a copy without them, since a
+        decision is bound to the version it was made for."""
+        kept = [t for t in tags or () if not is_reserved(t.key)]
+        if len(kept) != len(tags or ()):
+            log.warning(
+                "ml-provenance gate: dropped provenance.* tags from a new version of %r", name
+            )
+        return super().create_model_version(name, source, run_id, kept, *args, **kw)
 
     # --- deleting what protected aliases rest on --------------------------------------
 
     def _holds_protected(self, name: str, version: str | None = None) -> list[str]:
-        rm = self.get_registered_model(name)
-        aliases = [a.alias for a in rm.aliases] if hasattr(rm.aliases, "__iter__") else []
-        if isinstance(rm.aliases, dict):
-            pairs = list(rm.aliases.items())
-        else:
-            pairs = [(a.alias, a.version) for a in rm.aliases]
-        del aliases
-        return [
+        aliases: dict[str, Any] = dict(self.get_registered_model(name).aliases or {})
+        return sorted(
             a
-            for a, v in pairs
+            for a, v in aliases.items()
             if a.casefold() in self.protected and (version is None or str(v) == str(version))
-        ]
+        )
 
     def delete_model_version(self, name: str, version: str) -> None:
         held = self._holds_protected(name, version)
@@ -376,11 +369,9 @@ def _digest(repo: Any, path: str) -> str:
             raise _refuse(f"'{path}' in the artifact store is not a regular file")
         return hash_file(full, path).hex()
     if isinstance(repo, S3ArtifactRepository):
-        from urllib.parse import urlparse
-
-        parsed = urlparse(repo.artifact_uri)
-        key = "/".join(p for p in (parsed.path.lstrip("/"), path) if p)
-        body = repo._get_s3_client().get_object(Bucket=parsed.netloc, Key=key)["Body"]
+        bucket, prefix = repo.parse_s3_compliant_uri(repo.artifact_uri)
+        key = "/".join(p for p in (prefix.strip("/"), path) if p)
+        body = repo._get_s3_client().get_object(Bucket=bucket, Key=key)["Body"]
         h = hashlib.sha256()
         for chunk in body.iter_chunks(1 << 20):
             h.update(chunk)
