@@ -87,7 +87,7 @@ def _check_subject(statement: dict[str, Any], result: SlsaResult) -> None:
         ]
         result.failures.append(
             Failure(
-                "artifact digest (no subject has it: wrong artifact, or artifact modified)",
+                "no subject has the artifact's sha256 (wrong artifact, or artifact modified)",
                 f"sha256:{result.sha256}",
                 ", ".join(names[:5]) + (f" (+{len(names) - 5} more)" if len(names) > 5 else ""),
             )

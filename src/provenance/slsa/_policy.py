@@ -98,7 +98,7 @@ def identity(cert: x509.Certificate) -> str | None:
 def normalize_repo(uri: str) -> str:
     """`github.com/ORG/REPO` for any of: https://…, git+https://…, ORG/REPO, trailing .git."""
     uri = uri.strip().removeprefix("git+").removeprefix("https://").removeprefix("http://")
-    uri = uri.split("@", 1)[0].removesuffix(".git").rstrip("/")
+    uri = uri.split("@", 1)[0].rstrip("/").removesuffix(".git")
     return uri if uri.count("/") >= 2 else f"github.com/{uri}"
 
 
