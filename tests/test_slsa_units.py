@@ -322,3 +322,37 @@ def test_key_verification_runs_without_sigstore(cli, tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith("PASS") and "built-in key verifier" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "media",
+    [
+        "application/vnd.dev.sigstore.bundle+json;version=0.1",
+        "application/vnd.dev.sigstore.bundle+json;version=0.2",
+        "application/vnd.dev.sigstore.bundle+json;version=0.3",
+        "application/vnd.dev.sigstore.bundle.v0.3+json",
+    ],
+)
+def test_every_bundle_media_type_verifies(cli, tmp_path: Path, media: str) -> None:
+    """The generic-generator bundle re-wrapped in each bundle version (the media type and the
+    certificate's place are not signed; bundles before 0.3 carry a certificate chain)."""
+
+    def rewrap(bundle: dict) -> None:
+        bundle["mediaType"] = media
+        if media.endswith(("0.1", "0.2")):
+            vm = bundle["verificationMaterial"]
+            vm["x509CertificateChain"] = {"certificates": [vm.pop("certificate")]}
+
+    wrapped = _write_bundle(tmp_path, rewrap)
+    r = cli("slsa", "verify", ARTIFACT, "-b", wrapped, "--builtin", "--source-uri", EXAMPLE)
+    assert r.code == 0 and r.out.startswith("PASS"), r.out + r.err
+
+
+def test_github_api_wrapper_is_unwrapped(cli, tmp_path: Path) -> None:
+    """GitHub's attestations API returns `{"bundle": …, "repository_id": …}` documents."""
+    wrapped = tmp_path / "api.json"
+    wrapped.write_text(
+        json.dumps({"bundle": json.loads(PROVENANCE.read_text()), "repository_id": 1})
+    )
+    r = cli("slsa", "verify", ARTIFACT, "-b", wrapped, "--builtin", "--source-uri", EXAMPLE)
+    assert r.code == 0, r.out + r.err

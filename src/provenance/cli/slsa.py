@@ -110,6 +110,7 @@ def attest(
 @click.argument("artifact", required=False)
 @click.option(
     "--provenance",
+    "--provenance-path",
     "--bundle",
     "-b",
     "provenance_path",
@@ -143,7 +144,9 @@ def attest(
     "--source-versioned-tag", help="Expected semver tag: vX matches vX.*.*, vX.Y matches vX.Y.*."
 )
 @click.option(
-    "--trusted-root", help="Sigstore trusted root JSON [default: the pinned public-good root]."
+    "--trusted-root",
+    "--custom-trusted-root",
+    help="Sigstore trusted root JSON [default: the public-good root pinned in sigstore-python].",
 )
 @click.option("--key", "pub_key", help="Public key, for key-signed (DSSE) provenance.")
 @click.option("--slsa-verifier", "slsa_verifier", help="Path to slsa-verifier [default: PATH].")
