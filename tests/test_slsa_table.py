@@ -791,6 +791,18 @@ ROWS = [
         f"{REGRESSION} delegatorBuilder cases (verified with the TRW --builder-id)",
     ),
     Row(
+        "container-based-builder",
+        SV / "gha_container-based" / "v2.1.0" / "binary-linux-amd64-workflow_dispatch",
+        SV
+        / "gha_container-based"
+        / "v2.1.0"
+        / "binary-linux-amd64-workflow_dispatch.intoto.build.slsa",
+        ("--source-uri", EXAMPLE),
+        3,
+        "builder_container-based_slsa3.yml",
+        f"{REGRESSION} container-based builder cases (slsa-verifier's BYOB path)",
+    ),
+    Row(
         "vsa-not-provenance",
         "sha256:" + "0" * 64,
         SV / "vsa" / "gce" / "v1" / "gke-gce-pre.bcid-vsa.jsonl",

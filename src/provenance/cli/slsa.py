@@ -10,13 +10,9 @@ from provenance import _config
 from provenance.cli._common import emit_json, json_option, report, say
 
 if TYPE_CHECKING:
-    from provenance.slsa._result import SlsaResult
+    from provenance.slsa.verify import SlsaResult
 
-
-def _policy_issuer() -> str:
-    from provenance.slsa._policy import GITHUB_ISSUER
-
-    return GITHUB_ISSUER
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 
 
 @click.group()
@@ -134,7 +130,7 @@ def attest(
 )
 @click.option(
     "--cert-oidc-issuer",
-    default=_policy_issuer(),
+    default=GITHUB_ISSUER,
     show_default=True,
     help="Expected OIDC issuer of the signing certificate (GitHub Enterprise: its own).",
 )
@@ -241,8 +237,12 @@ def _verify(
 ) -> SlsaResult:
     from provenance.errors import UsageError
     from provenance.signing import load_public_key
-    from provenance.slsa._expect import Expectations
-    from provenance.slsa.verify import find_slsa_verifier, verify_builtin, verify_with_slsa_verifier
+    from provenance.slsa.verify import (
+        Expectations,
+        find_slsa_verifier,
+        verify_builtin,
+        verify_with_slsa_verifier,
+    )
 
     expect = Expectations(
         source_uri,

@@ -113,7 +113,11 @@ def _bundle_cert(doc: dict[str, Any]) -> Any:
 
 
 def _classify_bundle(doc: dict[str, Any], source: str) -> Provenance:
-    from provenance.slsa._policy import DELEGATOR_WORKFLOWS, generator_workflow
+    from provenance.slsa._policy import (
+        DELEGATOR_WORKFLOWS,
+        OTHER_GENERATOR_WORKFLOWS,
+        generator_workflow,
+    )
 
     media = doc["mediaType"]
     if media not in BUNDLE_MEDIA_TYPES:
@@ -154,6 +158,13 @@ def _classify_bundle(doc: dict[str, Any], source: str) -> Provenance:
             "as GitHub's own Sigstore instance issues for private repositories); "
             "sigstore-python requires exactly one log entry. `gh attestation verify "
             "--custom-trusted-root` verifies it",
+        )
+    if workflow in OTHER_GENERATOR_WORKFLOWS:
+        raise UnsupportedProvenanceError(
+            source,
+            f"unsupported: provenance from the slsa-github-generator builder {workflow} "
+            "(container images, npm packages and BYOB builders: slsa-verifier `verify-image`, "
+            "`verify-npm-package` or its BYOB path)",
         )
     for entry in entries:
         kv = entry.get("kindVersion") if isinstance(entry, dict) else None
