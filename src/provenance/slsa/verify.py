@@ -27,6 +27,7 @@ from provenance.slsa._result import Failure, SlsaResult
 
 if TYPE_CHECKING:
     from securesystemslib.signer import Key
+    from sigstore.models import TrustedRoot
 
 __all__ = [
     "Expectations",
@@ -115,6 +116,7 @@ def verify_builtin(
     else:
         verifier = "built-in key verifier"
     best: SlsaResult | None = None
+    root: TrustedRoot | None = None
     for prov in usable:
         result = SlsaResult(name, verifier, sha256, provenance=prov.source)
         if prov.kind == "dsse":
@@ -132,7 +134,8 @@ def verify_builtin(
             from provenance.slsa import _bundle
 
             root_path = trusted_root or default_trusted_root()
-            root = _bundle.load_trusted_root(root_path)
+            if root is None:
+                root = _bundle.load_trusted_root(root_path)
             result.authentic = _bundle.verify_bundle(prov, result, expect, root, root_path)
         if result.ok:
             return result
