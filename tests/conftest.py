@@ -16,8 +16,6 @@ import pytest
 from provenance.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
-# Real Sigstore/SLSA vectors live beside the clone (../shared/vectors), in CI too.
-VECTORS = Path(os.environ.get("PROVENANCE_TEST_VECTORS") or REPO.parent / "shared" / "vectors")
 BIN = Path(sys.executable).parent
 FUNCTIONARIES = ("data-eng", "trainer", "evaluator")
 

@@ -46,6 +46,10 @@ class LinkFormatError(InputError):
     """A link file is not a well-formed signed in-toto link."""
 
 
+class UnsupportedProvenanceError(InputError):
+    """Provenance in a form this verifier cannot check offline: refused, never a pass."""
+
+
 class ArtifactError(InputError):
     """An artifact cannot be hashed: unreadable, changed while read, or outside the base dir."""
 

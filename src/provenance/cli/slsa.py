@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from provenance import _config
 from provenance.cli._common import emit_json, json_option, report, say
+
+if TYPE_CHECKING:
+    from provenance.slsa.verify import SlsaResult
+
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 
 
 @click.group()
@@ -108,13 +115,47 @@ def attest(
 
 
 @slsa.command(name="verify")
-@click.argument("artifact")
-@click.option("--provenance", "provenance_path", required=True, help="Provenance file.")
-@click.option("--source-uri", required=True, help="Expected source, e.g. github.com/ORG/REPO.")
-@click.option("--builder-id", help="Expected builder id (default: trusted slsa-github-generator).")
+@click.argument("artifact", required=False)
+@click.option(
+    "--provenance",
+    "--provenance-path",
+    "--bundle",
+    "-b",
+    "provenance_path",
+    required=True,
+    help="Provenance: Sigstore bundle (.json/.sigstore.json), .intoto.jsonl, or DSSE envelope.",
+)
+@click.option("--artifact-digest", help="Verify by digest (sha256:HEX) instead of ARTIFACT.")
+@click.option(
+    "--source-uri", "--repo", "source_uri", help="Expected source, e.g. github.com/ORG/REPO."
+)
+@click.option("--owner", help="Expected repository owner (gh --owner).")
+@click.option(
+    "--builder-id",
+    help="Expected builder / signer workflow, with @ref, short @vX.Y.Z, or no ref "
+    "[default: a trusted slsa-github-generator builder].",
+)
+@click.option(
+    "--signer-workflow",
+    help="Expected signing workflow ([host/]ORG/REPO/.github/workflows/F.yml[@ref]); "
+    "needed for attestations made in a reusable workflow.",
+)
+@click.option(
+    "--cert-oidc-issuer",
+    default=GITHUB_ISSUER,
+    show_default=True,
+    help="Expected OIDC issuer of the signing certificate (GitHub Enterprise: its own).",
+)
 @click.option("--source-branch", help="Expected branch.")
-@click.option("--source-tag", help="Expected tag.")
-@click.option("--trusted-root", help="Sigstore trusted root JSON [default: sigstore-python's].")
+@click.option("--source-tag", help="Expected tag (exact).")
+@click.option(
+    "--source-versioned-tag", help="Expected semver tag: vX matches vX.*.*, vX.Y matches vX.Y.*."
+)
+@click.option(
+    "--trusted-root",
+    "--custom-trusted-root",
+    help="Sigstore trusted root JSON [default: the public-good root pinned in sigstore-python].",
+)
 @click.option("--key", "pub_key", help="Public key, for key-signed (DSSE) provenance.")
 @click.option("--slsa-verifier", "slsa_verifier", help="Path to slsa-verifier [default: PATH].")
 @click.option(
@@ -122,28 +163,91 @@ def attest(
 )
 @json_option
 def verify_cmd(
-    artifact: str,
+    artifact: str | None,
     provenance_path: str,
-    source_uri: str,
+    artifact_digest: str | None,
+    source_uri: str | None,
+    owner: str | None,
     builder_id: str | None,
+    signer_workflow: str | None,
+    cert_oidc_issuer: str,
     source_branch: str | None,
     source_tag: str | None,
+    source_versioned_tag: str | None,
     trusted_root: str | None,
     pub_key: str | None,
     slsa_verifier: str | None,
     builtin: bool,
     as_json: bool,
 ) -> None:
-    """Check that ARTIFACT was built from SOURCE by a trusted builder, per its provenance.
+    """Check that ARTIFACT was built from the expected source by a trusted builder.
 
-    Uses slsa-verifier when it is on PATH (Sigstore provenance only), else the built-in,
-    offline verifier. Exits 1 when verification fails, 3 for unsupported provenance.
+    Offline, against a pinned Sigstore trusted root: slsa-github-generator provenance
+    (slsa-verifier semantics), GitHub artifact attestations (`gh attestation verify`
+    semantics) and key-signed DSSE statements (--key). Uses slsa-verifier instead when it is on
+    PATH and --builtin is not given. Exits 1 when verification fails, 3 for invalid or
+    unsupported provenance; with --json, one document on stdout on every outcome.
 
     \b
     Example:
       provenance slsa verify binary --provenance binary.intoto.jsonl \\
           --source-uri github.com/slsa-framework/example-package --source-branch main
+      provenance slsa verify app.tgz -b app.sigstore.json --repo ORG/REPO \\
+          --signer-workflow ORG/shared/.github/workflows/release.yml
     """
+    from provenance.errors import ProvenanceError
+
+    try:
+        result = _verify(
+            artifact,
+            provenance_path,
+            artifact_digest,
+            source_uri,
+            owner,
+            builder_id,
+            signer_workflow,
+            cert_oidc_issuer,
+            source_branch,
+            source_tag,
+            source_versioned_tag,
+            trusted_root,
+            pub_key,
+            slsa_verifier,
+            builtin,
+        )
+    except ProvenanceError as exc:
+        if as_json:  # one document on stdout for every outcome; the message still goes to stderr
+            emit_json(
+                {
+                    "artifact": artifact or artifact_digest,
+                    "provenance": provenance_path,
+                    "verified": False,
+                    "error": {"type": type(exc).__name__, "message": str(exc)},
+                    "exit_code": exc.exit_code,
+                }
+            )
+        raise
+    report(result.to_dict(), result.verdict, [str(f) for f in result.failures], as_json, result.ok)
+
+
+def _verify(
+    artifact: str | None,
+    provenance_path: str,
+    artifact_digest: str | None,
+    source_uri: str | None,
+    owner: str | None,
+    builder_id: str | None,
+    signer_workflow: str | None,
+    issuer: str,
+    branch: str | None,
+    tag: str | None,
+    versioned_tag: str | None,
+    trusted_root: str | None,
+    pub_key: str | None,
+    slsa_verifier: str | None,
+    builtin: bool,
+) -> SlsaResult:
+    from provenance.errors import UsageError
     from provenance.signing import load_public_key
     from provenance.slsa.verify import (
         Expectations,
@@ -152,16 +256,31 @@ def verify_cmd(
         verify_with_slsa_verifier,
     )
 
-    expect = Expectations(source_uri, builder_id, source_branch, source_tag)
-    binary = None if (builtin or pub_key) else find_slsa_verifier(slsa_verifier)
+    expect = Expectations(
+        source_uri,
+        builder_id,
+        branch,
+        tag,
+        versioned_tag,
+        owner=owner,
+        signer_workflow=signer_workflow,
+        issuer=issuer,
+    )
+    use_builtin = builtin or pub_key or artifact_digest or owner or signer_workflow
+    binary = None if use_builtin else find_slsa_verifier(slsa_verifier)
     if binary:
-        result = verify_with_slsa_verifier(binary, artifact, provenance_path, expect)
-    else:
-        key = load_public_key(pub_key) if pub_key else None
-        result = verify_builtin(
-            artifact, provenance_path, expect, trusted_root=trusted_root, key=key
-        )
-    report(result.to_dict(), result.verdict, result.failures, as_json, result.verified)
+        if not artifact:
+            raise UsageError("give ARTIFACT")
+        return verify_with_slsa_verifier(binary, artifact, provenance_path, expect)
+    key = load_public_key(pub_key) if pub_key else None
+    return verify_builtin(
+        artifact,
+        provenance_path,
+        expect,
+        trusted_root=trusted_root,
+        key=key,
+        digest=artifact_digest,
+    )
 
 
 COMMANDS = [slsa]

@@ -13,7 +13,7 @@ import datetime as dt
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from provenance.errors import VerificationError
 from provenance.signing import dsse
@@ -141,7 +141,7 @@ class Revocation:
         )
 
 
-Record = Union[Decision, Revocation]
+Record = Decision | Revocation
 
 
 def _exact_keys(data: Mapping[str, Any], required: set[str], optional: set[str]) -> None:

@@ -1,80 +1,58 @@
-"""Verify SLSA provenance for an artifact: slsa-verifier when installed, else built in (offline).
+"""Verify SLSA provenance for an artifact: built in (offline), or through slsa-verifier if asked.
 
-The built-in path does what `slsa-verifier verify-artifact` does for Sigstore bundles:
-certificate chain, transparency-log inclusion proof and signed timestamp against a pinned trusted
-root (never refreshed from the network), GitHub's OIDC issuer, a trusted builder identity, the
-source repository and ref from the certificate, the predicate's builder id equal to the signing
-identity, and a subject whose sha256 equals the artifact's (sigstore-python does not compare
-subjects). Key-signed DSSE statements verify against a public key instead.
+Outcomes: a result whose `ok` is True (exit 0); a result with failures (exit 1) when the
+provenance is authentic but does not match the artifact, source, builder or ref, or when its
+signature, log entry or certificate chain do not verify against the trusted root; an
+`InputError` (exit 3) when the file is not valid provenance or is in a form this verifier does
+not support (it names the form). Keyless bundles go through sigstore-python (`_bundle`);
+key-signed DSSE envelopes through the project's DSSE code, without importing sigstore.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass, field
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING
 
 from provenance.errors import InputError, UsageError
 from provenance.slsa import _policy
-from provenance.slsa._formats import Provenance, UnsupportedProvenanceError, load
-from provenance.slsa.statement import decode_statement
+from provenance.slsa._claims import check_statement, decode_payload
+from provenance.slsa._expect import Expectations
+from provenance.slsa._formats import Provenance, load
+from provenance.slsa._result import Failure, SlsaResult
 
+if TYPE_CHECKING:
+    from securesystemslib.signer import Key
+    from sigstore.models import TrustedRoot
 
-@dataclass
-class SlsaResult:
-    artifact: str
-    verifier: str
-    verified: bool = False
-    builder_id: str | None = None
-    source: str | None = None
-    ref: str | None = None
-    sha256: str | None = None
-    failures: list[str] = field(default_factory=list)
+__all__ = [
+    "Expectations",
+    "Failure",
+    "SlsaResult",
+    "default_trusted_root",
+    "verify_builtin",
+    "verify_with_slsa_verifier",
+]
 
-    @property
-    def verdict(self) -> str:
-        if self.verified:
-            return (
-                f"PASS: {self.artifact} (sha256 {self.sha256}) was built by {self.builder_id} "
-                f"from {self.source}@{self.ref} [verifier: {self.verifier}]"
-            )
-        reason = self.failures[0] if self.failures else "not verified"
-        return f"FAIL: {reason} [verifier: {self.verifier}]"
-
-    def to_dict(self) -> dict[str, Any]:
-        doc = asdict(self)
-        doc["verdict"] = self.verdict
-        return doc
-
-
-@dataclass(frozen=True)
-class Expectations:
-    source_uri: str
-    builder_id: str | None = None
-    branch: str | None = None
-    tag: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.branch and self.tag:
-            raise UsageError("--source-branch and --source-tag exclude each other")
-
-    @property
-    def ref(self) -> str | None:
-        if self.branch:
-            return f"refs/heads/{self.branch}"
-        return f"refs/tags/{self.tag}" if self.tag else None
+_DIGEST = re.compile(r"(?:sha256:)?([0-9a-f]{64})\Z")
 
 
 def default_trusted_root() -> str:
-    """The production trusted root that ships inside sigstore-python (no network refresh)."""
-    return str(
+    """The public-good root pinned inside the installed sigstore-python (never refreshed)."""
+    path = (
         resources.files("sigstore._store")
         / "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev"
         / "trusted_root.json"
     )
+    if not path.is_file():
+        raise InputError(
+            None, "sigstore-python ships no production trusted root: pass --trusted-root"
+        )
+    return str(path)
 
 
 def sha256_file(path: str) -> str:
@@ -83,184 +61,90 @@ def sha256_file(path: str) -> str:
     return hash_file(path, path).hex()
 
 
-def _predicate_builder(statement: dict[str, Any]) -> str | None:
-    pred = statement.get("predicate") or {}
-    if statement.get("predicateType") == "https://slsa.dev/provenance/v1":
-        return ((pred.get("runDetails") or {}).get("builder") or {}).get("id")
-    return (pred.get("builder") or {}).get("id")
+def artifact_digest(artifact: str | None, digest: str | None) -> tuple[str, str]:
+    """(name, sha256 hex) of the artifact, from its bytes or from a given `sha256:` digest."""
+    if bool(artifact) == bool(digest):
+        raise UsageError("give exactly one of ARTIFACT or --artifact-digest")
+    if digest:
+        m = _DIGEST.match(digest.strip().lower())
+        if not m:
+            raise UsageError(f"--artifact-digest {digest!r}: expected sha256:<64 hex digits>")
+        return f"sha256:{m.group(1)}", m.group(1)
+    return str(artifact), sha256_file(str(artifact))
 
 
-def _predicate_source(statement: dict[str, Any]) -> str | None:
-    pred = statement.get("predicate") or {}
-    if statement.get("predicateType") == "https://slsa.dev/provenance/v1":
-        ext = (pred.get("buildDefinition") or {}).get("externalParameters") or {}
-        workflow = ext.get("workflow")
-        repo = ext.get("repository") or (
-            workflow.get("repository") if isinstance(workflow, dict) else None
-        )
-        return repo if isinstance(repo, str) else None
-    uri = ((pred.get("invocation") or {}).get("configSource") or {}).get("uri")
-    return uri if isinstance(uri, str) else None
-
-
-def _subject_matches(statement: dict[str, Any], digest: str) -> bool:
-    subjects = statement.get("subject")
-    return isinstance(subjects, list) and any(
-        isinstance(s, dict)
-        and isinstance(s.get("digest"), dict)
-        and s["digest"].get("sha256") == digest
-        for s in subjects
-    )
-
-
-def _check_statement(
-    statement: dict[str, Any], result: SlsaResult, expect: Expectations, signer_identity: str | None
-) -> None:
-    if statement.get("predicateType") not in (
-        "https://slsa.dev/provenance/v1",
-        "https://slsa.dev/provenance/v0.2",
-    ):
-        result.failures.append(
-            f"predicate type {statement.get('predicateType')!r} is not SLSA provenance v0.2 or v1"
-        )
-        return
-    builder = _predicate_builder(statement)
-    result.builder_id = builder
-    if signer_identity is not None and builder != signer_identity:
-        result.failures.append(
-            f"predicate builder id {builder!r} differs from the signing "
-            f"identity {signer_identity!r}"
-        )
-    elif (
-        signer_identity is None
-        and expect.builder_id
-        and not _policy.builder_matches(str(builder), expect.builder_id)
-    ):
-        result.failures.append(f"builder id: got {builder!r}, expected {expect.builder_id!r}")
-    source = _predicate_source(statement)
-    if source is not None and _policy.normalize_repo(source) != _policy.normalize_repo(
-        expect.source_uri
-    ):
-        result.failures.append(
-            f"source in the predicate: got {source!r}, expected "
-            f"{_policy.normalize_repo(expect.source_uri)!r}"
-        )
-    if signer_identity is None:  # key-signed: source and ref come from the statement itself
-        result.source = source
-        ext = ((statement.get("predicate") or {}).get("buildDefinition") or {}).get(
-            "externalParameters"
-        ) or {}
-        result.ref = ext.get("ref") if isinstance(ext.get("ref"), str) else None
-        if expect.ref and result.ref != expect.ref:
-            result.failures.append(f"source ref: got {result.ref!r}, expected {expect.ref!r}")
-        if source is None:
-            result.failures.append("the statement names no source repository")
-    if not _subject_matches(statement, str(result.sha256)):
-        result.failures.append(
-            f"no subject has the artifact's sha256 {result.sha256} "
-            "(wrong artifact, or artifact modified)"
-        )
-
-
-def _verify_bundle(
-    prov: Provenance, result: SlsaResult, expect: Expectations, trusted_root: str
-) -> None:
-    import json
-
-    from sigstore.errors import Error as SigstoreError
-    from sigstore.models import Bundle, TrustedRoot
-    from sigstore.verify import Verifier
-    from sigstore.verify.policy import AllOf
-
-    try:
-        root = TrustedRoot.from_file(trusted_root)
-    except (OSError, ValueError) as exc:
-        raise InputError(trusted_root, f"not a Sigstore trusted root ({exc})") from None
-    try:
-        bundle = Bundle.from_json(json.dumps(prov.document))
-    except (ValueError, SigstoreError) as exc:
-        raise InputError(prov.source, f"malformed Sigstore bundle: {exc}") from None
-    policies: list[Any] = [
-        _policy.Issuer(),
-        _policy.TrustedBuilder(expect.builder_id),
-        _policy.SourceRepository(expect.source_uri),
-    ]
-    if expect.ref:
-        policies.append(_policy.SourceRef(expect.ref))
-    try:
-        ptype, payload = Verifier(trusted_root=root).verify_dsse(bundle, AllOf(policies))
-    except SigstoreError as exc:
-        message = str(exc)
-        if (
-            "only supported for dsse/hashedrekord" in message
-            or "Unsupported DSSE log entry" in message
-        ):
-            kind = bundle.log_entry._inner.kind_version
-            raise UnsupportedProvenanceError(
-                prov.source,
-                f"transparency-log entry type {kind.kind}/{kind.version} cannot be "
-                "verified offline by this verifier (only dsse/0.0.1 and hashedrekord entries); "
-                "use slsa-verifier or `gh attestation verify`",
-            ) from None
-        result.failures.append(message.split("\n")[0])
-        return
-    cert = bundle.signing_certificate
-    result.source = _policy.extension(cert, _policy.OID_REPO_V2, _policy.OID_REPO_V1)
-    result.ref = _policy.extension(cert, _policy.OID_REF_V2, _policy.OID_REF_V1)
-    if ptype != "application/vnd.in-toto+json":
-        result.failures.append(f"DSSE payload type {ptype!r} is not an in-toto statement")
-        return
-    _check_statement(decode_statement(payload, prov.source), result, expect, _policy.identity(cert))
-
-
-def _verify_keyed(prov: Provenance, result: SlsaResult, expect: Expectations, key: Any) -> None:
-    import json
-
+def _verify_keyed(prov: Provenance, result: SlsaResult, expect: Expectations, key: Key) -> bool:
     from provenance.signing import dsse
 
     env = dsse.parse(json.dumps(prov.document).encode(), prov.source)
     if not env.verified_keyids({key.keyid: key}):
         result.failures.append(
-            f"signature does not verify with key {key.keyid[:8]} "
-            f"(signed by: {', '.join(k[:8] for k in env.keyids) or 'nobody'})"
+            Failure(
+                "signature",
+                f"signed by key {key.keyid[:8]}",
+                f"signature does not verify (signed by: "
+                f"{', '.join(k[:8] for k in env.keyids) or 'nobody'})",
+            )
         )
-        return
-    _check_statement(decode_statement(env.payload, prov.source), result, expect, None)
+        return False
+    result.producer = "key-signed"
+    statement = decode_payload(env.payload, prov.source)
+    check_statement(statement, result, expect, signer=None, producer="key-signed")
+    return True
 
 
 def verify_builtin(
-    artifact: str,
+    artifact: str | None,
     provenance: str,
     expect: Expectations,
     *,
     trusted_root: str | None = None,
-    key: Any = None,
+    key: Key | None = None,
+    digest: str | None = None,
 ) -> SlsaResult:
-    import sigstore
-
+    """Verify `provenance` for the artifact; several documents: the one for this artifact wins."""
+    name, sha256 = artifact_digest(artifact, digest)
     docs = load(provenance)
-    verifier = (
-        "built-in key verifier"
-        if key is not None
-        else f"built-in (sigstore-python {sigstore.__version__}, offline)"
-    )
-    result = SlsaResult(artifact, verifier, sha256=sha256_file(artifact))
-    # An .intoto.jsonl may hold provenance for several artifacts: one must verify for this one.
-    attempts: list[str] = []
-    for prov in docs:
-        result.failures = []
+    usable = [d for d in docs if isinstance(d, Provenance)]
+    errors = [d for d in docs if isinstance(d, InputError)]
+    # The documents naming this digest first, as slsa-verifier does with .intoto.jsonl files.
+    usable.sort(key=lambda p: not p.claims(sha256))
+    if any(p.kind == "bundle" for p in usable):
+        import sigstore
+
+        verifier = f"built-in (sigstore-python {sigstore.__version__}, offline)"
+    else:
+        verifier = "built-in key verifier"
+    best: SlsaResult | None = None
+    root: TrustedRoot | None = None
+    for prov in usable:
+        result = SlsaResult(name, verifier, sha256, provenance=prov.source)
         if prov.kind == "dsse":
             if key is None:
-                raise UsageError(f"{prov.source} is a key-signed DSSE envelope: pass --key PUB")
-            _verify_keyed(prov, result, expect, key)
+                errors.append(
+                    InputError(
+                        prov.source,
+                        "a DSSE envelope without a certificate (key-signed): keyless "
+                        "verification is impossible; pass the signer's public key with --key",
+                    )
+                )
+                continue
+            result.authentic = _verify_keyed(prov, result, expect, key)
         else:
-            _verify_bundle(prov, result, expect, trusted_root or default_trusted_root())
-        if not result.failures:
-            result.verified = True
+            from provenance.slsa import _bundle
+
+            root_path = trusted_root or default_trusted_root()
+            if root is None:
+                root = _bundle.load_trusted_root(root_path)
+            result.authentic = _bundle.verify_bundle(prov, result, expect, root, root_path)
+        if result.ok:
             return result
-        attempts += result.failures
-    result.failures = attempts
-    return result
+        # Keep the most telling failure: authentic and about this artifact beats the rest.
+        if best is None or (result.authentic and not best.authentic):
+            best = result
+    if best is not None:
+        return best
+    raise errors[0] if errors else InputError(provenance, "no provenance document")
 
 
 def find_slsa_verifier(explicit: str | None) -> str | None:
@@ -274,6 +158,9 @@ def find_slsa_verifier(explicit: str | None) -> str | None:
 def verify_with_slsa_verifier(
     binary: str, artifact: str, provenance: str, expect: Expectations
 ) -> SlsaResult:
+    """Hand off to slsa-verifier `verify-artifact` with the same expectations."""
+    if not expect.source_uri:
+        raise UsageError("slsa-verifier needs --source-uri")
     argv = [
         binary,
         "verify-artifact",
@@ -289,7 +176,9 @@ def verify_with_slsa_verifier(
         argv += ["--source-branch", expect.branch]
     if expect.tag:
         argv += ["--source-tag", expect.tag]
-    result = SlsaResult(artifact, f"slsa-verifier ({binary})", sha256=sha256_file(artifact))
+    if expect.versioned_tag:
+        argv += ["--source-versioned-tag", expect.versioned_tag]
+    result = SlsaResult(artifact, f"slsa-verifier ({binary})", sha256_file(artifact))
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -297,13 +186,17 @@ def verify_with_slsa_verifier(
 
         raise InfrastructureError(f"slsa-verifier could not run: {exc}") from None
     output = (proc.stdout + proc.stderr).strip()
-    result.verified = proc.returncode == 0
+    result.authentic = proc.returncode == 0
     result.source = _policy.normalize_repo(expect.source_uri)
     result.ref = expect.ref
     result.builder_id = expect.builder_id
-    if not result.verified:
+    if not result.authentic:
         lines = [ln for ln in output.splitlines() if ln.strip()]
         result.failures.append(
-            f"slsa-verifier exited {proc.returncode}: " + (lines[-1] if lines else "no output")
+            Failure(
+                f"slsa-verifier exited {proc.returncode}",
+                None,
+                lines[-1] if lines else "no output",
+            )
         )
     return result
