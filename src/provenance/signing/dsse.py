@@ -7,7 +7,7 @@ import binascii
 import json
 from typing import Any
 
-from provenance._bounded import read_bounded
+from provenance._fs import canonical_json, read_bounded
 from provenance.errors import InputError
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -24,7 +24,7 @@ def sign(payload: bytes, signer: Any, payload_type: str = IN_TOTO_PAYLOAD_TYPE) 
 
 
 def dumps(envelope: dict[str, Any]) -> bytes:
-    return json.dumps(envelope, sort_keys=True, separators=(",", ":")).encode()
+    return canonical_json(envelope)
 
 
 class ParsedEnvelope:

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from provenance._bounded import read_bounded
+from provenance._fs import read_bounded
 from provenance.errors import InputError
 
 MAX_BYTES = 64 * 1024 * 1024
