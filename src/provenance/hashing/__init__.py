@@ -8,13 +8,14 @@ from dataclasses import dataclass, field
 
 from provenance.hashing._engine import Progress, hash_file, hash_paths
 from provenance.hashing._paths import check_relative, is_safe_relative, unsafe_paths
-from provenance.hashing._patterns import Excludes, Pattern, compile_patterns, has_glob
+from provenance.hashing._patterns import Excludes, Pattern, check_glob, compile_patterns, has_glob
 from provenance.hashing._walk import collect
 
 __all__ = [
     "ArtifactSet",
     "Excludes",
     "Pattern",
+    "check_glob",
     "check_relative",
     "collect",
     "compile_patterns",
