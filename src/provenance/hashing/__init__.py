@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from provenance.hashing._engine import Progress, hash_file, hash_paths
 from provenance.hashing._paths import check_relative, is_safe_relative, unsafe_paths
 from provenance.hashing._patterns import Excludes, Pattern, check_glob, compile_patterns, has_glob
-from provenance.hashing._walk import collect
+from provenance.hashing._walk import Inventory, collect, printable, walk_all
 
 __all__ = [
     "ArtifactSet",
     "Excludes",
+    "Inventory",
     "Pattern",
     "check_glob",
     "check_relative",
@@ -24,7 +25,9 @@ __all__ = [
     "hash_file",
     "hash_paths",
     "is_safe_relative",
+    "printable",
     "unsafe_paths",
+    "walk_all",
 ]
 
 
