@@ -143,8 +143,10 @@ def fetch(
     Example:
       provenance fetch models:/digits@champion ./serving --gate-key keys/gate.pub
     """
+    from provenance._fs import check_output_dir
     from provenance.gate import load_verified
 
+    check_output_dir(dest)
     loaded = load_verified(uri, dest, gate_key, tracking_uri=tracking_uri)
     if as_json:
         emit_json(

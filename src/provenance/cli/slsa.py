@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import click
 
 from provenance import _config
-from provenance.cli._common import emit_json, json_option, report, say
+from provenance.cli._common import emit_json, guard_output, json_option, report, say
 
 
 @click.group()
@@ -65,21 +68,27 @@ def attest(
     Example:
       provenance slsa attest --subject 'models/**' --key keys/trainer -o model.intoto.jsonl
     """
+    from provenance._fs import write_atomic
     from provenance.errors import UsageError
-    from provenance.signing import load_signer, write_atomic
+    from provenance.signing import load_signer
     from provenance.slsa.statement import build_statement, sign_with_key, sign_with_sigstore
 
     if bool(key) == use_sigstore:
         raise UsageError("give exactly one of --key or --sigstore")
+    links = _config.links_dir(links_dir)
+    link_files = [str(p) for p in Path(links).glob("*.link")] if os.path.isdir(links) else []
+    guard_output(output, [layout, *link_files], [key, pub_key])  # before hours of hashing
     statement = build_statement(
         subjects,
-        _config.links_dir(links_dir),
+        links,
         base,
         builder_id=builder_id,
         layout=layout,
         repository=repository,
         ref=ref,
     )
+    subject_files = [os.path.normpath(os.path.join(base, s["name"])) for s in statement["subject"]]
+    guard_output(output, [layout, *link_files, *subject_files], [key, pub_key])
     data = (
         sign_with_sigstore(statement)
         if use_sigstore
