@@ -63,8 +63,8 @@ def hang_guard(seconds: int = 20) -> Iterator[None]:
         (b'{"p": "x\\udc00"}', "surrogate"),
         (b"\xff\xfe{}", "not UTF-8"),
         ('{"a":1}'.encode("utf-16"), "not UTF-8"),
-        (b'{"a": ', "not valid JSON"),
-        (b"", "not valid JSON"),
+        (b'{"a": ', "not JSON ("),
+        (b"", "not JSON ("),
     ],
     ids=[
         "deep-100k",
@@ -248,3 +248,25 @@ def test_odd_fetch_destination_is_refused(files: Path, make, words: str) -> None
     check_output_dir("fresh/serving")
     (files / "empty").mkdir()
     check_output_dir("empty")
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        b'{"payload": "", "payloadType": "x", "signatures": [], "n": ' + b"9" * 5000 + b"}",
+        b'{"payload": "", "payloadType": "x", "signatures": [], "n": NaN}',
+        b'{"payload": "", "payloadType": "x", "signatures": [], "payload": "AA=="}',
+        b'{"payload": "", "payloadType": "x", "signatures": [' + b"[" * 200 + b"]" * 200 + b"]}",
+    ],
+    ids=["huge-int", "nan", "duplicate-payload", "deep"],
+)
+def test_envelope_and_provenance_with_absurd_json_are_refused(tmp_path: Path, blob: bytes) -> None:
+    from provenance.signing import dsse
+    from provenance.slsa._formats import load
+
+    with pytest.raises(InputError, match=r"^train\.abcd1234\.link: link "):
+        dsse.parse(blob, "train.abcd1234.link", "link")
+    path = tmp_path / "model.intoto.jsonl"
+    path.write_bytes(blob + b"\n" + blob)
+    with pytest.raises(InputError, match=r"model\.intoto\.jsonl"):
+        load(str(path))

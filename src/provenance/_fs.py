@@ -180,9 +180,9 @@ def load_json_bounded(
     except RecursionError:
         raise error(path, f"{what} is nested deeper than {max_depth} levels") from None
     except json.JSONDecodeError as exc:
-        raise error(path, f"{what} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        raise error(path, f"{what} is not JSON ({exc.msg} at line {exc.lineno})") from None
     except ValueError as exc:  # e.g. a lone surrogate the decoder rejects
-        raise error(path, f"{what} is not valid JSON ({exc})") from None
+        raise error(path, f"{what} is not JSON ({exc})") from None
     raw = data if isinstance(data, bytes) else text.encode("utf-8", "surrogatepass")
     if b"\\u" in raw and _LONE_SURROGATE.search(raw):
         raise error(path, f"{what} refused: a string holds a lone UTF-16 surrogate escape")

@@ -8,11 +8,10 @@ anything else.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from provenance._fs import read_bounded
+from provenance._fs import load_json_bounded, read_bounded
 from provenance.errors import InputError
 
 MAX_BYTES = 64 * 1024 * 1024
@@ -66,17 +65,19 @@ def load(path: str) -> list[Provenance]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(path, "not UTF-8 JSON") from None
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise InputError(path, "empty provenance file")
     try:
-        docs = [json.loads(text)]
-    except json.JSONDecodeError:
-        try:  # JSON lines: one provenance document per line
-            docs = [json.loads(line) for line in text.splitlines() if line.strip()]
-        except json.JSONDecodeError as exc:
-            raise InputError(
-                path, f"not JSON or JSON lines ({exc.msg} at line {exc.lineno})"
-            ) from None
-    except RecursionError:
-        raise InputError(path, "JSON nested too deeply") from None
+        docs = [load_json_bounded(text, path, what="provenance")]
+    except InputError:
+        if len(lines) == 1:
+            raise
+        # JSON lines: one provenance document per line
+        docs = [
+            load_json_bounded(line, f"{path} (line {i + 1})", what="provenance")
+            for i, line in enumerate(lines)
+        ]
     if not docs:
         raise InputError(path, "empty provenance file")
     return [
