@@ -171,3 +171,23 @@ def test_fetch_to_an_odd_destination_is_refused_before_any_download(
     )
     one_line_refusal(r, 2, f"{dest}:", words)
     assert snapshot(project) == before
+
+
+def test_run_with_an_unusable_links_directory_fails_before_the_command(project: Path, cli) -> None:
+    before = snapshot(project)
+    for links in ("layouts/train.yaml", "layouts/train.yaml/links"):
+        r = cli(
+            "run",
+            "s",
+            "-m",
+            "data",
+            "--links",
+            links,
+            "--key",
+            "keys/trainer",
+            "--",
+            "touch",
+            "ran",
+        )
+        one_line_refusal(r, 2, f"{links}:", "links directory")
+    assert not Path("ran").exists() and snapshot(project) == before

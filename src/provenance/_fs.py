@@ -323,6 +323,14 @@ def _check_writable(output: str, parent: str, option: str) -> None:
         raise OutputError(output, f"cannot write {option}: no write permission in {existing}")
 
 
+def check_writable_dir(path: str, what: str, shown: str | None = None) -> None:
+    """Refuse (OutputError) a directory that is not one or cannot be created or written."""
+    shown = shown or path
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise OutputError(shown, f"{what} is not a directory")
+    _check_writable(shown, path, what)
+
+
 def check_output_dir(dest: str, option: str = "DEST") -> None:
     """Refuse a destination directory that cannot be created cleanly (OutputError, exit 2).
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provenance import _config
-from provenance._fs import NAME_RE, utc_now
+from provenance._fs import NAME_RE, check_writable_dir, utc_now
 from provenance._progress import hashing_progress
 from provenance.errors import UsageError
 from provenance.hashing import ArtifactSet, Excludes, compile_patterns, hash_artifacts
@@ -122,7 +122,10 @@ def prepare(spec: StepSpec) -> Recording:
             f"step '{spec.name}': no signing key (pass key=/--key or set PROVENANCE_KEY)"
         )
     signer = load_signer(key, spec.pub_key or _config.setting("pub_key", root=base))
-    links_dir = os.path.join(base, _config.links_dir(spec.links_dir, root=base))
+    links_setting = _config.links_dir(spec.links_dir, root=base)
+    links_dir = os.path.join(base, links_setting)
+    # Before hours of work: a links directory that cannot be written would lose the link.
+    check_writable_dir(links_dir, "links directory", links_setting)
     excludes = list(Excludes.DEFAULT) + list(spec.excludes)
     for own in (links_dir, key):
         rel = _rel_inside(own, base) if os.path.exists(own) or own == links_dir else None
