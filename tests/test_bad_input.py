@@ -230,3 +230,13 @@ def test_key_that_is_a_fifo_is_refused_without_hanging(project: Path, cli) -> No
     with hang_guard():
         r = cli("run", "s", "--key", "keys/pipe", "--", "true")
     one_line_refusal(r, 3, "keys/pipe:", "not a regular file (a FIFO)")
+
+
+def test_layout_or_link_that_is_a_fifo_is_refused_without_hanging(project: Path, cli) -> None:
+    os.mkfifo("root.layout")
+    with hang_guard():
+        r = cli("verify", "--layout", "root.layout", "--layout-key", "keys/owner.pub")
+        one_line_refusal(r, 3, "root.layout:", "not a regular file (a FIFO)")
+        os.mkfifo("layouts/pipe.yaml")
+        r = cli("layout", "lint", "layouts/pipe.yaml")
+        one_line_refusal(r, 3, "layouts/pipe.yaml:", "not a regular file (a FIFO)")
