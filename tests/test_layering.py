@@ -22,7 +22,7 @@ RANK = {
     "hashing": 8,
     "_progress": 9,
     "_config": 9,
-    "_bounded": 9,
+    "_fs": 9,
     "errors": 10,
     "_version": 10,
 }

@@ -19,6 +19,14 @@ class UsageError(ProvenanceError):
     exit_code = 2
 
 
+class OutputError(UsageError):
+    """An output path cannot be used: it would replace an input or a key, or is not writable."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}")
+
+
 class InputError(ProvenanceError):
     """An input file (key, layout, link, YAML, bundle, artifact) is unreadable or invalid."""
 
@@ -52,6 +60,10 @@ class UnsupportedProvenanceError(InputError):
 
 class ArtifactError(InputError):
     """An artifact cannot be hashed: unreadable, changed while read, or outside the base dir."""
+
+
+class PatternError(InputError):
+    """A glob pattern is malformed (empty, NUL, unbalanced or empty brackets, bad range)."""
 
 
 class PathEscapeError(ArtifactError):

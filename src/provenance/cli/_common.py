@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
 import click
+
+from provenance._fs import check_output
 
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON document on stdout."
@@ -24,6 +27,22 @@ def say(text: str) -> None:
 
 def warn(text: str) -> None:
     click.echo(text, err=True)
+
+
+def guard_output(output: str, inputs: list[str | None], keys: list[str | None]) -> None:
+    """Refuse `-o` over one of the command's inputs, over a key, or where it cannot be written.
+
+    `keys` are the key files the command was given (signer URIs are skipped): they are inputs,
+    and their directory counts as a keys directory (besides `keys/`) unless it is the cwd.
+    """
+    from provenance.signing.keys import is_uri
+
+    key_files = [k for k in keys if k and not is_uri(k)]
+    here = os.path.realpath(".")
+    key_dirs = ["keys"] + [
+        d for d in {os.path.dirname(k) or "." for k in key_files} if os.path.realpath(d) != here
+    ]
+    check_output(output, [i for i in (*inputs, *key_files) if i], key_dirs=key_dirs)
 
 
 def report(doc: dict[str, Any], verdict: str, failures: list[str], as_json: bool, ok: bool) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from provenance.cli._common import emit_json, json_option, say
+from provenance.cli._common import emit_json, guard_output, json_option, say
 from provenance.layout import lint as run_lint
 from provenance.layout import load_yaml, sign_layout
 from provenance.signing import load_signer
@@ -63,6 +63,7 @@ def sign(
     Example:
       provenance layout sign layouts/train.yaml --key keys/owner -o root.layout
     """
+    guard_output(output, [file], [key, pub_key])
     signed = sign_layout(file, load_signer(key, pub_key), output, allow_unsafe=allow_unsafe)
     if as_json:
         emit_json(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from provenance import _config
-from provenance.cli._common import emit_json, json_option, report, say
+from provenance.cli._common import emit_json, guard_output, json_option, report, say
 
 if TYPE_CHECKING:
     from provenance.slsa.verify import SlsaResult
@@ -81,14 +83,18 @@ def attest(
       provenance slsa attest --subject 'models/**' --layout root.layout \\
           --layout-key keys/owner.pub --key keys/trainer -o model.intoto.jsonl
     """
+    from provenance._fs import write_atomic
     from provenance.errors import UsageError, VerificationError
-    from provenance.signing import load_signer, write_atomic
+    from provenance.signing import load_signer
     from provenance.slsa.statement import build_statement, sign_with_key, sign_with_sigstore
     from provenance.verification import verify
 
     if bool(key) == use_sigstore:
         raise UsageError("give exactly one of --key or --sigstore")
-    verification = verify(layout, list(layout_keys), _config.links_dir(links_dir), base)
+    links = _config.links_dir(links_dir)
+    link_files = [str(p) for p in Path(links).glob("*.link")] if os.path.isdir(links) else []
+    guard_output(output, [layout, *link_files], [key, pub_key, *layout_keys])  # before hashing
+    verification = verify(layout, list(layout_keys), links, base)
     if not verification.ok:
         raise VerificationError(verification.verdict)
     statement = build_statement(
@@ -99,6 +105,8 @@ def attest(
         repository=repository,
         ref=ref,
     )
+    subject_files = [os.path.normpath(os.path.join(base, s["name"])) for s in statement["subject"]]
+    guard_output(output, [layout, *link_files, *subject_files], [key, pub_key])
     data = (
         sign_with_sigstore(statement)
         if use_sigstore

@@ -10,12 +10,12 @@ edited, never verifies. Nothing else under `provenance.*` is trusted by anyone.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from provenance.errors import VerificationError
+from provenance._fs import canonical_json, load_json_bounded
+from provenance.errors import InputError, VerificationError
 from provenance.signing import dsse
 
 DECISION_TYPE = "application/vnd.ml-provenance.decision.v1+json"
@@ -39,10 +39,6 @@ def is_reserved(key: str) -> bool:
 def now() -> str:
     """UTC with microseconds, fixed width: decisions order by comparing these strings."""
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _canonical(data: Mapping[str, Any]) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)
@@ -162,13 +158,13 @@ def _str(data: Mapping[str, Any], key: str) -> str:
 def sign_record(record: Record, signer: Any) -> str:
     """The tag value: the record as a compact DSSE envelope (JSON) signed by the gate."""
     kind = DECISION_TYPE if isinstance(record, Decision) else REVOCATION_TYPE
-    payload = _canonical(record.to_dict())
+    payload = canonical_json(record.to_dict())
     return dsse.dumps(dsse.sign(payload, signer, kind)).decode()
 
 
 def fit_files(decision: Decision, signer_keyid_len: int = 64) -> Decision:
     """Drop the per-file list when the signed record would not fit one tag value."""
-    size = len(_canonical(decision.to_dict())) * 4 // 3 + 400 + signer_keyid_len
+    size = len(canonical_json(decision.to_dict())) * 4 // 3 + 400 + signer_keyid_len
     if decision.files is not None and size > MAX_TAG_VALUE:
         return Decision(**{**decision.__dict__, "files": None})
     return decision
@@ -191,9 +187,9 @@ def open_record(key: str, value: str, gate_key: Any, model: str, version: str) -
             "(forged, edited, or signed by another gate)"
         )
     try:
-        data = json.loads(env.payload)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise VerificationError(f"{where}: signed payload is not JSON") from None
+        data = load_json_bounded(env.payload, where, what="gate record")
+    except InputError:
+        raise VerificationError(f"{where}: signed payload is not valid JSON") from None
     if not isinstance(data, dict) or data.get("_type") != env.payload_type:
         raise VerificationError(f"{where}: record type does not match its envelope")
     record: Record

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from provenance.errors import VerificationError
-from provenance.hashing import Manifest, compile_patterns, hash_paths, inventory
+from provenance.hashing import Manifest, hash_paths, walk_all
 
 
 def hash_tree(root: str, source: str) -> Manifest:
     """Manifest of every file under `root`. Whatever the registry serves (a planted
     `__pycache__/` or `.git/` included) must be accounted for; a symlink or special file in a
     download is refused by name."""
-    files, refused = inventory(root, compile_patterns(["."]))
+    files, refused = walk_all(root, ["."])
     if refused:
         path, why = refused[0]
-        raise VerificationError(f"{source}: '{path}' is {why}")
+        raise VerificationError(f"{source}: '{path}' {why}")
     return Manifest(dict(zip(files, (d.hex() for d in hash_paths(root, files)), strict=True)))

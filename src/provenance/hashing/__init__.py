@@ -7,11 +7,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from provenance.hashing._engine import Progress, hash_file, hash_paths
-from provenance.hashing._inventory import inventory
 from provenance.hashing._manifest import DIGEST_SCHEME, Change, Diff, Manifest
 from provenance.hashing._paths import check_relative, is_safe_relative, unsafe_paths
-from provenance.hashing._patterns import Excludes, Pattern, compile_patterns, has_glob
-from provenance.hashing._walk import collect
+from provenance.hashing._patterns import Excludes, Pattern, check_glob, compile_patterns, has_glob
+from provenance.hashing._walk import Inventory, collect, printable, walk_all
 
 __all__ = [
     "DIGEST_SCHEME",
@@ -20,7 +19,9 @@ __all__ = [
     "Diff",
     "Manifest",
     "Excludes",
+    "Inventory",
     "Pattern",
+    "check_glob",
     "check_relative",
     "collect",
     "compile_patterns",
@@ -28,9 +29,10 @@ __all__ = [
     "hash_artifacts",
     "hash_file",
     "hash_paths",
-    "inventory",
     "is_safe_relative",
+    "printable",
     "unsafe_paths",
+    "walk_all",
 ]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 import struct
 import sys
 import threading
@@ -28,15 +29,25 @@ FORK_MIN_FILES = 2000  # below this, forking costs more than it saves
 BATCH = 256  # files per work item handed to a worker
 
 _TASK = struct.Struct("<II")  # [start, end) indices into the path list
-_OK, _ERR, _BIG, _CHANGED = 0, 1, 2, 3
+_OK, _ERR, _BIG, _CHANGED, _SPECIAL = 0, 1, 2, 3, 4
+# Non-blocking open: a path swapped for a FIFO after the walk must not block the step; the
+# fstat below (needed anyway for the size) then refuses anything that is not a regular file.
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+_NOT_REGULAR = "is not a regular file (FIFO, socket or device); it cannot be an artifact"
 
 
 class _Changed(Exception):
     pass
 
 
+class _NotRegular(Exception):
+    pass
+
+
 def _digest_fd(fd: int, buf: bytearray | None) -> bytes:
     before = os.fstat(fd)
+    if not stat.S_ISREG(before.st_mode):
+        raise _NotRegular
     h = hashlib.sha256()
     size = 0
     if before.st_size <= LARGE:
@@ -66,11 +77,13 @@ def _digest_fd(fd: int, buf: bytearray | None) -> bytes:
 def hash_file(path: str, rel: str, buf: bytearray | None = None) -> bytes:
     """sha256 of one file; errors name `rel`."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, _OPEN_FLAGS)
     except OSError as exc:
         raise ArtifactError(rel, f"cannot read: {exc.strerror}") from exc
     try:
         return _digest_fd(fd, buf)
+    except _NotRegular:
+        raise ArtifactError(rel, _NOT_REGULAR) from None
     except _Changed:
         raise ArtifactError(rel, "file changed while it was being hashed") from None
     except OSError as exc:
@@ -161,7 +174,7 @@ def _worker(base: str, relpaths: Sequence[str], task_r: int, res_w: int) -> None
                             dfd = -1
                         dfd = os.open(os.path.join(base, dirname), os.O_RDONLY | os.O_DIRECTORY)
                         cur_dir = dirname
-                    fd = os.open(name, os.O_RDONLY, dir_fd=dfd)
+                    fd = os.open(name, _OPEN_FLAGS, dir_fd=dfd)
                 except OSError as exc:
                     status[k], digests[32 * k] = _ERR, (exc.errno or 5) & 0xFF
                     continue
@@ -172,6 +185,8 @@ def _worker(base: str, relpaths: Sequence[str], task_r: int, res_w: int) -> None
                         digests[32 * k : 32 * k + 32] = _digest_fd(fd, None)
                 except _Changed:
                     status[k] = _CHANGED
+                except _NotRegular:
+                    status[k] = _SPECIAL
                 except OSError as exc:
                     status[k], digests[32 * k] = _ERR, (exc.errno or 5) & 0xFF
                 finally:
@@ -238,7 +253,9 @@ def _hash_forked(
         i, err = min(errors)
         msg = (
             "file changed while it was being hashed"
-            if err < 0
+            if err == -1
+            else _NOT_REGULAR
+            if err == -2
             else f"cannot read: {os.strerror(err)}"
         )
         raise ArtifactError(relpaths[i], msg)
@@ -292,7 +309,8 @@ def _collect(
                             if s == _BIG:
                                 large.append(start + k)
                             elif s != _OK:
-                                errors.append((start + k, -1 if s == _CHANGED else dg[32 * k]))
+                                code = {_CHANGED: -1, _SPECIAL: -2}.get(s, dg[32 * k])
+                                errors.append((start + k, code))
                     pos += size
                     if progress:
                         progress(n)

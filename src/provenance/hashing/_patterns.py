@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from provenance.errors import PatternError
 from provenance.hashing._paths import check_relative
 
 _GLOB_CHARS = frozenset("*?[")
@@ -16,6 +17,59 @@ _GLOB_CHARS = frozenset("*?[")
 
 def has_glob(text: str) -> bool:
     return any(c in _GLOB_CHARS for c in text)
+
+
+def _class_end(pattern: str, i: int) -> int:
+    """Index of the ']' closing the character class that opens at `i` (-1 when none)."""
+    k = i + 2 if pattern.startswith("[!", i) else i + 1
+    return pattern.find("]", k)
+
+
+def check_glob(pattern: str, what: str = "pattern") -> str:
+    """Return `pattern` if it is a well-formed glob; else PatternError naming it and why.
+
+    Refused: empty or blank, NUL, a '[' without its ']', a stray ']', an empty class ('[]',
+    '[!]'), a '[' or '/' inside a class, and a reversed range ('[z-a]'). Layout rules
+    (in-toto's fnmatch) and step patterns (this module) share these rules, so a pattern is
+    accepted or refused the same way when a step is declared and when a layout is loaded.
+    """
+
+    def bad(why: str) -> PatternError:
+        return PatternError(None, f"invalid {what} {pattern!r}: {why}")
+
+    if not isinstance(pattern, str) or not pattern.strip():
+        raise bad("empty")
+    if "\x00" in pattern:
+        raise bad("contains NUL")
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "]":
+            raise bad(f"']' at offset {i} closes no '['")
+        if c == "[":
+            j = _class_end(pattern, i)
+            if j == -1:
+                raise bad(f"'[' at offset {i} is never closed")
+            body = pattern[i + 2 if pattern.startswith("[!", i) else i + 1 : j]
+            if not body:
+                raise bad(f"empty character class at offset {i}")
+            if "[" in body or "/" in body:
+                raise bad(f"character class at offset {i} may not hold '[' or '/'")
+            for k in range(1, len(body) - 1):
+                if body[k] == "-" and body[k - 1] > body[k + 1]:
+                    raise bad(f"reversed range '{body[k - 1 : k + 2]}'")
+            i = j
+        i += 1
+    return pattern
+
+
+def _class_regex(body: str) -> str:
+    """A regex class body: every character literal except '-' between two others (a range)."""
+    if body.startswith("!"):
+        return "^" + _class_regex(body[1:])
+    return "".join(
+        "-" if c == "-" and 0 < k < len(body) - 1 else re.escape(c) for k, c in enumerate(body)
+    )
 
 
 def _translate(pattern: str) -> str:
@@ -36,16 +90,10 @@ def _translate(pattern: str) -> str:
             out.append("[^/]*")
         elif c == "?":
             out.append("[^/]")
-        elif c == "[":
-            j = pattern.find("]", i + 2 if pattern.startswith("[!", i) else i + 1)
-            if j == -1:
-                out.append(re.escape(c))
-            else:
-                body = pattern[i + 1 : j]
-                if body.startswith("!"):
-                    body = "^" + body[1:]
-                out.append("[" + body.replace("\\", "\\\\") + "]")
-                i = j
+        elif c == "[":  # well-formed: check_glob ran first
+            j = _class_end(pattern, i)
+            out.append("[" + _class_regex(pattern[i + 1 : j]) + "]")
+            i = j
         else:
             out.append(re.escape(c))
         i += 1
@@ -63,6 +111,7 @@ class Pattern:
 
     @classmethod
     def compile(cls, text: str) -> Pattern:
+        check_glob(text)
         stripped = text.rstrip("/") or "."
         if stripped in (".", "./"):
             return cls(text, "", re.compile(r".*", re.S), True)
@@ -100,6 +149,7 @@ class Excludes:
         dir_names: list[str] = []
         dir_paths: list[str] = []
         for raw in patterns:
+            check_glob(raw, "exclude pattern")
             is_dir = raw.endswith("/")
             pat = raw.strip("/")
             if not pat:

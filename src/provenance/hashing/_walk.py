@@ -3,6 +3,13 @@
 Symlinks are followed only when their target stays inside the base directory; a link that points
 outside is an error naming it (recording it would hash data the base does not contain). Links to
 directories are not descended into, which also rules out cycles.
+
+A FIFO, socket or device that a pattern selects is an error naming it: it is never opened (a FIFO
+would block the step forever) and never silently left out. A file name that is not valid UTF-8 is
+refused by name too: links are JSON text, which cannot carry it faithfully (a lone surrogate
+escape is read differently, or refused, by other in-toto implementations), so two different
+names could be recorded as one. The file type comes from the directory entry (d_type); only the
+error path costs an extra stat.
 """
 
 from __future__ import annotations
@@ -10,9 +17,11 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 from provenance.errors import ArtifactError, PathEscapeError
+from provenance.hashing._paths import check_relative
 from provenance.hashing._patterns import Excludes, Pattern
 
 log = logging.getLogger(__name__)
@@ -22,15 +31,57 @@ def _inside(real: str, base_real: str) -> bool:
     return real == base_real or real.startswith(base_real.rstrip(os.sep) + os.sep)
 
 
+def printable(rel: str) -> str:
+    """`rel` for a one-line message: undecodable bytes as \\xNN, control characters escaped."""
+    text = rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def check_name(rel: str) -> None:
+    """Refuse a path that is not valid UTF-8 (os.scandir hands it over surrogate-escaped)."""
+    if not rel.isascii():
+        try:
+            rel.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ArtifactError(
+                printable(rel), "file name is not valid UTF-8; rename it to record it"
+            ) from None
+
+
+def special_kind(mode: int) -> str | None:
+    """'a FIFO' / 'a socket' / 'a device' for special files, None for anything else."""
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return None
+
+
+def _refuse_special(rel: str, mode: int, via: str = "") -> None:
+    kind = special_kind(mode)
+    if kind:
+        raise ArtifactError(
+            printable(rel), f"{via}is {kind}, not a regular file; it cannot be an artifact"
+        )
+
+
 def _check_link(full: str, rel: str, base_real: str) -> bool:
     """True when the symlink at `full` is a file inside base; raise if it points outside."""
     target = os.path.realpath(full)
     if not _inside(target, base_real):
-        raise PathEscapeError(rel, f"symlink points outside the base directory (to {target})")
+        raise PathEscapeError(
+            printable(rel), f"symlink points outside the base directory (to {printable(target)})"
+        )
     try:
-        return stat.S_ISREG(os.stat(target).st_mode)
+        mode = os.stat(target).st_mode
     except OSError as exc:
-        raise ArtifactError(rel, f"broken symlink: {exc.strerror}") from exc
+        raise ArtifactError(printable(rel), f"broken symlink: {exc.strerror}") from exc
+    _refuse_special(rel, mode, "symlink target ")
+    return stat.S_ISREG(mode)
 
 
 def collect(base: str, patterns: Iterable[Pattern], excludes: Excludes) -> list[str]:
@@ -64,9 +115,11 @@ def _walk_root(
             name = root.rsplit("/", 1)[-1]
             if excludes.file_excluded(root, name):
                 return
+            _refuse_special(root, st.st_mode)
             if stat.S_ISLNK(st.st_mode) and not _check_link(start, root, base_real):
                 return
             if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+                check_name(root)
                 found.add(root)
             return
     match_all = any(p.whole_root for p in pats)
@@ -78,7 +131,7 @@ def _walk_root(
             it = os.scandir(dirpath)
         except OSError as exc:
             raise ArtifactError(
-                relprefix.rstrip("/") or ".", f"cannot list: {exc.strerror}"
+                printable(relprefix.rstrip("/") or "."), f"cannot list: {exc.strerror}"
             ) from exc
         with it:
             for entry in it:
@@ -95,5 +148,93 @@ def _walk_root(
                     if not _check_link(entry.path, rel, base_real):
                         continue
                 elif not entry.is_file(follow_symlinks=False):
-                    continue  # sockets, fifos, devices are not artifacts
+                    try:
+                        mode = entry.stat(follow_symlinks=False).st_mode
+                    except OSError:
+                        continue  # vanished while listed
+                    _refuse_special(rel, mode)
+                    continue
+                check_name(rel)
                 found.add(rel)
+
+
+class Inventory(NamedTuple):
+    """Every entry under some directories: the regular files, and the rest refused by name."""
+
+    files: list[str]  # relative POSIX paths of regular files, sorted
+    refused: list[tuple[str, str]]  # (printable relative path, reason), sorted
+
+
+def walk_all(base: str, roots: Iterable[str], prune: Iterable[str] = ()) -> Inventory:
+    """Every entry under `roots` (relative to `base`), with no excludes at all.
+
+    For the final products check and the registry re-hash: `__pycache__/`, `.git/`, `.venv/` and
+    dot-directories are listed like anything else. Symlinks (to files or directories, inside or
+    outside), FIFOs, sockets, devices, unlistable directories and names that are not UTF-8 are
+    refused by name; nothing is opened or followed (the type comes from the directory entry).
+    A root that does not exist contributes nothing; a root that is a regular file is listed.
+    `prune`: relative directories left out entirely (the links directory).
+    """
+    files: set[str] = set()
+    refused: dict[str, str] = {}
+    pruned = {p.strip("/") for p in prune}
+
+    def refuse(rel: str, why: str) -> None:
+        refused.setdefault(printable(rel), why)
+
+    stack: list[str] = []
+    for raw in roots:
+        root = "" if raw.strip("/") in ("", ".") else check_relative(raw.rstrip("/"), what="root")
+        path = os.path.join(base, root) if root else base
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            refuse(root or ".", f"cannot read: {exc.strerror}")
+            continue
+        if stat.S_ISDIR(mode):
+            stack.append(root)
+        else:
+            _classify(root, mode, files, refuse)
+    seen_dirs: set[str] = set()
+    while stack:
+        rel_dir = stack.pop()
+        if rel_dir in seen_dirs:  # nested roots ("models", "models/sub") are listed once
+            continue
+        seen_dirs.add(rel_dir)
+        prefix = rel_dir + "/" if rel_dir else ""
+        try:
+            with os.scandir(os.path.join(base, rel_dir) if rel_dir else base) as it:
+                for entry in it:
+                    rel = prefix + entry.name
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            if rel not in pruned:
+                                stack.append(rel)
+                            continue
+                        if entry.is_file(follow_symlinks=False):
+                            _classify(rel, stat.S_IFREG, files, refuse)
+                            continue
+                        mode = entry.stat(follow_symlinks=False).st_mode
+                    except OSError as exc:
+                        refuse(rel, f"cannot read: {exc.strerror}")
+                        continue
+                    _classify(rel, mode, files, refuse)
+        except OSError as exc:
+            refuse(rel_dir or ".", f"cannot list directory: {exc.strerror}")
+    return Inventory(sorted(files), sorted(refused.items()))
+
+
+def _classify(rel: str, mode: int, files: set[str], refuse: Callable[[str, str], None]) -> None:
+    if stat.S_ISLNK(mode):
+        refuse(rel, "is a symlink; symlinks are not followed here")
+    elif stat.S_ISREG(mode):
+        try:
+            check_name(rel)
+        except ArtifactError:
+            refuse(rel, "file name is not valid UTF-8")
+            return
+        files.add(rel)
+    else:
+        refuse(rel, f"is {special_kind(mode) or 'not a regular file'}, not a regular file")

@@ -2,7 +2,9 @@
 
 PyYAML's composer gives nodes with positions; we walk them ourselves so every message can say
 `layouts/train.yaml:14: ...`. Duplicate keys (which PyYAML silently collapses) and aliases
-(exponential expansion) are refused.
+(exponential expansion) are refused. Untrusted text is bounded before it can cost time: size on
+read, nesting depth and node count while composing (deep flow nesting makes PyYAML's scanner
+quadratic), integer length before conversion, dates and offsets out of range.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from provenance._bounded import read_bounded
+from provenance._fs import NAME_RE, read_bounded
 from provenance.errors import InputError, LayoutError
 from provenance.layout._model import (
     RULE_VERBS,
@@ -26,14 +28,60 @@ from provenance.layout._model import (
 )
 
 MAX_YAML_BYTES = 1 << 20
-_DURATION = re.compile(r"^(\d+)\s*([dwy])$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-_CONSTRUCTOR = yaml.SafeLoader("")  # only its constructor is used, on already-composed nodes
+MAX_DEPTH = 32  # a layout nests 6 levels
+MAX_NODES = 20_000  # a 50-step layout has about 3000
+MAX_INT_DIGITS = 19
+_DURATION = re.compile(r"^(\d{1,6})\s*([dwy])$")
+_INT_TAG = "tag:yaml.org,2002:int"
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader whose composer refuses aliases, deep nesting and huge documents as it goes."""
+
+    def __init__(self, text: str, path: str) -> None:
+        super().__init__(text)
+        self._path, self._depth, self._nodes = path, 0, 0
+
+    def _refuse(self, message: str) -> LayoutError:
+        mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+        return LayoutError(self._path, message, mark.line + 1 if mark else None)
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            raise self._refuse("YAML aliases are not allowed")
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise self._refuse(f"more than {MAX_NODES} YAML nodes")
+        if self._depth >= MAX_DEPTH:
+            raise self._refuse(f"YAML nested deeper than {MAX_DEPTH} levels")
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 class _Ctx:
     def __init__(self, path: str) -> None:
         self.path = path
+        # A fresh constructor per file: it caches every object it built, keyed by node.
+        self.constructor = yaml.constructor.SafeConstructor()
+
+    def construct(self, node: yaml.Node, what: str) -> Any:
+        """The Python value of `node`; out-of-range values are errors, never exceptions."""
+        for sub in _scalars(node):
+            if (
+                sub.tag == _INT_TAG
+                and len(sub.value.lstrip("+-").replace("_", "")) > MAX_INT_DIGITS
+            ):
+                raise self.fail(sub, f"{what}: integer {sub.value[:20]}... is too large")
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except (ValueError, OverflowError, TypeError, yaml.YAMLError) as exc:
+            reason = str(exc).strip().splitlines()[-1][:120] if str(exc).strip() else ""
+            raise self.fail(
+                node, f"{what}: invalid value ({reason or type(exc).__name__})"
+            ) from None
 
     def fail(self, node: yaml.Node | None, message: str) -> LayoutError:
         line = node.start_mark.line + 1 if node is not None else None
@@ -71,7 +119,7 @@ class _Ctx:
     def scalar(self, node: yaml.Node, what: str) -> Any:
         if not isinstance(node, yaml.ScalarNode):
             raise self.fail(node, f"{what} must be a single value")
-        return _CONSTRUCTOR.construct_object(node, deep=True)
+        return self.construct(node, what)
 
     def string(self, node: yaml.Node, what: str) -> str:
         value = self.scalar(node, what)
@@ -83,6 +131,20 @@ class _Ctx:
         if isinstance(node, yaml.ScalarNode):
             return tuple(self.string(node, what).split())
         return tuple(self.string(n, f"an item of {what}") for n in self.sequence(node, what))
+
+
+def _scalars(node: yaml.Node) -> list[yaml.ScalarNode]:
+    out: list[yaml.ScalarNode] = []
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, yaml.ScalarNode):
+            out.append(n)
+        elif isinstance(n, yaml.SequenceNode):
+            stack.extend(n.value)
+        elif isinstance(n, yaml.MappingNode):
+            stack.extend(x for pair in n.value for x in pair)
+    return out
 
 
 def _kind(value: Any) -> str:
@@ -101,17 +163,20 @@ def load_yaml(path: str) -> LayoutSpec:
     """Parse and validate `path`; public key files are resolved relative to it."""
     text = _read(path)
     ctx = _Ctx(path)
+    loader: _Loader | None = None
     try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            if isinstance(event, yaml.AliasEvent):
-                line = event.start_mark.line + 1 if event.start_mark else None
-                raise LayoutError(path, "YAML aliases are not allowed", line)
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        loader = _Loader(text, path)
+        root = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         raise LayoutError(path, f"invalid YAML: {exc.problem}", line) from None
     except yaml.YAMLError as exc:
         raise LayoutError(path, f"invalid YAML: {exc}") from None
+    except RecursionError:  # not reached below MAX_DEPTH; kept so nothing escapes untyped
+        raise LayoutError(path, f"YAML nested deeper than {MAX_DEPTH} levels") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     if root is None:
         raise LayoutError(path, "empty layout")
     top = ctx.mapping(
@@ -157,14 +222,22 @@ def _expires(ctx: _Ctx, node: yaml.Node) -> dt.datetime:
     value = ctx.scalar(node, "expires")
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        try:  # the signed layout records UTC: an offset is applied here, not dropped
+            return value.astimezone(dt.timezone.utc)
+        except (OverflowError, ValueError):
+            raise ctx.fail(node, f"expires {value.isoformat()} is out of range") from None
     if isinstance(value, dt.date):
         return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
     if isinstance(value, str) and (m := _DURATION.match(value.strip())):
         days = int(m.group(1)) * {"d": 1, "w": 7, "y": 365}[m.group(2)]
         if days < 1:
             raise ctx.fail(node, "expires duration must be at least 1d")
-        return now + dt.timedelta(days=days)
+        try:
+            return now + dt.timedelta(days=days)
+        except OverflowError:
+            raise ctx.fail(node, f"expires duration {value.strip()} is out of range") from None
     raise ctx.fail(
         node, f"expires must be a date (2027-06-30) or a duration (180d), got {_kind(value)}"
     )
@@ -204,7 +277,7 @@ def _inline_key(ctx: _Ctx, node: yaml.MappingNode, name: str) -> Any:
         {"keytype", "scheme", "keyval"},
         {"keytype", "scheme", "keyval"},
     )
-    data = _CONSTRUCTOR.construct_object(node, deep=True)
+    data = ctx.construct(node, f"the key of '{name}'")
     try:
         keyid = compute_default_keyid(data["keytype"], data["scheme"], data["keyval"])
         return Key.from_dict(keyid, dict(data))
@@ -214,7 +287,7 @@ def _inline_key(ctx: _Ctx, node: yaml.MappingNode, name: str) -> Any:
 
 def _name(ctx: _Ctx, node: yaml.Node, what: str) -> str:
     name = ctx.string(node, what)
-    if not _NAME.match(name):
+    if not NAME_RE.match(name):
         raise ctx.fail(node, f"{what} '{name}' may hold letters, digits, '_', '.', '-' (max 128)")
     return name
 
@@ -236,7 +309,7 @@ def _rules(ctx: _Ctx, node: yaml.Node, what: str) -> tuple[Rule, ...]:
             allowed,
             {verb, "from"} if verb == "match" else {verb},
         )
-        pattern = ctx.string(fields[verb][1], f"the pattern of '{verb}'")
+        pattern = _pattern(ctx, fields[verb][1], f"the pattern of '{verb}' in {what}")
         line = rnode.start_mark.line + 1
         if verb != "match":
             rules.append(Rule(verb, pattern, line))
@@ -251,11 +324,28 @@ def _rules(ctx: _Ctx, node: yaml.Node, what: str) -> tuple[Rule, ...]:
                 line,
                 from_step=_name(ctx, fields["from"][1], "from"),
                 of=of,
-                in_prefix=ctx.string(fields["in"][1], "in") if "in" in fields else None,
-                with_prefix=ctx.string(fields["with"][1], "with") if "with" in fields else None,
+                in_prefix=_prefix(ctx, fields["in"][1], "in") if "in" in fields else None,
+                with_prefix=_prefix(ctx, fields["with"][1], "with") if "with" in fields else None,
             )
         )
     return tuple(rules)
+
+
+def _pattern(ctx: _Ctx, node: yaml.Node, what: str) -> str:
+    from provenance.hashing import check_glob
+
+    text = ctx.string(node, what)
+    try:
+        return check_glob(text, f"pattern in {what}")
+    except InputError as exc:
+        raise ctx.fail(node, str(exc)) from None
+
+
+def _prefix(ctx: _Ctx, node: yaml.Node, what: str) -> str:
+    text = ctx.string(node, what)
+    if "\x00" in text:
+        raise ctx.fail(node, f"'{what}' prefix contains NUL")
+    return text
 
 
 def _threshold(ctx: _Ctx, node: yaml.Node) -> int:

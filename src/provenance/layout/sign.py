@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import attr
 
+from provenance._fs import canonical_json, write_atomic
 from provenance.errors import VerificationError
 from provenance.layout._compile import compile_layout
 from provenance.layout._yaml import load_yaml
 from provenance.layout.lint import Finding, lint
 from provenance.signing import dsse
-from provenance.signing._atomic import write_atomic
 
 
 @dataclass(frozen=True)
@@ -24,7 +23,7 @@ class SignedLayout:
 
 
 def layout_payload(layout: Any) -> bytes:
-    return json.dumps(attr.asdict(layout), sort_keys=True, separators=(",", ":")).encode()
+    return canonical_json(attr.asdict(layout))
 
 
 def sign_layout(

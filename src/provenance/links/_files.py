@@ -15,11 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from provenance._bounded import read_bounded
+from provenance._fs import read_bounded, write_atomic
 from provenance.errors import LinkFormatError
 from provenance.links._model import LinkData, parse_link
 from provenance.signing import dsse
-from provenance.signing._atomic import write_atomic
 
 SUFFIX = ".link"
 # `<step>.<first 8 hex digits of the signing key id>.link`, as in-toto names them.

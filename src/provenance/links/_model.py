@@ -7,11 +7,11 @@ recorder re-canonicalises the whole link several times).
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from provenance._fs import canonical_json, load_json_bounded
 from provenance.errors import LinkFormatError
 
 
@@ -32,7 +32,7 @@ def link_payload(
         "byproducts": byproducts,
         "environment": environment,
     }
-    return json.dumps(link, sort_keys=True, separators=(",", ":")).encode()
+    return canonical_json(link)
 
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
@@ -89,10 +89,8 @@ def _artifacts(value: Any, what: str, path: str) -> dict[str, dict[str, str]]:
 
 def parse_link(payload: bytes, path: str) -> LinkData:
     """Validate a link payload whose signature was already checked; errors name `path`."""
-    try:
-        data = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise LinkFormatError(path, f"payload is not JSON ({exc.__class__.__name__})") from None
+    # Bounded: absurd numbers, NaN, duplicate keys and deep nesting are refused, not guessed at.
+    data = load_json_bounded(payload, path, what="link payload", error=LinkFormatError)
     if not isinstance(data, dict) or data.get("_type") != "link":
         raise LinkFormatError(path, "payload is not an in-toto link (_type must be 'link')")
     name, command = data.get("name"), data.get("command", [])

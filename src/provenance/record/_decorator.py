@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
+from provenance._fs import canonical_json
 from provenance.record._recorder import StepSpec, prepare
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -80,7 +81,7 @@ def step(
             bound.apply_defaults()
             params = {k: _jsonable(v) for k, v in bound.arguments.items()}
             # JSON text, not a nested object: in-toto's canonical JSON cannot encode floats.
-            params_json = json.dumps(params, sort_keys=True, separators=(",", ":"))
+            params_json = canonical_json(params).decode()
             command = [_entry_point(func, recording.base), params_json]
             recording.finish(command, {"return-value": 0}, params_json)
             return result

@@ -11,7 +11,7 @@ import uuid
 from functools import lru_cache
 from typing import Any
 
-from provenance.signing._atomic import write_atomic
+from provenance._fs import write_atomic
 
 RUN_ID_FILE = "RUN_ID"
 

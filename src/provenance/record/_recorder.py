@@ -7,15 +7,14 @@ A step that fails never reaches `finish`, so no link exists that could later ver
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from provenance import _config
+from provenance._fs import NAME_RE, check_writable_dir, utc_now
 from provenance._progress import hashing_progress
 from provenance.errors import UsageError
 from provenance.hashing import ArtifactSet, Excludes, compile_patterns, hash_artifacts
@@ -24,8 +23,6 @@ from provenance.record import _environment
 from provenance.signing import load_signer
 
 log = logging.getLogger("provenance")
-
-_STEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -43,7 +40,7 @@ class StepSpec:
     quiet: bool = False
 
     def __post_init__(self) -> None:
-        if not _STEP_NAME.match(self.name):
+        if not NAME_RE.match(self.name):
             raise UsageError(
                 f"invalid step name '{self.name}': letters, digits, '_', '.', '-' (max 128)"
             )
@@ -64,14 +61,14 @@ class Recording:
     signer: Any
     excludes: tuple[str, ...]
     materials: ArtifactSet = field(default_factory=ArtifactSet)
-    started_on: str = field(default_factory=lambda: _now())
+    started_on: str = field(default_factory=utc_now)
 
     def finish(
         self, command: list[str], byproducts: dict[str, Any], parameters: str | None = None
     ) -> str:
         products = _hash(self.base, self.spec.products, self.excludes, self.spec.quiet, "products")
         environment = _environment.capture(self.base, self.links_dir)
-        environment["started_on"], environment["finished_on"] = self.started_on, _now()
+        environment["started_on"], environment["finished_on"] = self.started_on, utc_now()
         environment["patterns"] = {
             "materials": list(self.spec.materials),
             "products": list(self.spec.products),
@@ -97,10 +94,6 @@ class Recording:
         )
         _log_to_mlflow(path, self.spec.name, environment)
         return path
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _hash(
@@ -129,7 +122,10 @@ def prepare(spec: StepSpec) -> Recording:
             f"step '{spec.name}': no signing key (pass key=/--key or set PROVENANCE_KEY)"
         )
     signer = load_signer(key, spec.pub_key or _config.setting("pub_key", root=base))
-    links_dir = os.path.join(base, _config.links_dir(spec.links_dir, root=base))
+    links_setting = _config.links_dir(spec.links_dir, root=base)
+    links_dir = os.path.join(base, links_setting)
+    # Before hours of work: a links directory that cannot be written would lose the link.
+    check_writable_dir(links_dir, "links directory", links_setting)
     excludes = list(Excludes.DEFAULT) + list(spec.excludes)
     for own in (links_dir, key):
         rel = _rel_inside(own, base) if os.path.exists(own) or own == links_dir else None

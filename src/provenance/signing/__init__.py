@@ -1,6 +1,6 @@
 """Keys, signer URIs, DSSE envelopes and atomic writes."""
 
-from provenance.signing._atomic import write_atomic
+from provenance._fs import write_atomic
 from provenance.signing.keys import KeyPair, generate, load_public_key, load_signer
 
 __all__ = ["KeyPair", "generate", "load_public_key", "load_signer", "write_atomic"]

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any
 
-from provenance._bounded import read_bounded
+from provenance._fs import canonical_json, load_json_bounded, read_bounded
 from provenance.errors import InputError
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -24,7 +23,7 @@ def sign(payload: bytes, signer: Any, payload_type: str = IN_TOTO_PAYLOAD_TYPE) 
 
 
 def dumps(envelope: dict[str, Any]) -> bytes:
-    return json.dumps(envelope, sort_keys=True, separators=(",", ":")).encode()
+    return canonical_json(envelope)
 
 
 class ParsedEnvelope:
@@ -63,12 +62,7 @@ def parse(data: bytes, path: str, what: str = "envelope") -> ParsedEnvelope:
     """Parse envelope JSON without trusting anything in it; errors name `path`."""
     if len(data) > MAX_ENVELOPE_BYTES:
         raise InputError(path, f"larger than {MAX_ENVELOPE_BYTES} bytes")
-    try:
-        doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(path, f"{what} is not JSON ({exc})") from None
-    except RecursionError:
-        raise InputError(path, "JSON nested too deeply") from None
+    doc = load_json_bounded(data, path, what=what)
     if not isinstance(doc, dict) or not {"payload", "payloadType", "signatures"} <= doc.keys():
         if isinstance(doc, dict) and "signed" in doc:
             raise InputError(

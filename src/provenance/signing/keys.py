@@ -12,9 +12,8 @@ import stat
 from dataclasses import dataclass
 from typing import Any
 
-from provenance._bounded import read_bounded
+from provenance._fs import is_key_file, read_bounded, write_atomic
 from provenance.errors import KeyLoadError, UsageError
-from provenance.signing._atomic import write_atomic
 
 KEY_TYPES = ("ed25519", "ecdsa")
 _URI = re.compile(r"^[a-z][a-z0-9+.-]*:", re.I)
@@ -58,10 +57,13 @@ def generate(
     private_pem, public_pem = _private_key_pem(key_type)
     priv_path = os.path.join(directory, name)
     pub_path = priv_path + ".pub"
-    if not force:
-        for p in (priv_path, pub_path):
-            if os.path.lexists(p):
-                raise KeyLoadError(p, "already exists; use --force to replace it")
+    for p in (priv_path, pub_path):
+        if not os.path.lexists(p):
+            continue
+        if not force:
+            raise KeyLoadError(p, "already exists; use --force to replace it")
+        if not is_key_file(p):  # --force replaces keys, never a layout or a model
+            raise KeyLoadError(p, "exists and is not a key file; --force only replaces keys")
     try:
         write_atomic(priv_path, private_pem, mode=0o600, overwrite=force)
         write_atomic(pub_path, public_pem, mode=0o644, overwrite=force)
@@ -126,8 +128,15 @@ def load_signer(key: str, pub: str | None = None) -> Any:
             ) from None
         except Exception as exc:  # noqa: BLE001 - KMS client errors of many types
             raise KeyLoadError(key.split("?", 1)[0], f"signer failed: {_reason(exc)}") from None
-    _check_permissions(key)
     data = _read(key, "private key")
+    # What the file is comes first: a public key is not "too open", it is the wrong file.
+    if b"PRIVATE KEY-----" not in data:
+        if b"PUBLIC KEY-----" in data:
+            raise KeyLoadError(
+                key, "is a public key; a private key is needed here (the file without .pub)"
+            )
+        raise KeyLoadError(key, "not a PEM private key")
+    _check_permissions(key)
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     try:
@@ -136,9 +145,8 @@ def load_signer(key: str, pub: str | None = None) -> Any:
         raise KeyLoadError(
             key, "private key is encrypted; decrypt it or use a signer URI"
         ) from None
-    except (ValueError, Exception) as exc:  # noqa: BLE001 - cryptography raises several types
-        hint = " (this is a public key)" if b"PUBLIC KEY" in data else ""
-        raise KeyLoadError(key, f"not a PEM private key{hint}") from exc.__cause__
+    except Exception as exc:  # noqa: BLE001 - cryptography raises several types
+        raise KeyLoadError(key, f"not a PEM private key ({_reason(exc)})") from None
     try:
         public = load_public_key(pub) if pub else None
         return CryptoSigner(private, public)

@@ -15,7 +15,8 @@ REPOSITORY = "https://github.com/ml-provenance/example-pipeline"
 def slsa_stage(
     workdir: Path, report: Any, say: Callable[[str], None], verification: VerificationResult
 ) -> None:
-    from provenance.signing import load_public_key, load_signer, write_atomic
+    from provenance._fs import write_atomic
+    from provenance.signing import load_public_key, load_signer
     from provenance.slsa.statement import build_statement, sign_with_key
     from provenance.slsa.verify import Expectations, verify_builtin
 

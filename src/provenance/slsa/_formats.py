@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from provenance._bounded import read_bounded
+from provenance._fs import load_json_bounded, read_bounded
 from provenance.errors import InputError, UnsupportedProvenanceError
 
 MAX_BYTES = 64 * 1024 * 1024
@@ -223,19 +223,19 @@ def load(path: str) -> list[Provenance | InputError]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(path, "not UTF-8 JSON") from None
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise InputError(path, "empty provenance file")
     try:
-        docs = [json.loads(text)]
-    except json.JSONDecodeError:
-        try:  # JSON lines: one provenance document per line
-            docs = [json.loads(line) for line in text.splitlines() if line.strip()]
-        except json.JSONDecodeError as exc:
-            raise InputError(
-                path, f"not JSON or JSON lines ({exc.msg} at line {exc.lineno})"
-            ) from None
-        except RecursionError:
-            raise InputError(path, "JSON nested too deeply") from None
-    except RecursionError:
-        raise InputError(path, "JSON nested too deeply") from None
+        docs = [load_json_bounded(text, path, what="provenance")]
+    except InputError:
+        if len(lines) == 1:
+            raise
+        # JSON lines: one provenance document per line
+        docs = [
+            load_json_bounded(line, f"{path} (line {i + 1})", what="provenance")
+            for i, line in enumerate(lines)
+        ]
     if not docs:
         raise InputError(path, "empty provenance file")
     if len(docs) == 1:

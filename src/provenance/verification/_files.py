@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from provenance.errors import ArtifactError, UsageError
-from provenance.hashing import Change, Manifest, compile_patterns, hash_paths, inventory
+from provenance.hashing import Change, Manifest, compile_patterns, hash_paths, walk_all
 from provenance.layout import ModelDecl
 from provenance.links import LinkData
 from provenance.verification.result import Failure
@@ -118,7 +118,7 @@ def check_files(
     rel_links = os.path.relpath(os.path.abspath(links_dir), os.path.abspath(base))
     prune = () if rel_links.startswith("..") else (rel_links.replace(os.sep, "/"),)
     try:
-        on_disk, refused = inventory(base, compile_patterns(claimed), prune)
+        on_disk, refused = _under(base, claimed, prune)
         skip = dict(refused)
         present = sorted(
             set(on_disk)
@@ -130,7 +130,7 @@ def check_files(
     failures = [
         Failure(
             "files",
-            f"refused: '{path}' under the products is {why}; it was not opened",
+            f"refused: '{path}' under the products {why}; it was not opened",
             artifact=path,
             expected="a recorded regular file",
             actual=why,
@@ -156,3 +156,20 @@ def _regular(base: str, path: str) -> bool:
         return stat.S_ISREG(os.lstat(os.path.join(base, path)).st_mode)
     except OSError:
         return False
+
+
+def _under(
+    base: str, patterns: Sequence[str], prune: Sequence[str]
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """Every entry the product patterns claim: all of a pattern's directory (`models/*` claims
+    `models/`), or for a pattern without one (`*.json`) the entries its regex matches."""
+    compiled = compile_patterns(patterns)
+    roots = sorted({p.root for p in compiled if p.root})
+    found = walk_all(base, roots, prune)
+    files, refused = set(found.files), dict(found.refused)
+    top = [p for p in compiled if not p.root]
+    if top:
+        everything = walk_all(base, ["."], prune)
+        files |= {f for f in everything.files if any(p.matches(f) for p in top)}
+        refused |= {f: why for f, why in everything.refused if any(p.matches(f) for p in top)}
+    return sorted(files), sorted(refused.items())

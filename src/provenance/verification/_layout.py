@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Sequence
 from typing import Any
 
-from provenance._bounded import read_bounded
+from provenance._fs import load_json_bounded, parse_utc, read_bounded
 from provenance.errors import LayoutError
 from provenance.signing import dsse
 from provenance.verification.result import Failure
@@ -42,7 +41,7 @@ def load_signed_layout(
     if failures:
         return None, data, failures
     try:
-        doc = json.loads(envelope.payload)
+        doc = load_json_bounded(envelope.payload, path, what="layout payload", error=LayoutError)
         if not isinstance(doc, dict) or doc.get("_type") != "layout":
             raise LayoutError(path, "signed payload is not an in-toto layout")
         return Layout.read(doc), data, []
@@ -54,9 +53,7 @@ def load_signed_layout(
 
 def check_expiry(layout: Any, path: str, now: dt.datetime | None = None) -> list[Failure]:
     now = now or dt.datetime.now(dt.timezone.utc)
-    expires = dt.datetime.strptime(layout.expires, "%Y-%m-%dT%H:%M:%SZ").replace(
-        tzinfo=dt.timezone.utc
-    )
+    expires = parse_utc(layout.expires, path, LayoutError)
     if expires <= now:
         return [
             Failure(
