@@ -1,5 +1,5 @@
-"""Imports point downward only (DESIGN.md package map): cli > gate > verify > slsa > record >
-layout > signing > hashing > shared low-level modules."""
+"""Imports point downward only (DESIGN.md package map): cli > gate > verify > slsa > attest >
+record > layout > signing > hashing/_scanning > shared low-level modules."""
 
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ RANK = {
     "gate": 2,
     "verify": 3,
     "slsa": 4,
+    "attest": 4.5,  # below gate/verify (and slsa, which may build on it), above record
     "record": 5,
     "layout": 6,
     "signing": 7,
     "hashing": 8,
+    "_scanning": 8,
     "_progress": 9,
     "_config": 9,
     "_bounded": 9,
