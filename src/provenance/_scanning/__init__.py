@@ -49,23 +49,25 @@ def _unsafe_format(what: str, allowed: bool) -> list[Finding]:
     ]
 
 
-def _scan_pickle_file(f: IO[bytes], rel: str, allowed: bool) -> tuple[str, list[Finding]]:
+def _scan_pickle_file(f: IO[bytes], allowed: bool) -> tuple[str, list[Finding]]:
     findings = _unsafe_format("pickle-based file", allowed)
-    findings += scan_pickle_stream(f, rel, allowed=allowed)
+    findings += scan_pickle_stream(f, "", allowed=allowed)
     return "pickle", findings
 
 
 def _scan_npy(f: IO[bytes], label: str, allowed: bool) -> list[Finding]:
+    """A .npy file (label "") or .npz member (label = its name)."""
+    who = f"{label}: " if label else ""
     header, why = fm.npy_header(f)
     if header is None:
-        return [Finding("numpy-header", f"{label}: {why}")]
+        return [Finding("numpy-header", f"{who}{why}")]
     if not fm.npy_has_objects(header):
         return []
-    findings = _unsafe_format(f"{label}: object array (loading needs allow_pickle=True)", allowed)
+    findings = _unsafe_format(f"{who}object array (loading needs allow_pickle=True)", allowed)
     return findings + scan_pickle_stream(f, label, allowed=allowed)
 
 
-def _scan_zip(f: IO[bytes], rel: str, ext: str, allowed: bool) -> tuple[str, list[Finding]]:
+def _scan_zip(f: IO[bytes], ext: str, allowed: bool) -> tuple[str, list[Finding]]:
     try:
         zf = zipfile.ZipFile(f)
         members = zf.infolist()
@@ -97,7 +99,7 @@ def _scan_zip(f: IO[bytes], rel: str, ext: str, allowed: bool) -> tuple[str, lis
         if pickles:
             findings += _unsafe_format("zip archive holding pickles", allowed)
         for m in pickles:
-            label = f"{rel}:{m.filename}"
+            label = m.filename
             if m.file_size > MAX_PICKLE_MEMBER:
                 findings.append(Finding("pickle-parse", f"{label}: too large to scan"))
                 continue
@@ -105,7 +107,7 @@ def _scan_zip(f: IO[bytes], rel: str, ext: str, allowed: bool) -> tuple[str, lis
                 findings += scan_pickle_stream(member, label, allowed=allowed)
         for m in npys:
             with zf.open(m) as member:
-                findings += _scan_npy(member, f"{rel}:{m.filename}", allowed)
+                findings += _scan_npy(member, m.filename, allowed)
     except (zipfile.BadZipFile, OSError, RuntimeError, EOFError) as exc:
         findings.append(Finding("zip-structure", f"unreadable zip member ({exc})"))
         fmt = "zip"
@@ -144,11 +146,11 @@ def _inspect(f: IO[bytes], size: int, rel: str, allowed: bool) -> tuple[str, lis
     if ext == ".onnx":
         return "onnx", fm.check_onnx(f, size)
     if head.startswith(_ZIP_MAGICS):
-        return _scan_zip(f, rel, ext, allowed)
+        return _scan_zip(f, ext, allowed)
     if _is_pickle_magic(head):
-        return _scan_pickle_file(f, rel, allowed)
+        return _scan_pickle_file(f, allowed)
     if head.startswith(fm.NPY_MAGIC):
-        return "numpy", _scan_npy(f, rel, allowed)
+        return "numpy", _scan_npy(f, "", allowed)
     if head.startswith(b"GGUF"):
         return "gguf", fm.check_gguf(f, size)
     if head.startswith(_H5_MAGIC):
@@ -156,7 +158,7 @@ def _inspect(f: IO[bytes], size: int, rel: str, allowed: bool) -> tuple[str, lis
             return "hdf5", _unsafe_format("Keras Lambda layer in the HDF5 model config", allowed)
         return "hdf5", []
     if ext in PICKLE_EXTS:  # protocol 0/1 pickles have no magic; a loader would unpickle it
-        return _scan_pickle_file(f, rel, allowed)
+        return _scan_pickle_file(f, allowed)
     if ext in _TYPED_EXTS or ext in _H5_EXTS:
         kind = _TYPED_EXTS.get(ext, "hdf5")
         return kind, [Finding("format", f"named {ext} but the content is not {kind}")]

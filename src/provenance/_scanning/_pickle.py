@@ -35,15 +35,17 @@ def _scanner() -> Any:
 
 
 def scan_pickle_stream(data: IO[bytes], label: str, *, allowed: bool) -> list[Finding]:
-    """Findings for one pickle stream (a file or a zip member); `label` names it."""
+    """Findings for one pickle stream; `label` names a zip member ("" for the file itself)."""
     scanner = _scanner()
-    log = logging.getLogger("picklescan.scanner")
+    who = f"{label}: " if label else ""
+    subject = f"{label} imports" if label else "imports"
+    log = logging.getLogger("picklescan")
     previous = log.level
     log.setLevel(logging.CRITICAL)  # its own warnings would duplicate our findings on stderr
     try:
-        result = scanner.scan_pickle_bytes(data, label, multiple_pickles=True, strict=False)
+        result = scanner.scan_pickle_bytes(data, label or "pickle", multiple_pickles=True)
     except Exception as exc:  # noqa: BLE001 - a malformed stream must fail closed, not crash
-        return [Finding("pickle-parse", f"{label}: pickle stream cannot be parsed ({exc})")]
+        return [Finding("pickle-parse", f"{who}pickle stream cannot be parsed ({exc})")]
     finally:
         log.setLevel(previous)
     findings: list[Finding] = []
@@ -51,19 +53,17 @@ def scan_pickle_stream(data: IO[bytes], label: str, *, allowed: bool) -> list[Fi
         name = f"{g.module}.{g.name}"
         level = g.safety.value
         if level == "dangerous":
-            findings.append(Finding("pickle-import", f"{label} imports {name} (dangerous)"))
+            findings.append(Finding("pickle-import", f"{subject} {name} (dangerous)"))
         elif level == "suspicious":
             findings.append(
                 Finding(
                     "pickle-import",
-                    f"{label} imports {name} (not on the scanner's safe list)",
+                    f"{subject} {name} (not on the scanner's safe list)",
                     "info" if allowed else "error",
                 )
             )
     if result.scan_err:
-        findings.append(
-            Finding("pickle-parse", f"{label}: pickle stream only partly parsed", "info")
-        )
+        findings.append(Finding("pickle-parse", f"{who}pickle stream only partly parsed", "info"))
     if not result.globals and not result.scanned_files:
-        findings.append(Finding("pickle-parse", f"{label}: not a pickle stream"))
+        findings.append(Finding("pickle-parse", f"{who}not a pickle stream"))
     return findings

@@ -165,5 +165,13 @@ def check_scan_attestation(
                 f"sha256 mismatch for '{model_path}': scanned {seen[0]}, actual {digest}"
             )
         else:
-            failures.append(f"model file '{model_path}' did not pass the scan")
+            prefix = test_name(model_path) + ": "
+            reasons = [
+                t.removeprefix(prefix)
+                for s in scans
+                for t in s.statement.predicate.failed_tests
+                if t.startswith(prefix)
+            ]
+            why = f": {'; '.join(reasons)}" if reasons else ""
+            failures.append(f"model file '{model_path}' did not pass the scan{why}")
     return failures
