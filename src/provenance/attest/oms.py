@@ -8,8 +8,10 @@ and we check what it signs. Key mode takes elliptic-curve keys only (P-256/384/5
 
 from __future__ import annotations
 
+import ast
 import json
 import pathlib
+import re
 from typing import Any
 
 from provenance._bounded import read_bounded
@@ -64,7 +66,8 @@ def _check_private_key(path: str) -> None:
     except ValueError:
         raise KeyLoadError(path, "not a PEM private key") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise KeyLoadError(path, f"{type(key).__name__.removeprefix('_')} key: {_EC_ONLY}")
+        kind = type(key).__name__.removeprefix("_").removesuffix("PrivateKey") or "this"
+        raise KeyLoadError(path, f"{kind} key: {_EC_ONLY}")
 
 
 def _check_public_key(path: str) -> None:
@@ -134,7 +137,26 @@ def verify(model_dir: str, signature: str, public_key: str) -> None:
     except OSError as exc:
         raise InputError(exc.filename or model_dir, f"cannot verify: {exc.strerror}") from None
     except Exception as exc:  # noqa: BLE001 - the library raises ValueError and crypto errors
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = _readable(str(exc).strip() or type(exc).__name__)
         raise VerificationError(
             f"{model_dir}: OMS signature {signature} does not verify: {reason}"
         ) from None
+
+
+_DIGEST_REPR = re.compile(
+    r"Digest\(algorithm='([\w-]+)', digest_value=(b'(?:[^'\\]|\\.)*'|b\"(?:[^\"\\]|\\.)*\")\)"
+)
+
+
+def _readable(reason: str) -> str:
+    """model-signing prints digests as Python bytes reprs; show them as algorithm:hex."""
+
+    def hexed(m: re.Match[str]) -> str:
+        try:
+            # The digest repr sits inside the repr of a list of messages: unescape once.
+            literal = m.group(2).replace("\\\\", "\\")
+            return f"{m.group(1)}:{ast.literal_eval(literal).hex()}"
+        except (ValueError, SyntaxError):
+            return m.group(0)
+
+    return _DIGEST_REPR.sub(hexed, reason.splitlines()[0])
