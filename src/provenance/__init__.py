@@ -21,6 +21,7 @@ from provenance.errors import (
 from provenance.verify import VerificationResult, verify
 
 if TYPE_CHECKING:
+    from provenance.attest import build_vsa, check_scan_attestation, check_vsa, read_statement
     from provenance.record import StepSpec, run_step, step
 
 __all__ = [
@@ -32,6 +33,10 @@ __all__ = [
     "VerificationError",
     "VerificationResult",
     "__version__",
+    "build_vsa",
+    "check_scan_attestation",
+    "check_vsa",
+    "read_statement",
     "run_step",
     "step",
     "verify",
@@ -41,6 +46,10 @@ _LAZY = {
     "step": "provenance.record",
     "run_step": "provenance.record",
     "StepSpec": "provenance.record",
+    "build_vsa": "provenance.attest",
+    "check_vsa": "provenance.attest",
+    "check_scan_attestation": "provenance.attest",
+    "read_statement": "provenance.attest",
 }
 
 

@@ -27,7 +27,12 @@ def oms() -> None:
 @click.option("-o", "--output", default="model.sig", show_default=True, help="Signature file.")
 @json_option
 def sign_cmd(model_dir: str, key: str, output: str, as_json: bool) -> None:
-    """Sign every file of MODEL_DIR (an OMS signature: Sigstore bundle, key mode)."""
+    """Sign every file of MODEL_DIR (an OMS signature: Sigstore bundle, key mode).
+
+    \b
+    Example:
+      provenance oms sign models/ --key keys/modelsigner -o model.sig
+    """
     from provenance.attest import oms as lib
 
     lib.sign(model_dir, key, output)
@@ -43,7 +48,14 @@ def sign_cmd(model_dir: str, key: str, output: str, as_json: bool) -> None:
 @click.option("--key", required=True, help="ECDSA public key (PEM).")
 @json_option
 def verify_cmd(model_dir: str, signature: str, key: str, as_json: bool) -> None:
-    """Check MODEL_DIR against an OMS signature: no file changed, missing or added."""
+    """Check MODEL_DIR against an OMS signature: no file changed, missing or added.
+
+    Exits 1 when the signature does not verify, 3 for an unreadable signature or key.
+
+    \b
+    Example:
+      provenance oms verify models/ --signature model.sig --key keys/modelsigner.pub
+    """
     from provenance.attest import oms as lib
     from provenance.errors import VerificationError
 
