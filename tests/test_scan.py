@@ -255,3 +255,16 @@ def test_scanner_reads_from_memory_without_unpickling(marker: Path) -> None:
         "mem imports posix.system (dangerous)"
     ]
     assert not marker.exists()
+
+
+def test_without_picklescan_a_pickle_fails_closed(
+    model: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where picklescan cannot be installed (Python 3.10) an allowed pickle still fails."""
+    from provenance._scanning import _pickle
+
+    monkeypatch.setattr(_pickle, "_scanner", lambda: None)
+    (model / "models" / "scaler.joblib").write_bytes(pickle.dumps({"mean": 0.5}))
+    r = cli("scan", "models/scaler.joblib", "--allow", "models/scaler.joblib")
+    assert r.code == 1
+    assert "imports cannot be inspected: picklescan is not installed" in r.out

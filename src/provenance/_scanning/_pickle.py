@@ -12,7 +12,6 @@ import logging
 from typing import IO, Any
 
 from provenance._scanning._model import Finding
-from provenance.errors import UsageError
 
 
 def picklescan_version() -> str:
@@ -25,12 +24,11 @@ def picklescan_version() -> str:
 
 
 def _scanner() -> Any:
+    """picklescan's scanner module, or None where it cannot be installed (Python 3.10)."""
     try:
         from picklescan import scanner
     except ImportError:
-        raise UsageError(
-            "scanning pickles needs picklescan (Python >= 3.11): pip install 'ml-provenance'"
-        ) from None
+        return None
     return scanner
 
 
@@ -38,6 +36,14 @@ def scan_pickle_stream(data: IO[bytes], label: str, *, allowed: bool) -> list[Fi
     """Findings for one pickle stream; `label` names a zip member ("" for the file itself)."""
     scanner = _scanner()
     who = f"{label}: " if label else ""
+    if scanner is None:  # fail closed: an uninspected pickle never passes
+        return [
+            Finding(
+                "pickle-import",
+                f"{who}imports cannot be inspected: picklescan is not "
+                "installed (it needs Python >= 3.11)",
+            )
+        ]
     subject = f"{label} imports" if label else "imports"
     log = logging.getLogger("picklescan")
     previous = log.level
