@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -199,8 +200,8 @@ def test_statement_of_another_predicate_type_is_input_error(keys) -> None:
             "predicate: unknown field(s) 'verifiedLevel'",
         ),
         (
-            lambda d: d["predicate"]["policy"].update(content="aGk="),
-            "predicate.policy: unknown field(s) 'content'",
+            lambda d: d["predicate"]["policy"].update(contents="aGk="),
+            "predicate.policy: unknown field(s) 'contents'",
         ),
         (
             lambda d: d.update(_type="https://in-toto.io/Statement/v0.1"),
@@ -260,3 +261,43 @@ def test_multi_line_jsonl_names_the_failing_line(keys, tmp_path: Path) -> None:
         read_statements(path, [keys["gate.pub"]], VSA_TYPE)
     both = read_statements(path, [keys["gate.pub"], keys["other.pub"]], VSA_TYPE)
     assert [s.keyids for s in both] == [(keys["gate.pub"].keyid,), (keys["other.pub"].keyid,)]
+
+
+def test_slsa_provenance_from_slsa_attest_is_read_typed(keys, tmp_path: Path, monkeypatch) -> None:
+    """What `provenance slsa attest --key` writes is read strictly by the typed predicate, and a
+    VSA given where provenance is expected is refused (exit 3)."""
+    from provenance.attest import SlsaProvenance
+    from provenance.slsa.statement import build_statement, sign_with_key
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "model.safetensors").write_bytes(b"weights")
+    (tmp_path / "links").mkdir()
+    doc = build_statement(["models/**"], "links", ".", builder_id="https://example.com/b@v1",
+                          repository="https://github.com/o/r", ref="refs/heads/main")  # fmt: skip
+    path = tmp_path / "model.intoto.jsonl"
+    path.write_bytes(sign_with_key(doc, keys["gate"]))
+    [signed] = read_statements(path, [keys["gate.pub"]], SlsaProvenance)
+    pred = signed.statement.predicate
+    assert pred.builder_id == "https://example.com/b@v1"
+    assert pred.external_parameters["repository"] == "https://github.com/o/r"
+    expected = json.loads(json.dumps(doc["predicate"]))
+    for part, key in (("buildDefinition", "resolvedDependencies"), ("runDetails", "byproducts")):
+        if not expected[part].get(key):
+            expected[part].pop(key, None)  # empty lists are omitted, as the spec allows
+    assert pred.to_dict() == expected  # nothing else dropped, nothing added
+    assert signed.statement.digests() == {
+        "models/model.safetensors": hashlib.sha256(b"weights").hexdigest()
+    }
+    vsa = tmp_path / "vsa.intoto.jsonl"
+    vsa.write_bytes(dumps_jsonl([_vsa().sign(keys["gate"])]))
+    with pytest.raises(
+        InputError, match=r"predicateType is .*verification_summary.* expected"
+    ) as e:
+        read_statements(vsa, [keys["gate.pub"]], SlsaProvenance)
+    assert e.value.exit_code == 3
+    # A misspelt field inside the provenance is refused, not ignored.
+    doc["predicate"]["runDetails"]["builder"]["idd"] = "x"
+    path.write_bytes(sign_with_key(doc, keys["gate"]))
+    with pytest.raises(InputError, match=r"runDetails.builder: unknown field\(s\) 'idd'"):
+        read_statements(path, [keys["gate.pub"]], SlsaProvenance)

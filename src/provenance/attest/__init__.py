@@ -1,13 +1,15 @@
 """Attestations: in-toto Statement v1 with typed predicates, signed as DSSE, read signature-first.
 
-Predicates: SLSA Verification Summary (`vsa`), model scan results (`scan`, in-toto test-result),
-OpenSSF Model Signing (`oms`, the model-signing library's own format). Importing this package
-registers the predicate readers; it stays light (no model-signing, no picklescan until used).
+Predicates: SLSA Provenance v1 (`slsa_provenance`), SLSA Verification Summary (`vsa`), model
+scan results (`scan`, in-toto test-result), OpenSSF Model Signing (`oms`, the model-signing
+library's own format). Importing this package registers the predicate readers; it stays light
+(no model-signing, no picklescan until used).
 """
 
-from provenance.attest import scan, vsa
+from provenance.attest import scan, slsa_provenance, vsa
 from provenance.attest._resource import ResourceDescriptor
 from provenance.attest.scan import TestResult, build_scan_statement, check_scan_attestation
+from provenance.attest.slsa_provenance import SlsaProvenance
 from provenance.attest.statement import (
     PAYLOAD_TYPE,
     STATEMENT_TYPE,
@@ -41,6 +43,7 @@ __all__ = [
     "Predicate",
     "ResourceDescriptor",
     "SignedStatement",
+    "SlsaProvenance",
     "Statement",
     "Subject",
     "TestResult",
@@ -55,5 +58,6 @@ __all__ = [
     "read_statements",
     "register",
     "scan",
+    "slsa_provenance",
     "vsa",
 ]

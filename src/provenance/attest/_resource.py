@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,9 +22,10 @@ class ResourceDescriptor:
     download_location: str = ""
     media_type: str = ""
     annotations: Mapping[str, Any] = field(default_factory=dict)
+    content: str = ""  # base64, as in the JSON form
 
     def __post_init__(self) -> None:
-        if not (self.uri or self.name or self.digest):
+        if not (self.uri or self.name or self.digest or self.content):
             raise InputError(None, "a resource descriptor needs a uri, a name or a digest")
         if self.digest:
             object.__setattr__(self, "digest", digest_set(self.digest, self.uri or self.name, None))
@@ -36,6 +39,7 @@ class ResourceDescriptor:
             ("downloadLocation", self.download_location),
             ("mediaType", self.media_type),
             ("annotations", dict(self.annotations)),
+            ("content", self.content),
         ):
             if value:
                 doc[key] = value
@@ -51,9 +55,14 @@ class ResourceDescriptor:
         download = f.text("downloadLocation", required=False, empty=True) or ""
         media = f.text("mediaType", required=False, empty=True) or ""
         annotations = f.obj("annotations", required=False) or {}
-        # `content` (inline bytes) is part of the spec but never used here: refused, not ignored.
+        content = f.text("content", required=False, empty=True) or ""
+        if content:
+            try:
+                base64.b64decode(content, validate=True)
+            except (binascii.Error, ValueError):
+                raise f.error("content", "is not base64") from None
         f.done()
         try:
-            return cls(uri, digest, name, download, media, annotations)
+            return cls(uri, digest, name, download, media, annotations, content)
         except InputError as exc:
             raise InputError(source, f"{where}: {exc}") from None
