@@ -301,3 +301,25 @@ def test_slsa_provenance_from_slsa_attest_is_read_typed(keys, tmp_path: Path, mo
     path.write_bytes(sign_with_key(doc, keys["gate"]))
     with pytest.raises(InputError, match=r"runDetails.builder: unknown field\(s\) 'idd'"):
         read_statements(path, [keys["gate.pub"]], SlsaProvenance)
+
+
+def test_arbitrary_bytes_are_refused_cleanly(keys) -> None:
+    """Random or mangled envelopes end in InputError/VerificationError/UsageError, never a crash."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from provenance.errors import ProvenanceError
+
+    good = dumps_jsonl([_vsa().sign(keys["gate"])]).strip()
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.one_of(st.binary(max_size=400), st.integers(0, len(good) - 1).map(
+        lambda i: good[:i] + bytes([good[i] ^ 0x01]) + good[i + 1 :]
+    )))  # fmt: skip
+    def run(data: bytes) -> None:
+        try:
+            read_statement(data, [keys["gate.pub"]], VSA_TYPE)
+        except ProvenanceError:
+            pass
+
+    run()

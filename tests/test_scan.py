@@ -268,3 +268,31 @@ def test_without_picklescan_a_pickle_fails_closed(
     r = cli("scan", "models/scaler.joblib", "--allow", "models/scaler.joblib")
     assert r.code == 1
     assert "imports cannot be inspected: picklescan is not installed" in r.out
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["m.safetensors", "m.onnx", "m.gguf", "m.npy", "m.npz", "m.pt", "m.keras", "m.h5", "m.bin"],
+)
+def test_random_bytes_never_crash_the_scanner(tmp_path: Path, name: str) -> None:
+    """Any content under any model name gives a report (or an input error), never a crash."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from provenance._scanning import scan_paths
+    from provenance.errors import ProvenanceError
+
+    prefixes = [b"", b"PK\x03\x04", b"\x80\x04", b"\x93NUMPY\x01\x00", b"GGUF\x03\0\0\0",
+                b"\x89HDF\r\n\x1a\n", b"\x08\x08\x3a", b"\x10\0\0\0\0\0\0\0{"]  # fmt: skip
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.sampled_from(prefixes), st.binary(max_size=300))
+    def run(prefix: bytes, body: bytes) -> None:
+        (tmp_path / name).write_bytes(prefix + body)
+        try:
+            report = scan_paths([str(tmp_path / name)], base=str(tmp_path))
+        except ProvenanceError:
+            return
+        assert len(report.files) == 1
+
+    run()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import posixpath
 import zipfile
+import zlib
 from collections.abc import Iterable, Sequence
 from typing import IO
 
@@ -108,7 +109,8 @@ def _scan_zip(f: IO[bytes], ext: str, allowed: bool) -> tuple[str, list[Finding]
         for m in npys:
             with zf.open(m) as member:
                 findings += _scan_npy(member, m.filename, allowed)
-    except (zipfile.BadZipFile, OSError, RuntimeError, EOFError) as exc:
+    except (zipfile.BadZipFile, OSError, RuntimeError, EOFError, ValueError, zlib.error,
+            NotImplementedError) as exc:  # fmt: skip
         findings.append(Finding("zip-structure", f"unreadable zip member ({exc})"))
         fmt = "zip"
     if fmt == "zip" and not pickles and not npys:

@@ -210,7 +210,7 @@ def npy_header(f: IO[bytes]) -> tuple[dict[str, Any] | None, str]:
     try:
         text = f.read(length).decode("utf-8" if major == 3 else "latin1")
         header = ast.literal_eval(text)
-    except (ValueError, SyntaxError, UnicodeDecodeError, MemoryError, RecursionError):
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         return None, "header is not a Python literal"
     if not isinstance(header, dict) or {"descr", "fortran_order", "shape"} - header.keys():
         return None, "header lacks descr/fortran_order/shape"
