@@ -62,7 +62,35 @@ def test_model_signing_signature_is_accepted_by_us(model: Path, cli) -> None:
     r = cli("oms", "verify", "model", "--signature", "theirs.sig", "--key", "keys/modelsigner.pub",
             "--json")  # fmt: skip
     assert r.code == 0, r.err
-    assert json.loads(r.out) == {"ok": True, "model": "model", "signature": "theirs.sig"}
+    doc = json.loads(r.out)
+    assert doc["ok"] is True and doc["signature"] == "theirs.sig"
+    assert doc["files"] == {
+        "config.json": hashlib.sha256(b'{"layers": 2}').hexdigest(),
+        "model.safetensors": hashlib.sha256((model / "model.safetensors").read_bytes()).hexdigest(),
+        "tokenizer/vocab.txt": hashlib.sha256(b"a\nb\n").hexdigest(),
+    }
+    assert doc["signature_sha256"] == hashlib.sha256(Path("theirs.sig").read_bytes()).hexdigest()
+    assert len(doc["manifest_sha256"]) == 64
+
+
+def test_verified_base_model_is_a_lineage_record(model: Path, cli) -> None:
+    """For fine-tuning: what was verified becomes a SLSA resolved dependency (by manifest)."""
+    from provenance.attest.oms import verify
+
+    assert cli("oms", "sign", "model", "--key", "keys/modelsigner", "-o", "base.sig").code == 0
+    base = verify("model", "base.sig", "keys/modelsigner.pub")
+    dep = base.as_resolved_dependency()
+    assert dep["name"] == "model"
+    assert dep["digest"] == {"sha256": base.manifest_sha256}
+    assert (
+        dep["annotations"]["oms.publicKey.sha256"]
+        == hashlib.sha256(Path("keys/modelsigner.pub").read_bytes()).hexdigest()
+    )
+    (model / "config.json").write_text("{}")
+    assert cli("oms", "sign", "model", "--key", "keys/modelsigner", "-o", "base2.sig").code == 0
+    assert verify("model", "base2.sig", "keys/modelsigner.pub").manifest_sha256 != (
+        base.manifest_sha256
+    )
 
 
 @pytest.mark.parametrize(

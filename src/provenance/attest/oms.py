@@ -9,9 +9,15 @@ and we check what it signs. Key mode takes elliptic-curve keys only (P-256/384/5
 from __future__ import annotations
 
 import ast
+import base64
+import binascii
+import hashlib
 import json
 import pathlib
 import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from provenance._bounded import read_bounded
@@ -115,13 +121,69 @@ def sign(model_dir: str, key: str, output: str) -> None:
         raise InputError(model_dir, f"model-signing refused to sign: {exc}") from None
 
 
-def verify(model_dir: str, signature: str, public_key: str) -> None:
+@dataclass(frozen=True)
+class VerifiedModel:
+    """What an OMS signature vouched for, once verified: for lineage records (link, SLSA, BOM).
+
+    `manifest_sha256` is the statement subject's digest (it changes with any file); `files`
+    maps each file, relative to the model directory, to its sha256.
+    """
+
+    path: str
+    signature_sha256: str
+    public_key_sha256: str
+    manifest_sha256: str
+    files: Mapping[str, str]
+
+    def as_resolved_dependency(self) -> dict[str, Any]:
+        """A SLSA resourceDescriptor for `resolvedDependencies`: the base model, by manifest."""
+        return {
+            "name": self.path,
+            "digest": {"sha256": self.manifest_sha256},
+            "annotations": {
+                "oms.signature.sha256": self.signature_sha256,
+                "oms.publicKey.sha256": self.public_key_sha256,
+            },
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "signature_sha256": self.signature_sha256,
+            "public_key_sha256": self.public_key_sha256,
+            "manifest_sha256": self.manifest_sha256,
+            "files": dict(self.files),
+        }
+
+
+def _manifest(raw: bytes, signature: str) -> tuple[str, dict[str, str]]:
+    """Subject digest and file digests from a (verified) OMS bundle; strict on what we use."""
+    try:
+        bundle = json.loads(raw)
+        statement = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"], validate=True))
+        [subject] = statement["subject"]
+        manifest = subject["digest"]["sha256"]
+        files = {
+            str(r["name"]): str(r["digest"])
+            for r in statement["predicate"]["resources"]
+            if r["algorithm"] == "sha256"
+        }
+    except (KeyError, TypeError, ValueError, binascii.Error, RecursionError):
+        raise InputError(signature, "OMS statement lacks a sha256 subject or resources") from None
+    if not isinstance(manifest, str) or len(manifest) != 64:
+        raise InputError(signature, "OMS subject digest is not a sha256")
+    return manifest, files
+
+
+def verify(model_dir: str, signature: str, public_key: str) -> VerifiedModel:
     """Check `signature` over `model_dir` with `public_key`; raise VerificationError if it fails.
 
-    Tampered, missing and extra files all fail (unsigned files are not ignored).
+    Tampered, missing and extra files all fail (unsigned files are not ignored). The library
+    checks a private copy of the signature bytes, so what is returned is what was verified.
     """
     model = _model_dir(model_dir)
     _check_public_key(public_key)
+    key_pem = read_bounded(public_key, MAX_KEY_BYTES, "public key", KeyLoadError)
     raw = read_bounded(signature, MAX_SIGNATURE_BYTES, "OMS signature")
     try:
         doc = json.loads(raw)
@@ -130,17 +192,30 @@ def verify(model_dir: str, signature: str, public_key: str) -> None:
     if not isinstance(doc, dict) or "dsseEnvelope" not in doc:
         raise InputError(signature, "not an OMS signature (a Sigstore bundle with a DSSE envelope)")
     ms = _library()
-    try:
-        ms.verifying.Config().use_elliptic_key_verifier(public_key=public_key).set_hashing_config(
-            _hashing_config(ms, model, signature)
-        ).set_ignore_unsigned_files(False).verify(model, signature)
-    except OSError as exc:
-        raise InputError(exc.filename or model_dir, f"cannot verify: {exc.strerror}") from None
-    except Exception as exc:  # noqa: BLE001 - the library raises ValueError and crypto errors
-        reason = _readable(str(exc).strip() or type(exc).__name__)
-        raise VerificationError(
-            f"{model_dir}: OMS signature {signature} does not verify: {reason}"
-        ) from None
+    with tempfile.TemporaryDirectory(prefix="provenance-oms-") as tmp:
+        copy = pathlib.Path(tmp) / "model.sig"
+        copy.write_bytes(raw)
+        try:
+            ms.verifying.Config().use_elliptic_key_verifier(
+                public_key=public_key
+            ).set_hashing_config(_hashing_config(ms, model, signature)).set_ignore_unsigned_files(
+                False
+            ).verify(model, copy)
+        except OSError as exc:
+            raise InputError(exc.filename or model_dir, f"cannot verify: {exc.strerror}") from None
+        except Exception as exc:  # noqa: BLE001 - the library raises ValueError and crypto errors
+            reason = _readable(str(exc).strip() or type(exc).__name__)
+            raise VerificationError(
+                f"{model_dir}: OMS signature {signature} does not verify: {reason}"
+            ) from None
+    manifest, files = _manifest(raw, signature)
+    return VerifiedModel(
+        path=model_dir,
+        signature_sha256=hashlib.sha256(raw).hexdigest(),
+        public_key_sha256=hashlib.sha256(key_pem).hexdigest(),
+        manifest_sha256=manifest,
+        files=files,
+    )
 
 
 _DIGEST_REPR = re.compile(

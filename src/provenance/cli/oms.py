@@ -60,16 +60,19 @@ def verify_cmd(model_dir: str, signature: str, key: str, as_json: bool) -> None:
     from provenance.errors import VerificationError
 
     try:
-        lib.verify(model_dir, signature, key)
+        verified = lib.verify(model_dir, signature, key)
     except VerificationError as exc:
         if as_json:
             emit_json({"ok": False, "model": model_dir, "signature": signature, "error": str(exc)})
             raise click.exceptions.Exit(1) from None
         raise
     if as_json:
-        emit_json({"ok": True, "model": model_dir, "signature": signature})
+        emit_json({"ok": True, "model": model_dir, "signature": signature, **verified.to_dict()})
     else:
-        say(f"OMS signature verified: {model_dir} matches {signature}")
+        say(
+            f"OMS signature verified: {model_dir} matches {signature} "
+            f"({len(verified.files)} files, manifest sha256 {verified.manifest_sha256[:16]}…)"
+        )
 
 
 COMMANDS = [oms]
