@@ -26,6 +26,7 @@ from provenance.attest import (
     dumps_jsonl,
     read_statement,
     read_statements,
+    write_jsonl,
 )
 from provenance.attest.vsa import PREDICATE_TYPE as VSA_TYPE
 from provenance.errors import InputError, UsageError, VerificationError
@@ -74,7 +75,7 @@ def _payload(envelope: bytes) -> dict[str, object]:
 def test_vsa_round_trip_through_dsse_and_jsonl(keys, tmp_path: Path) -> None:
     statement = _vsa()
     path = tmp_path / "vsa.intoto.jsonl"
-    path.write_bytes(dumps_jsonl([statement.sign(keys["gate"])]))
+    write_jsonl(path, [statement.sign(keys["gate"])])
     assert path.read_bytes().count(b"\n") == 1  # one envelope per line
     [signed] = read_statements(path, [keys["gate.pub"]], VSA_TYPE)
     assert signed.statement == statement

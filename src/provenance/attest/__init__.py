@@ -22,6 +22,7 @@ from provenance.attest.statement import (
     read_statement,
     read_statements,
     register,
+    write_jsonl,
 )
 from provenance.attest.vsa import (
     ML_LEVELS,
@@ -60,4 +61,5 @@ __all__ = [
     "scan",
     "slsa_provenance",
     "vsa",
+    "write_jsonl",
 ]

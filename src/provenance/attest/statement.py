@@ -277,3 +277,10 @@ def _is_one_document(raw: bytes) -> bool:
 def dumps_jsonl(envelopes: Iterable[dict[str, Any]]) -> bytes:
     """`.intoto.jsonl`: one compact DSSE envelope per line (what slsa-verifier reads)."""
     return b"".join(dsse.dumps(e) + b"\n" for e in envelopes)
+
+
+def write_jsonl(path: str | os.PathLike[str], envelopes: Iterable[dict[str, Any]]) -> None:
+    """Write an `.intoto.jsonl` atomically (readers never see half a file)."""
+    from provenance.signing import write_atomic
+
+    write_atomic(path, dumps_jsonl(envelopes))

@@ -50,11 +50,10 @@ def scan(
     doc = report.to_dict()
     if key and output:
         from provenance.attest.scan import build_scan_statement
-        from provenance.attest.statement import dumps_jsonl
-        from provenance.signing import load_signer, write_atomic
+        from provenance.attest.statement import write_jsonl
+        from provenance.signing import load_signer
 
-        envelope = build_scan_statement(report).sign(load_signer(key, pub_key))
-        write_atomic(output, dumps_jsonl([envelope]))
+        write_jsonl(output, [build_scan_statement(report).sign(load_signer(key, pub_key))])
         doc["attestation"] = output
     if as_json:
         emit_json(doc)
