@@ -1,5 +1,5 @@
-"""Imports point downward only (DESIGN.md package map): cli > gate > slsa > verification >
-record > layout > links > signing > hashing > shared low-level modules."""
+"""Imports point downward only (DESIGN.md package map): cli > gate > slsa > attest >
+verification > record > layout/links > signing > hashing/_scanning > shared low-level modules."""
 
 from __future__ import annotations
 
@@ -14,12 +14,14 @@ RANK = {
     "_demo": 1,
     "gate": 2,
     "slsa": 3,
+    "attest": 3.5,  # consumes verification results; slsa builds on it
     "verification": 4,
     "record": 5,
     "layout": 6,
     "links": 6,
     "signing": 7,
     "hashing": 8,
+    "_scanning": 8,
     "_progress": 9,
     "_config": 9,
     "_fs": 9,

@@ -17,6 +17,7 @@ from provenance.errors import (
 )
 
 if TYPE_CHECKING:
+    from provenance.attest import build_vsa, check_scan_attestation, check_vsa, read_statement
     from provenance.record import StepSpec, run_step, step
     from provenance.verification import VerificationResult, verify
 
@@ -29,6 +30,10 @@ __all__ = [
     "VerificationError",
     "VerificationResult",
     "__version__",
+    "build_vsa",
+    "check_scan_attestation",
+    "check_vsa",
+    "read_statement",
     "run_step",
     "step",
     "verify",
@@ -40,6 +45,10 @@ _LAZY = {
     "StepSpec": "provenance.record",
     "verify": "provenance.verification",
     "VerificationResult": "provenance.verification",
+    "build_vsa": "provenance.attest",
+    "check_vsa": "provenance.attest",
+    "check_scan_attestation": "provenance.attest",
+    "read_statement": "provenance.attest",
 }
 
 
