@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from provenance import _config
-from provenance.cli._common import emit_json, json_option, report, say
+from provenance.cli._common import emit_json, guard_output, json_option, report, say
 
 tracking_option = click.option(
     "--tracking-uri",
@@ -65,6 +65,17 @@ def register(
 @click.option("--source-uri", help="Expected source for the SLSA check.")
 @click.option("--provenance-key", help="Public key of key-signed SLSA provenance.")
 @click.option("--trusted-root", help="Sigstore trusted root for the SLSA check.")
+@click.option(
+    "--allow-pickle",
+    "scan_allow",
+    multiple=True,
+    metavar="FILE",
+    help="A pickle-based model file (path in the version) the scan accepts (repeatable).",
+)
+@click.option(
+    "--vsa-output",
+    help="Also write the decision's SLSA VSA here (.intoto.jsonl, for slsa-verifier verify-vsa).",
+)
 @tracking_option
 @json_option
 def promote(
@@ -79,12 +90,16 @@ def promote(
     source_uri: str | None,
     provenance_key: str | None,
     trusted_root: str | None,
+    scan_allow: tuple[str, ...],
+    vsa_output: str | None,
     tracking_uri: str | None,
     as_json: bool,
 ) -> None:
     """Verify MODEL VERSION end to end; only then sign the decision and set ALIAS.
 
-    The registered files must be exactly the model the signed layout declares (`model:`).
+    The registered files must be exactly the model the signed layout declares (`model:`), and
+    pass the model scan (no pickle-based or malformed files unless allowed). The decision is
+    recorded as a signed record and a SLSA VSA (printed under "vsa" with --json).
     Passed or failed, the gate's signed decision for ALIAS is recorded on the version; on
     failure the alias is untouched and the exit status is 1 (4 if MLflow is unreachable).
 
@@ -98,6 +113,8 @@ def promote(
     from provenance.gate import promote as run_promote
     from provenance.signing import load_public_key, load_signer
 
+    if vsa_output:  # before any work: never over an input or a key
+        guard_output(vsa_output, [layout, provenance_path, trusted_root], [gate_key, *layout_keys])
     slsa = None
     if provenance_path:
         if not source_uri:
@@ -117,8 +134,13 @@ def promote(
         gate_signer=load_signer(gate_key),
         links_dir=_config.links_dir(links_dir) if links_dir else None,
         slsa=slsa,
+        scan_allow=scan_allow,
         tracking_uri=tracking_uri,
     )
+    if vsa_output and result.vsa is not None:
+        from provenance._fs import canonical_json, write_atomic
+
+        write_atomic(vsa_output, canonical_json(result.vsa) + b"\n")
     report(result.to_dict(), result.verdict, result.failures, as_json, result.promoted)
 
 

@@ -22,6 +22,7 @@ DECISION_TYPE = "application/vnd.ml-provenance.decision.v1+json"
 REVOCATION_TYPE = "application/vnd.ml-provenance.revocation.v1+json"
 PREFIX = "provenance."
 DECISION_PREFIX = PREFIX + "decision."
+VSA_PREFIX = PREFIX + "vsa."
 REVOKED_TAG = PREFIX + "revoked"
 MAX_TAG_VALUE = 5000  # MLflow's limit for model version tag values
 PASSED, FAILED = "PASSED", "FAILED"
@@ -29,6 +30,10 @@ PASSED, FAILED = "PASSED", "FAILED"
 
 def decision_tag(alias: str) -> str:
     return DECISION_PREFIX + alias
+
+
+def vsa_tag(alias: str) -> str:
+    return VSA_PREFIX + alias
 
 
 def is_reserved(key: str) -> bool:
@@ -55,6 +60,7 @@ class Decision:
     run_id: str | None = None
     reasons: tuple[str, ...] = ()
     files: Mapping[str, str] | None = field(default=None, compare=False)  # when it fits a tag
+    vsa_sha256: str | None = None  # the SLSA VSA stored beside it (`provenance.vsa.<alias>`)
 
     @property
     def passed(self) -> bool:
@@ -72,6 +78,7 @@ class Decision:
             "verified_at": self.verified_at,
             "run_id": self.run_id,
             "reasons": list(self.reasons),
+            "vsa_sha256": self.vsa_sha256,
         }
         if self.files is not None:
             data["files"] = dict(sorted(self.files.items()))
@@ -80,7 +87,7 @@ class Decision:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Decision:
         required = {"_type", "model", "version", "alias", "result", "artifacts_sha256"}
-        required |= {"layout_sha256", "verified_at", "run_id", "reasons"}
+        required |= {"layout_sha256", "verified_at", "run_id", "reasons", "vsa_sha256"}
         _exact_keys(data, required, {"files"})
         files = data.get("files")
         if files is not None and not (
@@ -102,6 +109,7 @@ class Decision:
             data["run_id"] if isinstance(data["run_id"], str) else None,
             tuple(reasons),
             files,
+            data["vsa_sha256"] if isinstance(data["vsa_sha256"], str) else None,
         )
         if decision.result not in (PASSED, FAILED):
             raise VerificationError(f"decision record: unknown result '{decision.result}'")

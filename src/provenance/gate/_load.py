@@ -17,6 +17,7 @@ from typing import Any
 from provenance.errors import InputError, UsageError, VerificationError
 from provenance.gate._decision import DECISION_PREFIX, decision_for, open_record, revocation_of
 from provenance.gate._tree import hash_tree
+from provenance.gate._vsa import check_stored_vsa
 from provenance.gate.registry import ModelVersion, Registry, parse_model_uri
 from provenance.hashing import Manifest
 
@@ -132,6 +133,12 @@ def load_verified(
             else:
                 why = "the files differ (the decision lists no per-file digests to say which)"
             raise VerificationError(f"{uri}: artifacts changed after promotion: {why}")
+        if decision.vsa_sha256 is not None:
+            problems = check_stored_vsa(
+                mv.tags, gate_key, name, mv.version, alias, decision.vsa_sha256, files.files
+            )
+            if problems:
+                raise VerificationError(f"{uri}: the gate's VSA does not hold: {problems[0]}")
         if os.path.lexists(dest):
             old = os.path.join(scratch, "replaced")
             os.replace(dest, old)

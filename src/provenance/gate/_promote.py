@@ -26,8 +26,10 @@ from provenance.gate._decision import (
     now,
     revocation_of,
     sign_record,
+    vsa_tag,
 )
 from provenance.gate._tree import hash_tree
+from provenance.gate._vsa import sign_vsa
 from provenance.gate.registry import Registry
 from provenance.hashing import Manifest
 from provenance.verification import VerificationResult, verify
@@ -59,6 +61,8 @@ class PromotionResult:
     files: dict[str, str] = field(default_factory=dict)
     decision: Decision | None = None
     record: str | None = None  # the signed decision as stored in the registry
+    vsa: dict[str, Any] | None = None  # the decision as a signed SLSA VSA (DSSE envelope)
+    scan: dict[str, Any] | None = None  # the gate's own scan of the model files
 
     @property
     def ok(self) -> bool:
@@ -87,6 +91,8 @@ class PromotionResult:
             "files": self.files,
             "slsa": self.slsa,
             "decision": self.decision.to_dict() if self.decision else None,
+            "vsa": self.vsa,
+            "scan": self.scan,
             "verification": self.verification.to_dict() if self.verification else None,
         }
 
@@ -108,6 +114,31 @@ def _slsa(files_dir: str, files: Manifest, check: SlsaCheck) -> list[str]:
     return failures
 
 
+def _scan(files_dir: str, allow: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
+    """The gate scans the exact bytes it is about to vouch for; an unsafe finding refuses."""
+    from provenance._scanning import scan_paths
+
+    allowed = [os.path.join(files_dir, a) for a in allow]
+    report = scan_paths([files_dir], base=files_dir, allow=allowed)
+    return report.to_dict(), [f"scan: {f}" for f in report.failures()]
+
+
+def _levels(verified: bool, scanned: bool, slsa: SlsaCheck | None) -> list[str]:
+    """What this decision establishes (docs/attestations.md#levels)."""
+    from provenance.attest import ML_MODEL_SCANNED, ML_PROVENANCE_CHAIN_VERIFIED
+
+    levels = []
+    if slsa is not None:
+        # Key-signed provenance proves who signed, not an isolated builder: Build L1. Sigstore
+        # provenance from a trusted reusable-workflow builder is Build L3.
+        levels.append("SLSA_BUILD_LEVEL_1" if slsa.key is not None else "SLSA_BUILD_LEVEL_3")
+    if verified:
+        levels.append(ML_PROVENANCE_CHAIN_VERIFIED)
+    if scanned:
+        levels.append(ML_MODEL_SCANNED)
+    return levels
+
+
 def promote(
     model: str,
     version: str,
@@ -119,9 +150,13 @@ def promote(
     registry: Registry | None = None,
     links_dir: str | None = None,
     slsa: SlsaCheck | None = None,
+    scan_allow: Sequence[str] = (),
     tracking_uri: str | None = None,
 ) -> PromotionResult:
     """Verify `model` `version` and, only if everything holds, point `alias` at it.
+
+    The model files are also scanned (`provenance scan`'s policy; `scan_allow` names pickle
+    files accepted anyway), and the decision is recorded as a signed record and a SLSA VSA.
 
     `registry` defaults to the MLflow registry at `tracking_uri`. Raises InputError for bad
     inputs and InfrastructureError when the registry is unreachable; a verification failure is
@@ -151,10 +186,32 @@ def promote(
         result.verification = verification
         if not verification.ok:
             result.failures = [f.summary() for f in verification.failures]
-        elif slsa is not None:
-            result.slsa = _slsa(files_dir, files, slsa)
-            result.failures = list(result.slsa)
+        else:
+            result.scan, scan_failures = _scan(files_dir, scan_allow)
+            result.failures = scan_failures
+            if slsa is not None:
+                result.slsa = _slsa(files_dir, files, slsa)
+                result.failures += result.slsa
     result.artifacts_sha256 = files.digest()
+    inputs = [(f"{v.file}", v.sha256) for v in verification.links.values()]
+    if slsa is not None:
+        inputs.append((os.path.basename(slsa.provenance), _sha256_file(slsa.provenance)))
+    vsa = (
+        None
+        if not files.files
+        else sign_vsa(
+            model=model,
+            version=version,
+            files=files.files,
+            policy_uri=os.path.basename(layout),
+            policy_sha256=str(verification.layout_sha256),
+            inputs=inputs,
+            passed=not result.failures,
+            levels=_levels(verification.ok, result.scan is not None and not result.failures, slsa),
+            signer=gate_signer,
+        )
+    )
+    result.vsa = vsa.envelope if vsa else None
     decision = fit_files(
         Decision(
             model,
@@ -167,9 +224,12 @@ def promote(
             verification.run_id,
             tuple(f[:300] for f in result.failures[:5]),
             files.files,
+            vsa.sha256 if vsa and vsa.fits_a_tag else None,
         )
     )
     result.decision, result.record = decision, sign_record(decision, gate_signer)
+    if vsa and vsa.fits_a_tag:
+        registry.set_tag(model, version, vsa_tag(alias), vsa.text)
     # A failed decision replaces any earlier passed one for this alias: fail closed.
     registry.set_tag(model, version, decision_tag(alias), result.record)
     if decision.passed:
@@ -204,3 +264,11 @@ def revoke(
         if decision_tag(alias) in info.tags:
             registry.delete_alias(model, alias)
     return record
+
+
+def _sha256_file(path: str) -> str:
+    import hashlib
+
+    from provenance._fs import read_bounded
+
+    return hashlib.sha256(read_bounded(path, 64 << 20, "provenance")).hexdigest()

@@ -39,6 +39,16 @@ def mlflow_stage(workdir: Path, report: Any, say: Callable[[str], None], _: Any)
     )
     if not result.promoted:
         raise VerificationError(result.verdict)
+    scan = result.scan or {}
+    report.add("model scan", "PASSED" if scan.get("ok") else "FAILED", str(scan.get("verdict")))
+    vsa = result.vsa or {}
+    levels = (result.decision.to_dict() if result.decision else {}).get("result")
+    report.add(
+        "SLSA VSA",
+        str(levels),
+        f"verification_summary/v1 signed by the gate for models:/{MODEL}/{honest.version}, "
+        f"kept as provenance.vsa.champion ({len(str(vsa))} bytes)",
+    )
 
     tampered_dir = workdir / "tampered-models"
     shutil.copytree("models", tampered_dir)

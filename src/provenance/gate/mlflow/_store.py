@@ -38,12 +38,14 @@ from provenance.errors import ProvenanceError
 from provenance.gate._decision import (
     DECISION_PREFIX,
     REVOKED_TAG,
+    VSA_PREFIX,
     Decision,
     decision_for,
     is_reserved,
     open_record,
     revocation_of,
 )
+from provenance.gate._vsa import check_vsa_record
 from provenance.hashing import Manifest, hash_file
 
 SCHEMES = {
@@ -231,6 +233,9 @@ class ProvenanceRegistryStore(SqlAlchemyStore):
         super().set_model_version_tag(name, version, tag)
 
     def _check_record(self, name: str, version: str, key: str, value: str) -> None:
+        if key.startswith(VSA_PREFIX):
+            check_vsa_record(key, value, self._key(), name, version)
+            return
         if not (key == REVOKED_TAG or key.startswith(DECISION_PREFIX)):
             raise _refuse(f"'{key}' is reserved for the gate's signed records")
         gate_key = self._key()
