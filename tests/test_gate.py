@@ -690,3 +690,128 @@ def test_alias_flood_does_not_block_a_legitimate_promotion(
     assert refused and all(code in (400, 403) for code, _ in refused), refused
     assert any(code == 403 for code, _ in refused)
     assert alias_version(guarded, model) == version
+
+
+# --- The decision as a SLSA VSA; the gate's own scan ----------------------------------------
+
+
+def test_promote_prints_stores_and_exports_the_vsa(evidence, cli, server, model, gate_keys) -> None:
+    from provenance.attest import VerificationSummary, read_statement
+    from provenance.signing import load_public_key
+
+    version = register(cli, server, model)
+    r = promote(
+        cli, server, model, version, gate_keys, "--json", "--vsa-output", "vsa.intoto.jsonl"
+    )
+    assert r.code == 0, r.out + r.err
+    doc = json.loads(r.out)
+    gate_pub = load_public_key(str(gate_keys / "gate.pub"))
+    signed = read_statement(Path("vsa.intoto.jsonl"), [gate_pub], VerificationSummary)
+    vsa = signed.statement.predicate
+    assert vsa.verification_result == "PASSED" and vsa.resource_uri == f"models:/{model}/{version}"
+    assert "ML_PROVENANCE_CHAIN_VERIFIED" in vsa.verified_levels
+    assert "ML_MODEL_SCANNED" in vsa.verified_levels
+    assert signed.statement.digests() == doc["files"]
+    assert vsa.policy.digest["sha256"] == doc["decision"]["layout_sha256"]
+    assert len(vsa.input_attestations) == 3  # the three links, by digest
+    assert doc["vsa"] == json.loads(Path("vsa.intoto.jsonl").read_text())
+    stored = tags(server, model, version)["provenance.vsa.champion"]
+    assert hashlib.sha256(stored.encode()).hexdigest() == doc["decision"]["vsa_sha256"]
+
+
+def test_fetch_refuses_a_replaced_vsa(evidence, cli, server, model, gate_keys) -> None:
+    """The decision names its VSA by digest: swapping in another (even gate-signed) VSA fails."""
+    first = register(cli, server, model)
+    assert promote(cli, server, model, first, gate_keys).code == 0
+    other = register(cli, server, model)
+    args = promote_args(server, model, other, gate_keys)
+    assert cli(*args[:3], "--alias", "staging", *args[5:]).code == 0
+    mc = client(server)  # an unguarded server: anyone with EDIT can write tags
+    mc.set_model_version_tag(
+        model,
+        first,
+        "provenance.vsa.champion",
+        tags(server, model, other)["provenance.vsa.staging"],
+    )
+    r = fetch(cli, server, f"models:/{model}@champion", evidence / "out", gate_keys)
+    assert r.code == 1 and "not the VSA the decision names" in r.err
+    assert not (evidence / "out").exists()
+
+
+def test_malicious_pickle_as_the_model_is_refused_by_promote(
+    project, cli, server, model, gate_keys
+) -> None:
+    """A one-step pipeline whose declared model is a pickle with a `__reduce__` payload: the chain
+    verifies, the gate's scan names the import and refuses; nothing is ever unpickled."""
+    marker = project / "PWNED"
+    payload = (
+        b"\x80\x04\x95\x1d\x00\x00\x00\x00\x00\x00\x00\x8c\x05posix\x94\x8c\x06system\x94"
+        b"\x93\x94\x8c\x0btouch PWNED\x94\x85\x94R\x94."
+    )
+    Path("write_model.py").write_text(
+        "import os, sys\nos.makedirs('models', exist_ok=True)\n"
+        f"open('models/model.pkl', 'wb').write({payload!r})\n"
+    )
+    Path("layouts/pickle.yaml").write_text(
+        "expires: 30d\nfunctionaries:\n  trainer: ../keys/trainer.pub\nsteps:\n"
+        "  - name: train\n    functionaries: [trainer]\n"
+        "    materials:\n      - allow: write_model.py\n"
+        '    products:\n      - create: "models/*"\n'
+        'model:\n  step: train\n  products: "models/*"\n'
+    )
+    assert (
+        cli(
+            "layout", "sign", "layouts/pickle.yaml", "--key", "keys/owner", "-o", "root.layout"
+        ).code
+        == 0
+    )
+    r = cli(
+        "run",
+        "train",
+        "-m",
+        "write_model.py",
+        "-p",
+        "models/*",
+        "--key",
+        "keys/trainer",
+        "--",
+        sys.executable,
+        "write_model.py",
+    )
+    assert r.code == 0, r.err
+    assert verify_ok(cli)
+    version = register(cli, server, model)
+    r = promote(cli, server, model, version, gate_keys)
+    assert r.code == 1 and "posix.system" in r.out, r.out + r.err
+    assert alias_version(server, model) is None
+    assert decision(server, model, version, gate_keys).result == "FAILED"
+    assert not marker.exists()
+
+
+def verify_ok(cli) -> bool:
+    return cli("verify", "--layout", "root.layout", "--layout-key", "keys/owner.pub").code == 0
+
+
+def test_inspection_runs_in_the_downloaded_version_during_promote(
+    evidence, cli, server, model, gate_keys
+) -> None:
+    """An owner-signed inspection runs where the checked files are: the project during
+    `verify`, the downloaded version during `promote`; it passes on an honest run."""
+    check = (
+        "import os, sys; sys.exit(0 if os.path.exists('model.safetensors') or "
+        "os.path.exists('models/model.safetensors') else 3)"
+    )
+    text = Path("layouts/train.yaml").read_text()
+    Path("layouts/inspected.yaml").write_text(
+        text
+        + "inspections:\n  - name: weights-present\n"
+        + f"    run: [{sys.executable!r}, -c, {check!r}]\n"
+        + '    materials:\n      - allow: "**"\n    products:\n      - allow: "**"\n'
+    )
+    r = cli("layout", "sign", "layouts/inspected.yaml", "--key", "keys/owner", "-o", "root.layout")
+    assert r.code == 0, r.err
+    assert verify_ok(cli)
+    version = register(cli, server, model)
+    r = promote(cli, server, model, version, gate_keys)
+    assert r.code == 0, r.out + r.err
+    assert alias_version(server, model) == version

@@ -199,3 +199,27 @@ def test_large_file_without_a_buffer_is_streamed(tmp_path: Path, monkeypatch) ->
     monkeypatch.setattr(_engine.os, "read", lambda fd, n: reads.append(n) or real_read(fd, n))
     assert _engine.hash_file(str(tmp_path / "big.bin"), "big.bin") == hashlib.sha256(data).digest()
     assert reads == []  # streamed with readinto() into a CHUNK buffer, not os.read of the whole
+
+
+def test_manifest_digest_is_injective_for_names_with_newlines() -> None:
+    """A `sha256sum`-style digest would give these two file sets the same value."""
+    from provenance.hashing import Manifest
+
+    a, b = "a" * 64, "b" * 64
+    one = Manifest({"x": a, f"y\n{b}  z": a})
+    two = Manifest({"x": a, "y": b, "z": a})
+    assert one.digest() != two.digest()
+    assert Manifest({"x": a}).digest() == Manifest({"x": a}).digest()
+
+
+def test_manifest_diff_names_missing_extra_and_changed() -> None:
+    from provenance.hashing import Manifest
+
+    a, b = "a" * 64, "b" * 64
+    diff = Manifest({"kept": a, "gone": a, "changed": a}).diff({"kept": a, "changed": b, "new": a})
+    assert [(c.kind, c.path) for c in diff] == [
+        ("changed", "changed"),
+        ("missing", "gone"),
+        ("extra", "new"),
+    ]
+    assert "hash mismatch for 'changed': expected " + a in diff.summary()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -344,3 +345,40 @@ def test_validly_signed_link_moved_to_another_steps_slot(pipeline: Path, cli) ->
     train = link_file("train")
     shutil.copy(train, LINKS / train.name.replace("train.", "evaluate.", 1))
     assert_fails(cli, pipeline, "records step 'train', not 'evaluate'", in_toto="fail")
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [
+        "models/__pycache__/loader.cpython-311.pyc",
+        "models/.git/hooks/post-checkout",
+        "models/.hidden/extra.bin",
+        "models/.venv/site.py",
+        "models/sub/deeper.bin",
+    ],
+)
+def test_file_planted_under_an_excluded_name_in_the_model_folder_is_extra(
+    signed: Path, cli, planted: str
+) -> None:
+    """Recording skips these names; the final check must not, or they would be served."""
+    Path(planted).parent.mkdir(parents=True, exist_ok=True)
+    Path(planted).write_bytes(b"planted")
+    assert_fails(cli, signed, f"extra file: '{planted}'", "step 'train'", in_toto="pass")
+
+
+@pytest.mark.parametrize("kind", ["symlink-to-dir", "symlink-inside", "fifo"])
+def test_symlink_or_fifo_under_the_products_is_refused_by_name_without_opening(
+    signed: Path, cli, tmp_path, kind: str
+) -> None:
+    target = Path("models/link")
+    if kind == "symlink-to-dir":
+        (tmp_path / "elsewhere").mkdir()
+        target.symlink_to(tmp_path / "elsewhere")
+        why = "is a symlink"
+    elif kind == "symlink-inside":
+        target.symlink_to("model.safetensors")
+        why = "is a symlink"
+    else:
+        os.mkfifo(target)
+        why = "FIFO"
+    assert_fails(cli, signed, "refused: 'models/link'", why, in_toto="pass")

@@ -32,13 +32,18 @@ def _covers(general: str, specific: str) -> bool:
     return general in _EVERYTHING or general == specific or fnmatch.fnmatchcase(specific, general)
 
 
-def _check_rules(item: str, kind: str, rules: tuple[Rule, ...], out: list[Finding]) -> None:
+def _check_rules(
+    item: str, kind: str, rules: tuple[Rule, ...], out: list[Finding], inspection: bool = False
+) -> None:
     where = f"{kind} of '{item}'"
+    # An inspection is judged by its command's exit status; allowing everything it sees is only
+    # fail-open when a match rule in the same list could be bypassed by it.
+    lenient = inspection and not any(r.verb == "match" for r in rules)
     for i, rule in enumerate(rules):
         if rule.verb == "allow" and rule.pattern in _EVERYTHING:
             out.append(
                 Finding(
-                    "error",
+                    "warning" if lenient else "error",
                     "fail-open",
                     f"{where}: 'allow: {rule.pattern}' accepts any "
                     "artifact, so nothing after it is enforced",
@@ -135,8 +140,8 @@ def lint(spec: LayoutSpec, *, now: dt.datetime | None = None) -> list[Finding]:
                 )
             )
     for insp in spec.inspections:
-        _check_rules(insp.name, "materials", insp.materials, out)
-        _check_rules(insp.name, "products", insp.products, out)
+        _check_rules(insp.name, "materials", insp.materials, out, inspection=True)
+        _check_rules(insp.name, "products", insp.products, out, inspection=True)
     _check_model(spec, out)
     return sorted(out, key=lambda f: (f.line or 0, f.code))
 
