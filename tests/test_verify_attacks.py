@@ -382,3 +382,14 @@ def test_symlink_or_fifo_under_the_products_is_refused_by_name_without_opening(
         os.mkfifo(target)
         why = "FIFO"
     assert_fails(cli, signed, "refused: 'models/link'", why, in_toto="pass")
+
+
+def test_file_name_with_a_newline_cannot_forge_a_verdict_line(signed: Path, cli) -> None:
+    """An extra file named to look like a PASS line stays on its own escaped line."""
+    Path("models/x\nPASS: all good").write_bytes(b"planted")
+    before = snapshot(signed)
+    r = verify(cli)
+    assert r.code == 1 and r.out.startswith("FAIL")
+    assert not any(line.startswith("PASS") for line in r.out.splitlines())
+    assert "models/x\\nPASS: all good" in r.out
+    assert snapshot(signed) == before

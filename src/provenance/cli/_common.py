@@ -50,8 +50,10 @@ def report(doc: dict[str, Any], verdict: str, failures: list[str], as_json: bool
     if as_json:
         emit_json(doc)
     else:
-        say(verdict)
+        from provenance.hashing import printable
+
+        say(printable(verdict))  # one line each, whatever names the failures quote
         for failure in failures[1:]:
-            say(f"- {failure}")
+            say(f"- {printable(failure)}")
     if not ok:
         raise click.exceptions.Exit(1)

@@ -6,6 +6,7 @@ import click
 
 from provenance import _config
 from provenance.cli._common import emit_json, json_option, say
+from provenance.hashing import printable
 from provenance.signing import load_public_key
 from provenance.verification import VerificationResult
 from provenance.verification import verify as run_verify
@@ -13,15 +14,16 @@ from provenance.verification import verify as run_verify
 
 def render(result: VerificationResult) -> None:
     """Verdict first, always; then each failure with what it is about."""
-    say(result.verdict)
+    # Every value is printed on one line: names from disk or links can hold control characters.
+    say(printable(result.verdict))
     for failure in result.failures:
-        say(f"- [{failure.phase}] {failure.message}")
+        say(f"- [{failure.phase}] {printable(failure.message)}")
         for label in ("step", "rule", "artifact", "expected", "actual"):
             value = getattr(failure, label)
             if value:
-                say(f"    {label}: {value}")
+                say(f"    {label}: {printable(value)}")
         for detail in failure.details:
-            say(f"    * {detail}")
+            say(f"    * {printable(detail)}")
 
 
 @click.command()

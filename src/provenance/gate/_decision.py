@@ -12,11 +12,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from provenance._fs import canonical_json, load_json_bounded
 from provenance.errors import InputError, VerificationError
 from provenance.signing import dsse
+
+if TYPE_CHECKING:
+    from securesystemslib.signer import Key, Signer
 
 DECISION_TYPE = "application/vnd.ml-provenance.decision.v1+json"
 REVOCATION_TYPE = "application/vnd.ml-provenance.revocation.v1+json"
@@ -163,7 +166,7 @@ def _str(data: Mapping[str, Any], key: str) -> str:
     return value
 
 
-def sign_record(record: Record, signer: Any) -> str:
+def sign_record(record: Record, signer: Signer) -> str:
     """The tag value: the record as a compact DSSE envelope (JSON) signed by the gate."""
     kind = DECISION_TYPE if isinstance(record, Decision) else REVOCATION_TYPE
     payload = canonical_json(record.to_dict())
@@ -178,7 +181,7 @@ def fit_files(decision: Decision, signer_keyid_len: int = 64) -> Decision:
     return decision
 
 
-def open_record(key: str, value: str, gate_key: Any, model: str, version: str) -> Record:
+def open_record(key: str, value: str, gate_key: Key, model: str, version: str) -> Record:
     """The record stored under tag `key` of `model` `version`, if the gate signed exactly it.
 
     Raises VerificationError naming what is wrong: not signed by the gate key, or signed for
@@ -220,7 +223,7 @@ def open_record(key: str, value: str, gate_key: Any, model: str, version: str) -
 
 
 def decision_for(
-    tags: Mapping[str, str], gate_key: Any, model: str, version: str, alias: str
+    tags: Mapping[str, str], gate_key: Key, model: str, version: str, alias: str
 ) -> Decision:
     """The verified decision for `alias` on this version; VerificationError if none holds."""
     value = tags.get(decision_tag(alias))
@@ -235,7 +238,7 @@ def decision_for(
 
 
 def revocation_of(
-    tags: Mapping[str, str], gate_key: Any, model: str, version: str
+    tags: Mapping[str, str], gate_key: Key, model: str, version: str
 ) -> Revocation | None:
     """The version's revocation if it has one. A revocation tag that does not verify is an
     error, not an absence: failing closed beats serving a version someone tried to revoke."""

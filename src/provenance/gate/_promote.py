@@ -13,7 +13,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from provenance.errors import UsageError
 from provenance.gate._decision import (
@@ -33,6 +33,9 @@ from provenance.gate._vsa import sign_vsa
 from provenance.gate.registry import Registry
 from provenance.hashing import Manifest
 from provenance.verification import VerificationResult, verify
+
+if TYPE_CHECKING:
+    from securesystemslib.signer import Key, Signer
 
 
 @dataclass(frozen=True)
@@ -145,8 +148,8 @@ def promote(
     alias: str,
     *,
     layout: str,
-    layout_keys: Sequence[Any],
-    gate_signer: Any,
+    layout_keys: Sequence[Key | str],
+    gate_signer: Signer,
     registry: Registry | None = None,
     links_dir: str | None = None,
     slsa: SlsaCheck | None = None,
@@ -242,7 +245,7 @@ def revoke(
     model: str,
     version: str,
     *,
-    gate_signer: Any,
+    gate_signer: Signer,
     reason: str,
     registry: Registry | None = None,
     tracking_uri: str | None = None,

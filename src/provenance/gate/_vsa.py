@@ -11,11 +11,14 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from provenance._fs import canonical_json
 from provenance.errors import ProvenanceError, VerificationError
 from provenance.gate._decision import MAX_TAG_VALUE, VSA_PREFIX, vsa_tag
+
+if TYPE_CHECKING:
+    from securesystemslib.signer import Key, Signer
 
 VSA_TYPE = "https://slsa.dev/verification_summary/v1"
 
@@ -52,7 +55,7 @@ def sign_vsa(
     inputs: Sequence[tuple[str, str]],
     passed: bool,
     levels: Sequence[str],
-    signer: Any,
+    signer: Signer,
 ) -> SignedVsa:
     """Build and sign the VSA for a registered version (subjects: the model files)."""
     from provenance.attest import build_vsa
@@ -71,7 +74,7 @@ def sign_vsa(
 
 def check_stored_vsa(
     tags: Mapping[str, str],
-    gate_key: Any,
+    gate_key: Key,
     model: str,
     version: str,
     alias: str,
@@ -98,7 +101,7 @@ def check_stored_vsa(
     )
 
 
-def check_vsa_record(key: str, value: str, gate_key: Any, model: str, version: str) -> None:
+def check_vsa_record(key: str, value: str, gate_key: Key, model: str, version: str) -> None:
     """For the plugin: a `provenance.vsa.*` tag must be a gate-signed VSA about this version."""
     from provenance.attest import VerificationSummary, read_statement
 

@@ -11,6 +11,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from provenance.hashing._walk import printable
+
 # Recorded in decisions: the digest changes meaning if the encoding ever changes.
 DIGEST_SCHEME = "ml-provenance-manifest-v1"
 
@@ -26,14 +28,14 @@ class Change:
         return "extra" if self.expected is None else "missing" if self.actual is None else "changed"
 
     def message(self, where: str = "") -> str:
+        """One line (a name with a newline or escape cannot forge another line)."""
         at = f" in {where}" if where else ""
+        path = printable(self.path)
         if self.expected is None:
-            return f"extra file: '{self.path}'{at} was not recorded"
+            return f"extra file: '{path}'{at} was not recorded"
         if self.actual is None:
-            return f"missing: '{self.path}' is not{at or ' present'}"
-        return (
-            f"hash mismatch for '{self.path}'{at}: expected {self.expected}, actual {self.actual}"
-        )
+            return f"missing: '{path}' is not{at or ' present'}"
+        return f"hash mismatch for '{path}'{at}: expected {self.expected}, actual {self.actual}"
 
 
 @dataclass(frozen=True)

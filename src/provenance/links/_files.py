@@ -13,12 +13,15 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from provenance._fs import read_bounded, write_atomic
 from provenance.errors import LinkFormatError
 from provenance.links._model import LinkData, parse_link
 from provenance.signing import dsse
+
+if TYPE_CHECKING:
+    from securesystemslib.signer import Key, Signer
 
 SUFFIX = ".link"
 # `<step>.<first 8 hex digits of the signing key id>.link`, as in-toto names them.
@@ -29,7 +32,7 @@ def link_filename(step: str, keyid: str) -> str:
     return f"{step}.{keyid[:8]}{SUFFIX}"
 
 
-def write_link(payload: bytes, signer: Any, step: str, links_dir: str) -> str:
+def write_link(payload: bytes, signer: Signer, step: str, links_dir: str) -> str:
     """Sign `payload` and write `<step>.<keyid[:8]>.link` atomically; return its path."""
     envelope = dsse.sign(payload, signer)
     path = os.path.join(links_dir, link_filename(step, signer.public_key.keyid))
@@ -100,7 +103,7 @@ def read_envelope(path: str, data: bytes | None = None) -> tuple[bytes, dsse.Par
 
 
 def read_link(
-    path: str, keys: Mapping[str, Any], *, data: bytes | None = None
+    path: str, keys: Mapping[str, Key], *, data: bytes | None = None
 ) -> VerifiedLink | Rejected:
     """Read `path` and accept it only if one of `keys` (keyid -> Key) signed it.
 

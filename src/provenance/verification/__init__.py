@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from provenance.hashing import check_relative
 from provenance.links import LinkData
@@ -25,6 +25,9 @@ from provenance.verification._links import Chain, check_consistency, load_chain
 from provenance.verification._rules import check_rules
 from provenance.verification.result import Failure, StepReport, VerificationResult
 
+if TYPE_CHECKING:
+    from securesystemslib.signer import Key
+
 __all__ = [
     "Chain",
     "Failure",
@@ -38,7 +41,7 @@ __all__ = [
 ]
 
 
-def _keys(layout_keys: Sequence[Any]) -> list[Any]:
+def _keys(layout_keys: Sequence[Key | str | os.PathLike[str]]) -> list[Key]:
     """Public keys as given: Key objects, or paths to PEM public keys."""
     from provenance.signing import load_public_key
 
@@ -50,7 +53,7 @@ def _keys(layout_keys: Sequence[Any]) -> list[Any]:
 
 def verify(
     layout: str,
-    layout_keys: Sequence[Any],
+    layout_keys: Sequence[Key | str | os.PathLike[str]],
     links_dir: str = ".provenance/links",
     base: str = ".",
     *,

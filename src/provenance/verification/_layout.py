@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from provenance._fs import load_json_bounded, parse_utc, read_bounded
 from provenance.errors import LayoutError
 from provenance.signing import dsse
 from provenance.verification.result import Failure
 
+if TYPE_CHECKING:
+    from securesystemslib.signer import Key
+
 
 def load_signed_layout(
-    path: str, layout_keys: Sequence[Any]
+    path: str, layout_keys: Sequence[Key]
 ) -> tuple[Any | None, bytes, list[Failure]]:
     """Return (in-toto Layout, the exact signed bytes, failures); every key must have signed.
 
