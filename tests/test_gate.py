@@ -815,3 +815,50 @@ def test_inspection_runs_in_the_downloaded_version_during_promote(
     r = promote(cli, server, model, version, gate_keys)
     assert r.code == 0, r.out + r.err
     assert alias_version(server, model) == version
+
+
+def test_links_gathered_from_the_tracking_server_by_pipeline_run_id(
+    tmp_path, cli, server, monkeypatch
+) -> None:
+    """Steps on separate machines share only the server: each logs its link into its own MLflow
+    run, and `verify --links mlflow:PIPELINE_RUN` gathers them (signatures checked as always)."""
+    import mlflow
+
+    import provenance
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("owner", "trainer"):
+        assert cli("keygen", name, "--dir", "keys").code == 0
+    Path("layout.yaml").write_text(
+        "expires: 30d\nfunctionaries:\n  trainer: keys/trainer.pub\nsteps:\n"
+        "  - name: make\n    functionaries: [trainer]\n"
+        "    materials:\n      - allow: in.txt\n    products:\n      - create: mid.txt\n"
+        "  - name: use\n    functionaries: [trainer]\n"
+        "    materials:\n      - match: mid.txt\n        from: make\n"
+        "    products:\n      - create: out.txt\n"
+    )
+    assert (
+        cli("layout", "sign", "layout.yaml", "--key", "keys/owner", "-o", "root.layout").code == 0
+    )
+    Path("in.txt").write_text("x")
+    monkeypatch.setenv("PROVENANCE_RUN_ID", "pipe-7f3a")
+    mlflow.set_tracking_uri(server.uri)
+
+    @provenance.step("make", materials=["in.txt"], products=["mid.txt"], key="keys/trainer")
+    def make() -> None:
+        Path("mid.txt").write_text("y")
+
+    @provenance.step("use", materials=["mid.txt"], products=["out.txt"], key="keys/trainer")
+    def use() -> None:
+        Path("out.txt").write_text("z")
+
+    for fn in (make, use):
+        with mlflow.start_run():
+            fn()
+    mlflow.set_tracking_uri(None)
+    shutil.rmtree(".provenance/links")  # nothing local: the links live on the server
+    args = ("verify", "--layout", "root.layout", "--layout-key", "keys/owner.pub")
+    r = cli(*args, "--links", "mlflow:pipe-7f3a", "--tracking-uri", server.uri)
+    assert r.code == 0 and r.out.startswith("PASS"), r.out + r.err
+    r = cli(*args, "--links", "mlflow:no-such-run", "--tracking-uri", server.uri)
+    assert r.code == 3 and "no run carries" in r.err

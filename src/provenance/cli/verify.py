@@ -37,8 +37,18 @@ def render(result: VerificationResult) -> None:
     multiple=True,
     help="Owner public key; every one given must have signed the layout.",
 )
-@click.option("--links", "links_dir", help="Links directory [env: PROVENANCE_LINKS_DIR].")
+@click.option(
+    "--links",
+    "links_dir",
+    help="Links directory, or mlflow:RUN_ID / mlflow:PIPELINE_RUN_ID to gather them from the "
+    "tracking server [env: PROVENANCE_LINKS_DIR].",
+)
 @click.option("--base", default=".", show_default=True, help="Where the real files are.")
+@click.option(
+    "--tracking-uri",
+    envvar="MLFLOW_TRACKING_URI",
+    help="MLflow tracking URI for --links mlflow:… [env: MLFLOW_TRACKING_URI].",
+)
 @click.option(
     "--artifact",
     "artifacts",
@@ -53,6 +63,7 @@ def verify(
     links_dir: str | None,
     base: str,
     artifacts: tuple[str, ...],
+    tracking_uri: str | None,
     as_json: bool,
 ) -> None:
     """Verify the pipeline run against a signed layout, and the real files against its links.
@@ -62,9 +73,20 @@ def verify(
     \b
     Example:
       provenance verify --layout root.layout --layout-key keys/owner.pub --artifact 'models/**'
+      provenance verify --layout root.layout --layout-key keys/owner.pub \\
+          --links mlflow:57c15be10439 --tracking-uri http://mlflow:5000
     """
     keys = [load_public_key(k) for k in layout_keys]
-    result = run_verify(layout, keys, _config.links_dir(links_dir), base, artifacts=artifacts)
+    if links_dir and links_dir.startswith("mlflow:"):
+        import tempfile
+
+        from provenance.gate.mlflow import MlflowRegistry
+
+        with tempfile.TemporaryDirectory(prefix="provenance-links-") as tmp:
+            gathered = MlflowRegistry(tracking_uri).gather_links(links_dir[len("mlflow:") :], tmp)
+            result = run_verify(layout, keys, gathered, base, artifacts=artifacts)
+    else:
+        result = run_verify(layout, keys, _config.links_dir(links_dir), base, artifacts=artifacts)
     if as_json:
         emit_json(result.to_dict())
     else:

@@ -69,3 +69,34 @@ class MlflowRegistry:
     def delete_alias(self, name: str, alias: str) -> None:
         with _client.mlflow_errors(f"removing alias '{alias}' of '{name}'"):
             self.client.delete_registered_model_alias(name, alias)
+
+    def gather_links(self, ref: str, dest: str) -> str:
+        """Every link of one pipeline run into `dest`: `ref` is an MLflow run id, or a pipeline
+        run id that the runs carry as tag `provenance.run_id`. Nothing is trusted here; `verify`
+        checks each link's signature before reading it."""
+        import re
+        import shutil
+
+        from mlflow.entities import ViewType
+
+        with _client.mlflow_errors(f"finding the runs of {ref}"):
+            if re.fullmatch(r"[0-9a-f]{32}", ref):
+                run_ids = [ref]
+            else:
+                experiments = self.client.search_experiments(view_type=ViewType.ALL)
+                runs = self.client.search_runs(
+                    [e.experiment_id for e in experiments],
+                    filter_string=f"tags.`provenance.run_id` = '{ref.replace(chr(39), '')}'",
+                    max_results=1000,
+                )
+                run_ids = [r.info.run_id for r in runs]
+        if not run_ids:
+            from provenance.errors import InputError
+
+            raise InputError(None, f"mlflow:{ref}: no run carries this pipeline run id")
+        os.makedirs(dest, exist_ok=True)
+        for n, run_id in enumerate(run_ids):
+            got = self.download_links(run_id, os.path.join(dest, f".run{n}"))
+            for name in os.listdir(got):
+                shutil.move(os.path.join(got, name), os.path.join(dest, name))
+        return dest
