@@ -76,9 +76,7 @@ def test_signer_uri_loads_through_securesystemslib(project: Path) -> None:
     assert signer.public_key.keyid == load_public_key("keys/trainer.pub").keyid
 
 
-def test_keygen_writes_a_gitignore_that_keeps_private_keys_out_of_git(
-    tmp_path: Path, cli
-) -> None:
+def test_keygen_writes_a_gitignore_that_keeps_private_keys_out_of_git(tmp_path: Path, cli) -> None:
     import subprocess
 
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
