@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 import re
 import sys
-from importlib.metadata import packages_distributions
+from importlib.metadata import distributions
 from pathlib import Path
 
 if sys.version_info >= (3, 11):
@@ -17,6 +17,27 @@ else:  # pragma: no cover
 REPO = Path(__file__).resolve().parents[1]
 # Shipped in the wheel: the package and the example pipeline packaged with it.
 SHIPPED = [*sorted((REPO / "src" / "provenance").rglob("*.py")), *sorted(REPO.glob("steps/*.py"))]
+
+
+# Standard library from a later Python version on, imported behind a version check.
+LATER_STDLIB = {"tomllib"}
+
+
+def packages_distributions() -> dict[str, list[str]]:
+    """Top-level module -> distributions, inferred from the installed files when a distribution
+    has no top_level.txt (as importlib.metadata does from 3.11 on; 3.10 only reads the file)."""
+    mapping: dict[str, list[str]] = {}
+    for dist in distributions():
+        declared_top = (dist.read_text("top_level.txt") or "").split()
+        inferred = {
+            f.parts[0] if len(f.parts) > 1 else f.name.removesuffix(".py")
+            for f in dist.files or []
+            if not f.parts[0].endswith((".dist-info", ".data", ".egg-info"))
+            and (len(f.parts) > 1 or f.name.endswith(".py"))
+        }
+        for top in {*declared_top, *inferred}:
+            mapping.setdefault(top, []).append(dist.metadata["Name"])
+    return mapping
 
 
 def _normalize(name: str) -> str:
@@ -45,7 +66,9 @@ def imported_modules(path: Path) -> set[str]:
             names.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module.split(".")[0])
-    return names - set(sys.stdlib_module_names) - {"provenance", "steps", "__future__"}
+    return (
+        names - set(sys.stdlib_module_names) - LATER_STDLIB - {"provenance", "steps", "__future__"}
+    )
 
 
 def test_every_imported_third_party_module_is_a_declared_dependency() -> None:
@@ -77,7 +100,7 @@ def test_core_imports_need_no_extra() -> None:
             module = (
                 node.names[0].name if isinstance(node, ast.Import) else (node.module or "")
             ).split(".")[0]
-            if not module or module in sys.stdlib_module_names or module in ("provenance",):
+            if not module or module in {*sys.stdlib_module_names, *LATER_STDLIB, "provenance"}:
                 continue
             groups = set().union(
                 *(deps.get(_normalize(d), set()) for d in distributions.get(module, [module]))

@@ -89,7 +89,14 @@ def _first_line(obj: Any) -> str:
     return inspect.cleandoc(doc).split("\n\n")[0].replace("\n", " ") if doc else ""
 
 
+def _is_type_alias(obj: Any) -> bool:
+    """`X = Callable[...]` and friends (3.10 also calls such an alias an instance of `type`)."""
+    return type(obj).__module__ in ("typing", "types", "collections.abc") and type(obj) is not type
+
+
 def _render_object(module: str, name: str, obj: Any) -> str:
+    if _is_type_alias(obj):  # rendered alike on every Python version
+        return f"### `{module}.{name}`\n\nA type alias."
     if inspect.isclass(obj):
         kind = "exception" if issubclass(obj, BaseException) else "class"
         head = f"### {kind} `{module}.{name}{_signature(obj)}`"

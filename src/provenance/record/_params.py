@@ -22,9 +22,21 @@ MAX_DEPTH = 32
 
 
 def _type_name(value: Any) -> str:
+    """`module.Qualname`, standard-library classes under their public module.
+
+    Python 3.13 defines `pathlib.PosixPath` in `pathlib._local`: the public name keeps the text
+    the same on every Python version.
+    """
     cls = type(value)
-    module = "" if cls.__module__ == "builtins" else cls.__module__ + "."
-    return module + cls.__qualname__
+    module = cls.__module__
+    if module.split(".")[0] in sys.stdlib_module_names:
+        public: list[str] = []
+        for part in module.split("."):
+            if part.startswith("_") and public:
+                break
+            public.append(part)
+        module = ".".join(public)
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
 
 
 def canonical(value: Any) -> str:
