@@ -168,3 +168,71 @@ def test_ecdsa_keys_are_p256_pem_as_model_signing_key_mode_loads_them(
         assert isinstance(private.curve, ec.SECP256R1)
         assert isinstance(public, ec.EllipticCurvePublicKey)
         assert (tmp_path / f"{name}.pub").read_bytes().startswith(b"-----BEGIN PUBLIC KEY-----")
+
+
+def _echo_off(fd: int) -> bool:
+    """Wait (up to 5 s) until the program has switched the terminal's echo off."""
+    import termios
+    import time
+
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if not termios.tcgetattr(fd)[3] & termios.ECHO:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _in_terminal(argv: list[str], cwd: Path, answers: list[bytes]) -> tuple[int, bytes]:
+    """Run argv with a pseudo-terminal as its controlling terminal; answer each prompt."""
+    import pty
+    import select
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k != "PROVENANCE_KEY_PASSPHRASE"}
+    pid, fd = pty.fork()
+    if pid == 0:  # child
+        os.chdir(cwd)
+        os.execve(argv[0], argv, env)
+    output = b""
+    deadline = time.monotonic() + 60
+    pending = list(answers)
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                output += chunk
+                if pending and output.rstrip().endswith(b":") and _echo_off(fd):
+                    os.write(fd, pending.pop(0) + b"\n")
+                    output += b"\n"  # the next prompt must end the output again
+    finally:
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), output
+
+
+def test_passphrase_is_asked_in_a_terminal_for_keygen_and_for_signing(project: Path) -> None:
+    from tests.conftest import BIN
+
+    exe = str(BIN / "provenance")
+    code, out = _in_terminal(
+        [exe, "keygen", "tty", "--dir", "keys", "--encrypt"], project, [b"s3cret", b"s3cret"]
+    )
+    assert code == 0, out
+    assert b"s3cret" not in out  # never echoed
+    assert Path("keys/tty").read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    code, out = _in_terminal(
+        [exe, "run", "s", "--key", "keys/tty", "--", "true"], project, [b"s3cret"]
+    )
+    assert code == 0, out
+    assert b"passphrase for keys/tty:" in out and b"s3cret" not in out
+    code, out = _in_terminal(
+        [exe, "run", "s", "--key", "keys/tty", "--", "true"], project, [b"wrong"]
+    )
+    assert code == 3 and b"wrong passphrase" in out
