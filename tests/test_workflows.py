@@ -74,3 +74,20 @@ def test_reusable_workflow_is_callable() -> None:
     doc = load(next(p for p in WORKFLOWS if p.name == "slsa-pipeline.yml"))
     assert "workflow_call" in doc["on"]
     assert doc["on"]["workflow_call"]["inputs"]["pipeline-command"]["required"] is True
+
+
+def test_ci_tests_the_oldest_and_newest_python_the_package_claims() -> None:
+    root = Path(__file__).resolve().parents[1]
+    requires = re.search(r'requires-python = ">=(3\.\d+)"', (root / "pyproject.toml").read_text())
+    assert requires
+    matrix = load(root / ".github/workflows/ci.yml")["jobs"]["test"]["strategy"]["matrix"]
+    assert {requires.group(1), "3.11", "3.13"} <= set(matrix["python"])
+
+
+def test_dependabot_updates_python_dependencies_and_actions_after_a_cooldown() -> None:
+    config = yaml.safe_load(
+        (Path(__file__).resolve().parents[1] / ".github" / "dependabot.yml").read_text()
+    )
+    ecosystems = {u["package-ecosystem"]: u for u in config["updates"]}
+    assert set(ecosystems) == {"pip", "github-actions"}
+    assert all(u["cooldown"]["default-days"] >= 7 for u in ecosystems.values())

@@ -4,6 +4,7 @@ pipeline run as recorded steps, the layout signed and the run verified, then the
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -132,18 +133,25 @@ Stage = Callable[[Path, Any, Callable[[str], None], "VerificationResult"], None]
 
 
 def _later_stages() -> list[Stage]:
-    """Stages contributed by the SLSA and MLflow packages, in order."""
-    stages: list[Stage] = []
-    try:
-        from provenance.slsa._demo import slsa_stage
+    """Stages contributed by the SLSA and MLflow packages, in order.
 
-        stages.append(slsa_stage)
-    except ModuleNotFoundError:
-        pass
-    try:
-        from provenance.gate.mlflow._demo import mlflow_stage
+    A stage whose extra is not installed is replaced by one line naming the extra to install.
+    """
+    from provenance.gate.mlflow._demo import mlflow_stage
+    from provenance.slsa._demo import slsa_stage
 
+    stages: list[Stage] = [slsa_stage]
+    if importlib.util.find_spec("mlflow") is None:
+        stages.append(_skipped("mlflow promote", "mlflow"))
+    else:
         stages.append(mlflow_stage)
-    except ModuleNotFoundError:
-        pass
     return stages
+
+
+def _skipped(stage: str, extra: str) -> Stage:
+    def skip(workdir: Path, report: Any, say: Callable[[str], None], _: Any) -> None:
+        hint = f"pip install 'ml-provenance[{extra}]'"
+        say(f"{stage}: skipped, {extra} is not installed ({hint})")
+        report.add(stage, "skipped", hint)
+
+    return skip

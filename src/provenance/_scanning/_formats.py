@@ -146,7 +146,8 @@ def _varint(f: IO[bytes]) -> int | None:
 
 def check_onnx(f: IO[bytes], size: int) -> list[Finding]:
     """Walk the top-level protobuf fields of a ModelProto: valid tags, lengths within the file,
-    an ir_version and a graph. Nested messages are skipped by length, never decoded."""
+    an ir_version and a graph. Nested messages are skipped by length, never decoded.
+    """
     check = "onnx-structure"
     seen: set[int] = set()
     ir_version = None

@@ -24,7 +24,7 @@ def picklescan_version() -> str:
 
 
 def _scanner() -> Any:
-    """picklescan's scanner module, or None where it cannot be installed (Python 3.10)."""
+    """Picklescan's scanner module, or None where it cannot be installed (Python 3.10)."""
     try:
         from picklescan import scanner
     except ImportError:

@@ -6,6 +6,7 @@ Exit codes: 0 ok · 1 verification/policy failure · 2 usage · 3 invalid input 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -37,6 +38,21 @@ def cli(ctx: click.Context, verbose: int) -> None:
     )
     # HTTP retry chatter would bury the one-line error; it is shown with -v.
     logging.getLogger("urllib3").setLevel(logging.DEBUG if verbose else logging.ERROR)
+    _quiet_mlflow(verbose)
+
+
+def _quiet_mlflow(verbose: int) -> None:
+    """MLflow logs INFO lines on its own handler; show them only with -v.
+
+    MLflow reads MLFLOW_LOGGING_LEVEL when it is first imported (after this runs, lazily); a
+    level the user set is kept. If mlflow is already loaded, its logger is set directly.
+    """
+    level = "DEBUG" if verbose > 1 else "INFO" if verbose else "WARNING"
+    if "MLFLOW_LOGGING_LEVEL" in os.environ:
+        return
+    os.environ["MLFLOW_LOGGING_LEVEL"] = level
+    if "mlflow" in sys.modules:
+        logging.getLogger("mlflow").setLevel(level)
 
 
 register(cli)

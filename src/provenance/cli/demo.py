@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import click
 
 from provenance._demo import run_demo
+from provenance._example import example_project
 from provenance.cli._common import emit_json, json_option, say
+from provenance.errors import UsageError
+
+# What the example pipeline imports (scikit-learn also ships its raw data set).
+EXAMPLE_MODULES = {"numpy": "numpy", "sklearn": "scikit-learn", "safetensors": "safetensors"}
+
+
+def _missing_example_modules() -> list[str]:
+    return [dist for mod, dist in EXAMPLE_MODULES.items() if importlib.util.find_spec(mod) is None]
 
 
 @click.command()
@@ -16,20 +26,35 @@ from provenance.cli._common import emit_json, json_option, say
 )
 @click.option(
     "--project",
-    default=".",
-    show_default=True,
     type=click.Path(path_type=Path),
-    help="Where steps/ and layouts/ of the example pipeline are.",
+    help="Where steps/ and layouts/ of the pipeline are [default: the packaged example].",
 )
 @click.option("--fresh", is_flag=True, help="Replace an existing demo workspace.")
 @json_option
-def demo(workdir: Path, project: Path, fresh: bool, as_json: bool) -> None:
+def demo(workdir: Path, project: Path | None, fresh: bool, as_json: bool) -> None:
     """Run the example pipeline end to end in a fresh workspace and show what was proven.
+
+    The example pipeline ships with the package. Stages whose extra is not installed are
+    skipped with a line naming it: the pipeline needs `ml-provenance[example]`, the registry
+    gate `ml-provenance[mlflow]`.
 
     \b
     Example:
       provenance demo --workdir demo-workspace --fresh
     """
+    if project is None:
+        project = example_project()
+        if project is None:
+            raise UsageError("the packaged example pipeline is missing: pass --project")
+    missing = _missing_example_modules()
+    if missing:
+        hint = "pip install 'ml-provenance[example]'"
+        if as_json:
+            skipped = {"stage": "example pipeline", "outcome": "skipped", "detail": hint}
+            emit_json({"workdir": str(workdir), "stages": [skipped]})
+        else:
+            say(f"demo: skipped, the example pipeline needs {', '.join(missing)} ({hint})")
+        return
     report = run_demo(workdir, project, fresh, (lambda _t: None) if as_json else say)
     if as_json:
         emit_json(

@@ -43,6 +43,7 @@ class ArtifactSet:
     digests: dict[str, str] = field(default_factory=dict)
 
     def as_in_toto(self) -> dict[str, dict[str, str]]:
+        """The in-toto link form: path -> {"sha256": digest}."""
         return {path: {"sha256": hexd} for path, hexd in self.digests.items()}
 
     def __len__(self) -> int:

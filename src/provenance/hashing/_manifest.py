@@ -1,6 +1,7 @@
-"""A manifest: which files (relative POSIX path -> sha256) make up an artifact set, and how two
-differ. One comparison for every place that checks real files against recorded ones (verify,
-promote, fetch and the registry plugin), with model-transparency's diff-style messages.
+"""A manifest: which files (relative POSIX path -> sha256) make up an artifact set.
+
+One comparison for every place that checks real files against recorded ones (verify, promote,
+fetch and the registry plugin), with model-transparency's diff-style messages.
 """
 
 from __future__ import annotations

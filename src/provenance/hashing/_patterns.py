@@ -16,6 +16,7 @@ _GLOB_CHARS = frozenset("*?[")
 
 
 def has_glob(text: str) -> bool:
+    """True if `text` holds glob characters (so it is a pattern, not a literal path)."""
     return any(c in _GLOB_CHARS for c in text)
 
 
@@ -134,12 +135,16 @@ class Pattern:
 
 
 def compile_patterns(patterns: Iterable[str]) -> list[Pattern]:
+    """Compile artifact patterns; raises PathEscapeError for one that reaches outside the base."""
     return [Pattern.compile(p) for p in patterns]
 
 
 class Excludes:
-    """gitignore-like excludes: a pattern without '/' matches a name at any depth;
-    one with '/' matches from the base; a trailing '/' restricts it to directories."""
+    """Gitignore-like excludes.
+
+    A pattern without '/' matches a name at any depth; one with '/' matches from the base; a
+    trailing '/' restricts it to directories.
+    """
 
     DEFAULT = (".git/", ".venv/", "__pycache__/", ".mypy_cache/", ".pytest_cache/")
 

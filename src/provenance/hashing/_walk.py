@@ -32,7 +32,7 @@ def _inside(real: str, base_real: str) -> bool:
 
 
 def printable(rel: str) -> str:
-    """`rel` for a one-line message: undecodable bytes as \\xNN, control characters escaped."""
+    r"""`rel` for a one-line message: undecodable bytes as \\xNN, control characters escaped."""
     text = rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     if text.isprintable():
         return text

@@ -17,18 +17,27 @@ from provenance.signing import dsse
 
 @dataclass(frozen=True)
 class SignedLayout:
+    """A signed layout written to `path`, the owner key that signed it and the lint findings."""
+
     path: str
     keyid: str
     findings: list[Finding]
 
 
 def layout_payload(layout: Any) -> bytes:
+    """The in-toto layout as compact, key-sorted JSON: the bytes the owner signs."""
     return canonical_json(attr.asdict(layout))
 
 
 def sign_layout(
     yaml_path: str, signer: Any, output: str, *, allow_unsafe: bool = False
 ) -> SignedLayout:
+    """Compile `yaml_path`, lint it, sign it with `signer` and write the envelope to `output`.
+
+    Raises:
+        LayoutError: the YAML is malformed.
+        VerificationError: lint found errors (fail-open rules, …) and `allow_unsafe` is False.
+    """
     spec = load_yaml(yaml_path)
     findings = lint(spec)
     errors = [f for f in findings if f.severity == "error"]

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from provenance._fs import read_bounded, write_atomic
-from provenance.errors import LinkFormatError
+from provenance._fs import load_json_bounded, read_bounded, write_atomic
+from provenance.errors import InputError, LinkFormatError
 from provenance.links._model import LinkData, parse_link
 from provenance.signing import dsse
 
@@ -120,3 +120,19 @@ def read_link(
     return VerifiedLink(
         os.path.basename(path), good[0], raw, env.payload, parse_link(env.payload, path)
     )
+
+
+def claimed_run_id(path: str) -> str | None:
+    """The pipeline run id a link claims, WITHOUT checking its signature.
+
+    Only for diagnostics (a step naming stale links of another run in its folder); nothing may
+    trust it. None when the file is not a readable link.
+    """
+    try:
+        _, env = read_envelope(path)
+        data = load_json_bounded(env.payload, path, what="link payload")
+    except InputError:
+        return None
+    environment = data.get("environment") if isinstance(data, dict) else None
+    value = environment.get("pipeline_run_id") if isinstance(environment, dict) else None
+    return value if isinstance(value, str) else None

@@ -4,24 +4,36 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
+import logging
 import os
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
-from provenance._fs import canonical_json
+from provenance.record._params import record_parameters
 from provenance.record._recorder import StepSpec, prepare
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("provenance.record")
 
 
-def _jsonable(value: Any) -> Any:
-    """The value if JSON carries it exactly, else a type marker (not repr: it may hold secrets)."""
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError):
-        return f"<{type(value).__module__}.{type(value).__qualname__}>"
-    return value
+class _FallbackHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Shows our lines on stderr only while the program has configured no logging of its own."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not logging.getLogger().handlers:
+            super().emit(record)
+
+
+def _show_our_lines() -> None:
+    """A training script rarely configures logging: still show one line per recorded step."""
+    ours = logging.getLogger("provenance")
+    if logging.getLogger().handlers or any(isinstance(h, _FallbackHandler) for h in ours.handlers):
+        return
+    handler = _FallbackHandler()
+    handler.setFormatter(logging.Formatter("provenance: %(message)s"))
+    ours.addHandler(handler)
+    if ours.level == logging.NOTSET:
+        ours.setLevel(logging.INFO)
 
 
 def _entry_point(func: Callable[..., Any], base: str) -> str:
@@ -60,14 +72,14 @@ def step(
     """
     spec = StepSpec(
         name,
-        tuple(materials),
-        tuple(products),
-        key,
-        pub_key,
-        links_dir,
-        base_dir,
-        tuple(excludes),
-        quiet,
+        materials=tuple(materials),
+        products=tuple(products),
+        key=key,
+        pub_key=pub_key,
+        links_dir=links_dir,
+        base_dir=base_dir,
+        excludes=tuple(excludes),
+        quiet=quiet,
     )
 
     def decorate(func: F) -> F:
@@ -75,13 +87,20 @@ def step(
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            recording = prepare(spec)
-            result = func(*args, **kwargs)
+            _show_our_lines()
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
-            params = {k: _jsonable(v) for k, v in bound.arguments.items()}
-            # JSON text, not a nested object: in-toto's canonical JSON cannot encode floats.
-            params_json = canonical_json(params).decode()
+            # The arguments as given, before the function can change them. JSON text, not a
+            # nested object: in-toto's canonical JSON cannot encode floats.
+            params_json, unrecordable = record_parameters(bound.arguments)
+            if unrecordable:
+                log.warning(
+                    "step '%s': parameters recorded by type only (no faithful JSON form): %s",
+                    spec.name,
+                    ", ".join(unrecordable),
+                )
+            recording = prepare(spec)
+            result = func(*args, **kwargs)
             command = [_entry_point(func, recording.base), params_json]
             recording.finish(command, {"return-value": 0}, params_json)
             return result

@@ -3,50 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import platform
 import subprocess
 import sys
-import uuid
 from functools import lru_cache
 from typing import Any
-
-from provenance._fs import write_atomic
-
-RUN_ID_FILE = "RUN_ID"
-
-
-def pipeline_run_id(links_dir: str) -> str:
-    """The id that ties all links of one pipeline run together.
-
-    PROVENANCE_RUN_ID wins; in GitHub Actions the workflow run (and attempt); otherwise the id kept
-    in `links_dir/RUN_ID`, created by the first step, so separate `provenance run` processes that
-    write into one links directory form one run.
-    """
-    explicit = os.environ.get("PROVENANCE_RUN_ID")
-    if explicit:
-        return explicit
-    if os.environ.get("GITHUB_ACTIONS") == "true" and os.environ.get("GITHUB_RUN_ID"):
-        return "gha:{}/{}/{}".format(
-            os.environ.get("GITHUB_REPOSITORY", ""),
-            os.environ["GITHUB_RUN_ID"],
-            os.environ.get("GITHUB_RUN_ATTEMPT", "1"),
-        )
-    path = os.path.join(links_dir, RUN_ID_FILE)
-    try:
-        with open(path, encoding="utf-8") as f:
-            existing = f.read(200).strip()
-        if existing:
-            return existing
-    except FileNotFoundError:
-        pass
-    new = uuid.uuid4().hex
-    try:
-        write_atomic(path, (new + "\n").encode(), overwrite=False)
-    except FileExistsError:  # another step won the race: use its id
-        with open(path, encoding="utf-8") as f:
-            return f.read(200).strip()
-    return new
 
 
 def _git(base: str, *args: str) -> str | None:
@@ -85,10 +46,11 @@ def mlflow_run_id() -> str | None:
     return None if run is None else str(run.info.run_id)
 
 
-def capture(base: str, links_dir: str) -> dict[str, Any]:
+def capture(base: str, run_id: str) -> dict[str, Any]:
+    """The environment block of a link (`run_id` comes from `record._run_id`)."""
     git = git_state(base)
     return {
-        "pipeline_run_id": pipeline_run_id(links_dir),
+        "pipeline_run_id": run_id,
         "git_commit": git["commit"],
         "git_dirty": git["dirty"],
         "python": platform.python_version(),

@@ -18,8 +18,8 @@ from provenance._fs import NAME_RE, check_writable_dir, utc_now
 from provenance._progress import hashing_progress
 from provenance.errors import UsageError
 from provenance.hashing import ArtifactSet, Excludes, compile_patterns, hash_artifacts
-from provenance.links import link_payload, write_link
-from provenance.record import _environment
+from provenance.links import link_filename, link_payload, write_link
+from provenance.record import _environment, _run_id
 from provenance.signing import load_signer
 
 log = logging.getLogger("provenance")
@@ -60,6 +60,7 @@ class Recording:
     links_dir: str
     signer: Any
     excludes: tuple[str, ...]
+    run_id: str = ""
     materials: ArtifactSet = field(default_factory=ArtifactSet)
     started_on: str = field(default_factory=utc_now)
 
@@ -67,7 +68,7 @@ class Recording:
         self, command: list[str], byproducts: dict[str, Any], parameters: str | None = None
     ) -> str:
         products = _hash(self.base, self.spec.products, self.excludes, self.spec.quiet, "products")
-        environment = _environment.capture(self.base, self.links_dir)
+        environment = _environment.capture(self.base, self.run_id)
         environment["started_on"], environment["finished_on"] = self.started_on, utc_now()
         environment["patterns"] = {
             "materials": list(self.spec.materials),
@@ -131,7 +132,10 @@ def prepare(spec: StepSpec) -> Recording:
         rel = _rel_inside(own, base) if os.path.exists(own) or own == links_dir else None
         if rel and rel != ".":
             excludes.append(rel + ("/" if own == links_dir else ""))
-    rec = Recording(spec, base, links_dir, signer, tuple(excludes))
+    run = _run_id.current_run(links_dir)
+    own = link_filename(spec.name, signer.public_key.keyid)
+    _run_id.warn_about_other_runs(links_dir, run, spec.name, own)
+    rec = Recording(spec, base, links_dir, signer, tuple(excludes), run.value)
     rec.materials = _hash(base, spec.materials, rec.excludes, spec.quiet, "materials")
     return rec
 

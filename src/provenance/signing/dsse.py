@@ -23,6 +23,7 @@ def sign(payload: bytes, signer: Any, payload_type: str = IN_TOTO_PAYLOAD_TYPE) 
 
 
 def dumps(envelope: dict[str, Any]) -> bytes:
+    """The envelope as compact, key-sorted JSON bytes (the file format)."""
     return canonical_json(envelope)
 
 
@@ -39,6 +40,7 @@ class ParsedEnvelope:
 
     @property
     def keyids(self) -> list[str]:
+        """The key ids the signatures claim (unverified)."""
         return [k for k, _ in self.signatures]
 
     def verified_keyids(self, keys: dict[str, Any]) -> list[str]:

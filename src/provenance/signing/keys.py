@@ -1,14 +1,19 @@
 """Key generation and loading: PEM files or securesystemslib signer URIs (KMS, HSM, Sigstore).
 
-`--key` accepts a PKCS#8 PEM path or a URI such as ``gcpkms:…``/``awskms:…``/``file2:…``. A URI
-signer needs its public key: ``PATH.pub`` beside a file key, or the ``pub`` argument.
+`--key` accepts a PKCS#8 PEM path (plain or passphrase-encrypted) or a URI such as
+``gcpkms:…``/``awskms:…``/``file2:…``. A URI signer needs its public key: ``PATH.pub`` beside a
+file key, or the ``pub`` argument. Every private key is loaded here, in `load_signer`, so every
+command accepts an encrypted key: the passphrase comes from ``PROVENANCE_KEY_PASSPHRASE`` or, in
+a terminal, from a prompt.
 """
 
 from __future__ import annotations
 
+import getpass
 import os
 import re
 import stat
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,18 +21,30 @@ from provenance._fs import is_key_file, read_bounded, write_atomic
 from provenance.errors import KeyLoadError, UsageError
 
 KEY_TYPES = ("ed25519", "ecdsa")
+PASSPHRASE_ENV = "PROVENANCE_KEY_PASSPHRASE"  # noqa: S105 - a variable name
 _URI = re.compile(r"^[a-z][a-z0-9+.-]*:", re.I)
 MAX_KEY_BYTES = 64 * 1024
+GITIGNORE = ".gitignore"
+_GITIGNORE_TEXT = b"""\
+# Written by `provenance keygen`: private keys stay out of git, public keys may be committed.
+*
+!*.pub
+!.gitignore
+"""
 
 
 @dataclass(frozen=True)
 class KeyPair:
+    """The files `generate` wrote and the key id in-toto computes for the public key."""
+
     private_path: str
     public_path: str
     keyid: str
+    encrypted: bool = False
+    gitignore: str | None = None  # the .gitignore written beside the keys, if one was
 
 
-def _private_key_pem(key_type: str) -> tuple[bytes, bytes]:
+def _private_key_pem(key_type: str, passphrase: bytes | None = None) -> tuple[bytes, bytes]:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
@@ -37,10 +54,13 @@ def _private_key_pem(key_type: str) -> tuple[bytes, bytes]:
         priv = ec.generate_private_key(ec.SECP256R1())
     else:
         raise UsageError(f"unknown key type '{key_type}' (expected one of {', '.join(KEY_TYPES)})")
+    encryption: Any = (
+        serialization.BestAvailableEncryption(passphrase)
+        if passphrase
+        else serialization.NoEncryption()
+    )
     private_pem = priv.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
     )
     public_pem = priv.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -49,12 +69,30 @@ def _private_key_pem(key_type: str) -> tuple[bytes, bytes]:
 
 
 def generate(
-    name: str, directory: str = "keys", key_type: str = "ed25519", *, force: bool = False
+    name: str,
+    directory: str = "keys",
+    key_type: str = "ed25519",
+    *,
+    force: bool = False,
+    passphrase: str | None = None,
 ) -> KeyPair:
-    """Write `directory/name` (PKCS#8 PEM, 0600) and `directory/name.pub`; refuse to overwrite."""
+    """Write `directory/name` (PKCS#8 PEM, 0600) and `directory/name.pub`; refuse to overwrite.
+
+    With a `passphrase` the private key is encrypted (PKCS#8, best available encryption). A
+    `.gitignore` that keeps everything but public keys out of git is written into `directory`
+    unless one exists.
+
+    Raises:
+        UsageError: invalid name, key type or empty passphrase.
+        KeyLoadError: a key file exists (without `force`) or cannot be written.
+    """
     if not name or "/" in name or name.startswith("."):
         raise UsageError(f"invalid key name '{name}': a plain file name is expected")
-    private_pem, public_pem = _private_key_pem(key_type)
+    if passphrase is not None and not passphrase:
+        raise UsageError("the passphrase is empty")
+    private_pem, public_pem = _private_key_pem(
+        key_type, passphrase.encode() if passphrase else None
+    )
     priv_path = os.path.join(directory, name)
     pub_path = priv_path + ".pub"
     for p in (priv_path, pub_path):
@@ -73,7 +111,20 @@ def generate(
         ) from exc
     except OSError as exc:
         raise KeyLoadError(priv_path, f"cannot write key: {exc.strerror}") from exc
-    return KeyPair(priv_path, pub_path, public_key_from_pem(public_pem, pub_path).keyid)
+    keyid = public_key_from_pem(public_pem, pub_path).keyid
+    return KeyPair(priv_path, pub_path, keyid, bool(passphrase), _write_gitignore(directory))
+
+
+def _write_gitignore(directory: str) -> str | None:
+    """Keep private keys out of git; an existing .gitignore is the owner's and is left alone."""
+    path = os.path.join(directory, GITIGNORE)
+    try:
+        write_atomic(path, _GITIGNORE_TEXT, overwrite=False)
+    except FileExistsError:
+        return None
+    except OSError as exc:
+        raise KeyLoadError(path, f"cannot write: {exc.strerror}") from exc
+    return path
 
 
 def _read(path: str, what: str) -> bytes:
@@ -94,7 +145,11 @@ def public_key_from_pem(data: bytes, path: str) -> Any:
 
 
 def load_public_key(path: str) -> Any:
-    """Load a public key PEM; a private key is refused so it never ends up inside a layout."""
+    """Load a public key PEM; a private key is refused so it never ends up inside a layout.
+
+    Raises:
+        KeyLoadError: unreadable, a private key, or not a supported public key.
+    """
     data = _read(path, "public key")
     if b"PRIVATE KEY" in data:
         raise KeyLoadError(path, "is a private key; give the .pub file")
@@ -107,11 +162,21 @@ def _reason(exc: BaseException) -> str:
 
 
 def is_uri(key: str) -> bool:
+    """True for a signer URI (``scheme:…``) that is not also the name of an existing file."""
     return bool(_URI.match(key)) and not os.path.exists(key)
 
 
-def load_signer(key: str, pub: str | None = None) -> Any:
-    """A securesystemslib Signer for a PEM path or a signer URI. Never logs key material."""
+def load_signer(key: str, pub: str | None = None, *, passphrase: str | None = None) -> Any:
+    """A securesystemslib Signer for a PEM path or a signer URI. Never logs key material.
+
+    An encrypted PEM key is decrypted with `passphrase`, else ``PROVENANCE_KEY_PASSPHRASE``,
+    else a prompt when stdin is a terminal.
+
+    Raises:
+        UsageError: a signer URI without its public key.
+        KeyLoadError: the key is missing, unreadable, too open, a public key, encrypted without
+            a passphrase, the passphrase is wrong, or the signer cannot be loaded.
+    """
     from securesystemslib.signer import CryptoSigner, Signer
 
     if is_uri(key):
@@ -129,24 +194,12 @@ def load_signer(key: str, pub: str | None = None) -> Any:
         except Exception as exc:  # noqa: BLE001 - KMS client errors of many types
             raise KeyLoadError(key.split("?", 1)[0], f"signer failed: {_reason(exc)}") from None
     data = _read(key, "private key")
-    # What the file is comes first: a public key is not "too open", it is the wrong file.
-    if b"PRIVATE KEY-----" not in data:
-        if b"PUBLIC KEY-----" in data:
-            raise KeyLoadError(
-                key, "is a public key; a private key is needed here (the file without .pub)"
-            )
-        raise KeyLoadError(key, "not a PEM private key")
-    _check_permissions(key)
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
-    try:
-        private = load_pem_private_key(data, password=None)
-    except TypeError:
+    if b"PUBLIC KEY" in data and b"PRIVATE KEY" not in data:
         raise KeyLoadError(
-            key, "private key is encrypted; decrypt it or use a signer URI"
-        ) from None
-    except Exception as exc:  # noqa: BLE001 - cryptography raises several types
-        raise KeyLoadError(key, f"not a PEM private key ({_reason(exc)})") from None
+            key, "is a public key; a private key is needed here (the file without .pub)"
+        )
+    _check_permissions(key)
+    private = _private_key(data, key, passphrase)
     try:
         public = load_public_key(pub) if pub else None
         return CryptoSigner(private, public)
@@ -154,6 +207,36 @@ def load_signer(key: str, pub: str | None = None) -> Any:
         raise
     except Exception as exc:  # noqa: BLE001
         raise KeyLoadError(key, f"unsupported private key: {_reason(exc)}") from None
+
+
+def _private_key(data: bytes, path: str, passphrase: str | None) -> Any:
+    """Parse a PEM private key, decrypting it when it is encrypted (PKCS#8 or OpenSSL legacy)."""
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    password = _passphrase(path, passphrase).encode() if b"ENCRYPTED" in data else None
+    try:
+        return load_pem_private_key(data, password=password)
+    except ValueError:
+        if password is not None:
+            raise KeyLoadError(path, "wrong passphrase for the encrypted private key") from None
+        raise KeyLoadError(path, "not a PEM private key") from None
+    except Exception:  # noqa: BLE001 - cryptography raises several types for garbage
+        raise KeyLoadError(path, "not a PEM private key") from None
+
+
+def _passphrase(path: str, given: str | None) -> str:
+    """The passphrase: given, else PROVENANCE_KEY_PASSPHRASE, else a prompt in a terminal."""
+    if given:
+        return given
+    env = os.environ.get(PASSPHRASE_ENV)
+    if env:
+        return env
+    if sys.stdin is not None and sys.stdin.isatty():
+        try:
+            return getpass.getpass(f"passphrase for {path}: ")
+        except (EOFError, KeyboardInterrupt):
+            pass
+    raise KeyLoadError(path, f"private key is encrypted; set {PASSPHRASE_ENV}")
 
 
 def _check_permissions(path: str) -> None:

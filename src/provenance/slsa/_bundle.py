@@ -100,7 +100,8 @@ def _checks(expect: Expectations, san: str | None) -> tuple[str, list[_policy.Ch
 def _crypto_failure(message: str, collect: Collect, root: str) -> Failure:
     """Name what did not verify. Before sigstore reaches the policy it establishes time and
     builds the certificate chain: a failure there means the material does not lead to the
-    trusted root given (staging, another instance, or a forged chain)."""
+    trusted root given (staging, another instance, or a forged chain).
+    """
     first = message.splitlines()[0] if message else "verification failed"
     if not collect.called:
         return Failure(

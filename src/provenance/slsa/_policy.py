@@ -197,7 +197,8 @@ class TrustedGenerator:
 
 class WorkflowUnder:
     """gh's default: the signing workflow lives in the source repository (or owner), not in a
-    reusable workflow elsewhere."""
+    reusable workflow elsewhere.
+    """
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
