@@ -265,17 +265,30 @@ def test_multi_line_jsonl_names_the_failing_line(keys, tmp_path: Path) -> None:
     assert [s.keyids for s in both] == [(keys["gate.pub"].keyid,), (keys["other.pub"].keyid,)]
 
 
-def test_slsa_provenance_from_slsa_attest_is_read_typed(keys, tmp_path: Path, monkeypatch) -> None:
+def test_slsa_provenance_from_slsa_attest_is_read_typed(
+    keys, tmp_path: Path, monkeypatch, cli
+) -> None:
     """What `provenance slsa attest --key` writes is read strictly by the typed predicate, and a
     VSA given where provenance is expected is refused (exit 3)."""
     from provenance.attest import SlsaProvenance
     from provenance.slsa.statement import build_statement, sign_with_key
+    from provenance.verification import verify
 
     monkeypatch.chdir(tmp_path)
+    for name in ("owner", "trainer"):
+        assert cli("keygen", name, "--dir", "k").code == 0
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "model.safetensors").write_bytes(b"weights")
-    (tmp_path / "links").mkdir()
-    doc = build_statement(["models/**"], "links", ".", builder_id="https://example.com/b@v1",
+    assert cli("run", "train", "-p", "models/**", "--key", "k/trainer", "--", "true").code == 0
+    (tmp_path / "one.yaml").write_text(
+        "expires: 30d\nfunctionaries:\n  trainer: k/trainer.pub\nsteps:\n"
+        "  - name: train\n    functionaries: [trainer]\n"
+        "    products:\n      - create: \"models/*\"\n"
+    )
+    assert cli("layout", "sign", "one.yaml", "--key", "k/owner", "-o", "root.layout").code == 0
+    result = verify("root.layout", ["k/owner.pub"], ".provenance/links", ".")
+    assert result.ok, result.verdict
+    doc = build_statement(["models/**"], result, ".", builder_id="https://example.com/b@v1",
                           repository="https://github.com/o/r", ref="refs/heads/main")  # fmt: skip
     path = tmp_path / "model.intoto.jsonl"
     path.write_bytes(sign_with_key(doc, keys["gate"]))

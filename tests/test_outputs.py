@@ -76,17 +76,36 @@ def test_layout_sign_to_a_fresh_or_previous_output_still_works(project: Path, cl
 
 @pytest.fixture
 def recorded(project: Path, cli) -> Path:
-    """A model file recorded by a `train` step (cheap: no real training)."""
+    """A model file recorded by a `train` step (cheap: no real training), and a layout for it."""
     Path("models").mkdir()
     Path("models/model.safetensors").write_bytes(b"weights")
     r = cli("run", "train", "-p", "models/**", "--key", "keys/trainer", "--", "true")
+    assert r.code == 0, r.err
+    Path("one-step.yaml").write_text(
+        "expires: 30d\nfunctionaries:\n  trainer: keys/trainer.pub\nsteps:\n"
+        "  - name: train\n    functionaries: [trainer]\n"
+        "    products:\n      - create: \"models/*\"\n"
+    )
+    r = cli("layout", "sign", "one-step.yaml", "--key", "keys/owner", "-o", "root.layout")
     assert r.code == 0, r.err
     return project
 
 
 def attest(cli, output: str, *extra: str):
     return cli(
-        "slsa", "attest", "--subject", "models/**", "--key", "keys/trainer", "-o", output, *extra
+        "slsa",
+        "attest",
+        "--subject",
+        "models/**",
+        "--key",
+        "keys/trainer",
+        "--layout",
+        "root.layout",
+        "--layout-key",
+        "keys/owner.pub",
+        "-o",
+        output,
+        *extra,
     )
 
 
@@ -97,7 +116,7 @@ def attest(cli, output: str, *extra: str):
         ("keys/trainer", "an input of this command"),
         ("keys/owner", "keys directory"),
         ("LINK", "an input of this command"),
-        ("layouts/train.yaml", "an input of this command"),
+        ("root.layout", "an input of this command"),
         ("models", "is a directory"),
     ],
     ids=["subject", "own-key", "other-key", "link", "layout", "dir"],
@@ -108,7 +127,7 @@ def test_slsa_attest_output_over_input_or_key_is_refused(
     if output == "LINK":
         output = f".provenance/links/{links_in(recorded)[0]}"
     before = snapshot(recorded)
-    r = attest(cli, output, "--layout", "layouts/train.yaml")
+    r = attest(cli, output)
     one_line_refusal(r, 2, f"{output}:", words)
     assert snapshot(recorded) == before
 

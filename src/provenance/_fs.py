@@ -331,11 +331,12 @@ def check_writable_dir(path: str, what: str, shown: str | None = None) -> None:
     _check_writable(shown, path, what)
 
 
-def check_output_dir(dest: str, option: str = "DEST") -> None:
+def check_output_dir(dest: str, option: str = "DEST", *, replace: bool = False) -> None:
     """Refuse a destination directory that cannot be created cleanly (OutputError, exit 2).
 
     It must be absent or an empty real directory (not a symlink, which would redirect the
-    files elsewhere), and its parent must be a writable directory.
+    files elsewhere), and its parent must be a writable directory. With `replace`, a non-empty
+    directory is accepted (the caller swaps it out only after its own checks).
     """
     if not dest or "\x00" in dest:
         raise OutputError(dest or "''", f"{option} needs a directory name")
@@ -345,8 +346,8 @@ def check_output_dir(dest: str, option: str = "DEST") -> None:
         if not os.path.isdir(dest):
             raise OutputError(dest, f"{option} exists and is not a directory")
         try:
-            if os.listdir(dest):
-                raise OutputError(dest, f"{option} exists and is not empty")
+            if os.listdir(dest) and not replace:
+                raise OutputError(dest, f"{option} exists and is not empty (--force replaces it)")
         except OSError as exc:
             raise OutputError(dest, f"cannot use {option}: {exc.strerror}") from None
     _check_writable(dest, os.path.dirname(os.path.abspath(dest)), option)

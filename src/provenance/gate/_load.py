@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
+from provenance._fs import check_output_dir
 from provenance.errors import InputError, UsageError, VerificationError
 from provenance.gate._decision import DECISION_PREFIX, decision_for, open_record, revocation_of
 from provenance.gate._tree import hash_tree
@@ -46,25 +47,6 @@ def _passed_aliases(mv: ModelVersion, gate_key: Any) -> list[str]:
     return sorted(out)
 
 
-def _prepare_dest(dest: str, force: bool) -> str:
-    """The parent of `dest` (created); refuses a `dest` that is not an absent or empty dir."""
-    if os.path.lexists(dest):
-        if os.path.islink(dest) or not os.path.isdir(dest):
-            raise UsageError(f"{dest} exists and is not a directory")
-        if os.listdir(dest) and not force:
-            raise UsageError(f"{dest} exists and is not empty (use --force to replace it)")
-    parent = os.path.dirname(os.path.abspath(dest)) or "."
-    try:
-        os.makedirs(parent, exist_ok=True)
-    except OSError as exc:
-        raise InputError(
-            parent, f"cannot create the destination's parent: {exc.strerror}"
-        ) from None
-    if not os.access(parent, os.W_OK):
-        raise InputError(parent, "the destination's parent is not writable")
-    return parent
-
-
 def load_verified(
     uri: str,
     dest: str,
@@ -91,7 +73,8 @@ def load_verified(
             )
     if isinstance(gate_key, (str, os.PathLike)):
         gate_key = load_public_key(os.fspath(gate_key))
-    parent = _prepare_dest(dest, force)
+    check_output_dir(dest, "DEST", replace=force)  # before any download
+    parent = os.path.dirname(os.path.abspath(dest)) or "."
     if registry is None:
         from provenance.gate.mlflow import MlflowRegistry
 
