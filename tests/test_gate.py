@@ -161,9 +161,10 @@ def test_honest_promotion_signs_the_decision_and_sets_the_alias(
     doc = json.loads(r.out)
     assert doc["promoted"] and sorted(doc["files"]) == list(MODEL_FILES)
     assert alias_version(server, model) == version
-    # One signed record for (model, version, champion), and nothing else under provenance.*.
-    assert [k for k in tags(server, model, version) if k.startswith("provenance.")] == [
-        "provenance.decision.champion"
+    # One signed record (and its VSA) for (model, version, champion); nothing else there.
+    assert sorted(k for k in tags(server, model, version) if k.startswith("provenance.")) == [
+        "provenance.decision.champion",
+        "provenance.vsa.champion",
     ]
     record = decision(server, model, version, gate_keys)
     assert record.passed and record.artifacts_sha256 == doc["artifacts_sha256"]
