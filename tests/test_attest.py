@@ -283,7 +283,7 @@ def test_slsa_provenance_from_slsa_attest_is_read_typed(
     (tmp_path / "one.yaml").write_text(
         "expires: 30d\nfunctionaries:\n  trainer: k/trainer.pub\nsteps:\n"
         "  - name: train\n    functionaries: [trainer]\n"
-        "    products:\n      - create: \"models/*\"\n"
+        '    products:\n      - create: "models/*"\n'
     )
     assert cli("layout", "sign", "one.yaml", "--key", "k/owner", "-o", "root.layout").code == 0
     result = verify("root.layout", ["k/owner.pub"], ".provenance/links", ".")

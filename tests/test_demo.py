@@ -33,7 +33,7 @@ def test_mlflow_stage_is_skipped_with_one_line_naming_the_extra(monkeypatch) -> 
         def add(self, *row: str) -> None:
             rows.append(row)
 
-    stages[-1](Path("."), Report(), lines.append)
+    stages[-1](Path("."), Report(), lines.append, None)
     assert lines == [
         "mlflow promote: skipped, mlflow is not installed (pip install 'ml-provenance[mlflow]')"
     ]

@@ -84,7 +84,7 @@ def recorded(project: Path, cli) -> Path:
     Path("one-step.yaml").write_text(
         "expires: 30d\nfunctionaries:\n  trainer: keys/trainer.pub\nsteps:\n"
         "  - name: train\n    functionaries: [trainer]\n"
-        "    products:\n      - create: \"models/*\"\n"
+        '    products:\n      - create: "models/*"\n'
     )
     r = cli("layout", "sign", "one-step.yaml", "--key", "keys/owner", "-o", "root.layout")
     assert r.code == 0, r.err

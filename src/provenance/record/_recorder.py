@@ -132,11 +132,14 @@ def prepare(spec: StepSpec) -> Recording:
         rel = _rel_inside(own, base) if os.path.exists(own) or own == links_dir else None
         if rel and rel != ".":
             excludes.append(rel + ("/" if own == links_dir else ""))
+    rec = Recording(spec, base, links_dir, signer, tuple(excludes))
+    rec.materials = _hash(base, spec.materials, rec.excludes, spec.quiet, "materials")
+    # Only once the materials are readable may the step open a run (RUN_ID): a step refused
+    # for its inputs leaves nothing behind.
     run = _run_id.current_run(links_dir)
     own = link_filename(spec.name, signer.public_key.keyid)
     _run_id.warn_about_other_runs(links_dir, run, spec.name, own)
-    rec = Recording(spec, base, links_dir, signer, tuple(excludes), run.value)
-    rec.materials = _hash(base, spec.materials, rec.excludes, spec.quiet, "materials")
+    rec.run_id = run.value
     return rec
 
 
