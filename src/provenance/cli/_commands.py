@@ -10,7 +10,7 @@ def register(root: click.Group) -> None:
 
     root.add_command(keys.keygen)
     root.add_command(record.run)
-    for name in ("verify", "layout", "slsa", "gate", "demo"):
+    for name in ("verify", "layout", "slsa", "gate", "demo", "stack"):
         try:
             module = __import__(f"provenance.cli.{name}", fromlist=["COMMANDS"])
         except ModuleNotFoundError as exc:
