@@ -308,6 +308,29 @@ def test_engineer_cannot_set_champion_the_plugin_refuses_it(
     assert status == 200
     aliases = {a["alias"]: a["version"] for a in got["registered_model"].get("aliases", [])}
     assert aliases == {"staging": model["version"]}
+    # The legacy route to production, the stage transition, is refused the same way.
+    status, got = http(
+        stack,
+        "POST",
+        "/api/2.0/mlflow/model-versions/transition-stage",
+        engineer,
+        {
+            "name": model["name"],
+            "version": model["version"],
+            "stage": "Production",
+            "archive_existing_versions": False,
+        },
+    )
+    assert status == 403, (status, got)
+    assert "ml-provenance gate" in got["message"]
+    status, got = http(
+        stack,
+        "GET",
+        f"/api/2.0/mlflow/model-versions/get?name={model['name']}&version={model['version']}",
+        engineer,
+    )
+    assert status == 200
+    assert got["model_version"]["current_stage"] == "None"
 
 
 # --- client-side checks: one line naming the component, exit 4 --------------------------------

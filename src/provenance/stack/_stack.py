@@ -96,8 +96,6 @@ def _gate_key(state_dir: Path, given: str | None) -> tuple[str, str | None]:
 def _prepare(directory: Path, gate_pub_key: str | None) -> State:
     state = _state.load(directory)
     if state is None:
-        if gate_pub_key:  # an unusable key fails before D is created
-            _gate_key(directory, gate_pub_key)
         state = _state.create(directory, "", None)  # the marker first: D is ours from here on
         state.gate_public_key, state.gate_private_key = _gate_key(directory, gate_pub_key)
     elif gate_pub_key and str(Path(gate_pub_key).resolve()) != state.gate_public_key:
@@ -116,8 +114,17 @@ def _prepare(directory: Path, gate_pub_key: str | None) -> State:
 def up(directory: Path, gate_pub_key: str | None = None) -> tuple[State, Timing]:
     """Start every component of the stack in `directory` that is not running."""
     directory = directory.resolve()
-    state = _prepare(directory, gate_pub_key)
-    sec = _state.secrets_for(directory)
+    _state.load(directory)  # refuses a foreign D before anything is written into it
+    if gate_pub_key:  # an unusable key fails before D is created
+        _gate_key(directory, gate_pub_key)
+    directory.mkdir(parents=True, exist_ok=True)
+    with _state.locked(directory):  # a concurrent `up` finishes first; this one then sees it
+        return _up(_prepare(directory, gate_pub_key))
+
+
+def _up(state: State) -> tuple[State, Timing]:
+    directory = state.directory
+    sec = _state.secrets_for(directory, create=True)
     current = states(state)
     to_start = [n for n in COMPONENTS if current[n] != RUNNING]
     timing: dict[str, float] = dict.fromkeys(COMPONENTS, 0.0)

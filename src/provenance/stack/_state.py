@@ -7,10 +7,12 @@ state, so the state can be shown without them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ MARKER = "ml-provenance local stack"
 FORMAT = 1
 STATE_FILE = "stack.json"
 SECRETS_FILE = "secrets.json"
+LOCK_FILE = "stack.lock"
 COMPONENTS = ("postgresql", "s3", "mlflow")  # start order; stopped in reverse
 MAX_STATE_BYTES = 1 << 20
 
@@ -94,7 +97,7 @@ def load(directory: Path) -> State | None:
         raise UsageError(f"{directory}: not a directory; choose a new --dir for the stack")
     state_file = directory / STATE_FILE
     if not state_file.is_file():
-        if any(directory.iterdir()):
+        if any(p.name != LOCK_FILE for p in directory.iterdir()):
             raise UsageError(
                 f"{directory}: not created by `provenance stack up` (no {STATE_FILE}); "
                 "refusing to use it, choose an empty or new --dir"
@@ -129,6 +132,20 @@ def load(directory: Path) -> State | None:
         raise InputError(str(state_file), f"unreadable stack state: {exc}") from None
 
 
+@contextlib.contextmanager
+def locked(directory: Path) -> Iterator[None]:
+    """Hold D's lock: one `up` or `down` at a time changes a stack (others wait for it)."""
+    import fcntl
+
+    with (directory / LOCK_FILE).open("a") as f:
+        os.chmod(f.name, 0o600)
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
 def create(directory: Path, gate_public_key: str, gate_private_key: str | None) -> State:
     """A new state for an absent or empty D (made 0700; 0711 when PostgreSQL runs as another
     user, which must traverse D to reach its data directory)."""
@@ -139,9 +156,11 @@ def create(directory: Path, gate_public_key: str, gate_private_key: str | None) 
     return state
 
 
-def secrets_for(directory: Path) -> dict[str, str]:
-    """The generated secrets of D, created once (0600) and reused on every later `up`."""
+def secrets_for(directory: Path, *, create: bool = False) -> dict[str, str]:
+    """The generated secrets of D, made once by `up` (0600) and reused on every later `up`."""
     path = directory / SECRETS_FILE
+    if not create and not path.is_file():
+        raise InputError(str(path), "missing: the stack was never started (`provenance stack up`)")
     if path.is_file():
         if stat.S_IMODE(path.stat().st_mode) & 0o077:
             raise InputError(str(path), "readable by others; expected mode 0600")
