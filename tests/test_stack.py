@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import stat
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -216,6 +217,75 @@ def test_up_with_an_unusable_gate_key_starts_nothing(tmp_path: Path) -> None:
     assert r.returncode == 3, r.stderr
     assert str(bad) in r.stderr and "Traceback" not in r.stderr
     assert not target.exists()
+
+
+# --- process identity: only what the stack started is ever signalled --------------------------
+
+
+def test_stop_never_signals_a_reused_pid(tmp_path: Path) -> None:
+    """A recorded PID whose start time or command line differ is someone else's process."""
+    import dataclasses
+
+    from provenance.stack import _proc
+
+    real = _proc.spawn(
+        ["sleep", "60"], env={"PATH": os.environ["PATH"]}, log=tmp_path / "log", cwd=tmp_path
+    )
+    try:
+        assert _proc.is_alive(real)
+        assert _proc.members(real) == [real.pid]
+        for impostor in (
+            dataclasses.replace(real, create_time=real.create_time - 3600),
+            dataclasses.replace(real, cmdline=("sleep", "61")),
+        ):
+            assert not _proc.is_alive(impostor)
+            assert _proc.members(impostor) == []
+            assert _proc.stop(impostor, timeout=1) is True
+            assert _proc.is_alive(real), "a process that was not ours got signalled"
+    finally:
+        assert _proc.stop(real, timeout=5)
+    assert not _proc.is_alive(real)
+    assert not session_pids(real.pid)
+
+
+def test_postgres_binaries_are_runnable_by_the_server_user(tmp_path: Path) -> None:
+    """As root the server runs as `nobody`: a wheel inside an untraversable folder is copied
+    into D, keeping its layout; otherwise the binaries are used where they are."""
+    import shutil
+    import subprocess
+
+    from provenance.stack import _postgres
+
+    wheel_bin = _postgres.binaries()
+    if wheel_bin.parent.name != "pginstall":  # a system PostgreSQL (no wheel for this Python)
+        assert _postgres.runnable_binaries(tmp_path, wheel_bin) == wheel_bin
+        return
+    site = wheel_bin.parents[2]
+    hidden = tmp_path / "hidden"
+    hidden.mkdir(mode=0o700)
+    shutil.copytree(site / "pgserver", hidden / "pgserver", symlinks=True)
+    shutil.copytree(site / "pgserver.libs", hidden / "pgserver.libs", symlinks=True)
+    root = Path(tempfile.mkdtemp(prefix="provenance-pgbin-"))
+    try:
+        root.chmod(0o711)
+        d = root / "D"
+        d.mkdir(mode=0o711)
+        got = _postgres.runnable_binaries(d, hidden / "pgserver" / "pginstall" / "bin")
+        if os.geteuid() != 0:
+            assert got == hidden / "pgserver" / "pginstall" / "bin"
+            return
+        assert got.is_relative_to(d)
+        for exe in ("postgres", "initdb"):
+            r = subprocess.run(
+                [str(got / exe), "--version"],
+                user="nobody",
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert r.returncode == 0 and "PostgreSQL" in r.stdout, (exe, r.stderr)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 # --- what the gate's account and the engineer can do ------------------------------------------

@@ -59,6 +59,42 @@ def _run_as() -> tuple[int, int] | None:
     return entry.pw_uid, entry.pw_gid
 
 
+def _untraversable(path: Path) -> Path | None:
+    """The first of `path` and its parents that other users cannot traverse, if any."""
+    for parent in [path, *path.parents]:
+        if not parent.stat().st_mode & stat.S_IXOTH:
+            return parent
+    return None
+
+
+def runnable_binaries(directory: Path, bindir: Path) -> Path:
+    """`bindir`, or a copy of the wheel's server under D when root's `nobody` cannot reach it
+    (a virtualenv inside /root, say). The copy keeps the wheel's relative layout: the binaries
+    find their libraries through $ORIGIN-relative paths."""
+    if _run_as() is None or _untraversable(bindir) is None:
+        return bindir
+    install = bindir.parent  # …/site-packages/pgserver/pginstall
+    site = install.parent.parent
+    if install.name != "pginstall" or not (site / "pgserver.libs").is_dir():
+        raise UsageError(
+            f"{bindir}: PostgreSQL runs as 'nobody' when the stack is started by root, and "
+            f"{_untraversable(bindir)} is not traversable by other users"
+        )
+    _check_reachable(directory)
+    dist = directory / "postgresql" / "dist"
+    target = dist / "pgserver" / "pginstall"
+    if not (target / "bin" / "postgres").is_file():
+        shutil.rmtree(dist, ignore_errors=True)
+        for part in ("bin", "lib", "share"):
+            shutil.copytree(install / part, target / part, symlinks=True)
+        shutil.copytree(site / "pgserver.libs", dist / "pgserver.libs", symlinks=True)
+        for path in [dist, *dist.rglob("*")]:
+            if path.is_dir() and not path.is_symlink():
+                os.chmod(path, 0o755)  # noqa: S103 - nobody must reach the binaries
+        os.chmod(directory / "postgresql", 0o711)  # noqa: S103 - traverse only
+    return target / "bin"
+
+
 def _check_reachable(directory: Path) -> None:
     """As root the server runs as `nobody`, which must be able to traverse every parent of D."""
     for parent in [directory, *directory.parents]:

@@ -106,7 +106,7 @@ def _prepare(directory: Path, gate_pub_key: str | None) -> State:
             )
         state.gate_public_key, state.gate_private_key = _gate_key(directory, gate_pub_key)
     if not state.postgres_bin or not Path(state.postgres_bin, "postgres").is_file():
-        state.postgres_bin = str(_postgres.binaries())
+        state.postgres_bin = str(_postgres.runnable_binaries(directory, _postgres.binaries()))
     state.save()
     return state
 
