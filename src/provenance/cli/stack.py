@@ -57,6 +57,10 @@ def up(directory: Path | None, gate_pub_key: str | None, as_json: bool) -> None:
 
     Refuses (exit 2) a directory it did not create. `--json` prints the URIs, the client
     environments (`env` for the gate's account, `engineer_env`), PIDs and ports.
+
+    \b
+    Example:
+      provenance stack up --dir .provenance-stack --json > stack.json
     """
     from provenance.stack import document
     from provenance.stack import up as start
@@ -83,6 +87,10 @@ def status(directory: Path | None, as_json: bool) -> None:
     """Say whether each component is running, crashed or stopped.
 
     Exit 0 when every component runs, 1 when any is crashed or stopped.
+
+    \b
+    Example:
+      provenance stack status --json
     """
     from provenance.stack import RUNNING, document
     from provenance.stack import status as load
@@ -103,7 +111,12 @@ def status(directory: Path | None, as_json: bool) -> None:
 @stack.command()
 @dir_option
 def down(directory: Path | None) -> None:
-    """Stop exactly the processes the stack started; the data stays in DIR."""
+    """Stop exactly the processes the stack started; the data stays in DIR.
+
+    \b
+    Example:
+      provenance stack down --dir .provenance-stack
+    """
     from provenance.stack import down as stop
 
     result = stop(_dir(directory))
@@ -143,6 +156,10 @@ def check(
     Credentials come from the environment (MLFLOW_TRACKING_USERNAME/PASSWORD,
     AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY). A component without an address is skipped. Exit 4
     with one line per failing component (wrong credentials, bucket missing, unreachable).
+
+    \b
+    Example:
+      provenance stack check --bucket ml-data --backend-store-uri "$MLFLOW_BACKEND_STORE_URI"
     """
     from provenance.errors import UsageError
     from provenance.stack import Target, target_for

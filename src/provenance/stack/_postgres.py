@@ -55,7 +55,12 @@ def _run_as() -> tuple[int, int] | None:
     """(uid, gid) to run the server as when the caller is root; None otherwise."""
     if os.geteuid() != 0:
         return None
-    entry = pwd.getpwnam("nobody")
+    try:
+        entry = pwd.getpwnam("nobody")
+    except KeyError:
+        raise ComponentError(
+            NAME, "started by root, but there is no user 'nobody' to run the server as"
+        ) from None
     return entry.pw_uid, entry.pw_gid
 
 

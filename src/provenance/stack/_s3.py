@@ -105,10 +105,11 @@ def start(state: State, ports: dict[str, int], sec: dict[str, str]) -> Proc:
         f"-master.port={p['master']}",
         f"-master.port.grpc={p['master_grpc']}",
         "-master.telemetry=false",
-        "-master.volumeSizeLimitMB=256",
+        "-master.volumeSizeLimitMB=1024",
         f"-volume.port={p['volume']}",
         f"-volume.port.grpc={p['volume_grpc']}",
         "-volume.preStopSeconds=1",
+        "-volume.max=0",  # as many volumes as the free disk holds (multi-GiB models fit)
         "-filer",
         f"-filer.port={p['filer']}",
         f"-filer.port.grpc={p['filer_grpc']}",
