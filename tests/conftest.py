@@ -130,3 +130,7 @@ def snapshot(root: Path) -> dict[str, bytes]:
         for p in sorted(root.rglob("*"))
         if p.is_file() and "__pycache__" not in p.parts
     }
+
+
+# The local production-like stack (PostgreSQL + S3 + MLflow), started once per test session.
+from tests.stack_fixture import stack  # noqa: E402, F401

@@ -12,6 +12,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "provenance"
 RANK = {
     "cli": 0,
     "_demo": 1,
+    "stack": 1.5,  # starts servers for cli, demo and tests; never imports gate
     "gate": 2,
     "slsa": 3,
     "attest": 3.5,  # consumes verification results; slsa builds on it

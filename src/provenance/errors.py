@@ -93,3 +93,11 @@ class StepFailedError(ProvenanceError):
             returncode if 0 < returncode < 256 else 128 - returncode if returncode < 0 else 1
         )
         super().__init__(f"step '{step}': command exited with status {returncode}; no link written")
+
+
+class ComponentError(InfrastructureError):
+    """One named server (PostgreSQL, the S3 store, MLflow) is unreachable, refuses or failed."""
+
+    def __init__(self, component: str, message: str) -> None:
+        self.component = component
+        super().__init__(f"{component}: {message}")
