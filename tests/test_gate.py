@@ -76,10 +76,15 @@ def client(server: MlflowServer):
     return MlflowClient(tracking_uri=server.uri, registry_uri=server.uri)
 
 
-def register(cli, server: MlflowServer, model: str, path: str = "models", links=True) -> str:
+def register(
+    cli, server: MlflowServer, model: str, path: str = "models", links=True, evidence=True
+) -> str:
+    """Register PATH; with the pipeline's metrics as evidence (the layout's thresholds)."""
     args = ["register", model, path, "--tracking-uri", server.uri, "--json"]
     if links:
         args += ["--links", ".provenance/links"]
+    if evidence and Path("metrics/metrics.json").is_file():
+        args += ["--evidence", "metrics/metrics.json"]
     r = cli(*args)
     assert r.code == 0, r.err
     return json.loads(r.out)["version"]
