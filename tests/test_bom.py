@@ -187,3 +187,34 @@ def test_bom_to_stdout(signed: Path, cli) -> None:
     r = cli(*ARGS)
     assert r.code == 0
     assert json.loads(r.out)["metadata"]["component"]["type"] == "machine-learning-model"
+
+
+def test_without_thresholds_metrics_come_from_the_digest_checked_metrics_file(
+    signed: Path, cli
+) -> None:
+    text = Path("layouts/train.yaml").read_text()
+    Path("layouts/plain.yaml").write_text(text[: text.index("# Evaluation policy")])
+    assert (
+        cli("layout", "sign", "layouts/plain.yaml", "--key", "keys/owner", "-o", "root.layout").code
+        == 0
+    )
+    r = cli(*ARGS)
+    assert r.code == 0, r.err
+    card = json.loads(r.out)["metadata"]["component"]["modelCard"]
+    metrics = {m["type"]: m["value"] for m in card["quantitativeAnalysis"]["performanceMetrics"]}
+    recorded = json.loads(Path("metrics/metrics.json").read_text())
+    assert metrics == {k: json.dumps(v) for k, v in recorded.items()}
+
+
+def test_a_layout_without_a_model_gets_no_bom(signed: Path, cli) -> None:
+    text = Path("layouts/train.yaml").read_text()
+    Path("layouts/nomodel.yaml").write_text(text[: text.index("# The deliverable")])
+    assert (
+        cli(
+            "layout", "sign", "layouts/nomodel.yaml", "--key", "keys/owner", "-o", "root.layout"
+        ).code
+        == 0
+    )
+    r = cli(*ARGS, "-o", "bom.cdx.json")
+    assert r.code == 2 and "declares no model" in r.err
+    assert not Path("bom.cdx.json").exists()

@@ -307,3 +307,16 @@ def test_missing_metrics_file_fails_verify(signed: Path, cli, tmp_path: Path) ->
     shutil.move("metrics/metrics.json", tmp_path / "m.json")
     r = verify(cli)
     assert r.code == 1 and "FAIL [thresholds]" in r.out and "'metrics/metrics.json'" in r.out
+
+
+@pytest.mark.parametrize(
+    ("verified", "met", "level"),
+    [(True, True, True), (True, False, False), (False, True, False)],
+)
+def test_the_vsa_level_needs_a_verified_chain_with_thresholds(
+    verified: bool, met: bool, level: bool
+) -> None:
+    from provenance.gate._promote import _levels
+
+    levels = _levels(verified, True, None, thresholds_met=met)
+    assert ("ML_EVALUATION_THRESHOLDS_MET" in levels) is level
