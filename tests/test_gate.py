@@ -76,10 +76,15 @@ def client(server: MlflowServer):
     return MlflowClient(tracking_uri=server.uri, registry_uri=server.uri)
 
 
-def register(cli, server: MlflowServer, model: str, path: str = "models", links=True) -> str:
+def register(
+    cli, server: MlflowServer, model: str, path: str = "models", links=True, evidence=True
+) -> str:
+    """Register PATH; with the pipeline's metrics as evidence (the layout's thresholds)."""
     args = ["register", model, path, "--tracking-uri", server.uri, "--json"]
     if links:
         args += ["--links", ".provenance/links"]
+    if evidence and Path("metrics/metrics.json").is_file():
+        args += ["--evidence", "metrics/metrics.json"]
     r = cli(*args)
     assert r.code == 0, r.err
     return json.loads(r.out)["version"]
@@ -863,3 +868,84 @@ def test_links_gathered_from_the_tracking_server_by_pipeline_run_id(
     assert r.code == 0 and r.out.startswith("PASS"), r.out + r.err
     r = cli(*args, "--links", "mlflow:no-such-run", "--tracking-uri", server.uri)
     assert r.code == 3 and "no run carries" in r.err
+
+
+# --- Evaluation thresholds -----------------------------------------------------------------------
+
+
+def vsa_levels(doc: dict, gate_keys: Path) -> tuple[str, ...]:
+    """The verifiedLevels of the VSA in a `promote --json` document, opened with the gate key."""
+    from provenance.attest import VerificationSummary, read_statement
+    from provenance.signing import load_public_key
+
+    gate_pub = load_public_key(str(gate_keys / "gate.pub"))
+    signed = read_statement(json.dumps(doc["vsa"]).encode(), [gate_pub], VerificationSummary)
+    return signed.statement.predicate.verified_levels
+
+
+def test_thresholds_met_on_the_registered_evidence_reach_the_vsa(
+    evidence, cli, server, model, gate_keys
+) -> None:
+    version = register(cli, server, model)  # logs metrics/metrics.json as evidence
+    r = promote(cli, server, model, version, gate_keys, "--json")
+    assert r.code == 0, r.out + r.err
+    doc = json.loads(r.out)
+    checked = {t["metric"]: t for t in doc["verification"]["thresholds"]}
+    metrics = json.loads(Path("metrics/metrics.json").read_text())
+    assert checked["accuracy"]["actual"] == metrics["accuracy"] and checked["accuracy"]["met"]
+    assert "ML_EVALUATION_THRESHOLDS_MET" in vsa_levels(doc, gate_keys)
+    assert alias_version(server, model) == version
+
+
+def test_promote_without_the_metrics_evidence_fails_closed(
+    evidence, cli, server, model, gate_keys
+) -> None:
+    version = register(cli, server, model, evidence=False)
+    r = promote(cli, server, model, version, gate_keys)
+    assert r.code == 1
+    assert "metrics file 'metrics/metrics.json'" in r.out and "missing from the evidence" in r.out
+    assert alias_version(server, model) is None
+    assert decision(server, model, version, gate_keys).result == "FAILED"
+
+
+def test_promote_takes_the_evidence_from_a_local_directory(
+    evidence, cli, server, model, gate_keys, tmp_path
+) -> None:
+    version = register(cli, server, model, evidence=False)
+    local = tmp_path / "evidence"
+    (local / "metrics").mkdir(parents=True)
+    shutil.copy("metrics/metrics.json", local / "metrics" / "metrics.json")
+    r = promote(cli, server, model, version, gate_keys, "--evidence", str(local), "--json")
+    assert r.code == 0, r.out + r.err
+    assert "ML_EVALUATION_THRESHOLDS_MET" in vsa_levels(json.loads(r.out), gate_keys)
+    assert alias_version(server, model) == version
+
+
+def test_forged_metrics_registered_as_evidence_are_refused(
+    evidence, cli, server, model, gate_keys
+) -> None:
+    """Better numbers than evaluate recorded: the digest differs from the signed link's."""
+    recorded = hashlib.sha256(Path("metrics/metrics.json").read_bytes()).hexdigest()
+    Path("metrics/metrics.json").write_text('{"accuracy": 0.999, "test_examples": 359}\n')
+    version = register(cli, server, model)
+    r = promote(cli, server, model, version, gate_keys, "--json")
+    assert r.code == 1
+    failure = json.loads(r.out)["verification"]["failures"][0]
+    assert failure["phase"] == "thresholds" and failure["expected"] == recorded
+    assert (
+        "metrics file 'metrics/metrics.json' is not the one the chain recorded"
+        in (failure["message"])
+    )
+    assert alias_version(server, model) is None
+    assert decision(server, model, version, gate_keys).result == "FAILED"
+
+
+def test_register_refuses_evidence_outside_the_project(evidence, cli, server, model, tmp_path):
+    outside = tmp_path / "metrics.json"
+    outside.write_text("{}")
+    r = cli("register", model, "models", "--evidence", str(outside), "--tracking-uri", server.uri)
+    assert r.code == 2 and "must be inside the current directory" in r.err
+    from mlflow.exceptions import MlflowException
+
+    with pytest.raises(MlflowException):
+        client(server).get_registered_model(model)

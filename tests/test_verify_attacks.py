@@ -229,7 +229,7 @@ def test_weights_deleted_after_training(signed: Path, cli) -> None:
 
 
 def test_only_selected_artifacts_are_checked(signed: Path, cli) -> None:
-    Path("metrics/metrics.json").write_text("{}")  # tampered, but not selected
+    Path("data/processed/y_test.npy").write_bytes(b"x")  # tampered, but not selected
     r = verify(cli, "--artifact", "models/**")
     assert r.code == 0 and "2 artifact(s) match" in r.out
     assert verify(cli).code == 1

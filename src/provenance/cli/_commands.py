@@ -10,7 +10,18 @@ def register(root: click.Group) -> None:
 
     root.add_command(keys.keygen)
     root.add_command(record.run)
-    for name in ("verify", "layout", "slsa", "scan", "oms", "gate", "demo", "pipeline", "stack"):
+    for name in (
+        "verify",
+        "layout",
+        "slsa",
+        "scan",
+        "oms",
+        "bom",
+        "gate",
+        "demo",
+        "pipeline",
+        "stack",
+    ):
         try:
             module = __import__(f"provenance.cli.{name}", fromlist=["COMMANDS"])
         except ModuleNotFoundError as exc:

@@ -18,6 +18,13 @@ tracking_option = click.option(
 @click.argument("model")
 @click.argument("path")
 @click.option("--links", "links_dir", help="Also log these links with the version's run.")
+@click.option(
+    "--evidence",
+    multiple=True,
+    metavar="FILE",
+    help="Also log this product of another step (e.g. metrics/metrics.json, path relative to "
+    "the project root) for the layout's thresholds (repeatable).",
+)
 @click.option("--run-id", help="Log into this existing run instead of a new one.")
 @tracking_option
 @json_option
@@ -25,6 +32,7 @@ def register(
     model: str,
     path: str,
     links_dir: str | None,
+    evidence: tuple[str, ...],
     run_id: str | None,
     tracking_uri: str | None,
     as_json: bool,
@@ -33,11 +41,19 @@ def register(
 
     \b
     Example:
-      provenance register digits models --links .provenance/links
+      provenance register digits models --links .provenance/links \\
+          --evidence metrics/metrics.json
     """
     from provenance.gate.mlflow import register_files
 
-    reg = register_files(model, path, links_dir=links_dir, run_id=run_id, tracking_uri=tracking_uri)
+    reg = register_files(
+        model,
+        path,
+        links_dir=links_dir,
+        run_id=run_id,
+        tracking_uri=tracking_uri,
+        evidence=evidence,
+    )
     if as_json:
         emit_json(
             {"model": reg.name, "version": reg.version, "run_id": reg.run_id, "source": reg.source}
@@ -60,6 +76,13 @@ def register(
 )
 @click.option(
     "--links", "links_dir", help="Links directory [default: the version's run artifacts]."
+)
+@click.option(
+    "--evidence",
+    "evidence_dir",
+    metavar="DIR",
+    help="Metrics files for the layout's thresholds, by recorded path (e.g. DIR/metrics/"
+    "metrics.json) [default: the evidence logged with the version's run].",
 )
 @click.option("--provenance", "provenance_path", help="SLSA provenance to check as well.")
 @click.option("--source-uri", help="Expected source for the SLSA check.")
@@ -86,6 +109,7 @@ def promote(
     layout_keys: tuple[str, ...],
     gate_key: str,
     links_dir: str | None,
+    evidence_dir: str | None,
     provenance_path: str | None,
     source_uri: str | None,
     provenance_key: str | None,
@@ -98,7 +122,9 @@ def promote(
     """Verify MODEL VERSION end to end; only then sign the decision and set ALIAS.
 
     The registered files must be exactly the model the signed layout declares (`model:`), and
-    pass the model scan (no pickle-based or malformed files unless allowed). The decision is
+    pass the model scan (no pickle-based or malformed files unless allowed), and the metrics
+    the layout's thresholds name must meet them (read from --evidence or the evidence logged
+    by `register --evidence`; a missing file refuses). The decision is
     recorded as a signed record and a SLSA VSA (printed under "vsa" with --json).
     Passed or failed, the gate's signed decision for ALIAS is recorded on the version; on
     failure the alias is untouched and the exit status is 1 (4 if MLflow is unreachable).
@@ -136,6 +162,7 @@ def promote(
         slsa=slsa,
         scan_allow=scan_allow,
         tracking_uri=tracking_uri,
+        evidence_dir=evidence_dir,
     )
     if vsa_output and result.vsa is not None:
         from provenance._fs import canonical_json, write_atomic

@@ -126,9 +126,12 @@ def _scan(files_dir: str, allow: Sequence[str]) -> tuple[dict[str, Any], list[st
     return report.to_dict(), [f"scan: {f}" for f in report.failures()]
 
 
-def _levels(verified: bool, scanned: bool, slsa: SlsaCheck | None) -> list[str]:
+def _levels(
+    verified: bool, scanned: bool, slsa: SlsaCheck | None, thresholds_met: bool = False
+) -> list[str]:
     """What this decision establishes (docs/attestations.md#levels)."""
     from provenance.attest import ML_MODEL_SCANNED, ML_PROVENANCE_CHAIN_VERIFIED
+    from provenance.attest.vsa import ML_EVALUATION_THRESHOLDS_MET
 
     levels = []
     if slsa is not None:
@@ -139,7 +142,21 @@ def _levels(verified: bool, scanned: bool, slsa: SlsaCheck | None) -> list[str]:
         levels.append(ML_PROVENANCE_CHAIN_VERIFIED)
     if scanned:
         levels.append(ML_MODEL_SCANNED)
+    if verified and thresholds_met:
+        levels.append(ML_EVALUATION_THRESHOLDS_MET)
     return levels
+
+
+def _evidence_files(root: str) -> dict[str, str]:
+    """Recorded path -> local file for the evidence a run logged (regular files only)."""
+    out: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
+        for name in filenames:
+            local = os.path.join(dirpath, name)
+            if os.path.isfile(local) and not os.path.islink(local):
+                out[os.path.relpath(local, root).replace(os.sep, "/")] = local
+    return out
 
 
 def promote(
@@ -155,17 +172,24 @@ def promote(
     slsa: SlsaCheck | None = None,
     scan_allow: Sequence[str] = (),
     tracking_uri: str | None = None,
+    evidence_dir: str | None = None,
 ) -> PromotionResult:
     """Verify `model` `version` and, only if everything holds, point `alias` at it.
 
     The model files are also scanned (`provenance scan`'s policy; `scan_allow` names pickle
     files accepted anyway), and the decision is recorded as a signed record and a SLSA VSA.
 
+    Metrics files the layout's thresholds read come from `evidence_dir` (laid out by their
+    recorded paths), by default from the evidence the version's run logged (`register
+    --evidence`).
+
     `registry` defaults to the MLflow registry at `tracking_uri`. Raises InputError for bad
     inputs and InfrastructureError when the registry is unreachable; a verification failure is
     a result (promoted False) with a signed FAILED decision recorded for this alias.
     """
     version = str(version)
+    if evidence_dir is not None and not os.path.isdir(evidence_dir):
+        raise UsageError(f"--evidence {evidence_dir}: not a directory")
     if registry is None:
         from provenance.gate.mlflow import MlflowRegistry
 
@@ -181,10 +205,21 @@ def promote(
             if not info.run_id:
                 raise UsageError(f"version {version} has no run to take links from; pass --links")
             links_dir = registry.download_links(info.run_id, os.path.join(tmp, "links"))
+        evidence: str | dict[str, str] = evidence_dir or {}
+        if evidence_dir is None and info.run_id:
+            evidence = _evidence_files(
+                registry.download_evidence(info.run_id, os.path.join(tmp, "evidence"))
+            )
         # Inspections run where the downloaded version is; the layout's model must be exactly
         # these files.
         verification = verify(
-            layout, layout_keys, links_dir, files_dir, model_files=files.files, model_source=source
+            layout,
+            layout_keys,
+            links_dir,
+            files_dir,
+            model_files=files.files,
+            model_source=source,
+            evidence=evidence,
         )
         result.verification = verification
         if not verification.ok:
@@ -210,7 +245,12 @@ def promote(
             policy_sha256=str(verification.layout_sha256),
             inputs=inputs,
             passed=not result.failures,
-            levels=_levels(verification.ok, result.scan is not None and not result.failures, slsa),
+            levels=_levels(
+                verification.ok,
+                result.scan is not None and not result.failures,
+                slsa,
+                thresholds_met=bool(verification.thresholds),
+            ),
             signer=gate_signer,
         )
     )

@@ -1,7 +1,12 @@
 """Layouts: strict YAML, secure-by-default compilation to in-toto, lint and signing."""
 
-from provenance.layout._compile import compile_layout, functionary_names, model_declaration
-from provenance.layout._model import LayoutSpec, ModelDecl, Rule, StepDef
+from provenance.layout._compile import (
+    compile_layout,
+    functionary_names,
+    model_declaration,
+    threshold_declarations,
+)
+from provenance.layout._model import LayoutSpec, ModelDecl, Rule, StepDef, Threshold
 from provenance.layout._yaml import load_yaml
 from provenance.layout.lint import Finding, lint
 from provenance.layout.sign import SignedLayout, sign_layout
@@ -13,10 +18,12 @@ __all__ = [
     "Rule",
     "SignedLayout",
     "StepDef",
+    "Threshold",
     "compile_layout",
     "functionary_names",
     "lint",
     "load_yaml",
     "model_declaration",
     "sign_layout",
+    "threshold_declarations",
 ]

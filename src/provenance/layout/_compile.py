@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from provenance.layout._model import LayoutSpec, ModelDecl, Rule
+from provenance.errors import LayoutError
+from provenance.layout._model import LayoutSpec, ModelDecl, Rule, Threshold
 
 FUNCTIONARIES_MARKER = "ml-provenance functionaries: "
 # The model declaration rides in the signed readme too (in-toto has no field for it; upstream
 # in-toto-verify ignores the readme, so links verify there unchanged).
 MODEL_MARKER = "ml-provenance model: "
+THRESHOLDS_MARKER = "ml-provenance thresholds: "
 
 
 def close_rules(rules: tuple[Rule, ...]) -> list[list[str]]:
@@ -51,6 +53,12 @@ def compile_layout(spec: LayoutSpec) -> Any:
     )
     if spec.model is not None:
         layout.readme += "\n" + MODEL_MARKER + json.dumps(spec.model.to_dict(), sort_keys=True)
+    if spec.thresholds:
+        layout.readme += (
+            "\n"
+            + THRESHOLDS_MARKER
+            + json.dumps([t.to_dict() for t in spec.thresholds], sort_keys=True, allow_nan=False)
+        )
     for key in spec.functionaries.values():
         layout.keys[key.keyid] = key_dict(key)
     for s in spec.steps:
@@ -97,3 +105,40 @@ def model_declaration(readme: str, step_names: set[str]) -> ModelDecl | None:
     if not isinstance(step, str) or not isinstance(products, str) or step not in step_names:
         return None
     return ModelDecl(step, products)
+
+
+def threshold_declarations(readme: str, step_names: set[str]) -> tuple[Threshold, ...]:
+    """The signed layout's metric thresholds (empty when it declares none).
+
+    Unlike a missing model, a malformed declaration must not read as "no thresholds": that would
+    drop the owner's policy silently. It raises LayoutError, which verification reports as a
+    failure.
+    """
+    lines = [ln for ln in readme.splitlines() if ln.startswith(THRESHOLDS_MARKER)]
+    if not lines:
+        return ()
+    problem = "the signed layout's thresholds declaration is malformed"
+    if len(lines) > 1:
+        raise LayoutError(None, f"{problem}: it appears {len(lines)} times")
+    try:
+        data = json.loads(lines[0][len(THRESHOLDS_MARKER) :])
+    except (json.JSONDecodeError, RecursionError):
+        raise LayoutError(None, f"{problem}: not JSON") from None
+    if not isinstance(data, list):
+        raise LayoutError(None, f"{problem}: not a list")
+    out = []
+    for item in data:
+        keys = {"step", "file", "metric", "op", "value"}
+        if not isinstance(item, dict) or set(item) != keys:
+            raise LayoutError(None, f"{problem}: an entry lacks or adds fields")
+        if not all(isinstance(item[k], str) for k in ("step", "file", "metric", "op")):
+            raise LayoutError(None, f"{problem}: step, file, metric and op must be strings")
+        if item["step"] not in step_names:
+            raise LayoutError(None, f"{problem}: unknown step '{item['step']}'")
+        try:
+            out.append(
+                Threshold(item["step"], item["file"], item["metric"], item["op"], item["value"])
+            )
+        except ValueError as exc:
+            raise LayoutError(None, f"{problem}: {exc}") from None
+    return tuple(out)

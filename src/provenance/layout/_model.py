@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,6 +88,54 @@ class ModelDecl:
         return {"step": self.step, "products": self.products}
 
 
+THRESHOLD_OPERATORS = (">=", ">", "<=", "<", "==")
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """One metric a step's product must satisfy: `metric OP value` in the JSON file `file`.
+
+    `metric` is a dotted path into the JSON object (`eval.accuracy`); `value` a finite number.
+    """
+
+    step: str
+    file: str
+    metric: str
+    op: str
+    value: float | int
+    line: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.op not in THRESHOLD_OPERATORS:
+            raise ValueError(f"operator {self.op!r} is not one of {' '.join(THRESHOLD_OPERATORS)}")
+        if isinstance(self.value, bool) or not isinstance(self.value, (int, float)):
+            raise ValueError(f"threshold {self.value!r} is not a number")
+        if not math.isfinite(self.value):
+            raise ValueError(f"threshold {self.value!r} is not finite")
+
+    def holds(self, actual: float | int) -> bool:
+        """Whether `actual` meets this threshold."""
+        return {
+            ">=": actual >= self.value,
+            ">": actual > self.value,
+            "<=": actual <= self.value,
+            "<": actual < self.value,
+            "==": actual == self.value,
+        }[self.op]
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.value}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "file": self.file,
+            "metric": self.metric,
+            "op": self.op,
+            "value": self.value,
+        }
+
+
 @dataclass
 class LayoutSpec:
     path: str
@@ -97,3 +146,4 @@ class LayoutSpec:
     readme: str = ""
     lines: dict[str, int] = field(default_factory=dict)  # "expires", "functionaries.NAME"
     model: ModelDecl | None = None
+    thresholds: tuple[Threshold, ...] = ()

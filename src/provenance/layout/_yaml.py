@@ -10,6 +10,7 @@ quadratic), integer length before conversion, dates and offsets out of range.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import re
 from typing import Any
@@ -25,6 +26,7 @@ from provenance.layout._model import (
     ModelDecl,
     Rule,
     StepDef,
+    Threshold,
 )
 
 MAX_YAML_BYTES = 1 << 20
@@ -33,6 +35,10 @@ MAX_NODES = 20_000  # a 50-step layout has about 3000
 MAX_INT_DIGITS = 19
 _DURATION = re.compile(r"^(\d{1,6})\s*([dwy])$")
 _INT_TAG = "tag:yaml.org,2002:int"
+_REQUIREMENT = re.compile(r"^\s*(>=|<=|==|>|<)\s*([^\s]+)\s*$")
+_NUMBER = re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$")
+METRIC_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}(?:\.[A-Za-z0-9_-]{1,64}){0,15}$")
+"""A metric: object keys joined by dots (`eval.accuracy`), at most 16 levels."""
 
 
 class _Loader(yaml.SafeLoader):
@@ -182,7 +188,7 @@ def load_yaml(path: str) -> LayoutSpec:
     top = ctx.mapping(
         root,
         "the layout",
-        {"expires", "functionaries", "steps", "inspections", "readme", "model"},
+        {"expires", "functionaries", "steps", "inspections", "readme", "model", "thresholds"},
         {"expires", "functionaries", "steps"},
     )
     lines: dict[str, int] = {"expires": top["expires"][0].start_mark.line + 1}
@@ -199,7 +205,10 @@ def load_yaml(path: str) -> LayoutSpec:
     readme = ctx.string(top["readme"][1], "readme") if "readme" in top else ""
     _cross_check(ctx, steps, inspections, functionaries, top)
     model = _model(ctx, top["model"][1], steps) if "model" in top else None
-    return LayoutSpec(path, expires, functionaries, steps, inspections, readme, lines, model)
+    thresholds = _thresholds(ctx, top["thresholds"][1], steps) if "thresholds" in top else ()
+    return LayoutSpec(
+        path, expires, functionaries, steps, inspections, readme, lines, model, thresholds
+    )
 
 
 def _model(ctx: _Ctx, node: yaml.Node, steps: list[StepDef]) -> ModelDecl:
@@ -216,6 +225,67 @@ def _model(ctx: _Ctx, node: yaml.Node, steps: list[StepDef]) -> ModelDecl:
     except InputError as exc:
         raise ctx.fail(f["products"][1], f"model products: {exc}") from None
     return ModelDecl(step, products, node.start_mark.line + 1)
+
+
+def _thresholds(ctx: _Ctx, node: yaml.Node, steps: list[StepDef]) -> tuple[Threshold, ...]:
+    """`thresholds: [{step, file, require: {metric: ">= 0.9"}}]`: metrics a product must meet."""
+    from provenance.hashing import check_relative, has_glob
+
+    out: list[Threshold] = []
+    for item in ctx.sequence(node, "thresholds"):
+        f = ctx.mapping(
+            item, "a threshold", {"step", "file", "require"}, {"step", "file", "require"}
+        )
+        step = _name(ctx, f["step"][1], "threshold step")
+        if step not in {s.name for s in steps}:
+            raise ctx.fail(f["step"][1], f"threshold names unknown step '{step}'")
+        text = ctx.string(f["file"][1], "threshold file")
+        try:
+            file = check_relative(text, what="threshold file")
+        except InputError as exc:
+            raise ctx.fail(f["file"][1], str(exc)) from None
+        if has_glob(file):
+            raise ctx.fail(f["file"][1], f"threshold file '{file}' must name a file, not a pattern")
+        require = f["require"][1]
+        if not isinstance(require, yaml.MappingNode) or not require.value:
+            raise ctx.fail(require, 'require must map metrics to conditions like ">= 0.9"')
+        seen: set[str] = set()
+        for knode, vnode in require.value:
+            metric = ctx.string(knode, "a metric name")
+            if not METRIC_RE.match(metric):
+                raise ctx.fail(
+                    knode,
+                    f"metric '{metric[:80]}' must be keys of letters, digits, '_' or '-' joined "
+                    "by '.' (e.g. eval.accuracy)",
+                )
+            if metric in seen:
+                raise ctx.fail(knode, f"duplicate metric '{metric}' for {file}")
+            seen.add(metric)
+            op, value = _requirement(ctx, vnode, metric)
+            out.append(Threshold(step, file, metric, op, value, knode.start_mark.line + 1))
+    return tuple(out)
+
+
+def _requirement(ctx: _Ctx, node: yaml.Node, metric: str) -> tuple[str, float | int]:
+    """'>= 0.9' -> ('>=', 0.9); the number must be finite (no nan, inf, or 1e400)."""
+    what = f"the condition of metric '{metric}'"
+    value = ctx.scalar(node, what)
+    m = _REQUIREMENT.match(value) if isinstance(value, str) else None
+    if m is None or not _NUMBER.match(m.group(2)):
+        raise ctx.fail(
+            node,
+            f'{what} must be an operator (>=, >, <=, <, ==) and a number, like ">= 0.9" '
+            f"(quoted), got {_kind(value)}",
+        )
+    text = m.group(2)
+    if not any(c in text for c in ".eE"):
+        if len(text.lstrip("+-")) > MAX_INT_DIGITS:
+            raise ctx.fail(node, f"{what}: integer {text[:20]}... is too large")
+        return m.group(1), int(text)
+    number = float(text)
+    if not math.isfinite(number):
+        raise ctx.fail(node, f"{what}: {text[:40]} is out of range")
+    return m.group(1), number
 
 
 def _expires(ctx: _Ctx, node: yaml.Node) -> dt.datetime:

@@ -143,6 +143,7 @@ def lint(spec: LayoutSpec, *, now: dt.datetime | None = None) -> list[Finding]:
         _check_rules(insp.name, "materials", insp.materials, out, inspection=True)
         _check_rules(insp.name, "products", insp.products, out, inspection=True)
     _check_model(spec, out)
+    _check_thresholds(spec, out)
     return sorted(out, key=lambda f: (f.line or 0, f.code))
 
 
@@ -171,3 +172,25 @@ def _check_model(spec: LayoutSpec, out: list[Finding]) -> None:
                 model.line,
             )
         )
+
+
+def _check_thresholds(spec: LayoutSpec, out: list[Finding]) -> None:
+    """A threshold can only be checked on a file its step's verified link records as a product."""
+    steps = {s.name: s for s in spec.steps}
+    reported: set[tuple[str, str]] = set()
+    for t in spec.thresholds:
+        step = steps.get(t.step)
+        if step is None or (t.step, t.file) in reported:
+            continue
+        creators = [r for r in step.products if r.verb in ("create", "modify", "allow", "match")]
+        if not any(_covers(r.full_pattern, t.file) for r in creators):
+            reported.add((t.step, t.file))
+            out.append(
+                Finding(
+                    "error",
+                    "threshold-not-produced",
+                    f"threshold file '{t.file}' is not covered by any product rule of step "
+                    f"'{t.step}', so its metrics can never be verified",
+                    t.line,
+                )
+            )

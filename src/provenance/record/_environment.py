@@ -29,12 +29,19 @@ def git_state(base: str) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=1)
-def packages_digest() -> str:
-    """sha256 over the sorted `name==version` lines of the installed distributions."""
+def installed_packages() -> tuple[str, ...]:
+    """The sorted `name==version` lines of the installed distributions (the ML-BOM's packages)."""
     from importlib.metadata import distributions
 
-    lines = sorted({f"{(d.metadata['Name'] or '').lower()}=={d.version}" for d in distributions()})
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+    return tuple(
+        sorted({f"{(d.metadata['Name'] or '').lower()}=={d.version}" for d in distributions()})
+    )
+
+
+@lru_cache(maxsize=1)
+def packages_digest() -> str:
+    """sha256 over the sorted `name==version` lines of the installed distributions."""
+    return hashlib.sha256("\n".join(installed_packages()).encode()).hexdigest()
 
 
 def mlflow_run_id() -> str | None:
@@ -57,5 +64,6 @@ def capture(base: str, run_id: str) -> dict[str, Any]:
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "packages_sha256": packages_digest(),
+        "packages": list(installed_packages()),
         "mlflow_run_id": mlflow_run_id(),
     }

@@ -2,7 +2,8 @@
 
 Phases, in order (verification stops after the first phase that fails):
 layout-signature, layout-expiry, links (who signed, thresholds), paths and run-id, rules,
-inspections, then either files (the real files equal the recorded products) or model (the
+inspections, thresholds (the metrics the layout requires, from digest-checked products), then
+either files (the real files equal the recorded products) or model (the
 registered files equal the layout's declared model).
 """
 
@@ -23,6 +24,7 @@ from provenance.verification._files import (
 from provenance.verification._layout import check_expiry, load_signed_layout
 from provenance.verification._links import Chain, check_consistency, load_chain
 from provenance.verification._rules import check_rules
+from provenance.verification._thresholds import Evidence, check_thresholds
 from provenance.verification.result import Failure, StepReport, VerificationResult
 
 if TYPE_CHECKING:
@@ -61,16 +63,20 @@ def verify(
     check_files_on_disk: bool = True,
     model_files: Mapping[str, str] | None = None,
     model_source: str = "the registered version",
+    evidence: Evidence | None = None,
 ) -> VerificationResult:
     """Verify `layout` (signed by every key in `layout_keys`) against the links and the files.
 
     `layout_keys`: public keys or paths to them. The last phase compares the recorded products
     with the files in `base`; with `model_files` (path -> sha256, e.g. a registered model
     version) it instead compares those with exactly the model the layout declares, and runs the
-    layout's inspections in `base` (where those files are).
+    layout's inspections in `base` (where those files are). Metrics files the layout's
+    thresholds read are taken from `evidence` (a directory, or recorded path -> local file),
+    by default from `base`.
     Returns a VerificationResult; raises InputError subclasses for unreadable/invalid inputs.
     """
-    from provenance.layout import functionary_names, model_declaration
+    from provenance.errors import LayoutError
+    from provenance.layout import functionary_names, model_declaration, threshold_declarations
 
     for pattern in artifacts:
         check_relative(pattern.rstrip("/") or ".", what=f"--artifact '{pattern}'")
@@ -104,6 +110,23 @@ def verify(
         return result
     if lay.inspect and not phase("inspections", _inspections(lay, links, base)):
         return result
+    try:
+        thresholds = threshold_declarations(lay.readme or "", {s.name for s in lay.steps})
+    except LayoutError as exc:
+        phase("thresholds", [Failure("thresholds", f"{layout}: {exc}")])
+        return result
+    if thresholds:
+        source = base if evidence is None else evidence
+        where = (
+            f"the base directory {base}"
+            if evidence is None
+            else f"the evidence {evidence}"
+            if isinstance(evidence, str)
+            else "the evidence (log it with `provenance register --evidence FILE`)"
+        )
+        result.thresholds, failures = check_thresholds(thresholds, links, source, where)
+        if not phase("thresholds", failures):
+            return result
     if model_files is not None:
         if result.model is None:
             phase(

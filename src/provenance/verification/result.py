@@ -65,6 +65,8 @@ class VerificationResult:
     layout_obj: Any = field(default=None, repr=False)  # in_toto.models.layout.Layout
     links: dict[str, VerifiedLink] = field(default_factory=dict, repr=False)
     model: ModelDecl | None = None
+    # The layout's thresholds as checked: step, file, metric, op, value, actual, met.
+    thresholds: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def layout_sha256(self) -> str | None:
@@ -97,6 +99,7 @@ class VerificationResult:
             "run_id": self.run_id,
             "layout_sha256": self.layout_sha256,
             "model": self.model.to_dict() if self.model else None,
+            "thresholds": self.thresholds,
             "links": {s: {"file": v.file, "sha256": v.sha256} for s, v in self.links.items()},
             "phases": self.phases_run,
             "artifacts_checked": self.artifacts_checked,

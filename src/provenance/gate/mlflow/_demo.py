@@ -20,7 +20,13 @@ def mlflow_stage(workdir: Path, report: Any, say: Callable[[str], None], _: Any)
     owner, gate = [load_public_key("keys/owner.pub")], load_signer("keys/gate")
     gate_pub = load_public_key("keys/gate.pub")
 
-    honest = register_files(MODEL, "models", links_dir=".provenance/links", tracking_uri=uri)
+    honest = register_files(
+        MODEL,
+        "models",
+        links_dir=".provenance/links",
+        evidence=["metrics/metrics.json"],
+        tracking_uri=uri,
+    )
     result = promote(
         MODEL,
         honest.version,
@@ -39,6 +45,14 @@ def mlflow_stage(workdir: Path, report: Any, say: Callable[[str], None], _: Any)
     )
     if not result.promoted:
         raise VerificationError(result.verdict)
+    checked = result.verification.thresholds if result.verification else []
+    if checked:
+        report.add(
+            "thresholds",
+            "MET",
+            ", ".join(f"{t['metric']} {t['actual']} {t['op']} {t['value']}" for t in checked)
+            + " (metrics/metrics.json as evaluate recorded it)",
+        )
     scan = result.scan or {}
     report.add("model scan", "PASSED" if scan.get("ok") else "FAILED", str(scan.get("verdict")))
     vsa = result.vsa or {}
@@ -57,7 +71,11 @@ def mlflow_stage(workdir: Path, report: Any, say: Callable[[str], None], _: Any)
     data[-1] ^= 0x01
     weights.write_bytes(bytes(data))
     forged = register_files(
-        MODEL, str(tampered_dir), links_dir=".provenance/links", tracking_uri=uri
+        MODEL,
+        str(tampered_dir),
+        links_dir=".provenance/links",
+        evidence=["metrics/metrics.json"],
+        tracking_uri=uri,
     )
     attack = promote(
         MODEL,

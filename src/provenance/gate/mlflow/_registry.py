@@ -58,6 +58,15 @@ class MlflowRegistry:
         with _client.mlflow_errors(f"downloading links of run {run_id}"):
             return str(self.client.download_artifacts(run_id, LINKS_ARTIFACT_DIR, dest))
 
+    def download_evidence(self, run_id: str, dest: str) -> str:
+        from provenance.gate.mlflow._register import EVIDENCE_ARTIFACT_DIR
+
+        with _client.mlflow_errors(f"downloading evidence of run {run_id}"):
+            if not self.client.list_artifacts(run_id, EVIDENCE_ARTIFACT_DIR):
+                os.makedirs(dest, exist_ok=True)
+                return dest
+            return str(self.client.download_artifacts(run_id, EVIDENCE_ARTIFACT_DIR, dest))
+
     def set_tag(self, name: str, version: str, key: str, value: str) -> None:
         with _client.mlflow_errors(f"recording '{key}' on '{name}' version {version}"):
             self.client.set_model_version_tag(name, version, key, value)
