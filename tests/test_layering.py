@@ -12,6 +12,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "provenance"
 RANK = {
     "cli": 0,
     "_demo": 1,
+    "report": 1.5,  # renders verification results; may use gate, attest, links
     "gate": 2,
     "slsa": 3,
     "attest": 3.5,  # consumes verification results; slsa builds on it

@@ -10,7 +10,18 @@ def register(root: click.Group) -> None:
 
     root.add_command(keys.keygen)
     root.add_command(record.run)
-    for name in ("verify", "layout", "slsa", "scan", "oms", "gate", "demo"):
+    for name in (
+        "verify",
+        "layout",
+        "slsa",
+        "scan",
+        "oms",
+        "gate",
+        "demo",
+        "inspect",
+        "trace",
+        "report",
+    ):
         try:
             module = __import__(f"provenance.cli.{name}", fromlist=["COMMANDS"])
         except ModuleNotFoundError as exc:

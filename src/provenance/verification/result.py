@@ -37,12 +37,18 @@ class Failure:
 
 @dataclass
 class StepReport:
-    """What was found for one step: its accepted links and how many artifacts they record."""
+    """What was found for one step: its accepted links and how many artifacts they record.
+
+    `ignored` names every link file of the step that was not used and why (a key not allowed
+    or unknown, e.g. rotated out; a changed link; another step's name inside), so a verdict
+    never says "found 0" without saying what was found instead.
+    """
 
     name: str
     links: list[dict[str, str]] = field(default_factory=list)  # file, keyid, functionary
     materials: int = 0
     products: int = 0
+    ignored: list[dict[str, str]] = field(default_factory=list)  # file, reason
 
 
 @dataclass
@@ -65,6 +71,7 @@ class VerificationResult:
     layout_obj: Any = field(default=None, repr=False)  # in_toto.models.layout.Layout
     links: dict[str, VerifiedLink] = field(default_factory=dict, repr=False)
     model: ModelDecl | None = None
+    ignored: list[dict[str, str]] = field(default_factory=list)  # files no step reads: file, reason
 
     @property
     def layout_sha256(self) -> str | None:
@@ -101,6 +108,7 @@ class VerificationResult:
             "phases": self.phases_run,
             "artifacts_checked": self.artifacts_checked,
             "steps": [asdict(s) for s in self.steps],
+            "ignored": list(self.ignored),
             "failures": [
                 {k: v for k, v in asdict(f).items() if v not in (None, ())} for f in self.failures
             ],
