@@ -7,13 +7,16 @@ from layouts, links and file names is escaped for both contexts: inside Mermaid 
 
 from __future__ import annotations
 
-from html import escape
-
 from provenance.report._chain import INPUTS, OUTPUTS, ChainView, Row, Signer
 
 FIRST_ITEMS = 3
 _CELL = str.maketrans(
     {
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+        '"': "&quot;",
+        "'": "&#x27;",
         "|": "&#124;",
         "`": "&#96;",
         "*": "&#42;",
@@ -31,7 +34,7 @@ _CELL = str.maketrans(
 
 def cell(text: object) -> str:
     """Safe inside a GFM table cell: no HTML, no column breaks, no Markdown markup."""
-    return escape(str(text), quote=True).translate(_CELL)
+    return str(text).translate(_CELL)  # one pass: entities are never escaped twice
 
 
 def label(text: object) -> str:
