@@ -39,8 +39,9 @@ CHROMIUM := /usr/bin/chromium
 browser:
 	@test -x $(CHROMIUM) || { \
 	  echo "installing chromium (headless browser for tests/test_report_browser.py)"; \
-	  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	  log=$$(mktemp); export DEBIAN_FRONTEND=noninteractive; \
+	  { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; } \
+	    >$$log 2>&1 || { cat $$log; rm -f $$log; exit 1; }; rm -f $$log; }
 
 unit: $(STAMP) browser
 	$(BIN)/python -m pytest -q

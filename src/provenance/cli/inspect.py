@@ -23,11 +23,16 @@ def _fmt(value: Any) -> str:
 
 def render(desc: Any) -> None:
     say(f"{desc.source}: {desc.kind}")
-    if desc.signature == "VALID":
+    bundle = desc.kind.startswith("Sigstore bundle")
+    if desc.signature == "VALID" and bundle:
+        say("  signature: VALID (against the pinned Sigstore root; identity not policy-checked)")
+    elif desc.signature == "VALID":
         by = ", ".join(k[:16] for k in desc.verified_by)
-        say(f"  signature: VALID (verified: {by})")
+        say(f"  signature: VALID (verified with key {by})")
     elif desc.signature == "INVALID":
-        say("  signature: INVALID (not by any key given)")
+        say("  signature: INVALID" + (" (see note)" if bundle else " (by none of the keys given)"))
+    elif bundle:
+        say("  signature: NOT CHECKED")
     else:
         say("  signature: NOT CHECKED (give the signer's public key with --key)")
     if desc.signers:
