@@ -96,7 +96,12 @@ def verified_records(
 
     result = verify(layout, layout_keys, links_dir, base, check_files_on_disk=False)
     if not result.ok:
-        raise VerificationError(f"the chain does not verify, no lineage shown: {result.verdict}")
+        why = (
+            f"[{result.failures[0].phase}] {result.failures[0].summary()}"
+            if result.failures
+            else result.verdict
+        )
+        raise VerificationError(f"the chain does not verify, no lineage shown: {why}")
     return [
         LinkRecord(
             step,
