@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,7 @@ def test_link_layout_and_provenance_of_a_real_run(signed: Path, cli) -> None:
     assert "materials: 5 (data/processed/X_test.npy" in out
     assert "products: 2 (models/config.json, models/model.safetensors)" in out
     assert "pipeline_run_id=" in out and "python=" in out
+    assert re.search(r"when: 20\d\d-\d\d-\d\dT[\d:]+Z -> 20\d\d-", out), out
 
     valid = cli("inspect", link("train"), "--key", "keys/trainer.pub", "--json")
     assert valid.code == 0

@@ -103,10 +103,8 @@ def _describe_link(doc: dict[str, Any], d: Description) -> None:
             if k in env
         },
     }
-    started = (doc.get("byproducts") or {}) if isinstance(doc.get("byproducts"), dict) else {}
-    for key in ("started_at", "finished_at", "recorded_at"):
-        if key in started:
-            d.fields[key] = started[key]
+    if "started_on" in env or "finished_on" in env:
+        d.fields["when"] = f"{env.get('started_on', '?')} -> {env.get('finished_on', '?')}"
 
 
 def _describe_layout(doc: dict[str, Any], d: Description) -> None:
