@@ -35,12 +35,14 @@ typecheck: $(STAMP)
 # The HTML report is tested in a real headless browser: Chromium from the system packages
 # (CI runs as root; nothing happens when it is already installed).
 CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 browser:
 	@test -x $(CHROMIUM) || { \
 	  echo "installing chromium (headless browser for tests/test_report_browser.py)"; \
-	  log=$$(mktemp); export DEBIAN_FRONTEND=noninteractive; \
-	  { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; } \
+	  log=$$(mktemp); \
+	  { $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } \
 	    >$$log 2>&1 || { cat $$log; rm -f $$log; exit 1; }; rm -f $$log; }
 
 unit: $(STAMP) browser
