@@ -135,8 +135,13 @@ def _rules(result: VerificationResult, layout: Any) -> list[Row]:
     return rows
 
 
-def _flows(steps: list[StepView]) -> list[Flow]:
-    """Match each material to the latest earlier step that produced the same path and digest."""
+def _flows(steps: list[StepView], model: Any = None) -> list[Flow]:
+    """Match each material to the latest earlier step that produced the same path and digest.
+
+    Final products: what no later step consumed, and always the model the layout declares.
+    """
+    from fnmatch import fnmatchcase
+
     grouped: dict[tuple[str, str], list[tuple[str, str]]] = {}
     consumed: set[tuple[str, str]] = set()
     for i, step in enumerate(steps):
@@ -149,7 +154,12 @@ def _flows(steps: list[StepView]) -> list[Flow]:
                     break
             grouped.setdefault((source, step.name), []).append((path, sha))
     for step in steps:
-        final = [(p, s) for p, s in sorted(step.products.items()) if (step.name, p) not in consumed]
+        final = [
+            (p, s)
+            for p, s in sorted(step.products.items())
+            if (step.name, p) not in consumed
+            or (model is not None and model.step == step.name and fnmatchcase(p, model.products))
+        ]
         if final:
             grouped[(step.name, OUTPUTS)] = final
     return [Flow(src, dst, tuple(arts)) for (src, dst), arts in grouped.items()]
@@ -187,7 +197,7 @@ def build_view(result: VerificationResult, attestations: list[Row] | None = None
         ok=result.ok,
         run_id=result.run_id,
         steps=steps,
-        flows=_flows(steps),
+        flows=_flows(steps, result.model),
         phases=_phases(result, layout),
         rules=_rules(result, layout),
         failures=[f"[{f.phase}] {f.summary()}" for f in result.failures],

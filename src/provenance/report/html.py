@@ -37,7 +37,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bott
 overflow-wrap:anywhere}
 table{border-collapse:collapse;width:100%;margin:6px 0}
 th,td{border:1px solid #d0d7de;padding:5px 8px;text-align:left;vertical-align:top}
-th{background:#f6f8fa}
+th{background:#f6f8fa}table.steps td:nth-child(4){max-width:260px}
 .PASS,.VALID{color:#116329;font-weight:600}.FAIL,.INVALID{color:#a40e26;font-weight:600}
 .s-other{color:#59636e;font-weight:600}
 svg{max-width:100%;height:auto;border:1px solid #d0d7de;border-radius:6px;background:#fbfcfd}
@@ -154,10 +154,11 @@ def diagram(view: ChainView) -> str:
     return "\n".join(parts)
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
+def _table(headers: list[str], rows: list[list[str]], cls: str = "") -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    attr = f' class="{cls}"' if cls else ""
+    return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _artifact_list(items: dict[str, str]) -> str:
@@ -226,6 +227,7 @@ def render_html(view: ChainView) -> str:
         _table(
             ["step", "signed by", "allowed signers", "command", "materials", "products"],
             _step_rows(view.steps),
+            "steps",
         ),
         "<h2>Artifacts</h2>",
         _table(["artifact", "sha256", "from", "to"], _flow_rows(view.flows))
