@@ -150,3 +150,22 @@ def test_unknown_or_malformed_file_exits_3(
 def test_missing_file_exits_3(tmp_path: Path, cli) -> None:
     r = cli("inspect", tmp_path / "nope.link")
     assert r.code == 3 and "not found" in r.err
+
+
+def test_bundle_with_a_log_entry_not_checkable_offline_is_not_checked(cli) -> None:
+    r = cli("inspect", GH / "sigstore-js-2.1.0_with_2_bundles.jsonl", "--json")
+    assert r.code == 0, r.err
+    docs = json.loads(r.out)["documents"]
+    assert len(docs) == 2 and all(d["signature"] == "NOT CHECKED" for d in docs)
+    assert "intoto/0.0.2 cannot be verified offline" in docs[0]["note"]
+    assert docs[1]["source"].endswith("(line 2)")
+
+
+def test_bundle_not_from_the_pinned_root_is_invalid(cli) -> None:
+    staging = (
+        REPO / "tests" / "vectors" / "sigstore-python" / "a.dsse.staging-rekor-v2.txt.sigstore.json"
+    )
+    r = cli("inspect", staging)
+    assert r.code == 1
+    assert "signature: INVALID (see note)" in r.out
+    assert "note: against the pinned Sigstore root:" in r.out and "unverified" in r.out

@@ -238,6 +238,18 @@ def _bundle_root_check(bundle_doc: dict[str, Any], d: Description) -> None:
     except ImportError:
         d.note = "certificate chain not checked (install ml-provenance[sigstore])"
         return
+    from provenance.slsa._formats import OFFLINE_ENTRIES
+
+    vm = _obj(bundle_doc, "verificationMaterial")
+    for entry in _arr(vm, "tlogEntries"):
+        kv = _obj(entry, "kindVersion") if isinstance(entry, dict) else {}
+        kind = (kv.get("kind"), kv.get("version"))
+        if kind not in OFFLINE_ENTRIES:
+            d.note = (
+                f"certificate chain not checked: transparency-log entry type {kind[0]}/{kind[1]} "
+                "cannot be verified offline (`gh attestation verify` accepts it)"
+            )
+            return
     try:
         bundle = Bundle.from_json(json.dumps(bundle_doc))
         verifier = Verifier(trusted_root=load_trusted_root(default_trusted_root()))
