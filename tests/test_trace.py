@@ -33,6 +33,10 @@ def test_unverified_lineage_of_the_model(signed: Path, cli) -> None:
     assert "data/raw/digits.csv.gz" in r.out and "(raw input)" in r.out
     assert "file on disk: matches the recorded digest" in r.out
     assert "raw inputs: 3" in r.out
+    assert "links read (unverified, signatures not checked): 3" in r.out
+    for step in ("prepare", "train", "evaluate"):
+        (link,) = Path(".provenance/links").glob(f"{step}.*.link")
+        assert f"  {link.name}  step {step}, key {link.name.split('.')[1]}" in r.out
     doc = json.loads(cli("trace", "models/model.safetensors", "--json").out)
     assert doc["verified"] is False
     (root,) = doc["produced_by"]

@@ -47,6 +47,10 @@ def render(lineage: Any) -> None:
     say(f"raw inputs: {len(lineage.raw_inputs)}")
     for path, sha in lineage.raw_inputs:
         say(f"  {path}  sha256:{sha}")
+    state = "verified" if lineage.verified else "unverified, signatures not checked"
+    say(f"links read ({state}): {len(lineage.links)}")
+    for lk in lineage.links:
+        say(f"  {lk['file']}  step {lk['step']}, key {lk['keyid'][:16]}")
     for mv in lineage.models:
         say(
             f"model version: {mv['model']} v{mv['version']} @{mv['alias']} "

@@ -64,6 +64,7 @@ class Lineage:
     raw_inputs: list[tuple[str, str]]
     on_disk: str = ""  # "matches" | "DIFFERS" | ""
     models: list[dict[str, Any]] = field(default_factory=list)
+    links: list[dict[str, str]] = field(default_factory=list)  # every link read: file, keyid, step
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +75,7 @@ class Lineage:
             "produced_by": [r.to_dict() for r in self.roots],
             "raw_inputs": [{"path": p, "sha256": s} for p, s in self.raw_inputs],
             "model_versions": self.models,
+            "links": self.links,
         }
 
 
@@ -179,7 +181,8 @@ def trace(target: str, records: list[LinkRecord], *, verified: bool, source: str
         return n
 
     roots = [node(r, p, s, frozenset({(r.step, p)})) for r, p, s in producers]
-    return Lineage(target, verified, source, roots, sorted(raw))
+    links = [{"file": r.file, "keyid": r.keyid, "step": r.step} for r in records]
+    return Lineage(target, verified, source, roots, sorted(raw), links=links)
 
 
 def on_disk(lineage: Lineage, base: str) -> None:
