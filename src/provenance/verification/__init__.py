@@ -22,7 +22,7 @@ from provenance.verification._files import (
     model_manifest,
 )
 from provenance.verification._layout import check_expiry, load_signed_layout
-from provenance.verification._links import Chain, check_consistency, load_chain
+from provenance.verification._links import Chain, check_consistency, load_chain, stray_links
 from provenance.verification._rules import check_rules
 from provenance.verification._thresholds import Evidence, check_thresholds
 from provenance.verification.result import Failure, StepReport, VerificationResult
@@ -98,6 +98,7 @@ def verify(
     names = functionary_names(lay.readme or "")
     chain, failures = load_chain(lay, links_dir, names)
     result.steps = chain.reports
+    result.ignored = stray_links(lay, links_dir)
     if not phase("links", failures):
         return result
     run_id, failures = check_consistency(chain)

@@ -6,11 +6,20 @@ parsed, the payload is validated field by field, and every artifact path must st
 
 from __future__ import annotations
 
+import os
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from provenance.hashing import unsafe_paths
-from provenance.links import Rejected, VerifiedLink, read_envelope, read_link, step_links
+from provenance.links import (
+    FILE_RE,
+    Rejected,
+    VerifiedLink,
+    read_envelope,
+    read_link,
+    step_links,
+)
 from provenance.signing import dsse
 from provenance.verification.result import Failure, StepReport
 
@@ -36,7 +45,30 @@ def _why_rejected(
     if others:
         return f"signed by {_label(others[0], names)}, which is not allowed to sign this step"
     claimed_ids = ", ".join(k[:8] for k in env.keyids) or "(no signature)"
-    return f"signed by unknown key {claimed_ids}, which is not allowed to sign this step"
+    return (
+        f"signed by unknown key {claimed_ids}, which is not allowed to sign this step "
+        "(the key is not in the layout: a foreign key, or an old key rotated out)"
+    )
+
+
+def stray_links(layout: Any, links_dir: str) -> list[dict[str, str]]:
+    """Files in `links_dir` that no step of the layout reads, and why (for explanations)."""
+    steps = {s.name for s in layout.steps}
+    try:
+        names = sorted(os.listdir(links_dir))
+    except OSError:
+        return []
+    out: list[dict[str, str]] = []
+    for name in names:
+        m = FILE_RE.match(name)
+        if m and m["step"] not in steps:
+            reason = f"names step '{m['step']}', which the layout does not have"
+        elif not m and name.endswith(".link"):
+            reason = "not named <step>.<keyid[:8]>.link, so no step reads it"
+        else:
+            continue
+        out.append({"file": name, "reason": reason})
+    return out
 
 
 @dataclass
@@ -58,22 +90,34 @@ def load_chain(layout: Any, links_dir: str, names: dict[str, str]) -> tuple[Chai
         allowed_text = ", ".join(_label(k, names) for k in sorted(allowed)) or "none"
         accepted: dict[str, VerifiedLink] = {}
         rejected: list[str] = []
+        ignored: list[dict[str, str]] = []
         for path in step_links(links_dir, step.name):
             raw, env = read_envelope(path)
             got = read_link(path, allowed, data=raw)
             if isinstance(got, Rejected):
-                rejected.append(f"{got.file}: {_why_rejected(env, allowed, all_keys, names)}")
+                why = _why_rejected(env, allowed, all_keys, names)
+                rejected.append(f"{got.file}: {why}")
+                ignored.append({"file": got.file, "reason": why})
                 continue
             if got.link.name != step.name:
                 rejected.append(f"{got.file} records step '{got.link.name}', not '{step.name}'")
+                ignored.append(
+                    {"file": got.file, "reason": f"records step '{got.link.name}' inside"}
+                )
                 continue
             accepted.setdefault(got.keyid, got)
         report = StepReport(
             step.name,
             [
-                {"file": lk.file, "keyid": lk.keyid, "functionary": names.get(lk.keyid, "")}
+                {
+                    "file": lk.file,
+                    "keyid": lk.keyid,
+                    "functionary": names.get(lk.keyid, ""),
+                    "run_id": lk.run_id or "",
+                }
                 for lk in accepted.values()
             ],
+            ignored=ignored,
         )
         if accepted:
             first = next(iter(accepted.values())).link
@@ -146,12 +190,22 @@ def check_consistency(chain: Chain) -> tuple[str | None, list[Failure]]:
             Failure("run-id", "link(s) without a pipeline run id: " + ", ".join(run_ids["<none>"]))
         )
     if len(run_ids) > 1:
+        # The run most links belong to is the current one; the others are named as stale.
+        current = Counter({rid: len(v) for rid, v in run_ids.items()}).most_common(1)[0][0]
+        stale = [
+            f"{entry}: from pipeline run {rid[:16]}, not {current[:16]} like the other links "
+            "(a stale link from a previous run?)"
+            for rid, entries in run_ids.items()
+            if rid != current
+            for entry in entries
+        ]
         failures.append(
             Failure(
                 "run-id",
                 f"links come from {len(run_ids)} different pipeline runs",
-                details=tuple(
-                    f"run {rid[:16]}: {', '.join(steps)}" for rid, steps in run_ids.items()
+                details=(
+                    *(f"run {rid[:16]}: {', '.join(steps)}" for rid, steps in run_ids.items()),
+                    *stale,
                 ),
             )
         )

@@ -37,12 +37,18 @@ class Failure:
 
 @dataclass
 class StepReport:
-    """What was found for one step: its accepted links and how many artifacts they record."""
+    """What was found for one step: its accepted links and how many artifacts they record.
+
+    `ignored` names every link file of the step that was not used and why (a key not allowed
+    or unknown, e.g. rotated out; a changed link; another step's name inside), so a verdict
+    never says "found 0" without saying what was found instead.
+    """
 
     name: str
     links: list[dict[str, str]] = field(default_factory=list)  # file, keyid, functionary
     materials: int = 0
     products: int = 0
+    ignored: list[dict[str, str]] = field(default_factory=list)  # file, reason
 
 
 @dataclass
@@ -67,6 +73,7 @@ class VerificationResult:
     model: ModelDecl | None = None
     # The layout's thresholds as checked: step, file, metric, op, value, actual, met.
     thresholds: list[dict[str, Any]] = field(default_factory=list)
+    ignored: list[dict[str, str]] = field(default_factory=list)  # files no step reads: file, reason
 
     @property
     def layout_sha256(self) -> str | None:
@@ -104,6 +111,7 @@ class VerificationResult:
             "phases": self.phases_run,
             "artifacts_checked": self.artifacts_checked,
             "steps": [asdict(s) for s in self.steps],
+            "ignored": list(self.ignored),
             "failures": [
                 {k: v for k, v in asdict(f).items() if v not in (None, ())} for f in self.failures
             ],
