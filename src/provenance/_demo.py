@@ -141,11 +141,40 @@ def _later_stages() -> list[Stage]:
     from provenance.slsa._demo import slsa_stage
 
     stages: list[Stage] = [slsa_stage]
+    if importlib.util.find_spec("cyclonedx") is None:
+        stages.append(_skipped("ML-BOM", "bom"))
+    else:
+        stages.append(_bom_stage)
     if importlib.util.find_spec("mlflow") is None:
         stages.append(_skipped("mlflow promote", "mlflow"))
     else:
         stages.append(mlflow_stage)
     return stages
+
+
+def _bom_stage(
+    workdir: Path, report: Any, say: Callable[[str], None], result: VerificationResult
+) -> None:
+    """The CycloneDX ML-BOM of what verified (bom.cdx.json in the workspace)."""
+    import json
+
+    from provenance._fs import write_atomic
+    from provenance.attest.bom import build_bom
+
+    doc = build_bom(result)
+    write_atomic("bom.cdx.json", json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n")
+    components = doc.get("components", [])
+    kinds: dict[str, int] = {}
+    for c in components:
+        kinds[c.get("type", "?")] = kinds.get(c.get("type", "?"), 0) + 1
+    libraries = sum(len(f.get("components", [])) for f in doc.get("formulation", []))
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+    say(f"ML-BOM: CycloneDX {doc.get('specVersion')} -> bom.cdx.json ({summary})")
+    report.add(
+        "ML-BOM",
+        "written",
+        f"CycloneDX {doc.get('specVersion')}, {summary}, {libraries} packages -> bom.cdx.json",
+    )
 
 
 def _skipped(stage: str, extra: str) -> Stage:

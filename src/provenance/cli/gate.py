@@ -74,6 +74,7 @@ def register(
     envvar="PROVENANCE_GATE_KEY",
     help="Gate private key or signer URI [env: PROVENANCE_GATE_KEY].",
 )
+@click.option("--pub-key", help="Public key of a signer-URI gate key (e.g. a KMS key).")
 @click.option(
     "--links", "links_dir", help="Links directory [default: the version's run artifacts]."
 )
@@ -108,6 +109,7 @@ def promote(
     layout: str,
     layout_keys: tuple[str, ...],
     gate_key: str,
+    pub_key: str | None,
     links_dir: str | None,
     evidence_dir: str | None,
     provenance_path: str | None,
@@ -157,7 +159,7 @@ def promote(
         alias,
         layout=layout,
         layout_keys=[load_public_key(k) for k in layout_keys],
-        gate_signer=load_signer(gate_key),
+        gate_signer=load_signer(gate_key, pub_key),
         links_dir=_config.links_dir(links_dir) if links_dir else None,
         slsa=slsa,
         scan_allow=scan_allow,
@@ -181,10 +183,17 @@ def promote(
     envvar="PROVENANCE_GATE_KEY",
     help="Gate private key or signer URI [env: PROVENANCE_GATE_KEY].",
 )
+@click.option("--pub-key", help="Public key of a signer-URI gate key (e.g. a KMS key).")
 @tracking_option
 @json_option
 def revoke(
-    model: str, version: str, reason: str, gate_key: str, tracking_uri: str | None, as_json: bool
+    model: str,
+    version: str,
+    reason: str,
+    gate_key: str,
+    pub_key: str | None,
+    tracking_uri: str | None,
+    as_json: bool,
 ) -> None:
     """Revoke MODEL VERSION: it can hold no protected alias any more and `fetch` refuses it.
 
@@ -199,7 +208,11 @@ def revoke(
     from provenance.signing import load_signer
 
     record = run_revoke(
-        model, version, gate_signer=load_signer(gate_key), reason=reason, tracking_uri=tracking_uri
+        model,
+        version,
+        gate_signer=load_signer(gate_key, pub_key),
+        reason=reason,
+        tracking_uri=tracking_uri,
     )
     if as_json:
         emit_json(record.to_dict())
