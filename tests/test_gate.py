@@ -949,3 +949,30 @@ def test_register_refuses_evidence_outside_the_project(evidence, cli, server, mo
 
     with pytest.raises(MlflowException):
         client(server).get_registered_model(model)
+
+
+def test_plugin_fails_closed_on_bad_configuration_and_caps_the_rehash(
+    evidence, cli, model, gate_keys, tmp_path
+) -> None:
+    """An empty protected-alias list keeps the defaults (and the log says so); a version larger
+    than the re-hash cap is refused with a reason, not copied or hashed, and the alias stays."""
+    srv = MlflowServer(
+        tmp_path / "mlflow-capped",
+        "provenance-sqlite",
+        {
+            "PROVENANCE_GATE_PUBLIC_KEY": str(gate_keys / "gate.pub"),
+            "PROVENANCE_PROTECTED_ALIASES": "",
+            "PROVENANCE_REHASH_MAX_BYTES": "64",
+        },
+    ).start()
+    try:
+        log = (srv.root / "server.log").read_text()
+        assert "PROVENANCE_PROTECTED_ALIASES='' is empty or malformed" in log
+        assert "protecting aliases champion, production" in log
+        version = register(cli, srv, model)
+        r = promote(cli, srv, model, version, gate_keys)
+        assert r.code == 1 and "over the re-hash cap of 64" in (r.out + r.err), r.out + r.err
+        assert alias_version(srv, model) is None
+        assert "ml-provenance gate refused" in (srv.root / "server.log").read_text()
+    finally:
+        srv.stop()
