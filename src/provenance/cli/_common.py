@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
+from typing import Any, Protocol
 
 import click
 
@@ -45,15 +45,33 @@ def guard_output(output: str, inputs: list[str | None], keys: list[str | None]) 
     check_output(output, [i for i in (*inputs, *key_files) if i], key_dirs=key_dirs)
 
 
-def report(doc: dict[str, Any], verdict: str, failures: list[str], as_json: bool, ok: bool) -> None:
-    """Print a result (JSON document, or verdict then the other failures); exit 1 unless ok."""
+class Outcome(Protocol):
+    """What every checking command reports: verification, SLSA verification, promotion."""
+
+    @property
+    def ok(self) -> bool: ...
+
+    @property
+    def verdict(self) -> str: ...
+
+    def lines(self) -> list[str]: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+def report(result: Outcome, as_json: bool) -> None:
+    """Print one JSON document, or the verdict line and the details; exit 1 unless ok.
+
+    Every text line goes through `printable`: names from disk, links or registries may hold
+    newlines or escapes that would otherwise forge lines of output.
+    """
     if as_json:
-        emit_json(doc)
+        emit_json(result.to_dict())
     else:
         from provenance.hashing import printable
 
-        say(printable(verdict))  # one line each, whatever names the failures quote
-        for failure in failures[1:]:
-            say(f"- {printable(failure)}")
-    if not ok:
+        say(printable(result.verdict))
+        for line in result.lines():
+            say(printable(line))
+    if not result.ok:
         raise click.exceptions.Exit(1)

@@ -7,7 +7,7 @@ import os
 import click
 
 from provenance import _config
-from provenance.cli._common import emit_json, guard_output, json_option, say
+from provenance.cli._common import emit_json, guard_output, json_option, report, say
 
 
 @click.command()
@@ -43,7 +43,6 @@ def bom(
       provenance bom --layout root.layout --layout-key keys/owner.pub -o bom.cdx.json
     """
     from provenance.attest.bom import build_bom
-    from provenance.cli.verify import render
     from provenance.signing import load_public_key
     from provenance.verification import verify
 
@@ -56,11 +55,7 @@ def bom(
     keys = [load_public_key(k) for k in layout_keys]
     result = verify(layout, keys, links, base)
     if not result.ok:
-        if as_json:
-            emit_json(result.to_dict())
-        else:
-            render(result)
-        raise click.exceptions.Exit(1)
+        report(result, as_json)  # the verdict and why; exits 1
     doc = build_bom(result)
     if output is None:
         emit_json(doc)

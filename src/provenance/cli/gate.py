@@ -170,7 +170,7 @@ def promote(
         from provenance._fs import canonical_json, write_atomic
 
         write_atomic(vsa_output, canonical_json(result.vsa) + b"\n")
-    report(result.to_dict(), result.verdict, result.failures, as_json, result.promoted)
+    report(result, as_json)
 
 
 @click.command()

@@ -235,7 +235,7 @@ def verify_cmd(
                 }
             )
         raise
-    report(result.to_dict(), result.verdict, [str(f) for f in result.failures], as_json, result.ok)
+    report(result, as_json)
 
 
 def _verify(

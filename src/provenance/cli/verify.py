@@ -5,34 +5,9 @@ from __future__ import annotations
 import click
 
 from provenance import _config
-from provenance.cli._common import emit_json, json_option, say
-from provenance.hashing import printable
+from provenance.cli._common import json_option, report
 from provenance.signing import load_public_key
-from provenance.verification import VerificationResult
 from provenance.verification import verify as run_verify
-
-
-def render(result: VerificationResult) -> None:
-    """Verdict first, always; then each failure with what it is about."""
-    # Every value is printed on one line: names from disk or links can hold control characters.
-    say(printable(result.verdict))
-    for failure in result.failures:
-        say(f"- [{failure.phase}] {printable(failure.message)}")
-        for label in ("step", "rule", "artifact", "expected", "actual"):
-            value = getattr(failure, label)
-            if value:
-                say(f"    {label}: {printable(value)}")
-        for detail in failure.details:
-            say(f"    * {printable(detail)}")
-    ignored: list[tuple[str | None, dict[str, str]]] = [
-        (s.name, i) for s in result.steps for i in s.ignored
-    ]
-    ignored += [(None, i) for i in result.ignored]
-    if ignored:
-        say(f"ignored link file(s): {len(ignored)}")
-        for step, item in ignored:
-            where = f" (step '{step}')" if step else ""
-            say(f"  - {printable(item['file'])}{where}: {printable(item['reason'])}")
 
 
 @click.command()
@@ -96,12 +71,7 @@ def verify(
             result = run_verify(layout, keys, gathered, base, artifacts=artifacts)
     else:
         result = run_verify(layout, keys, _config.links_dir(links_dir), base, artifacts=artifacts)
-    if as_json:
-        emit_json(result.to_dict())
-    else:
-        render(result)
-    if not result.ok:
-        raise click.exceptions.Exit(1)
+    report(result, as_json)
 
 
 COMMANDS = [verify]

@@ -32,7 +32,7 @@ from provenance.gate._tree import hash_tree
 from provenance.gate._vsa import sign_vsa
 from provenance.gate.registry import Registry
 from provenance.hashing import Manifest
-from provenance.verification import VerificationResult, verify
+from provenance.verification import Failure, VerificationResult, verify
 
 if TYPE_CHECKING:
     from securesystemslib.signer import Key, Signer
@@ -59,7 +59,7 @@ class PromotionResult:
     promoted: bool = False
     verification: VerificationResult | None = None
     slsa: list[str] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
     artifacts_sha256: str | None = None
     files: dict[str, str] = field(default_factory=dict)
     decision: Decision | None = None
@@ -79,8 +79,12 @@ class PromotionResult:
                 f"({len(self.files)} files, artifacts sha256 {self.artifacts_sha256})"
             )
         return f"REFUSED: {self.model} version {self.version} not promoted to @{self.alias}: " + (
-            self.failures[0] if self.failures else "verification failed"
+            self.failures[0].summary() if self.failures else "verification failed"
         )
+
+    def lines(self) -> list[str]:
+        """What the verdict line leaves out: every further failure."""
+        return [f"- {f.summary()}" for f in self.failures[1:]]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -89,7 +93,7 @@ class PromotionResult:
             "alias": self.alias,
             "promoted": self.promoted,
             "verdict": self.verdict,
-            "failures": self.failures,
+            "failures": [f.summary() for f in self.failures],
             "artifacts_sha256": self.artifacts_sha256,
             "files": self.files,
             "slsa": self.slsa,
@@ -223,13 +227,13 @@ def promote(
         )
         result.verification = verification
         if not verification.ok:
-            result.failures = [f.summary() for f in verification.failures]
+            result.failures = list(verification.failures)
         else:
             result.scan, scan_failures = _scan(files_dir, scan_allow)
-            result.failures = scan_failures
+            result.failures = [Failure("scan", f) for f in scan_failures]
             if slsa is not None:
                 result.slsa = _slsa(files_dir, files, slsa)
-                result.failures += result.slsa
+                result.failures += [Failure("slsa", f) for f in result.slsa]
     result.artifacts_sha256 = files.digest()
     inputs = [(f"{v.file}", v.sha256) for v in verification.links.values()]
     if slsa is not None:
@@ -265,7 +269,7 @@ def promote(
             str(verification.layout_sha256),
             now(),
             verification.run_id,
-            tuple(f[:300] for f in result.failures[:5]),
+            tuple(f.summary()[:300] for f in result.failures[:5]),
             files.files,
             vsa.sha256 if vsa and vsa.fits_a_tag else None,
         )

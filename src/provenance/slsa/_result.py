@@ -59,6 +59,10 @@ class SlsaResult:
         """Kept for callers of the earlier result type: the same as `ok`."""
         return self.ok
 
+    def lines(self) -> list[str]:
+        """What the verdict line leaves out: every further failure."""
+        return [f"- {f}" for f in self.failures[1:]]
+
     @property
     def verdict(self) -> str:
         if self.ok:

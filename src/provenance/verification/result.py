@@ -97,6 +97,27 @@ class VerificationResult:
         more = f" (+{len(self.failures) - 1} more)" if len(self.failures) > 1 else ""
         return f"FAIL [{first.phase}]: {first.message}{more}"
 
+    def lines(self) -> list[str]:
+        """Every failure with what it is about, then the link files that were ignored."""
+        out: list[str] = []
+        for failure in self.failures:
+            out.append(f"- [{failure.phase}] {failure.message}")
+            for label in ("step", "rule", "artifact", "expected", "actual"):
+                value = getattr(failure, label)
+                if value:
+                    out.append(f"    {label}: {value}")
+            out += [f"    * {detail}" for detail in failure.details]
+        ignored: list[tuple[str | None, dict[str, str]]] = [
+            (s.name, i) for s in self.steps for i in s.ignored
+        ]
+        ignored += [(None, i) for i in self.ignored]
+        if ignored:
+            out.append(f"ignored link file(s): {len(ignored)}")
+            for step, item in ignored:
+                where = f" (step '{step}')" if step else ""
+                out.append(f"  - {item['file']}{where}: {item['reason']}")
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "verified": self.ok,

@@ -94,7 +94,7 @@ def mlflow_stage(workdir: Path, report: Any, say: Callable[[str], None], _: Any)
         f"hash mismatch for {first.artifact}: expected {str(first.expected)[:12]}…, "
         f"actual {str(first.actual)[:12]}…"
         if first and first.expected
-        else (attack.failures[0] if attack.failures else "")
+        else (attack.failures[0].summary() if attack.failures else "")
     )
     report.add(
         "tampered version",
