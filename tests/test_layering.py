@@ -27,6 +27,7 @@ RANK = {
     "_progress": 9,
     "_config": 9,
     "_fs": 9,
+    "_github": 9,
     "_example": 9,
     "errors": 10,
     "_version": 10,

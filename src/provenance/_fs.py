@@ -351,3 +351,15 @@ def check_output_dir(dest: str, option: str = "DEST", *, replace: bool = False) 
         except OSError as exc:
             raise OutputError(dest, f"cannot use {option}: {exc.strerror}") from None
     _check_writable(dest, os.path.dirname(os.path.abspath(dest)), option)
+
+
+def relative_inside(path: str, base: str) -> str | None:
+    """`path` as a POSIX path relative to `base` when it lies inside it (else None).
+
+    Used for the one thing both recording and checking must leave out of a walk: the links
+    directory (and the signing key) when they sit inside the project.
+    """
+    rel = os.path.relpath(os.path.abspath(path), os.path.abspath(base))
+    if rel == ".." or rel.startswith(".." + os.sep) or os.path.isabs(rel):
+        return None
+    return rel.replace(os.sep, "/")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provenance import _config
-from provenance._fs import NAME_RE, check_writable_dir, utc_now
+from provenance._fs import NAME_RE, check_writable_dir, relative_inside, utc_now
 from provenance._progress import hashing_progress
 from provenance.errors import UsageError
 from provenance.hashing import ArtifactSet, Excludes, compile_patterns, hash_artifacts
@@ -106,15 +106,6 @@ def _hash(
         return hash_artifacts(base, patterns, excludes, progress=advance, on_total=on_total)
 
 
-def _rel_inside(path: str, base: str) -> str | None:
-    rel = os.path.relpath(os.path.abspath(path), base)
-    return (
-        None
-        if rel == ".." or rel.startswith("../") or os.path.isabs(rel)
-        else rel.replace(os.sep, "/")
-    )
-
-
 def prepare(spec: StepSpec) -> Recording:
     base = os.path.abspath(spec.base_dir or _config.setting("base_dir") or ".")
     key = spec.key or _config.setting("key", root=base)
@@ -129,7 +120,7 @@ def prepare(spec: StepSpec) -> Recording:
     check_writable_dir(links_dir, "links directory", links_setting)
     excludes = list(Excludes.DEFAULT) + list(spec.excludes)
     for own in (links_dir, key):
-        rel = _rel_inside(own, base) if os.path.exists(own) or own == links_dir else None
+        rel = relative_inside(own, base) if os.path.exists(own) or own == links_dir else None
         if rel and rel != ".":
             excludes.append(rel + ("/" if own == links_dir else ""))
     rec = Recording(spec, base, links_dir, signer, tuple(excludes))

@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass
 
 from provenance._fs import write_atomic
+from provenance._github import context as github_context
 from provenance.errors import InputError
 from provenance.links import claimed_run_id, list_links
 
@@ -40,13 +41,9 @@ def from_environment() -> RunId | None:
     explicit = os.environ.get("PROVENANCE_RUN_ID", "").strip()
     if explicit:
         return RunId(explicit, "PROVENANCE_RUN_ID")
-    if os.environ.get("GITHUB_ACTIONS") == "true" and os.environ.get("GITHUB_RUN_ID"):
-        value = "gha:{}/{}/{}".format(
-            os.environ.get("GITHUB_REPOSITORY", ""),
-            os.environ["GITHUB_RUN_ID"],
-            os.environ.get("GITHUB_RUN_ATTEMPT", "1"),
-        )
-        return RunId(value, "GITHUB_RUN_ID")
+    gh = github_context()
+    if gh is not None:
+        return RunId(gh.pipeline_run_id, "GITHUB_RUN_ID")
     parent = _mlflow_parent_run()
     if parent:
         return RunId(f"mlflow:{parent}", "MLflow parent run")

@@ -14,6 +14,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from provenance._github import context as github_context
 from provenance.errors import UsageError
 from provenance.hashing import hash_artifacts
 from provenance.links import LinkData
@@ -26,22 +27,6 @@ STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
 BUILD_TYPE = "https://github.com/ml-provenance/ml-provenance/blob/main/docs/slsa.md#buildtype-v1"
 DEFAULT_BUILDER = "https://github.com/ml-provenance/ml-provenance/builders/local@v1"
-
-
-def _github() -> dict[str, str] | None:
-    if os.environ.get("GITHUB_ACTIONS") != "true":
-        return None
-    server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
-    repo = os.environ.get("GITHUB_REPOSITORY", "")
-    return {
-        "repository": f"{server}/{repo}",
-        "ref": os.environ.get("GITHUB_REF", ""),
-        "sha": os.environ.get("GITHUB_SHA", ""),
-        "workflow_ref": os.environ.get("GITHUB_WORKFLOW_REF", ""),
-        "builder": f"{server}/{os.environ.get('GITHUB_WORKFLOW_REF', repo)}",
-        "invocation": f"{server}/{repo}/actions/runs/{os.environ.get('GITHUB_RUN_ID', '')}"
-        f"/attempts/{os.environ.get('GITHUB_RUN_ATTEMPT', '1')}",
-    }
 
 
 def _parameters(value: Any) -> Any:
@@ -82,15 +67,15 @@ def build_statement(
         raise UsageError(f"--subject {' '.join(subjects)} matched no file in {base}")
     verified = list(verification.links.values())
     links = [v.link for v in verified]
-    gh = _github()
+    gh = github_context()
     envs = [lk.environment for lk in links]
     commit = next((e.get("git_commit") for e in envs if e.get("git_commit")), None)
-    repository = repository or (gh["repository"] if gh else None)
-    ref = ref or (gh["ref"] if gh else None)
+    repository = repository or (gh.repository_uri if gh else None)
+    ref = ref or (gh.ref if gh else None)
     external: dict[str, Any] = {
         "repository": repository,
         "ref": ref,
-        "workflow": gh["workflow_ref"] if gh else None,
+        "workflow": gh.workflow_ref if gh else None,
         "steps": {lk.name: _parameters(lk.environment.get("parameters")) for lk in links},
     }
     external["layout"] = {
@@ -105,7 +90,7 @@ def build_statement(
     times = sorted(t for e in envs for t in (e.get("started_on"), e.get("finished_on")) if t)
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     metadata: dict[str, Any] = {
-        "invocationId": gh["invocation"] if gh else (run_ids[0] if run_ids else now),
+        "invocationId": gh.invocation_id if gh else (run_ids[0] if run_ids else now),
         "startedOn": times[0] if times else now,
         "finishedOn": times[-1] if times else now,
     }
@@ -129,7 +114,7 @@ def build_statement(
                 "resolvedDependencies": deps,
             },
             "runDetails": {
-                "builder": {"id": builder_id or (gh["builder"] if gh else DEFAULT_BUILDER)},
+                "builder": {"id": builder_id or (gh.builder_id if gh else DEFAULT_BUILDER)},
                 "metadata": metadata,
                 "byproducts": [
                     {

@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from provenance._fs import relative_inside
 from provenance.errors import ArtifactError, UsageError
 from provenance.hashing import Change, Manifest, compile_patterns, hash_paths, walk_all
 from provenance.layout import ModelDecl
@@ -115,8 +116,8 @@ def check_files(
             for p in links[s.name].patterns("products")
         ]
     claimed = [p for p, _ in claims]
-    rel_links = os.path.relpath(os.path.abspath(links_dir), os.path.abspath(base))
-    prune = () if rel_links.startswith("..") else (rel_links.replace(os.sep, "/"),)
+    rel_links = relative_inside(links_dir, base)
+    prune = (rel_links,) if rel_links and rel_links != "." else ()
     try:
         on_disk, refused = _under(base, claimed, prune)
         skip = dict(refused)
