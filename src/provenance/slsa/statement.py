@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from provenance.errors import UsageError
 from provenance.hashing import hash_artifacts
 from provenance.links import LinkData
+from provenance.record import base_models_of
 from provenance.signing import dsse
 
 if TYPE_CHECKING:
@@ -98,6 +99,11 @@ def build_statement(
         "digest": {"sha256": verification.layout_sha256},
     }
     deps = _external_inputs(links)
+    for v in verified:  # base models verified against their OMS signature at record time
+        for model in base_models_of(v.link, v.file):
+            dep = model.as_resolved_dependency()
+            if dep not in deps:
+                deps.append(dep)
     if commit:
         uri = f"git+{repository}@{ref}" if repository else "git+local"
         deps.insert(0, {"uri": uri, "digest": {"gitCommit": commit}})
