@@ -142,8 +142,7 @@ class VerifiedBaseModel:
 
 def _in_root(path: str, base: str, step: str) -> tuple[str, str]:
     """(path to open, POSIX path relative to the root) for a declared base-model directory."""
-    full = path if os.path.isabs(path) else os.path.join(base, path)
-    rel = os.path.relpath(os.path.abspath(full), base).replace(os.sep, "/")
+    rel = os.path.relpath(os.path.abspath(os.path.join(base, path)), base).replace(os.sep, "/")
     if rel == "." or rel == ".." or rel.startswith("../") or os.path.isabs(rel):
         raise UsageError(
             f"step '{step}': base model {path} must be a directory inside the project root "
@@ -151,13 +150,16 @@ def _in_root(path: str, base: str, step: str) -> tuple[str, str]:
         )
     if has_glob(rel):
         raise UsageError(f"step '{step}': base model {path}: directory names may not hold * ? [")
-    return _shown(full), rel
+    return _at_root(path, base), rel
 
 
-def _shown(path: str) -> str:
-    """A path as messages show it: relative to the working directory when that is shorter."""
-    rel = os.path.relpath(path)
-    return rel if len(rel) < len(path) else path
+def _at_root(path: str, base: str) -> str:
+    """A declared path resolved against the project root, shown as short as messages can."""
+    if os.path.isabs(path):
+        return path
+    full = os.path.join(base, path)
+    rel = os.path.relpath(full)
+    return rel if len(rel) < len(full) else full
 
 
 def verify_base_models(
@@ -180,12 +182,7 @@ def verify_base_models(
         if rel in seen:
             raise UsageError(f"step '{step}': base model {model.path} is declared twice")
         seen.add(rel)
-        signature = (
-            model.signature
-            if os.path.isabs(model.signature)
-            else _shown(os.path.join(base, model.signature))
-        )
-        key = model.key if os.path.isabs(model.key) else _shown(os.path.join(base, model.key))
+        signature, key = _at_root(model.signature, base), _at_root(model.key, base)
         try:
             verified = oms.verify(where, signature, key)
         except VerificationError as exc:
