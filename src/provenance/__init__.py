@@ -18,10 +18,11 @@ from provenance.errors import (
 
 if TYPE_CHECKING:
     from provenance.attest import build_vsa, check_scan_attestation, check_vsa, read_statement
-    from provenance.record import StepSpec, run_step, step
+    from provenance.record import BaseModel, StepSpec, run_step, step
     from provenance.verification import VerificationResult, verify
 
 __all__ = [
+    "BaseModel",
     "InfrastructureError",
     "InputError",
     "ProvenanceError",
@@ -43,6 +44,7 @@ _LAZY = {
     "step": "provenance.record",
     "run_step": "provenance.record",
     "StepSpec": "provenance.record",
+    "BaseModel": "provenance.record",
     "verify": "provenance.verification",
     "VerificationResult": "provenance.verification",
     "build_vsa": "provenance.attest",

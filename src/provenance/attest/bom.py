@@ -5,8 +5,9 @@ layout's model declaration), never from re-reading the layout or links: the mode
 `machine-learning-model` component (one `file` component per model file, with sha256), its
 model card (training parameters from the model step's link, the datasets it was trained on,
 metrics), datasets as `data` components (materials no step produced), source files, the git
-commit (pedigree), each step's Python packages (`library` components with `pkg:pypi` purls in
-the formula) and the steps as a `formulation` workflow with their inputs and outputs.
+commit and the base models it was fine-tuned from (pedigree), each step's Python packages
+(`library` components with `pkg:pypi` purls in the formula) and the steps as a `formulation`
+workflow with their inputs and outputs.
 
 Metrics are the values the thresholds phase checked; besides those, a product named
 `*metrics*.json` is read from the verified base directory only when its sha256 equals the
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from provenance._version import __version__
 from provenance.errors import UsageError, VerificationError
+from provenance.record import BaseModelRecord, base_models_of
 
 if TYPE_CHECKING:
     from provenance.links import LinkData
@@ -151,10 +153,11 @@ def build_bom(result: VerificationResult) -> dict[str, Any]:
     model_files = model_manifest(result.model, links).files
     model_refs = {_ref(root + name, sha) for name, sha in model_files.items()}
 
-    components: list[dict[str, Any]] = []
+    base_models = _BaseModels(order, result, artifacts, model_step)
+    components: list[dict[str, Any]] = list(base_models.others)
     for path, sha in artifacts.seen:
         ref = _ref(path, sha)
-        if ref in model_refs:
+        if ref in model_refs or (path, sha) in base_models.files:
             continue
         step = artifacts.producer.get((path, sha))
         code = step is None and _is_code(path)
@@ -175,7 +178,9 @@ def build_bom(result: VerificationResult) -> dict[str, Any]:
     trained_on = [
         _ref(path, d["sha256"])
         for path, d in sorted(model_link.materials.items())
-        if not _is_code(path) and (path, d["sha256"]) in artifacts.seen
+        if not _is_code(path)
+        and (path, d["sha256"]) in artifacts.seen
+        and (path, d["sha256"]) not in base_models.files
     ]
     commits = sorted(
         {
@@ -217,8 +222,13 @@ def build_bom(result: VerificationResult) -> dict[str, Any]:
         ],
         "modelCard": card,
     }
+    pedigree: dict[str, Any] = {}
+    if base_models.ancestors:
+        pedigree["ancestors"] = base_models.ancestors
     if commits:
-        model["pedigree"] = {"commits": [{"uid": c} for c in commits]}
+        pedigree["commits"] = [{"uid": c} for c in commits]
+    if pedigree:
+        model["pedigree"] = pedigree
 
     libraries: dict[str, dict[str, Any]] = {}
     tasks = []
@@ -254,7 +264,7 @@ def build_bom(result: VerificationResult) -> dict[str, Any]:
             ],
         },
         "components": components,
-        "dependencies": [{"ref": "model", "dependsOn": trained_on}],
+        "dependencies": [{"ref": "model", "dependsOn": base_models.refs() + trained_on}],
         "formulation": [
             {
                 "bom-ref": "formula",
@@ -265,6 +275,89 @@ def build_bom(result: VerificationResult) -> dict[str, Any]:
     }
     validate(doc)
     return doc
+
+
+class _BaseModels:
+    """Base models the verified links record (OMS-verified at record time) as ML components.
+
+    Those the model step or a step upstream of it consumed are the model's pedigree ancestors
+    (it was fine-tuned from them); others (say, a judge model used by an evaluation) are plain
+    `machine-learning-model` components. Each holds its files, as the consuming link recorded
+    them, so the generic data components leave them out.
+    """
+
+    def __init__(
+        self, order: list[str], result: VerificationResult, artifacts: _Artifacts, model_step: str
+    ) -> None:
+        self.files: set[tuple[str, str]] = set()
+        self.ancestors: list[dict[str, Any]] = []
+        self.others: list[dict[str, Any]] = []
+        upstream = _upstream(model_step, order, result, artifacts)
+        built: dict[str, dict[str, Any]] = {}
+        for step in order:
+            verified = result.links[step]
+            for record in base_models_of(verified.link, verified.file):
+                ref = f"base-model:{record.prefix}@sha256:{record.manifest_sha256}"
+                comp = built.get(ref)
+                if comp is None:
+                    comp = built[ref] = self._component(ref, record, verified.link)
+                    (self.ancestors if step in upstream else self.others).append(comp)
+                elif step in upstream and comp in self.others:
+                    self.others.remove(comp)
+                    self.ancestors.append(comp)
+                comp["properties"].append(_prop("consumed-by", step))
+
+    def refs(self) -> list[str]:
+        """The ancestors' bom-refs: the model depends on what it was fine-tuned from."""
+        return [str(a["bom-ref"]) for a in self.ancestors]
+
+    def _component(self, ref: str, record: BaseModelRecord, link: LinkData) -> dict[str, Any]:
+        files = []
+        for path, digests in sorted(link.materials.items()):
+            key = (path, digests["sha256"])
+            if path.startswith(record.prefix) and key not in self.files:
+                self.files.add(key)
+                files.append(
+                    {
+                        "type": "file",
+                        "bom-ref": _ref(*key),
+                        "name": path.removeprefix(record.prefix),
+                        "hashes": _hashes(key[1]),
+                    }
+                )
+        comp: dict[str, Any] = {
+            "type": "machine-learning-model",
+            "bom-ref": ref,
+            "name": record.path,
+            "description": "base model, verified against its OpenSSF Model Signing signature "
+            "when the consuming step was recorded; the hash is the OMS manifest digest",
+            "hashes": _hashes(record.manifest_sha256),
+            "properties": [
+                _prop("oms-signature", record.signature),
+                _prop("oms-signature-sha256", record.signature_sha256),
+                _prop("oms-public-key-sha256", record.public_key_sha256),
+                _prop("oms-files", str(record.files)),
+                _prop("model-signing-version", record.model_signing),
+            ],
+        }
+        if files:
+            comp["components"] = files
+        return comp
+
+
+def _upstream(
+    model_step: str, order: list[str], result: VerificationResult, artifacts: _Artifacts
+) -> set[str]:
+    """The model step and every step whose recorded products it (transitively) consumed."""
+    seen, todo = {model_step}, [model_step]
+    while todo:
+        link = result.links[todo.pop()].link
+        for path, digests in link.materials.items():
+            producer = artifacts.producer.get((path, digests["sha256"]))
+            if producer is not None and producer not in seen and producer in order:
+                seen.add(producer)
+                todo.append(producer)
+    return seen
 
 
 def _task(

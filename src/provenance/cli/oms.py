@@ -33,7 +33,7 @@ def sign_cmd(model_dir: str, key: str, output: str, as_json: bool) -> None:
     Example:
       provenance oms sign models/ --key keys/modelsigner -o model.sig
     """
-    from provenance.attest import oms as lib
+    from provenance.signing import oms as lib
 
     lib.sign(model_dir, key, output)
     if as_json:
@@ -56,8 +56,8 @@ def verify_cmd(model_dir: str, signature: str, key: str, as_json: bool) -> None:
     Example:
       provenance oms verify models/ --signature model.sig --key keys/modelsigner.pub
     """
-    from provenance.attest import oms as lib
     from provenance.errors import VerificationError
+    from provenance.signing import oms as lib
 
     try:
         verified = lib.verify(model_dir, signature, key)

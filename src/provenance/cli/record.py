@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from provenance.cli._common import emit_json, json_option, quiet_option, say
-from provenance.record import StepSpec, run_step
+from provenance.record import BaseModel, StepSpec, run_step
 
 
 @click.command(context_settings={"ignore_unknown_options": False})
@@ -35,6 +35,15 @@ from provenance.record import StepSpec, run_step
 @click.option(
     "--exclude", "excludes", multiple=True, metavar="PATTERN", help="Extra exclude (repeatable)."
 )
+@click.option(
+    "--base-model",
+    "base_models",
+    multiple=True,
+    nargs=3,
+    metavar="DIR SIGNATURE PUBKEY",
+    help="A model the step fine-tunes, its OMS signature and the signer's public key "
+    "(repeatable). Verified before COMMAND runs; DIR becomes a material.",
+)
 @quiet_option
 @json_option
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
@@ -47,6 +56,7 @@ def run(
     links_dir: str | None,
     base_dir: str | None,
     excludes: tuple[str, ...],
+    base_models: tuple[tuple[str, str, str], ...],
     quiet: bool,
     as_json: bool,
     command: tuple[str, ...],
@@ -56,12 +66,31 @@ def run(
     Materials are hashed before, products after the command. A non-zero exit writes no link and
     is passed through as this command's exit status. There is no timeout.
 
+    A --base-model (fine-tuning) is checked against its OpenSSF Model Signing signature before
+    COMMAND runs: a changed, missing or extra file or another key exits 1, an unreadable
+    signature or key exits 3, and then COMMAND does not run and no link is written. Its files
+    are added to the materials and the link names it (environment.base_models). Paths are
+    relative to --base.
+
     \b
-    Example:
+    Examples:
       provenance run train -m 'data/processed/**' -m steps/train.py -p 'models/**' \\
           --key keys/trainer -- python steps/train.py --epochs 10
+      provenance run finetune -m 'data/**' -p 'models/**' --key keys/trainer \\
+          --base-model base/ base.sig keys/vendor.pub -- python steps/finetune.py
     """
-    spec = StepSpec(step, materials, products, key, pub_key, links_dir, base_dir, excludes, quiet)
+    spec = StepSpec(
+        step,
+        materials=materials,
+        products=products,
+        key=key,
+        pub_key=pub_key,
+        links_dir=links_dir,
+        base_dir=base_dir,
+        excludes=excludes,
+        quiet=quiet,
+        base_models=tuple(BaseModel(d, s, k) for d, s, k in base_models),
+    )
     path = run_step(spec, command)
     if as_json:
         emit_json({"step": step, "link": path})

@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
+from provenance.record._lineage import BaseModel
 from provenance.record._params import record_parameters
 from provenance.record._recorder import StepSpec, prepare
 
@@ -58,17 +59,27 @@ def step(
     base_dir: str | None = None,
     excludes: Sequence[str] = (),
     quiet: bool = False,
+    base_models: Sequence[BaseModel] = (),
 ) -> Callable[[F], F]:
     """Decorate a pipeline stage so each successful call writes a signed link.
 
     Materials are hashed before the call, products after it returns. If the function raises,
     the exception propagates unchanged and no link is written. There is no timeout.
 
+    `base_models` are models the step fine-tunes: each one's OMS signature is verified before
+    the call (a failure raises VerificationError and the function does not run), its directory
+    is added to the materials, and the link names it in `environment.base_models`.
+
     Example::
 
         @provenance.step("train", materials=["data/processed/**"], products=["models/**"],
                          key="keys/trainer")
         def train(epochs: int = 10) -> None: ...
+
+        @provenance.step("finetune", materials=["data/**"], products=["models/**"],
+                         base_models=[provenance.BaseModel(path="base", signature="base.sig",
+                                                           key="keys/vendor.pub")])
+        def finetune() -> None: ...
     """
     spec = StepSpec(
         name,
@@ -80,6 +91,8 @@ def step(
         base_dir=base_dir,
         excludes=tuple(excludes),
         quiet=quiet,
+        # A lone BaseModel (not in a list) reaches StepSpec as is, which says how to write it.
+        base_models=base_models if isinstance(base_models, BaseModel) else tuple(base_models),
     )
 
     def decorate(func: F) -> F:

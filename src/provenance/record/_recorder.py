@@ -1,7 +1,8 @@
 """The recording protocol shared by the decorator and `provenance run`.
 
-1. prepare: resolve settings, load the signer (a bad key fails before hours of training), hash
-   materials;  2. the step runs;  3. finish: hash products, sign and write the link atomically.
+1. prepare: resolve settings, load the signer (a bad key fails before hours of training), verify
+   the base models' OMS signatures (`_lineage`), hash materials;  2. the step runs;
+3. finish: hash products, sign and write the link atomically.
 A step that fails never reaches `finish`, so no link exists that could later verify.
 """
 
@@ -19,7 +20,8 @@ from provenance._progress import hashing_progress
 from provenance.errors import UsageError
 from provenance.hashing import ArtifactSet, Excludes, compile_patterns, hash_artifacts
 from provenance.links import link_filename, link_payload, write_link
-from provenance.record import _environment, _run_id
+from provenance.record import _environment, _lineage, _run_id
+from provenance.record._lineage import BaseModel, BaseModelRecord
 from provenance.signing import load_signer
 
 log = logging.getLogger("provenance")
@@ -38,6 +40,7 @@ class StepSpec:
     base_dir: str | None = None
     excludes: Sequence[str] = ()
     quiet: bool = False
+    base_models: Sequence[BaseModel] = ()
 
     def __post_init__(self) -> None:
         if not NAME_RE.match(self.name):
@@ -49,6 +52,13 @@ class StepSpec:
                 raise UsageError(f"step '{self.name}': {label} must be a list of patterns")
             # Fail when the step is declared, not after hours of training.
             compile_patterns(pats)
+        if isinstance(self.base_models, BaseModel) or not all(
+            isinstance(m, BaseModel) for m in self.base_models
+        ):
+            raise UsageError(
+                f"step '{self.name}': base_models must be a list of "
+                "BaseModel(path=..., signature=..., key=...)"
+            )
 
 
 @dataclass
@@ -61,7 +71,9 @@ class Recording:
     signer: Any
     excludes: tuple[str, ...]
     run_id: str = ""
+    material_patterns: Sequence[str] = ()
     materials: ArtifactSet = field(default_factory=ArtifactSet)
+    base_models: Sequence[BaseModelRecord] = ()
     started_on: str = field(default_factory=utc_now)
 
     def finish(
@@ -71,9 +83,11 @@ class Recording:
         environment = _environment.capture(self.base, self.run_id)
         environment["started_on"], environment["finished_on"] = self.started_on, utc_now()
         environment["patterns"] = {
-            "materials": list(self.spec.materials),
+            "materials": list(self.material_patterns),
             "products": list(self.spec.products),
         }
+        if self.base_models:
+            environment["base_models"] = [m.to_dict() for m in self.base_models]
         if parameters is not None:
             environment["parameters"] = parameters
         payload = link_payload(
@@ -124,7 +138,20 @@ def prepare(spec: StepSpec) -> Recording:
         if rel and rel != ".":
             excludes.append(rel + ("/" if own == links_dir else ""))
     rec = Recording(spec, base, links_dir, signer, tuple(excludes))
-    rec.materials = _hash(base, spec.materials, rec.excludes, spec.quiet, "materials")
+    # Before the step runs: a base model whose signature does not verify refuses the step.
+    verified = _lineage.verify_base_models(spec.name, spec.base_models, base)
+    rec.material_patterns = _lineage.material_patterns(spec.materials, verified)
+    rec.materials = _hash(base, rec.material_patterns, rec.excludes, spec.quiet, "materials")
+    _lineage.check_materials(spec.name, verified, rec.materials)
+    rec.base_models = [v.record for v in verified]
+    for v in verified:
+        log.info(
+            "step '%s': base model %s verified (OMS signature %s, %d files)",
+            spec.name,
+            v.record.prefix,
+            v.record.signature,
+            v.record.files,
+        )
     # Only once the materials are readable may the step open a run (RUN_ID): a step refused
     # for its inputs leaves nothing behind.
     run = _run_id.current_run(links_dir)

@@ -18,6 +18,7 @@ from provenance._github import context as github_context
 from provenance.errors import UsageError
 from provenance.hashing import hash_artifacts
 from provenance.links import LinkData
+from provenance.record import base_models_of
 from provenance.signing import dsse
 
 if TYPE_CHECKING:
@@ -83,6 +84,11 @@ def build_statement(
         "digest": {"sha256": verification.layout_sha256},
     }
     deps = _external_inputs(links)
+    for v in verified:  # base models verified against their OMS signature at record time
+        for model in base_models_of(v.link, v.file):
+            dep = model.as_resolved_dependency()
+            if dep not in deps:
+                deps.append(dep)
     if commit:
         uri = f"git+{repository}@{ref}" if repository else "git+local"
         deps.insert(0, {"uri": uri, "digest": {"gitCommit": commit}})
