@@ -110,6 +110,8 @@ def _render_object(module: str, name: str, obj: Any) -> str:
         return "\n\n".join([head, *body])
     if callable(obj):
         return f"### `{module}.{name}{_signature(obj)}`\n\n{_doc(obj)}"
+    if inspect.ismodule(obj):  # never its file path: the reference must not depend on the clone
+        return f"### module `{obj.__name__}`\n\n{_doc(obj)}"
     return f"### `{module}.{name}`\n\n`{name} = {obj!r}`"
 
 
