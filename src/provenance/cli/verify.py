@@ -33,6 +33,9 @@ def render(result: VerificationResult) -> None:
         for step, item in ignored:
             where = f" (step '{step}')" if step else ""
             say(f"  - {printable(item['file'])}{where}: {printable(item['reason'])}")
+    # Warnings: what passed but weakens the guarantee (e.g. links without a pipeline run id).
+    for warning in result.warnings:
+        say(f"warning: {printable(warning)}")
 
 
 @click.command()
