@@ -1,7 +1,9 @@
 """The installed package, as a user gets it: the wheel in a fresh virtual environment outside the
-repository, `provenance demo` run from an empty folder with the packaged example pipeline.
+repository, `provenance demo` run from an empty folder with the packaged example pipeline, then
+`inspect`, `trace` and `report` (HTML and Markdown) run by the installed package on the demo's
+workspace, with and without the mlflow extra.
 
-One environment grows stage by stage (no extras -> [example] -> [mlflow]) so that every
+One environment grows stage by stage (no extras -> [example] -> [mlflow,bom]) so that every
 dependency is installed once; each stage checks what runs and what is skipped with that set. To
 stay fast the environment has no pip of its own (this interpreter's pip installs into it with
 `--python`) and nothing is byte-compiled at install time.
@@ -9,7 +11,6 @@ stay fast the environment has no pip of its own (this interpreter's pip installs
 
 from __future__ import annotations
 
-import ast
 import os
 import shutil
 import subprocess
@@ -25,30 +26,6 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.slow
 
 INSTALL_TIMEOUT = 1200
-
-
-def _key_verifier_imports_sigstore() -> bool:
-    """True while `slsa.verify.verify_builtin` imports sigstore before it knows a key was given.
-
-    Then `provenance slsa verify --key` and the demo's SLSA stage need the sigstore extra. The
-    fix belongs to slsa/verify.py; these tests turn green (and strict xfail insists) once it lands.
-    """
-    tree = ast.parse((REPO / "src/provenance/slsa/verify.py").read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef) and node.name == "verify_builtin":
-            return any(
-                isinstance(stmt, ast.Import) and any(a.name == "sigstore" for a in stmt.names)
-                for stmt in node.body
-            )
-    return False
-
-
-needs_key_verifier_without_sigstore = pytest.mark.xfail(
-    _key_verifier_imports_sigstore(),
-    reason="slsa/verify.py: verify_builtin imports sigstore on the key path",
-    raises=AssertionError,
-    strict=True,
-)
 
 
 @dataclass
@@ -145,6 +122,37 @@ def empty_dir(tmp_path: Path) -> Path:
     return d
 
 
+def explore(env: Env, ws: Path) -> None:
+    """`inspect`, `trace` and `report` of the installed package on the demo's workspace."""
+    (link,) = (ws / ".provenance/links").glob("train.*.link")
+    r = env.run(ws, "inspect", str(link.relative_to(ws)), "--key", "keys/trainer.pub")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"{link.name}: in-toto link" in r.stdout and "signature: VALID" in r.stdout
+    assert "step: train" in r.stdout and "models/model.safetensors" in r.stdout
+
+    layout = ("--layout", "root.layout", "--layout-key", "keys/owner.pub")
+    r = env.run(ws, "trace", "models/model.safetensors", *layout)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.startswith("models/model.safetensors  (verified with root.layout)")
+    assert "← train key" in r.stdout and "← prepare key" in r.stdout
+    assert "data/raw/digits.csv.gz" in r.stdout and "(raw input)" in r.stdout
+    assert "file on disk: matches the recorded digest" in r.stdout
+
+    r = env.run(ws, "report", *layout, "--format", "html", "-o", "r.html")
+    assert r.returncode == 0, r.stdout + r.stderr
+    html = (ws / "r.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and "<title>Supply chain report: PASS</title>" in html
+    assert "<svg" in html and "<script src" not in html and "default-src 'none'" in html
+    assert all(f">{step}<" in html for step in ("prepare", "train", "evaluate")), html
+
+    r = env.run(ws, "report", *layout, "--format", "markdown")
+    assert r.returncode == 0, r.stdout + r.stderr
+    md = r.stdout
+    assert md.startswith("## ✅ ML supply chain: PASS") and "```mermaid" in md
+    assert all(f"| **{step}** |" in md for step in ("prepare", "train", "evaluate")), md
+    assert "| files | **PASS** |" in md
+
+
 def test_wheel_ships_the_example_pipeline_at_its_repository_paths(env: Env) -> None:
     import zipfile
 
@@ -169,7 +177,6 @@ def test_bare_install_skips_the_pipeline_naming_the_extra(env: Env, tmp_path: Pa
     assert keys.returncode == 0 and (cwd / "keys/.gitignore").is_file()
 
 
-@needs_key_verifier_without_sigstore
 def test_example_extra_runs_the_pipeline_and_skips_mlflow(env: Env, tmp_path: Path) -> None:
     env.install("example")
     assert (
@@ -185,6 +192,7 @@ def test_example_extra_runs_the_pipeline_and_skips_mlflow(env: Env, tmp_path: Pa
     assert "PASS: 3 step(s) verified" in out
     assert "built-in key verifier" in out  # SLSA provenance signed and verified without sigstore
     assert "mlflow promote: skipped, mlflow is not installed" in out
+    assert "ML-BOM: skipped, bom is not installed (pip install 'ml-provenance[bom]')" in out
     assert "pip install 'ml-provenance[mlflow]'" in out
     ws = cwd / "demo-workspace"
     for rel in ("steps/train.py", "steps/prepare.py", "layouts/train.yaml"):
@@ -206,17 +214,19 @@ def test_example_extra_runs_the_pipeline_and_skips_mlflow(env: Env, tmp_path: Pa
     )
     assert v.returncode == 0, v.stdout + v.stderr
     assert v.stdout.startswith("PASS")
+    explore(env, ws)
 
 
-@needs_key_verifier_without_sigstore
 def test_mlflow_extra_runs_the_whole_story_and_mlflow_logs_stay_quiet(
     env: Env, tmp_path: Path
 ) -> None:
-    env.install("mlflow,example")
+    env.install("mlflow,example,bom")
     cwd = empty_dir(tmp_path)
     r = env.run(cwd, "demo")
     assert r.returncode == 0, r.stderr
     assert "PROMOTED: digits-classifier version 1 -> @champion" in r.stdout
     assert "REFUSED: digits-classifier version 2" in r.stdout
+    assert "ML-BOM: CycloneDX 1.6 -> bom.cdx.json" in r.stdout
     assert "skipped" not in r.stdout
     assert "INFO" not in r.stderr and "mlflow" not in r.stderr, r.stderr
+    explore(env, cwd / "demo-workspace")

@@ -4,6 +4,7 @@ from provenance.layout._compile import (
     compile_layout,
     functionary_names,
     model_declaration,
+    run_id_optional_steps,
     threshold_declarations,
 )
 from provenance.layout._model import LayoutSpec, ModelDecl, Rule, StepDef, Threshold
@@ -24,6 +25,7 @@ __all__ = [
     "lint",
     "load_yaml",
     "model_declaration",
+    "run_id_optional_steps",
     "sign_layout",
     "threshold_declarations",
 ]

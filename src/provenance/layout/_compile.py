@@ -18,6 +18,8 @@ FUNCTIONARIES_MARKER = "ml-provenance functionaries: "
 # in-toto-verify ignores the readme, so links verify there unchanged).
 MODEL_MARKER = "ml-provenance model: "
 THRESHOLDS_MARKER = "ml-provenance thresholds: "
+# Steps whose links may lack a pipeline run id (`run_id: optional`), e.g. upstream in-toto-run.
+RUN_ID_OPTIONAL_MARKER = "ml-provenance run-id-optional: "
 
 
 def close_rules(rules: tuple[Rule, ...]) -> list[list[str]]:
@@ -59,6 +61,9 @@ def compile_layout(spec: LayoutSpec) -> Any:
             + THRESHOLDS_MARKER
             + json.dumps([t.to_dict() for t in spec.thresholds], sort_keys=True, allow_nan=False)
         )
+    optional = sorted(s.name for s in spec.steps if s.run_id_optional)
+    if optional:
+        layout.readme += "\n" + RUN_ID_OPTIONAL_MARKER + json.dumps(optional)
     for key in spec.functionaries.values():
         layout.keys[key.keyid] = key_dict(key)
     for s in spec.steps:
@@ -142,3 +147,27 @@ def threshold_declarations(readme: str, step_names: set[str]) -> tuple[Threshold
         except ValueError as exc:
             raise LayoutError(None, f"{problem}: {exc}") from None
     return tuple(out)
+
+
+def run_id_optional_steps(readme: str, step_names: set[str]) -> frozenset[str]:
+    """The steps whose links the signed layout accepts without a pipeline run id.
+
+    A malformed declaration raises LayoutError (reported as a failure): guessing either way
+    would silently change what the owner signed.
+    """
+    lines = [ln for ln in readme.splitlines() if ln.startswith(RUN_ID_OPTIONAL_MARKER)]
+    if not lines:
+        return frozenset()
+    problem = "the signed layout's run-id-optional declaration is malformed"
+    if len(lines) > 1:
+        raise LayoutError(None, f"{problem}: it appears {len(lines)} times")
+    try:
+        data = json.loads(lines[0][len(RUN_ID_OPTIONAL_MARKER) :])
+    except (json.JSONDecodeError, RecursionError):
+        raise LayoutError(None, f"{problem}: not JSON") from None
+    if not isinstance(data, list) or not all(isinstance(n, str) for n in data):
+        raise LayoutError(None, f"{problem}: not a list of step names")
+    unknown = sorted(set(data) - step_names)
+    if unknown:
+        raise LayoutError(None, f"{problem}: unknown step '{unknown[0]}'")
+    return frozenset(data)

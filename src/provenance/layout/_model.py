@@ -50,6 +50,9 @@ class StepDef:
     products: tuple[Rule, ...]
     command: tuple[str, ...] = ()
     line: int | None = None
+    # `run_id: optional`: links without a pipeline run id (e.g. written by the upstream
+    # `in-toto-run`) are accepted for this step, with a warning, instead of failing verification.
+    run_id_optional: bool = False
 
 
 @dataclass(frozen=True)

@@ -429,7 +429,7 @@ def _step(ctx: _Ctx, node: yaml.Node) -> StepDef:
     f = ctx.mapping(
         node,
         "a step",
-        {"name", "functionaries", "threshold", "materials", "products", "command"},
+        {"name", "functionaries", "threshold", "materials", "products", "command", "run_id"},
         {"name", "functionaries"},
     )
     name = _name(ctx, f["name"][1], "step name")
@@ -446,7 +446,20 @@ def _step(ctx: _Ctx, node: yaml.Node) -> StepDef:
         products=opt("products"),
         command=ctx.strings(f["command"][1], f"command of {where}") if "command" in f else (),
         line=node.start_mark.line + 1,
+        run_id_optional=_run_id(ctx, f["run_id"][1], where) == "optional"
+        if "run_id" in f
+        else False,
     )
+
+
+def _run_id(ctx: _Ctx, node: yaml.Node, where: str) -> str:
+    """`run_id: required` (the default) or `optional` (accept links without a pipeline run id)."""
+    value = ctx.scalar(node, f"run_id of {where}")
+    if value not in ("required", "optional"):
+        raise ctx.fail(
+            node, f"run_id of {where} must be 'required' or 'optional', got {_kind(value)}"
+        )
+    return str(value)
 
 
 def _inspection(ctx: _Ctx, node: yaml.Node) -> InspectionDef:

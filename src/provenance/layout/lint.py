@@ -129,6 +129,17 @@ def lint(spec: LayoutSpec, *, now: dt.datetime | None = None) -> list[Finding]:
                     step.line,
                 )
             )
+        if step.run_id_optional:
+            out.append(
+                Finding(
+                    "warning",
+                    "run-id-optional",
+                    f"step '{step.name}' accepts links without a pipeline run id (run_id: "
+                    "optional): they cannot be tied to the pipeline run, so a link of an "
+                    "earlier run is accepted too; record the step with `provenance run` instead",
+                    step.line,
+                )
+            )
         if not step.products and idx == len(spec.steps) - 1:
             out.append(
                 Finding(

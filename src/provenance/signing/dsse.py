@@ -67,8 +67,14 @@ def parse(data: bytes, path: str, what: str = "envelope") -> ParsedEnvelope:
     doc = load_json_bounded(data, path, what=what)
     if not isinstance(doc, dict) or not {"payload", "payloadType", "signatures"} <= doc.keys():
         if isinstance(doc, dict) and "signed" in doc:
+            fix = (
+                "re-record the step with `in-toto-run --use-dsse …` (or `provenance run`)"
+                if what == "link"
+                else "sign it again as a DSSE envelope (in-toto: --use-dsse)"
+            )
             raise InputError(
-                path, "legacy in-toto metadata (Metablock); only DSSE envelopes are accepted"
+                path,
+                f"legacy in-toto metadata (Metablock); only DSSE envelopes are accepted: {fix}",
             )
         raise InputError(
             path, f"{what} is not a DSSE envelope (needs payload, payloadType, signatures)"

@@ -76,7 +76,12 @@ def verify(
     Returns a VerificationResult; raises InputError subclasses for unreadable/invalid inputs.
     """
     from provenance.errors import LayoutError
-    from provenance.layout import functionary_names, model_declaration, threshold_declarations
+    from provenance.layout import (
+        functionary_names,
+        model_declaration,
+        run_id_optional_steps,
+        threshold_declarations,
+    )
 
     for pattern in artifacts:
         check_relative(pattern.rstrip("/") or ".", what=f"--artifact '{pattern}'")
@@ -101,7 +106,12 @@ def verify(
     result.ignored = stray_links(lay, links_dir)
     if not phase("links", failures):
         return result
-    run_id, failures = check_consistency(chain)
+    try:
+        optional = run_id_optional_steps(lay.readme or "", {s.name for s in lay.steps})
+    except LayoutError as exc:
+        phase("consistency", [Failure("run-id", f"{layout}: {exc}")])
+        return result
+    run_id, failures, result.warnings = check_consistency(chain, optional)
     result.run_id = run_id
     if not phase("consistency", failures):
         return result

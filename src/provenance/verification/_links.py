@@ -154,10 +154,19 @@ def load_chain(layout: Any, links_dir: str, names: dict[str, str]) -> tuple[Chai
     return chain, failures
 
 
-def check_consistency(chain: Chain) -> tuple[str | None, list[Failure]]:
-    """All links carry one pipeline run id; all artifact paths are relative and stay inside."""
+def check_consistency(
+    chain: Chain, run_id_optional: frozenset[str] = frozenset()
+) -> tuple[str | None, list[Failure], list[str]]:
+    """All links carry one pipeline run id; all artifact paths are relative and stay inside.
+
+    A link without a run id (e.g. written by the upstream `in-toto-run`) fails, naming the link
+    and both fixes, unless its step is in `run_id_optional` (`run_id: optional` in the signed
+    layout): then it is accepted with a warning. Returns the run id, failures and warnings.
+    """
     failures: list[Failure] = []
+    warnings: list[str] = []
     run_ids: dict[str, list[str]] = {}
+    no_run_id: list[tuple[str, str]] = []  # step, link file
     # A dataset path usually appears in several links: check each distinct path once.
     unsafe = set(
         unsafe_paths(
@@ -172,7 +181,10 @@ def check_consistency(chain: Chain) -> tuple[str | None, list[Failure]]:
     )
     for step, by_key in chain.links.items():
         for link in by_key.values():
-            run_ids.setdefault(link.run_id or "<none>", []).append(f"{step} ({link.file})")
+            if link.run_id:
+                run_ids.setdefault(link.run_id, []).append(f"{step} ({link.file})")
+            else:
+                no_run_id.append((step, link.file))
             for kind in ("materials", "products"):
                 bad = sorted(unsafe.intersection(getattr(link.link, kind))) if unsafe else []
                 for p in bad[:20]:
@@ -185,9 +197,28 @@ def check_consistency(chain: Chain) -> tuple[str | None, list[Failure]]:
                             artifact=p,
                         )
                     )
-    if "<none>" in run_ids:
+    for step, file in no_run_id:
+        if step in run_id_optional:
+            warnings.append(
+                f"step '{step}': link {file} has no pipeline run id (recorded outside "
+                "ml-provenance, e.g. by the upstream in-toto-run); accepted because the layout "
+                "marks the step `run_id: optional`, but it is not tied to this pipeline run"
+            )
+            continue
         failures.append(
-            Failure("run-id", "link(s) without a pipeline run id: " + ", ".join(run_ids["<none>"]))
+            Failure(
+                "run-id",
+                f"step '{step}': link {file} has no pipeline run id, so it cannot be tied to "
+                "this pipeline run (recorded outside ml-provenance, e.g. by the upstream "
+                "in-toto-run?)",
+                step=step,
+                details=(
+                    f"re-record step '{step}' with `provenance run {step} … -- COMMAND` or the "
+                    "@provenance.step decorator, which record the run id",
+                    f"or accept such links for this step: add `run_id: optional` to step "
+                    f"'{step}' in the layout YAML and sign it again",
+                ),
+            )
         )
     if len(run_ids) > 1:
         # The run most links belong to is the current one; the others are named as stale.
@@ -210,4 +241,4 @@ def check_consistency(chain: Chain) -> tuple[str | None, list[Failure]]:
             )
         )
     run_id = next(iter(run_ids)) if len(run_ids) == 1 else None
-    return (None if run_id == "<none>" else run_id), failures
+    return run_id, failures, warnings

@@ -74,6 +74,8 @@ class VerificationResult:
     # The layout's thresholds as checked: step, file, metric, op, value, actual, met.
     thresholds: list[dict[str, Any]] = field(default_factory=list)
     ignored: list[dict[str, str]] = field(default_factory=list)  # files no step reads: file, reason
+    # What passed but weakens the guarantee (e.g. a link accepted without a pipeline run id).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def layout_sha256(self) -> str | None:
@@ -87,9 +89,10 @@ class VerificationResult:
     def verdict(self) -> str:
         if self.ok:
             run = f", pipeline run {self.run_id[:12]}" if self.run_id else ""
+            warned = f" ({len(self.warnings)} warning(s))" if self.warnings else ""
             return (
                 f"PASS: {len(self.steps)} step(s) verified against {self.layout}{run}; "
-                f"{self.artifacts_checked} artifact(s) match the files in {self.base}"
+                f"{self.artifacts_checked} artifact(s) match the files in {self.base}{warned}"
             )
         if not self.failures:
             return "FAIL: nothing was verified"
@@ -116,6 +119,8 @@ class VerificationResult:
             for step, item in ignored:
                 where = f" (step '{step}')" if step else ""
                 out.append(f"  - {item['file']}{where}: {item['reason']}")
+        # What passed but weakens the guarantee (e.g. links without a pipeline run id).
+        out += [f"warning: {w}" for w in self.warnings]
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,6 +138,7 @@ class VerificationResult:
             "artifacts_checked": self.artifacts_checked,
             "steps": [asdict(s) for s in self.steps],
             "ignored": list(self.ignored),
+            "warnings": list(self.warnings),
             "failures": [
                 {k: v for k, v in asdict(f).items() if v not in (None, ())} for f in self.failures
             ],
