@@ -67,13 +67,14 @@ def demo(workdir: Path, project: Path | None, fresh: bool, as_json: bool) -> Non
         )
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="ml-provenance demo", show_lines=False)
     for col in ("stage", "outcome", "detail"):
         table.add_column(col)
     for row in report.rows:
-        table.add_row(*row)
+        table.add_row(*(escape(cell) for cell in row))  # `ml-provenance[bom]` is not markup
     Console().print(table)
 
 
