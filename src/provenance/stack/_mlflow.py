@@ -143,21 +143,32 @@ def _request(
         return exc.code, exc.read()
 
 
-def wait_ready(proc: Proc, port: int, timeout: float) -> None:
-    """Wait for /health on the server (both workers share the port)."""
+def wait_ready(proc: Proc, port: int, timeout: float, admin_password: str | None = None) -> None:
+    """Wait until the server answers: /health, then (with the admin password) an authenticated
+    API call through the database several times in a row, so that every worker is serving and
+    the first client request does not meet a worker still starting (503).
+    """
     deadline = time.monotonic() + timeout
     last = "no answer"
+    streak = 0
     while time.monotonic() < deadline:
         if not _proc.is_alive(proc):
             raise ComponentError(NAME, "the server exited while starting")
         try:
             status, _ = _request(f"{tracking_uri(port)}/health", None, None)
-            if status == 200:
+            if status == 200 and admin_password is not None:
+                status, _ = _request(
+                    f"{tracking_uri(port)}/api/2.0/mlflow/experiments/search?max_results=1",
+                    ADMIN,
+                    admin_password,
+                )
+            streak = streak + 1 if status == 200 else 0
+            if streak >= (1 if admin_password is None else 4):
                 return
             last = f"HTTP {status}"
         except OSError as exc:
-            last = str(exc)
-        time.sleep(0.5)
+            streak, last = 0, str(exc)
+        time.sleep(0.25 if streak else 0.5)
     raise ComponentError(NAME, f"not healthy after {timeout:.0f} s ({last})")
 
 

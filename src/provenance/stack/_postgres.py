@@ -171,8 +171,32 @@ def ensure_initialized(state: State, superuser_password: str) -> None:
         raise ComponentError(NAME, f"initdb failed (exit {done.returncode})")
 
 
+def _clear_stale_lock(data: Path) -> None:
+    """Remove `postmaster.pid` left by a postmaster that is gone or a zombie.
+
+    PostgreSQL itself only asks kill(pid, 0), which succeeds on a killed postmaster that its
+    parent has not reaped yet, and then refuses to start ("lock file already exists").
+    """
+    import psutil
+
+    lock = data / "postmaster.pid"
+    try:
+        pid = int(lock.read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return
+    try:
+        alive = psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        alive = False
+    except psutil.AccessDenied:
+        alive = True  # cannot tell: leave it to PostgreSQL
+    if not alive:
+        lock.unlink(missing_ok=True)
+
+
 def start(state: State, port: int) -> Proc:
     """Start the postmaster on 127.0.0.1:`port` (TCP only) as the leader of its own session."""
+    _clear_stale_lock(Path(data_dir(state)))
     argv = [
         str(Path(state.postgres_bin) / "postgres"),
         "-D",

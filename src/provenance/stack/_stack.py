@@ -187,7 +187,7 @@ def _start_component(state: State, name: str, sec: dict[str, str]) -> None:
     elif name == "s3":
         _s3.wait_ready(comp.proc, s3, sec, timeout)
     else:
-        _mlflow.wait_ready(comp.proc, comp.ports["mlflow"], timeout)
+        _mlflow.wait_ready(comp.proc, comp.ports["mlflow"], timeout, sec["mlflow_admin_password"])
         _mlflow.ensure_users(comp.ports["mlflow"], sec)
 
 
