@@ -94,5 +94,7 @@ def run(
     path = run_step(spec, command)
     if as_json:
         emit_json({"step": step, "link": path})
+    elif path is None:
+        say(f"step '{step}' ran; another rank of this distributed job records its link")
     else:
         say(f"step '{step}' recorded: {path}")

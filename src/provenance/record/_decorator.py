@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
+from provenance.record import _ranks, _recorder
 from provenance.record._lineage import BaseModel
 from provenance.record._params import record_parameters
 from provenance.record._recorder import StepSpec, prepare
@@ -60,6 +61,7 @@ def step(
     excludes: Sequence[str] = (),
     quiet: bool = False,
     base_models: Sequence[BaseModel] = (),
+    record_rank: int | None = None,
 ) -> Callable[[F], F]:
     """Decorate a pipeline stage so each successful call writes a signed link.
 
@@ -69,6 +71,11 @@ def step(
     `base_models` are models the step fine-tunes: each one's OMS signature is verified before
     the call (a failure raises VerificationError and the function does not run), its directory
     is added to the materials, and the link names it in `environment.base_models`.
+
+    In a distributed job (``RANK``/``WORLD_SIZE`` from torchrun or accelerate, Open MPI, MPICH,
+    Slurm) every process runs the function but only `record_rank` (default 0, or
+    ``PROVENANCE_RECORD_RANK``) records the link; products must be complete when that rank's
+    call returns (end the step with a barrier when other ranks write them).
 
     Example::
 
@@ -95,12 +102,19 @@ def step(
         base_models=base_models if isinstance(base_models, BaseModel) else tuple(base_models),
     )
 
+    if record_rank is not None:
+        _ranks.check_record_rank(name, record_rank)
+
     def decorate(func: F) -> F:
         signature = inspect.signature(func)
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             _show_our_lines()
+            ranks = _ranks.current(spec.name, record_rank, root=_recorder.base_dir(spec))
+            if ranks is not None and not ranks.records:
+                log.debug("%s", _ranks.skip_message(spec.name, ranks))
+                return func(*args, **kwargs)
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
             # The arguments as given, before the function can change them. JSON text, not a
@@ -112,7 +126,7 @@ def step(
                     spec.name,
                     ", ".join(unrecordable),
                 )
-            recording = prepare(spec)
+            recording = prepare(spec, ranks)
             result = func(*args, **kwargs)
             command = [_entry_point(func, recording.base), params_json]
             recording.finish(command, {"return-value": 0}, params_json)

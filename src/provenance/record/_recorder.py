@@ -22,6 +22,7 @@ from provenance.hashing import ArtifactSet, Excludes, compile_patterns, hash_art
 from provenance.links import link_filename, link_payload, write_link
 from provenance.record import _environment, _lineage, _run_id
 from provenance.record._lineage import BaseModel, BaseModelRecord
+from provenance.record._ranks import Ranks
 from provenance.signing import load_signer
 
 log = logging.getLogger("provenance")
@@ -74,6 +75,7 @@ class Recording:
     material_patterns: Sequence[str] = ()
     materials: ArtifactSet = field(default_factory=ArtifactSet)
     base_models: Sequence[BaseModelRecord] = ()
+    distributed: dict[str, object] | None = None
     started_on: str = field(default_factory=utc_now)
 
     def finish(
@@ -90,6 +92,8 @@ class Recording:
             environment["base_models"] = [m.to_dict() for m in self.base_models]
         if parameters is not None:
             environment["parameters"] = parameters
+        if self.distributed is not None:
+            environment["distributed"] = self.distributed
         payload = link_payload(
             self.spec.name,
             command,
@@ -120,8 +124,13 @@ def _hash(
         return hash_artifacts(base, patterns, excludes, progress=advance, on_total=on_total)
 
 
-def prepare(spec: StepSpec) -> Recording:
-    base = os.path.abspath(spec.base_dir or _config.setting("base_dir") or ".")
+def base_dir(spec: StepSpec) -> str:
+    """The absolute directory artifact paths are relative to."""
+    return os.path.abspath(spec.base_dir or _config.setting("base_dir") or ".")
+
+
+def prepare(spec: StepSpec, ranks: Ranks | None = None) -> Recording:
+    base = base_dir(spec)
     key = spec.key or _config.setting("key", root=base)
     if not key:
         raise UsageError(
@@ -138,6 +147,7 @@ def prepare(spec: StepSpec) -> Recording:
         if rel and rel != ".":
             excludes.append(rel + ("/" if own == links_dir else ""))
     rec = Recording(spec, base, links_dir, signer, tuple(excludes))
+    rec.distributed = None if ranks is None else ranks.to_dict()
     # Before the step runs: a base model whose signature does not verify refuses the step.
     verified = _lineage.verify_base_models(spec.name, spec.base_models, base)
     rec.material_patterns = _lineage.material_patterns(spec.materials, verified)
