@@ -130,3 +130,60 @@ def test_garbled_run_id_file_is_one_line_exit_3(project: Path, cli) -> None:
     r = cli("run", "a", "--key", "keys/trainer", "--", "true")
     assert r.code == 3 and "RUN_ID" in r.err and len(r.err.strip().splitlines()) == 1
     assert links_in(project) == []
+
+
+def test_required_run_id_refuses_a_step_that_would_open_its_own_run(
+    project: Path, cli, monkeypatch
+) -> None:
+    """Jobs on separate machines: a step with no run id from outside is refused, not guessed."""
+    monkeypatch.setenv("PROVENANCE_REQUIRE_RUN_ID", "true")
+    r = cli("run", "a", "--key", "keys/trainer", "--", "touch", "ran")
+    assert r.code == 2
+    assert "no pipeline run id (require_run_id is set)" in r.err
+    assert "PROVENANCE_RUN_ID" in r.err
+    assert links_in(project) == []
+    assert not (project / "ran").exists()
+    assert not (project / LINKS / "RUN_ID").exists()
+
+    monkeypatch.setenv("PROVENANCE_RUN_ID", "shared-7")
+    record(cli, "a")
+    assert run_ids(project) == {"a": "shared-7"}
+
+
+def test_required_run_id_accepts_pipeline_start(project: Path, cli) -> None:
+    (project / "pyproject.toml").write_text("[tool.provenance]\nrequire_run_id = true\n")
+    opened = cli("pipeline", "start")
+    assert opened.code == 0, opened.err
+    record(cli, "a")
+    assert run_ids(project) == {"a": opened.out.strip()}
+
+
+def test_unclear_require_run_id_value_is_refused(project: Path, cli, monkeypatch) -> None:
+    monkeypatch.setenv("PROVENANCE_REQUIRE_RUN_ID", "maybe")
+    r = cli("run", "a", "--key", "keys/trainer", "--", "true")
+    assert r.code == 3
+    assert "PROVENANCE_REQUIRE_RUN_ID: 'maybe' is not yes or no" in r.err
+    assert links_in(project) == []
+
+
+def test_step_logging_to_mlflow_that_opens_a_run_says_so(
+    project: Path, tmp_path: Path, caplog
+) -> None:
+    """A step pushing its link to a server names the new id other jobs must be given."""
+    import mlflow
+
+    import provenance
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+    @provenance.step("s", key="keys/trainer")
+    def s() -> None: ...
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="provenance"), mlflow.start_run():
+            s()
+    finally:
+        mlflow.set_tracking_uri(None)
+    opened = run_ids(project)["s"]
+    assert f"opened a new pipeline run {opened}" in caplog.text
+    assert f"PROVENANCE_RUN_ID={opened}" in caplog.text

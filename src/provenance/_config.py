@@ -47,6 +47,20 @@ def setting(
     return None if value is None else str(value)
 
 
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+
+
+def flag(name: str, *, root: str | os.PathLike[str] = ".") -> bool:
+    """A yes/no setting; anything but a clear yes or no is refused rather than guessed."""
+    value = setting(name, root=root)
+    if value is None:
+        return False
+    text = value.strip().lower()
+    if text in _TRUE | _FALSE:
+        return text in _TRUE
+    raise InputError(f"PROVENANCE_{name.upper()}", f"{value!r} is not yes or no (true/false, 1/0)")
+
+
 def links_dir(
     explicit: str | os.PathLike[str] | None = None, *, root: str | os.PathLike[str] = "."
 ) -> str:

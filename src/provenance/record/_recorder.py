@@ -164,7 +164,7 @@ def prepare(spec: StepSpec, ranks: Ranks | None = None) -> Recording:
         )
     # Only once the materials are readable may the step open a run (RUN_ID): a step refused
     # for its inputs leaves nothing behind.
-    run = _run_id.current_run(links_dir)
+    run = _run_id.current_run(links_dir, spec.name, root=base)
     own = link_filename(spec.name, signer.public_key.keyid)
     _run_id.warn_about_other_runs(links_dir, run, spec.name, own)
     rec.run_id = run.value

@@ -17,9 +17,10 @@ import sys
 import uuid
 from dataclasses import dataclass
 
+from provenance import _config
 from provenance._fs import write_atomic
 from provenance._github import context as github_context
-from provenance.errors import InputError
+from provenance.errors import InputError, UsageError
 from provenance.links import claimed_run_id, list_links
 
 log = logging.getLogger("provenance.record")
@@ -48,6 +49,11 @@ def from_environment() -> RunId | None:
     if parent:
         return RunId(f"mlflow:{parent}", "MLflow parent run")
     return None
+
+
+def _mlflow_active() -> bool:
+    mlflow = sys.modules.get("mlflow")
+    return mlflow is not None and mlflow.active_run() is not None
 
 
 def _mlflow_parent_run() -> str | None:
@@ -89,8 +95,12 @@ def start_run(links_dir: str) -> RunId:
     return RunId(value, _file(links_dir))
 
 
-def current_run(links_dir: str) -> RunId:
-    """The run a step belongs to; the first step in a fresh links directory opens one."""
+def current_run(links_dir: str, step: str = "", *, root: str = ".") -> RunId:
+    """The run a step belongs to; the first step in a fresh links directory opens one.
+
+    With ``require_run_id`` set (jobs on separate machines), a step never opens a run itself:
+    the id must come from the environment or `provenance pipeline start`.
+    """
     dictated = from_environment()
     if dictated:
         return dictated
@@ -98,12 +108,27 @@ def current_run(links_dir: str) -> RunId:
     existing = _read_file(path)
     if existing:
         return RunId(existing, path)
+    if _config.flag("require_run_id", root=root):
+        raise UsageError(
+            f"step '{step}': no pipeline run id (require_run_id is set): pass the run's id in "
+            "PROVENANCE_RUN_ID or run `provenance pipeline start` first"
+        )
     value = uuid.uuid4().hex
     try:
         write_atomic(path, (value + "\n").encode(), overwrite=False)
     except FileExistsError:  # a parallel step opened it first: join that run
         return RunId(_read_file(path) or value, path)
-    log.info("opened pipeline run %s in %s", value, path)
+    if _mlflow_active():
+        # Links go to a shared server: another job would silently record a run of its own.
+        log.warning(
+            "step '%s' opened a new pipeline run %s; steps in other jobs join it only with "
+            "PROVENANCE_RUN_ID=%s",
+            step,
+            value,
+            value,
+        )
+    else:
+        log.info("opened pipeline run %s in %s", value, path)
     return RunId(value, path)
 
 
