@@ -820,6 +820,16 @@ ROWS = [
         "(ErrorMismatchWorkflowInputs)",
     ),
     Row(
+        "gh-workflow-input",
+        GH / "custom-issuer-artifact",
+        GH / "custom-issuer.sigstore.json",
+        ("--owner", "too-legit", "--cert-oidc-issuer", HAMMER, "--build-workflow-input", "a=b"),
+        1,
+        "records no GitHub event",
+        "slsa-verifier verify-github-attestation --build-workflow-input: the actions buildType "
+        "records no GITHUB_EVENT_PAYLOAD (ErrorInvalidDssePayload)",
+    ),
+    Row(
         "generic-workflow-inputs-v1.2.2",
         INPUTS / "workflow-inputs",
         INPUTS / "workflow-inputs.intoto.jsonl",

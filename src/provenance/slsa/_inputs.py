@@ -38,11 +38,13 @@ def recorded_inputs(statement: dict[str, Any]) -> dict[str, Any] | Failure:
         return name.upper() if upper else name
 
     event = env.get(key("github_event_name")) if env else None
+    if not isinstance(event, str):
+        return Failure("build workflow inputs", None, "the provenance records no GitHub event")
     if event != "workflow_dispatch":
         return Failure(
             "build workflow inputs (only a workflow_dispatch run has inputs): trigger",
             "workflow_dispatch",
-            event if isinstance(event, str) else None,
+            event,
         )
     payload = env.get(key("github_event_payload")) if env else None
     inputs = payload.get("inputs") if isinstance(payload, dict) else None

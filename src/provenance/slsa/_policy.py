@@ -46,9 +46,7 @@ OID_REF_V1 = ObjectIdentifier("1.3.6.1.4.1.57264.1.6")
 OID_REPO_V2 = ObjectIdentifier("1.3.6.1.4.1.57264.1.12")
 OID_REF_V2 = ObjectIdentifier("1.3.6.1.4.1.57264.1.14")
 OID_OWNER_V2 = ObjectIdentifier("1.3.6.1.4.1.57264.1.16")
-OID_SIGNER_DIGEST_V2 = ObjectIdentifier("1.3.6.1.4.1.57264.1.10")
 OID_RUNNER_V2 = ObjectIdentifier("1.3.6.1.4.1.57264.1.11")
-OID_SOURCE_DIGEST_V2 = ObjectIdentifier("1.3.6.1.4.1.57264.1.13")
 GITHUB_HOSTED = "github-hosted"  # Fulcio RunnerEnvironment of GitHub's own runners
 _RELEASE_TAG = re.compile(r"refs/tags/v\d+\.\d+\.\d+\Z")
 _VERSION = re.compile(r"v?(\d+)(?:\.(\d+))?(?:\.(\d+))?\Z")
@@ -294,16 +292,24 @@ def signer_repo_check(repo: str) -> Check:
     return Check("signer repository", prefix + "…", WorkflowUnder(prefix), identity)
 
 
+class _ExtensionPolicy(CertificatePolicy, Protocol):
+    """sigstore's single-extension policies (`OIDCBuildSignerDigest`, …): one OID, one value."""
+
+    oid: ObjectIdentifier
+
+    def __init__(self, value: str) -> None: ...
+
+
+def _extension_check(what: str, expected: str, policy: type[_ExtensionPolicy]) -> Check:
+    """A sigstore single-extension policy (v2, DER string) with the value it read."""
+    return Check(what, expected, policy(expected), lambda c: extension(c, policy.oid))
+
+
 def signer_digest_check(digest: str) -> Check:
     """The signing workflow's commit, Fulcio Build Signer Digest (gh --signer-digest)."""
     from sigstore.verify.policy import OIDCBuildSignerDigest
 
-    return Check(
-        "signer digest",
-        digest,
-        OIDCBuildSignerDigest(digest),
-        lambda c: extension(c, OID_SIGNER_DIGEST_V2),
-    )
+    return _extension_check("signer digest", digest, OIDCBuildSignerDigest)
 
 
 def source_ref_check(ref: str) -> Check:
@@ -317,24 +323,15 @@ def source_digest_check(digest: str) -> Check:
     """The source commit, Fulcio Source Repository Digest (gh --source-digest)."""
     from sigstore.verify.policy import OIDCSourceRepositoryDigest
 
-    return Check(
-        "source digest",
-        digest,
-        OIDCSourceRepositoryDigest(digest),
-        lambda c: extension(c, OID_SOURCE_DIGEST_V2),
-    )
+    return _extension_check("source digest", digest, OIDCSourceRepositoryDigest)
 
 
 def hosted_runner_check() -> Check:
     """Fulcio Runner Environment is `github-hosted` (gh --deny-self-hosted-runners)."""
     from sigstore.verify.policy import OIDCRunnerEnvironment
 
-    return Check(
-        "runner environment (self-hosted runners denied)",
-        GITHUB_HOSTED,
-        OIDCRunnerEnvironment(GITHUB_HOSTED),
-        lambda c: extension(c, OID_RUNNER_V2),
-    )
+    what = "runner environment (self-hosted runners denied)"
+    return _extension_check(what, GITHUB_HOSTED, OIDCRunnerEnvironment)
 
 
 def signer_check(workflow: str, what: str = "signer workflow") -> Check:
