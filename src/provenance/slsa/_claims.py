@@ -59,8 +59,14 @@ def predicate_source(statement: dict[str, Any]) -> str | None:
 
 
 def predicate_ref(statement: dict[str, Any]) -> str | None:
-    ext = _dig(statement.get("predicate"), "buildDefinition", "externalParameters")
-    ref = _dig(ext, "ref") or _dig(ext, "workflow", "ref")
+    """The source ref the predicate names (v0.2: after the `@` of `configSource.uri`)."""
+    pred = statement.get("predicate")
+    if statement.get("predicateType") == SLSA_V1:
+        ext = _dig(pred, "buildDefinition", "externalParameters")
+        ref = _dig(ext, "ref") or _dig(ext, "workflow", "ref")
+    else:
+        uri = _dig(pred, "invocation", "configSource", "uri")
+        ref = uri.partition("@")[2] or None if isinstance(uri, str) else None
     return ref if isinstance(ref, str) else None
 
 
