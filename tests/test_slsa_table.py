@@ -3,8 +3,9 @@ the expectation its anchor has for the same input.
 
 Anchors: slsa-verifier's regression tests (cli/slsa-verifier/main_regression_test.go, named by
 test function and case), gh's integration tests (pkg/cmd/attestation/verify/
-verify_integration_test.go) and sigstore-conformance's `bundle-verify` cases (a `_fail` suffix
-means the bundle must be refused). Where this verifier differs from an anchor, the row says
+verify_integration_test.go) and, for gh's certificate flags, its `newEnforcementCriteria`
+(policy.go: each flag is one certificate extension compared exactly), and sigstore-conformance's
+`bundle-verify` cases (a `_fail` suffix means the bundle must be refused). Where this verifier differs from an anchor, the row says
 so: it never passes what an anchor refuses. The vectors are vendored (vectors/SOURCES.md);
 slsa-verifier itself cannot be installed here (a Go binary, in no registry reachable here), so
 the table runs through the built-in verifier only.
@@ -43,6 +44,15 @@ HAMMER = "https://token.actions.githubusercontent.com/hammer-time"
 STAGING = SP / "trusted_root.staging.json"
 REGRESSION = "slsa-verifier Test_runVerifyGHAArtifactPath"
 GH_IT = "gh verify_integration_test.go"
+GH_POLICY = "gh policy.go newEnforcementCriteria"
+ATTEST_REPO = "github/artifact-attestations-workflows"
+ATTEST_SOURCE_SHA = (
+    "95baf27389e83e6a5c48f42e190d48d7abcea19e"  # the cert's Source Repository Digest
+)
+V1 = "https://slsa.dev/provenance/v1"
+V02 = "https://slsa.dev/provenance/v0.2"
+INPUTS = SV / "workflow-inputs"
+REUSABLE = ("--repo", "malancas/attest-demo", "--signer-workflow", ATTEST_WF)
 
 
 @dataclass(frozen=True)
@@ -606,6 +616,233 @@ ROWS = [
         3,
         "intoto/0.0.2",
         "gh verify_test.go: .jsonl with 2 bundles (same entry type)",
+    ),
+    # --- gh's certificate flags (--signer-repo, --signer-digest, --source-ref, --source-digest,
+    # --deny-self-hosted-runners) and --predicate-type; slsa-verifier's --build-workflow-input
+    Row(
+        "gh-signer-repo",
+        GH / "reusable-workflow-artifact",
+        GH / "reusable-workflow-attestation.sigstore.json",
+        ("--repo", "malancas/attest-demo", "--signer-repo", ATTEST_REPO),
+        0,
+        "PASS",
+        f"{GH_IT} ReusableWorkflow 'with repo and valid reusable signer repo'",
+    ),
+    Row(
+        "gh-signer-repo-owner",
+        GH / "reusable-workflow-artifact",
+        GH / "reusable-workflow-attestation.sigstore.json",
+        ("--owner", "malancas", "--signer-repo", ATTEST_REPO),
+        0,
+        "PASS",
+        f"{GH_IT} ReusableWorkflow 'with owner and valid reusable signer repo'",
+    ),
+    Row(
+        "gh-signer-repo-case",
+        GH / "reusable-workflow-artifact",
+        GH / "reusable-workflow-attestation.sigstore.json",
+        (
+            "--repo",
+            "malancas/attest-demo",
+            "--signer-repo",
+            "GitHub/Artifact-Attestations-Workflows",
+        ),
+        0,
+        "PASS",
+        f"{GH_POLICY}: --signer-repo becomes the SAN regex (?i)^https://github.com/OWNER/REPO/",
+    ),
+    Row(
+        "gh-signer-repo-wrong",
+        GH / "reusable-workflow-artifact",
+        GH / "reusable-workflow-attestation.sigstore.json",
+        ("--repo", "malancas/attest-demo", "--signer-repo", "malancas/attest-demo"),
+        1,
+        "signer repository",
+        f"{GH_POLICY}: SAN regex ^https://github.com/malancas/attest-demo/ does not match the "
+        "reusable workflow that signed",
+    ),
+    Row(
+        "gh-signer-digest",
+        GH / "reusable-workflow-artifact",
+        GH / "reusable-workflow-attestation.sigstore.json",
+        (*REUSABLE, "--signer-digest", ATTEST_SHA),
+        0,
+        "PASS",
+        f"{GH_POLICY}: --signer-digest is the certificate's BuildSignerDigest",
+    ),
+    Row(
+        "gh-signer-digest-wrong",
+        GH / "reusable-workflow-artifact",
+        GH / "reusable-workflow-attestation.sigstore.json",
+        (*REUSABLE, "--signer-digest", ATTEST_SOURCE_SHA),
+        1,
+        "signer digest",
+        f"{GH_POLICY}: BuildSignerDigest must equal (the source commit is not the signer's)",
+    ),
+    Row(
+        "gh-source-ref",
+        GH / "reusable-workflow-artifact",
+        GH / "reusable-workflow-attestation.sigstore.json",
+        (*REUSABLE, "--source-ref", "refs/heads/main"),
+        0,
+        "PASS",
+        f"{GH_POLICY}: --source-ref is the certificate's SourceRepositoryRef",
+    ),
+    Row(
+        "gh-source-ref-wrong",
+        GH / "reusable-workflow-artifact",
+        GH / "reusable-workflow-attestation.sigstore.json",
+        (*REUSABLE, "--source-ref", "refs/heads/dev"),
+        1,
+        "source ref",
+        f"{GH_POLICY}: SourceRepositoryRef must equal",
+    ),
+    Row(
+        "generic-source-ref-tag",
+        GENERIC_BIN,
+        generic("push-v14"),
+        ("--source-uri", EXAMPLE, "--source-ref", "refs/tags/v14"),
+        0,
+        "PASS",
+        f"{GH_POLICY}: the same extension in a generator certificate",
+    ),
+    Row(
+        "generic-source-ref-wrong",
+        GENERIC_BIN,
+        generic("push-v13.0.30"),
+        ("--source-uri", EXAMPLE, "--source-ref", "refs/tags/v13"),
+        1,
+        "source ref",
+        f"{GH_POLICY}: exact ref (no prefix match, as slsa-verifier's --source-tag)",
+    ),
+    Row(
+        "gh-source-digest",
+        GH / "reusable-workflow-artifact",
+        GH / "reusable-workflow-attestation.sigstore.json",
+        (*REUSABLE, "--source-digest", ATTEST_SOURCE_SHA),
+        0,
+        "PASS",
+        f"{GH_POLICY}: --source-digest is the certificate's SourceRepositoryDigest",
+    ),
+    Row(
+        "gh-source-digest-wrong",
+        GH / "reusable-workflow-artifact",
+        GH / "reusable-workflow-attestation.sigstore.json",
+        (*REUSABLE, "--source-digest", ATTEST_SHA),
+        1,
+        "source digest",
+        f"{GH_POLICY}: SourceRepositoryDigest must equal",
+    ),
+    Row(
+        "gh-deny-self-hosted",
+        GH / "custom-issuer-artifact",
+        GH / "custom-issuer.sigstore.json",
+        ("--owner", "too-legit", "--cert-oidc-issuer", HAMMER, "--deny-self-hosted-runners"),
+        0,
+        "PASS",
+        f"{GH_POLICY}: --deny-self-hosted-runners needs RunnerEnvironment github-hosted",
+    ),
+    Row(
+        "bcr-deny-self-hosted",
+        BCR / "MODULE.bazel",
+        BCR / "MODULE.bazel.intoto.jsonl",
+        (
+            "--source-uri",
+            "github.com/aspect-build/rules_lint",
+            "--builder-id",
+            BCR_PUBLISH,
+            "--deny-self-hosted-runners",
+        ),
+        0,
+        "PASS",
+        f"{GH_POLICY}: BCR's publishing workflow ran on a GitHub-hosted runner",
+    ),
+    Row(
+        "bcr-predicate-type-v1",
+        BCR / "MODULE.bazel",
+        BCR / "MODULE.bazel.intoto.jsonl",
+        (
+            "--source-uri",
+            "github.com/aspect-build/rules_lint",
+            "--builder-id",
+            BCR_PUBLISH,
+            "--predicate-type",
+            V1,
+        ),
+        0,
+        "PASS",
+        "gh verify: --predicate-type https://slsa.dev/provenance/v1 (its default)",
+    ),
+    Row(
+        "gh-predicate-type-v02",
+        GH / "reusable-workflow-artifact",
+        GH / "reusable-workflow-attestation.sigstore.json",
+        (*REUSABLE, "--predicate-type", V02),
+        1,
+        "predicate type",
+        "gh verify: no attestation with the given predicate type",
+    ),
+    Row(
+        "generic-predicate-type-v02",
+        GENERIC_BIN,
+        generic(WD),
+        ("--source-uri", EXAMPLE, "--predicate-type", V02),
+        0,
+        "PASS",
+        "slsa-verifier: generator_generic_slsa3 v2.1.0 writes SLSA v0.2",
+    ),
+    Row(
+        "generic-predicate-type-v1",
+        GENERIC_BIN,
+        generic(WD),
+        ("--source-uri", EXAMPLE, "--predicate-type", V1),
+        1,
+        "predicate type",
+        "gh verify --predicate-type https://slsa.dev/provenance/v1 on v0.2 provenance: refused",
+    ),
+    Row(
+        "generic-workflow-input-none",
+        GENERIC_BIN,
+        generic(WD),
+        ("--source-uri", EXAMPLE, "--build-workflow-input", "release_version=v1"),
+        1,
+        "build workflow inputs",
+        "slsa-verifier VerifyWorkflowInputs: the run's inputs are null (ErrorInvalidDssePayload)",
+    ),
+    Row(
+        "generic-workflow-input-push",
+        GENERIC_BIN,
+        generic("push-v14"),
+        ("--source-uri", EXAMPLE, "--build-workflow-input", "release_version=v1"),
+        1,
+        "workflow_dispatch",
+        "slsa-verifier GetWorkflowInputs: expected 'workflow_dispatch' trigger, got push "
+        "(ErrorMismatchWorkflowInputs)",
+    ),
+    Row(
+        "gh-workflow-input",
+        GH / "custom-issuer-artifact",
+        GH / "custom-issuer.sigstore.json",
+        ("--owner", "too-legit", "--cert-oidc-issuer", HAMMER, "--build-workflow-input", "a=b"),
+        1,
+        "records no GitHub event",
+        "slsa-verifier verify-github-attestation --build-workflow-input: the actions buildType "
+        "records no GITHUB_EVENT_PAYLOAD (ErrorInvalidDssePayload)",
+    ),
+    Row(
+        "generic-workflow-inputs-v1.2.2",
+        INPUTS / "workflow-inputs",
+        INPUTS / "workflow-inputs.intoto.jsonl",
+        (
+            "--source-uri",
+            "github.com/laurentsimon/slsa-on-github-test",
+            "--build-workflow-input",
+            "some_integer=123",
+        ),
+        3,
+        "looked up online",
+        f"{REGRESSION} 'workflow inputs match' passes online only (bare DSSE: its Rekor entry is "
+        "fetched); test_slsa_flags.py checks its real predicate re-signed with a test key",
     ),
     # --- Sigstore conformance (bundle-verify), identity of the conformance beacon workflow
     Row(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -12,7 +12,7 @@ from provenance import _config
 from provenance.cli._common import emit_json, guard_output, json_option, report, say
 
 if TYPE_CHECKING:
-    from provenance.slsa.verify import SlsaResult
+    from provenance.slsa.verify import Expectations, SlsaResult
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 
@@ -149,6 +149,13 @@ def attest(
     "needed for attestations made in a reusable workflow.",
 )
 @click.option(
+    "--signer-repo",
+    help="Expected repository (OWNER/REPO) of the signing reusable workflow (gh).",
+)
+@click.option(
+    "--signer-digest", help="Expected commit of the signing workflow (Build Signer Digest, gh)."
+)
+@click.option(
     "--cert-oidc-issuer",
     default=GITHUB_ISSUER,
     show_default=True,
@@ -158,6 +165,26 @@ def attest(
 @click.option("--source-tag", help="Expected tag (exact).")
 @click.option(
     "--source-versioned-tag", help="Expected semver tag: vX matches vX.*.*, vX.Y matches vX.Y.*."
+)
+@click.option("--source-ref", help="Expected git ref, exact (refs/heads/B, refs/tags/T; gh).")
+@click.option("--source-digest", help="Expected source commit (Source Repository Digest, gh).")
+@click.option(
+    "--deny-self-hosted-runners",
+    "deny_self_hosted",
+    is_flag=True,
+    help="Refuse provenance not built on a GitHub-hosted runner (gh).",
+)
+@click.option(
+    "--predicate-type",
+    help="Expected predicate type [default: https://slsa.dev/provenance/v1 for GitHub "
+    "attestations; v0.2 or v1 for slsa-github-generator and key-signed provenance].",
+)
+@click.option(
+    "--build-workflow-input",
+    "workflow_inputs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Expected input of the workflow_dispatch run (repeatable, slsa-verifier).",
 )
 @click.option(
     "--trusted-root",
@@ -174,19 +201,12 @@ def verify_cmd(
     artifact: str | None,
     provenance_path: str,
     artifact_digest: str | None,
-    source_uri: str | None,
-    owner: str | None,
-    builder_id: str | None,
-    signer_workflow: str | None,
-    cert_oidc_issuer: str,
-    source_branch: str | None,
-    source_tag: str | None,
-    source_versioned_tag: str | None,
     trusted_root: str | None,
     pub_key: str | None,
     slsa_verifier: str | None,
     builtin: bool,
     as_json: bool,
+    **expected: Any,
 ) -> None:
     """Check that ARTIFACT was built from the expected source by a trusted builder.
 
@@ -210,18 +230,11 @@ def verify_cmd(
             artifact,
             provenance_path,
             artifact_digest,
-            source_uri,
-            owner,
-            builder_id,
-            signer_workflow,
-            cert_oidc_issuer,
-            source_branch,
-            source_tag,
-            source_versioned_tag,
-            trusted_root,
-            pub_key,
-            slsa_verifier,
-            builtin,
+            _expectations(expected),
+            trusted_root=trusted_root,
+            pub_key=pub_key,
+            slsa_verifier=slsa_verifier,
+            builtin=builtin,
         )
     except ProvenanceError as exc:
         if as_json:  # one document on stdout for every outcome; the message still goes to stderr
@@ -238,18 +251,36 @@ def verify_cmd(
     report(result, as_json)
 
 
+def _expectations(options: dict[str, Any]) -> Expectations:
+    """The expectation flags, by name, as validated Expectations (usage errors: exit 2)."""
+    from provenance.slsa._expect import parse_inputs
+    from provenance.slsa.verify import Expectations
+
+    return Expectations(
+        options["source_uri"],
+        options["builder_id"],
+        options["source_branch"],
+        options["source_tag"],
+        options["source_versioned_tag"],
+        owner=options["owner"],
+        signer_workflow=options["signer_workflow"],
+        issuer=options["cert_oidc_issuer"],
+        signer_repo=options["signer_repo"],
+        signer_digest=options["signer_digest"],
+        source_ref=options["source_ref"],
+        source_digest=options["source_digest"],
+        deny_self_hosted=options["deny_self_hosted"],
+        predicate_type=options["predicate_type"],
+        workflow_inputs=parse_inputs(options["workflow_inputs"]),
+    )
+
+
 def _verify(
     artifact: str | None,
     provenance_path: str,
     artifact_digest: str | None,
-    source_uri: str | None,
-    owner: str | None,
-    builder_id: str | None,
-    signer_workflow: str | None,
-    issuer: str,
-    branch: str | None,
-    tag: str | None,
-    versioned_tag: str | None,
+    expect: Expectations,
+    *,
     trusted_root: str | None,
     pub_key: str | None,
     slsa_verifier: str | None,
@@ -258,23 +289,12 @@ def _verify(
     from provenance.errors import UsageError
     from provenance.signing import load_public_key
     from provenance.slsa.verify import (
-        Expectations,
         find_slsa_verifier,
         verify_builtin,
         verify_with_slsa_verifier,
     )
 
-    expect = Expectations(
-        source_uri,
-        builder_id,
-        branch,
-        tag,
-        versioned_tag,
-        owner=owner,
-        signer_workflow=signer_workflow,
-        issuer=issuer,
-    )
-    use_builtin = builtin or pub_key or artifact_digest or owner or signer_workflow
+    use_builtin = builtin or pub_key or artifact_digest or expect.needs_builtin
     binary = None if use_builtin else find_slsa_verifier(slsa_verifier)
     if binary:
         if not artifact:

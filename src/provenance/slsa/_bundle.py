@@ -81,6 +81,7 @@ def _checks(expect: Expectations, san: str | None) -> tuple[str, list[_policy.Ch
     if expect.owner:
         checks.append(_policy.owner_check(expect.owner))
     checks += _policy.ref_checks(expect.branch, expect.tag, expect.versioned_tag)
+    checks += _gh_checks(expect)
     if _policy.generator_workflow(san) is not None:
         producer = "slsa-github-generator"
         checks.append(_policy.trusted_generator_check())
@@ -90,11 +91,27 @@ def _checks(expect: Expectations, san: str | None) -> tuple[str, list[_policy.Ch
         producer = "github-workflow"
         if expect.builder_id:
             checks.append(_policy.signer_check(expect.builder_id, "builder id"))
-        elif not expect.signer_workflow:
+        elif not (expect.signer_workflow or expect.signer_repo):
             checks.append(_policy.same_repo_signer_check(expect.source_uri, expect.owner))
     if expect.signer_workflow:
         checks.append(_policy.signer_check(expect.signer_workflow))
     return producer, checks
+
+
+def _gh_checks(expect: Expectations) -> list[_policy.Check]:
+    """The certificate checks of gh's flags that have no slsa-verifier counterpart."""
+    checks = []
+    if expect.source_ref:
+        checks.append(_policy.source_ref_check(expect.source_ref))
+    if expect.source_digest:
+        checks.append(_policy.source_digest_check(expect.source_digest))
+    if expect.signer_repo:
+        checks.append(_policy.signer_repo_check(expect.signer_repo))
+    if expect.signer_digest:
+        checks.append(_policy.signer_digest_check(expect.signer_digest))
+    if expect.deny_self_hosted:
+        checks.append(_policy.hosted_runner_check())
+    return checks
 
 
 def _crypto_failure(message: str, collect: Collect, root: str) -> Failure:

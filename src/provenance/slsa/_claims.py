@@ -14,6 +14,7 @@ from provenance.errors import InputError
 from provenance.slsa import _policy
 from provenance.slsa._expect import Expectations
 from provenance.slsa._formats import PROVENANCE_TYPES, VSA_TYPES, subject_matches
+from provenance.slsa._inputs import check_inputs
 from provenance.slsa._result import Failure, SlsaResult
 
 STATEMENT_TYPES = ("https://in-toto.io/Statement/v1", "https://in-toto.io/Statement/v0.1")
@@ -58,12 +59,59 @@ def predicate_source(statement: dict[str, Any]) -> str | None:
 
 
 def predicate_ref(statement: dict[str, Any]) -> str | None:
-    ext = _dig(statement.get("predicate"), "buildDefinition", "externalParameters")
-    ref = _dig(ext, "ref") or _dig(ext, "workflow", "ref")
+    """The source ref the predicate names (v0.2: after the `@` of `configSource.uri`)."""
+    pred = statement.get("predicate")
+    if statement.get("predicateType") == SLSA_V1:
+        ext = _dig(pred, "buildDefinition", "externalParameters")
+        ref = _dig(ext, "ref") or _dig(ext, "workflow", "ref")
+    else:
+        uri = _dig(pred, "invocation", "configSource", "uri")
+        ref = uri.partition("@")[2] or None if isinstance(uri, str) else None
     return ref if isinstance(ref, str) else None
 
 
-def _check_type(statement: dict[str, Any], result: SlsaResult) -> bool:
+def _expected_types(expect: Expectations, producer: str) -> tuple[str, ...]:
+    """The predicate types accepted: `--predicate-type`, else the anchor's default.
+
+    gh verifies `https://slsa.dev/provenance/v1` unless told otherwise; slsa-verifier accepts
+    the generator's v0.2 and v1; key-signed statements may be either.
+    """
+    if expect.predicate_type:
+        return (expect.predicate_type,)
+    return (SLSA_V1,) if producer == "github-workflow" else PROVENANCE_TYPES
+
+
+def predicate_commit(statement: dict[str, Any]) -> str | None:
+    """The source commit the predicate names (v1: a resolved dependency's gitCommit)."""
+    pred = statement.get("predicate")
+    if statement.get("predicateType") == SLSA_V1:
+        deps = _dig(pred, "buildDefinition", "resolvedDependencies")
+        commits = [_dig(d, "digest", "gitCommit") for d in deps] if isinstance(deps, list) else []
+        found = next((c for c in commits if isinstance(c, str)), None)
+    else:
+        found = _dig(pred, "invocation", "configSource", "digest", "sha1")
+    return found if isinstance(found, str) else None
+
+
+def _keyed_only(
+    statement: dict[str, Any], expect: Expectations, source: str | None
+) -> list[Failure]:
+    """Expectations a key-signed statement answers from its own claims, or cannot answer."""
+    failures = [
+        Failure(f"{flag} (key-signed provenance has no signing certificate)", "a certificate", None)
+        for flag in expect.certificate_only
+    ]
+    if expect.owner:
+        owner = _policy.normalize_repo(source).split("/")[1] if source else None
+        wanted = expect.owner.strip().strip("/").split("/")[-1]
+        if owner is None or owner.lower() != wanted.lower():
+            failures.append(Failure("source repository owner", wanted, owner))
+    if expect.source_digest and predicate_commit(statement) != expect.source_digest:
+        failures.append(Failure("source digest", expect.source_digest, predicate_commit(statement)))
+    return failures
+
+
+def _check_type(statement: dict[str, Any], result: SlsaResult, expected: tuple[str, ...]) -> bool:
     ptype = statement.get("predicateType")
     if ptype in VSA_TYPES:
         from provenance.errors import UnsupportedProvenanceError
@@ -72,8 +120,8 @@ def _check_type(statement: dict[str, Any], result: SlsaResult) -> bool:
             result.provenance,
             f"unsupported: a SLSA verification summary attestation (VSA, {ptype}), not provenance",
         )
-    if ptype not in PROVENANCE_TYPES:
-        result.failures.append(Failure("predicate type", " or ".join(PROVENANCE_TYPES), str(ptype)))
+    if ptype not in expected:
+        result.failures.append(Failure("predicate type", " or ".join(expected), str(ptype)))
         return False
     return True
 
@@ -103,7 +151,7 @@ def check_statement(
     producer: str,
 ) -> None:
     """Add to `result` every way the verified statement disagrees with signer or expectations."""
-    if not _check_type(statement, result):
+    if not _check_type(statement, result, _expected_types(expect, producer)):
         return
     builder = predicate_builder(statement)
     result.builder_id = builder
@@ -113,6 +161,7 @@ def check_statement(
         result.failures.append(Failure("predicate builder id (vs the signer)", signer, builder))
     if signer is None:  # key-signed: source, ref and builder come from the statement itself
         result.source, result.ref = source, predicate_ref(statement)
+        result.failures += _keyed_only(statement, expect, source)
         if expect.builder_id and not (
             builder and _policy.builder_matches(builder, expect.builder_id)
         ):
@@ -152,4 +201,5 @@ def check_statement(
                 _policy.repo_url(source),
             )
         )
+    result.failures += check_inputs(statement, expect.workflow_inputs)
     _check_subject(statement, result)

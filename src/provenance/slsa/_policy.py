@@ -46,6 +46,8 @@ OID_REF_V1 = ObjectIdentifier("1.3.6.1.4.1.57264.1.6")
 OID_REPO_V2 = ObjectIdentifier("1.3.6.1.4.1.57264.1.12")
 OID_REF_V2 = ObjectIdentifier("1.3.6.1.4.1.57264.1.14")
 OID_OWNER_V2 = ObjectIdentifier("1.3.6.1.4.1.57264.1.16")
+OID_RUNNER_V2 = ObjectIdentifier("1.3.6.1.4.1.57264.1.11")
+GITHUB_HOSTED = "github-hosted"  # Fulcio RunnerEnvironment of GitHub's own runners
 _RELEASE_TAG = re.compile(r"refs/tags/v\d+\.\d+\.\d+\Z")
 _VERSION = re.compile(r"v?(\d+)(?:\.(\d+))?(?:\.(\d+))?\Z")
 
@@ -196,15 +198,16 @@ class TrustedGenerator:
 
 
 class WorkflowUnder:
-    """gh's default: the signing workflow lives in the source repository (or owner), not in a
-    reusable workflow elsewhere.
+    """The signing workflow lives under this URL prefix, compared case-insensitively as gh's
+    `(?i)^https://github.com/OWNER[/REPO]/` does: gh's default (the source repository or
+    owner) and its `--signer-repo`.
     """
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
 
     def verify(self, cert: x509.Certificate) -> None:
-        if not (identity(cert) or "").startswith(self.prefix):
+        if not (identity(cert) or "").lower().startswith(self.prefix.lower()):
             raise _error(f"signed by a workflow outside {self.prefix}")
 
 
@@ -281,6 +284,54 @@ def ref_checks(branch: str | None, tag: str | None, versioned_tag: str | None) -
             )
         )
     return checks
+
+
+def signer_repo_check(repo: str) -> Check:
+    """The signing (reusable) workflow is a workflow of this repository (gh --signer-repo)."""
+    prefix = repo_url(repo) + "/"
+    return Check("signer repository", prefix + "…", WorkflowUnder(prefix), identity)
+
+
+class _ExtensionPolicy(CertificatePolicy, Protocol):
+    """sigstore's single-extension policies (`OIDCBuildSignerDigest`, …): one OID, one value."""
+
+    oid: ObjectIdentifier
+
+    def __init__(self, value: str) -> None: ...
+
+
+def _extension_check(what: str, expected: str, policy: type[_ExtensionPolicy]) -> Check:
+    """A sigstore single-extension policy (v2, DER string) with the value it read."""
+    return Check(what, expected, policy(expected), lambda c: extension(c, policy.oid))
+
+
+def signer_digest_check(digest: str) -> Check:
+    """The signing workflow's commit, Fulcio Build Signer Digest (gh --signer-digest)."""
+    from sigstore.verify.policy import OIDCBuildSignerDigest
+
+    return _extension_check("signer digest", digest, OIDCBuildSignerDigest)
+
+
+def source_ref_check(ref: str) -> Check:
+    """The exact git ref of the run, Fulcio Source Repository Ref (gh --source-ref)."""
+    from sigstore.verify.policy import OIDCSourceRepositoryRef
+
+    return Check("source ref", ref, OIDCSourceRepositoryRef(ref), _ref)
+
+
+def source_digest_check(digest: str) -> Check:
+    """The source commit, Fulcio Source Repository Digest (gh --source-digest)."""
+    from sigstore.verify.policy import OIDCSourceRepositoryDigest
+
+    return _extension_check("source digest", digest, OIDCSourceRepositoryDigest)
+
+
+def hosted_runner_check() -> Check:
+    """Fulcio Runner Environment is `github-hosted` (gh --deny-self-hosted-runners)."""
+    from sigstore.verify.policy import OIDCRunnerEnvironment
+
+    what = "runner environment (self-hosted runners denied)"
+    return _extension_check(what, GITHUB_HOSTED, OIDCRunnerEnvironment)
 
 
 def signer_check(workflow: str, what: str = "signer workflow") -> Check:

@@ -178,6 +178,8 @@ def verify_with_slsa_verifier(
         argv += ["--source-tag", expect.tag]
     if expect.versioned_tag:
         argv += ["--source-versioned-tag", expect.versioned_tag]
+    for name, value in expect.workflow_inputs:
+        argv += ["--build-workflow-input", f"{name}={value}"]
     result = SlsaResult(artifact, f"slsa-verifier ({binary})", sha256_file(artifact))
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
