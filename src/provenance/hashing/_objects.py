@@ -120,6 +120,11 @@ def local_patterns(patterns: Iterable[str]) -> list[str]:
     return split_patterns(patterns)[0]
 
 
+def compile_any(text: str) -> Pattern | ObjectPattern:
+    """One pattern, local or object URI (both match their recorded names with `.matches`)."""
+    return ObjectPattern.compile(text) if is_object_uri(text) else Pattern.compile(text)
+
+
 def unsafe_artifacts(paths: Iterable[str]) -> list[str]:
     """Recorded names that are neither a safe relative path nor a well-formed object URI."""
     from provenance.hashing._paths import unsafe_paths

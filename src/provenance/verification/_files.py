@@ -50,7 +50,7 @@ def model_manifest(model: ModelDecl, links: Mapping[str, LinkData]) -> Manifest:
     link = links.get(model.step)
     if link is None:
         raise UsageError(f"the layout's model step '{model.step}' has no verified link")
-    pattern = compile_patterns([model.products])[0]
+    pattern = objects.compile_any(model.products)  # a local or an s3:// pattern
     root = model.root
     return Manifest(
         {
