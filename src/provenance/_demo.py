@@ -29,7 +29,7 @@ STEPS = ("prepare", "train", "evaluate")
 class DemoReport:
     workdir: Path
     rows: list[tuple[str, str, str]] = field(default_factory=list)  # stage, outcome, detail
-    jobs: list[dict[str, str]] = field(default_factory=list)  # --stack: step, working dir
+    jobs: list[dict[str, Any]] = field(default_factory=list)  # --stack: each step's job
 
     def add(self, stage: str, outcome: str, detail: str) -> None:
         self.rows.append((stage, outcome, detail))

@@ -94,7 +94,11 @@ def _job_env(client: Mapping[str, str], run_id: str, prefix: str) -> dict[str, s
 def run_jobs(
     workdir: Path, env: Mapping[str, str], report: DemoReport, say: Callable[[str], None]
 ) -> None:
-    """Each step in a fresh temporary directory holding only its script and its signing key."""
+    """Each step in a fresh temporary directory holding only its script and its signing key.
+
+    The directories of earlier steps are gone before it starts (recorded in `report.jobs`).
+    """
+    earlier: list[Path] = []
     for step in STEPS:
         jobdir = Path(tempfile.mkdtemp(prefix=f"provenance-job-{step}-"))
         try:
@@ -104,6 +108,14 @@ def run_jobs(
             key = FUNCTIONARY[step]
             shutil.copy(workdir / "keys" / key, jobdir / "keys" / key)
             say(f"job {step}: {jobdir}")
+            report.jobs.append(
+                {
+                    "step": step,
+                    "dir": str(jobdir),
+                    "files": sorted(p.relative_to(jobdir).as_posix() for p in _files(jobdir)),
+                    "earlier_dirs_present": [str(d) for d in earlier if d.exists()],
+                }
+            )
             proc = subprocess.run(
                 [sys.executable, "-m", "provenance._demo_stack", step],
                 cwd=jobdir,
@@ -114,9 +126,13 @@ def run_jobs(
             )
         finally:
             shutil.rmtree(jobdir, ignore_errors=True)
-        report.jobs.append({"step": step, "dir": str(jobdir)})
+        earlier.append(jobdir)
         if proc.returncode != 0:
             raise VerificationError(f"job '{step}' failed: {proc.stderr.strip()[-800:]}")
+
+
+def _files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()]
 
 
 def _fetch_objects(prefix: str, pattern: str, dest: Path) -> None:
