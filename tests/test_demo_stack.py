@@ -59,6 +59,7 @@ def test_demo_stack_runs_steps_as_separate_jobs_and_promotes_the_verified_versio
     doc = json.loads(r.stdout)
     stages = {s["stage"]: s for s in doc["stages"]}
     assert stages["verify"]["outcome"] == "PASS", stages["verify"]
+    assert stages["slsa verify"]["outcome"] == "PASS"
     assert stages["tampered version"]["outcome"] == "REFUSED"
     assert stages["verified load"]["outcome"] == "VERIFIED"
 

@@ -148,6 +148,17 @@ def _later_stages() -> list[Stage]:
     A stage whose extra is not installed is replaced by one line naming the extra to install.
     """
     from provenance.gate.mlflow._demo import mlflow_stage
+
+    stages = attestation_stages()
+    if importlib.util.find_spec("mlflow") is None:
+        stages.append(_skipped("mlflow promote", "mlflow"))
+    else:
+        stages.append(mlflow_stage)
+    return stages
+
+
+def attestation_stages() -> list[Stage]:
+    """SLSA provenance of the weights, then the ML-BOM (skipped without the `bom` extra)."""
     from provenance.slsa._demo import slsa_stage
 
     stages: list[Stage] = [slsa_stage]
@@ -155,10 +166,6 @@ def _later_stages() -> list[Stage]:
         stages.append(_skipped("ML-BOM", "bom"))
     else:
         stages.append(_bom_stage)
-    if importlib.util.find_spec("mlflow") is None:
-        stages.append(_skipped("mlflow promote", "mlflow"))
-    else:
-        stages.append(mlflow_stage)
     return stages
 
 

@@ -22,7 +22,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from provenance._demo import KEYS, STEPS, DemoReport, prepare_workspace, sign_and_verify
+from provenance._demo import (
+    KEYS,
+    STEPS,
+    DemoReport,
+    attestation_stages,
+    prepare_workspace,
+    sign_and_verify,
+)
 from provenance.errors import ComponentError, VerificationError
 
 FUNCTIONARY = {"prepare": "data-eng", "train": "trainer", "evaluate": "evaluator"}
@@ -240,8 +247,10 @@ def run_stack_demo(
             gathered = MlflowRegistry(doc["tracking_uri"]).gather_links(run_id, "gathered-links")
             n_links = len([n for n in os.listdir(gathered) if n.endswith(".link")])
             report.add("links", "gathered", f"{n_links} links of run {run_id} from the server")
-            sign_and_verify(report, say, LAYOUT, gathered, "objects in S3")
+            result = sign_and_verify(report, say, LAYOUT, gathered, "objects in S3")
             _fetch_objects(prefix, prefix + "models/**", workdir)
+            for stage in attestation_stages():
+                stage(workdir, report, say, result)
             registry = Registry(
                 doc["tracking_uri"],
                 links_dir=gathered,
