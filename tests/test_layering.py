@@ -12,6 +12,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "provenance"
 RANK = {
     "cli": 0,
     "_demo": 1,
+    "_demo_stack": 1,
     "stack": 1.5,  # starts servers for cli, demo and tests; never imports gate
     "report": 1.5,  # renders verification results; may use gate, attest, links
     "gate": 2,

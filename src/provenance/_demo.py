@@ -29,6 +29,7 @@ STEPS = ("prepare", "train", "evaluate")
 class DemoReport:
     workdir: Path
     rows: list[tuple[str, str, str]] = field(default_factory=list)  # stage, outcome, detail
+    jobs: list[dict[str, Any]] = field(default_factory=list)  # --stack: each step's job
 
     def add(self, stage: str, outcome: str, detail: str) -> None:
         self.rows.append((stage, outcome, detail))
@@ -85,9 +86,7 @@ def describe_links(result: VerificationResult) -> list[tuple[str, int, int, str,
 
 
 def run_demo(workdir: Path, project: Path, fresh: bool, say: Callable[[str], None]) -> DemoReport:
-    from provenance.layout import sign_layout
-    from provenance.signing import generate, load_public_key, load_signer
-    from provenance.verification import verify
+    from provenance.signing import generate
 
     workdir, project = workdir.resolve(), project.resolve()
     report = DemoReport(workdir)
@@ -100,33 +99,44 @@ def run_demo(workdir: Path, project: Path, fresh: bool, say: Callable[[str], Non
     cwd = os.getcwd()
     os.chdir(workdir)
     try:
-        signed = sign_layout("layouts/train.yaml", load_signer("keys/owner"), "root.layout")
-        report.add(
-            "layout", "signed", f"layouts/train.yaml -> root.layout (owner {signed.keyid[:8]})"
-        )
-        result = verify(
-            "root.layout", [load_public_key("keys/owner.pub")], ".provenance/links", "."
-        )
-        for step, n_mat, n_prod, first, signer in describe_links(result):
-            say(f"  {step:<9} {n_mat:>2} materials {n_prod:>2} products  {first:<48} key {signer}")
-            report.add(
-                f"step {step}", "recorded", f"{n_mat} materials, {n_prod} products, key {signer}"
-            )
-        say(result.verdict)
-        summary = (
-            f"{len(result.steps)} steps, one pipeline run, {result.artifacts_checked} files on "
-            "disk equal their recorded digests"
-        )
-        report.add(
-            "verify", "PASS" if result.ok else "FAIL", summary if result.ok else result.verdict
-        )
-        if not result.ok:
-            raise VerificationError(result.verdict)
+        result = sign_and_verify(report, say, "layouts/train.yaml", ".provenance/links")
         for stage in _later_stages():
             stage(workdir, report, say, result)
     finally:
         os.chdir(cwd)
     return report
+
+
+def sign_and_verify(
+    report: DemoReport,
+    say: Callable[[str], None],
+    layout: str,
+    links_dir: str,
+    where: str = "files on disk",
+) -> VerificationResult:
+    """Sign `layout` with keys/owner into root.layout and verify the links in `links_dir`
+    (cwd: the workspace); a failure raises VerificationError after its row is added."""
+    from provenance.layout import sign_layout
+    from provenance.signing import load_public_key, load_signer
+    from provenance.verification import verify
+
+    signed = sign_layout(layout, load_signer("keys/owner"), "root.layout")
+    report.add("layout", "signed", f"{layout} -> root.layout (owner {signed.keyid[:8]})")
+    result = verify("root.layout", [load_public_key("keys/owner.pub")], links_dir, ".")
+    for step, n_mat, n_prod, first, signer in describe_links(result):
+        say(f"  {step:<9} {n_mat:>2} materials {n_prod:>2} products  {first:<48} key {signer}")
+        report.add(
+            f"step {step}", "recorded", f"{n_mat} materials, {n_prod} products, key {signer}"
+        )
+    say(result.verdict)
+    summary = (
+        f"{len(result.steps)} steps, one pipeline run, {result.artifacts_checked} {where} "
+        "equal their recorded digests"
+    )
+    report.add("verify", "PASS" if result.ok else "FAIL", summary if result.ok else result.verdict)
+    if not result.ok:
+        raise VerificationError(result.verdict)
+    return result
 
 
 Stage = Callable[[Path, Any, Callable[[str], None], "VerificationResult"], None]
@@ -138,6 +148,17 @@ def _later_stages() -> list[Stage]:
     A stage whose extra is not installed is replaced by one line naming the extra to install.
     """
     from provenance.gate.mlflow._demo import mlflow_stage
+
+    stages = attestation_stages()
+    if importlib.util.find_spec("mlflow") is None:
+        stages.append(_skipped("mlflow promote", "mlflow"))
+    else:
+        stages.append(mlflow_stage)
+    return stages
+
+
+def attestation_stages() -> list[Stage]:
+    """SLSA provenance of the weights, then the ML-BOM (skipped without the `bom` extra)."""
     from provenance.slsa._demo import slsa_stage
 
     stages: list[Stage] = [slsa_stage]
@@ -145,10 +166,6 @@ def _later_stages() -> list[Stage]:
         stages.append(_skipped("ML-BOM", "bom"))
     else:
         stages.append(_bom_stage)
-    if importlib.util.find_spec("mlflow") is None:
-        stages.append(_skipped("mlflow promote", "mlflow"))
-    else:
-        stages.append(mlflow_stage)
     return stages
 
 

@@ -30,8 +30,17 @@ def _missing_example_modules() -> list[str]:
     help="Where steps/ and layouts/ of the pipeline are [default: the packaged example].",
 )
 @click.option("--fresh", is_flag=True, help="Replace an existing demo workspace.")
+@click.option(
+    "--stack",
+    "stack_dir",
+    type=click.Path(path_type=Path),
+    help="Run against the stack of `provenance stack up --dir D`: each step a job in its own "
+    "temporary directory, data through S3, links through the tracking server.",
+)
 @json_option
-def demo(workdir: Path, project: Path | None, fresh: bool, as_json: bool) -> None:
+def demo(
+    workdir: Path, project: Path | None, fresh: bool, stack_dir: Path | None, as_json: bool
+) -> None:
     """Run the example pipeline end to end in a fresh workspace and show what was proven.
 
     The example pipeline ships with the package. Stages whose extra is not installed are
@@ -41,6 +50,7 @@ def demo(workdir: Path, project: Path | None, fresh: bool, as_json: bool) -> Non
     \b
     Example:
       provenance demo --workdir demo-workspace --fresh
+      provenance stack up --dir .provenance-stack && provenance demo --stack .provenance-stack
     """
     if project is None:
         project = example_project()
@@ -55,16 +65,21 @@ def demo(workdir: Path, project: Path | None, fresh: bool, as_json: bool) -> Non
         else:
             say(f"demo: skipped, the example pipeline needs {', '.join(missing)} ({hint})")
         return
-    report = run_demo(workdir, project, fresh, (lambda _t: None) if as_json else say)
+    out = (lambda _t: None) if as_json else say
+    if stack_dir is not None:
+        from provenance._demo_stack import run_stack_demo
+
+        report = run_stack_demo(stack_dir, workdir, project, fresh, out)
+    else:
+        report = run_demo(workdir, project, fresh, out)
     if as_json:
-        emit_json(
-            {
-                "workdir": str(report.workdir),
-                "stages": [
-                    dict(zip(("stage", "outcome", "detail"), r, strict=True)) for r in report.rows
-                ],
-            }
-        )
+        doc = {
+            "workdir": str(report.workdir),
+            "stages": [
+                dict(zip(("stage", "outcome", "detail"), r, strict=True)) for r in report.rows
+            ],
+        }
+        emit_json({**doc, "jobs": report.jobs} if report.jobs else doc)
         return
     from rich.console import Console
     from rich.markup import escape

@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from provenance.hashing import _objects as objects  # s3:// artifacts: hashing/_objects.py
 from provenance.hashing._engine import Progress, hash_file, hash_paths
 from provenance.hashing._manifest import DIGEST_SCHEME, Change, Diff, Manifest
 from provenance.hashing._paths import check_relative, is_safe_relative, unsafe_paths
@@ -33,6 +34,7 @@ __all__ = [
     "printable",
     "unsafe_paths",
     "walk_all",
+    "objects",
 ]
 
 

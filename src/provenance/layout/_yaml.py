@@ -213,7 +213,7 @@ def load_yaml(path: str) -> LayoutSpec:
 
 def _model(ctx: _Ctx, node: yaml.Node, steps: list[StepDef]) -> ModelDecl:
     """`model: {step: train, products: "models/*"}`: the deliverable the gate promotes."""
-    from provenance.hashing import compile_patterns
+    from provenance.hashing import objects
 
     f = ctx.mapping(node, "model", {"step", "products"}, {"step", "products"})
     step = _name(ctx, f["step"][1], "model step")
@@ -221,7 +221,7 @@ def _model(ctx: _Ctx, node: yaml.Node, steps: list[StepDef]) -> ModelDecl:
         raise ctx.fail(f["step"][1], f"model names unknown step '{step}'")
     products = ctx.string(f["products"][1], "model products")
     try:
-        compile_patterns([products])
+        objects.compile_any(products)  # local, or s3:// (hashing/_objects.py)
     except InputError as exc:
         raise ctx.fail(f["products"][1], f"model products: {exc}") from None
     return ModelDecl(step, products, node.start_mark.line + 1)

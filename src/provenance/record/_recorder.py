@@ -18,9 +18,9 @@ from provenance import _config
 from provenance._fs import NAME_RE, check_writable_dir, relative_inside, utc_now
 from provenance._progress import hashing_progress
 from provenance.errors import UsageError
-from provenance.hashing import ArtifactSet, Excludes, compile_patterns, hash_artifacts
+from provenance.hashing import ArtifactSet, Excludes, compile_patterns, hash_artifacts, objects
 from provenance.links import link_filename, link_payload, write_link
-from provenance.record import _environment, _lineage, _run_id
+from provenance.record import _environment, _lineage, _objects, _run_id
 from provenance.record._lineage import BaseModel, BaseModelRecord
 from provenance.record._ranks import Ranks
 from provenance.signing import load_signer
@@ -52,7 +52,7 @@ class StepSpec:
             if isinstance(pats, str):
                 raise UsageError(f"step '{self.name}': {label} must be a list of patterns")
             # Fail when the step is declared, not after hours of training.
-            compile_patterns(pats)
+            compile_patterns(objects.local_patterns(pats))
         if isinstance(self.base_models, BaseModel) or not all(
             isinstance(m, BaseModel) for m in self.base_models
         ):
@@ -77,11 +77,15 @@ class Recording:
     base_models: Sequence[BaseModelRecord] = ()
     distributed: dict[str, object] | None = None
     started_on: str = field(default_factory=utc_now)
+    objects: dict[str, dict[str, Any]] = field(default_factory=dict)  # s3:// size/ETag
 
     def finish(
         self, command: list[str], byproducts: dict[str, Any], parameters: str | None = None
     ) -> str:
         products = _hash(self.base, self.spec.products, self.excludes, self.spec.quiet, "products")
+        self.objects["products"] = _objects.hash_into(
+            self.spec.name, "products", self.spec.products, products
+        )
         environment = _environment.capture(self.base, self.run_id)
         environment["started_on"], environment["finished_on"] = self.started_on, utc_now()
         environment["patterns"] = {
@@ -94,6 +98,8 @@ class Recording:
             environment["parameters"] = parameters
         if self.distributed is not None:
             environment["distributed"] = self.distributed
+        if any(self.objects.values()):
+            environment["objects"] = self.objects
         payload = link_payload(
             self.spec.name,
             command,
@@ -118,6 +124,7 @@ class Recording:
 def _hash(
     base: str, patterns: Sequence[str], excludes: tuple[str, ...], quiet: bool, what: str
 ) -> ArtifactSet:
+    patterns = objects.local_patterns(patterns)
     if not patterns:
         return ArtifactSet()
     with hashing_progress(what, quiet=quiet) as (on_total, advance):
@@ -152,6 +159,9 @@ def prepare(spec: StepSpec, ranks: Ranks | None = None) -> Recording:
     verified = _lineage.verify_base_models(spec.name, spec.base_models, base)
     rec.material_patterns = _lineage.material_patterns(spec.materials, verified)
     rec.materials = _hash(base, rec.material_patterns, rec.excludes, spec.quiet, "materials")
+    rec.objects["materials"] = _objects.hash_into(
+        spec.name, "materials", rec.material_patterns, rec.materials
+    )
     _lineage.check_materials(spec.name, verified, rec.materials)
     rec.base_models = [v.record for v in verified]
     for v in verified:

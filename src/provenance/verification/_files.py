@@ -15,7 +15,7 @@ from typing import Any
 
 from provenance._fs import relative_inside
 from provenance.errors import ArtifactError, UsageError
-from provenance.hashing import Change, Manifest, compile_patterns, hash_paths, walk_all
+from provenance.hashing import Change, Manifest, compile_patterns, hash_paths, objects, walk_all
 from provenance.layout import ModelDecl
 from provenance.links import LinkData
 from provenance.verification.result import Failure
@@ -30,7 +30,7 @@ def expected_products(layout: Any, links: Mapping[str, LinkData]) -> dict[str, t
         link = links.get(step.name)
         if link is None:
             continue
-        patterns = compile_patterns(link.patterns("products"))
+        patterns = compile_patterns(objects.local_patterns(link.patterns("products")))
         for path in link.materials:
             # Consumed by a later step and gone from where that step writes: it deleted the file.
             if (
@@ -50,7 +50,7 @@ def model_manifest(model: ModelDecl, links: Mapping[str, LinkData]) -> Manifest:
     link = links.get(model.step)
     if link is None:
         raise UsageError(f"the layout's model step '{model.step}' has no verified link")
-    pattern = compile_patterns([model.products])[0]
+    pattern = objects.compile_any(model.products)  # a local or an s3:// pattern
     root = model.root
     return Manifest(
         {
@@ -115,6 +115,9 @@ def check_files(
             if s.name in links
             for p in links[s.name].patterns("products")
         ]
+    from provenance.verification._objects import check_objects, split_objects
+
+    expected, claims, stored, stored_claims = split_objects(expected, claims)  # s3:// artifacts
     claimed = [p for p, _ in claims]
     rel_links = relative_inside(links_dir, base)
     prune = (rel_links,) if rel_links and rel_links != "." else ()
@@ -146,7 +149,10 @@ def check_files(
         if change.expected is None:  # extra: name the step whose products it sits among
             owner[change.path] = next((s for pat, s in compiled if _claims(pat, change.path)), "?")
     failures += failures_from_diff(changes, base, owner)
-    return len(present), failures
+    stored_checked, stored_failures = check_objects(
+        layout, links, stored, stored_claims, sources=not only
+    )
+    return len(present) + stored_checked, failures + stored_failures
 
 
 def _regular(base: str, path: str) -> bool:

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from provenance.hashing import unsafe_paths
+from provenance.hashing import objects
 from provenance.links import (
     FILE_RE,
     Rejected,
@@ -169,7 +169,7 @@ def check_consistency(
     no_run_id: list[tuple[str, str]] = []  # step, link file
     # A dataset path usually appears in several links: check each distinct path once.
     unsafe = set(
-        unsafe_paths(
+        objects.unsafe_artifacts(  # relative paths and well-formed s3:// URIs are safe
             {
                 p
                 for by_key in chain.links.values()

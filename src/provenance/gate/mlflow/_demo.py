@@ -4,27 +4,47 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 MODEL = "digits-classifier"
 
 
+@dataclass(frozen=True)
+class Registry:
+    """Where the stage registers and promotes: the embedded SQLite file, or a shared server
+    (`provenance demo --stack`: its links gathered from the server, the stack's gate key)."""
+
+    tracking_uri: str
+    links_dir: str = ".provenance/links"
+    evidence: tuple[str, ...] = ("metrics/metrics.json",)
+    gate_key: str = "keys/gate"
+    gate_pub: str = "keys/gate.pub"
+
+
 def mlflow_stage(workdir: Path, report: Any, say: Callable[[str], None], _: Any) -> None:
+    promote_and_fetch(Registry(f"sqlite:///{workdir / 'mlflow.db'}"), workdir, report, say)
+
+
+def promote_and_fetch(
+    registry: Registry, workdir: Path, report: Any, say: Callable[[str], None]
+) -> None:
+    """Register `models/`, promote it, refuse a tampered copy, then load @champion verified."""
     from provenance.errors import VerificationError
     from provenance.gate import load_verified, promote
     from provenance.gate.mlflow import MlflowRegistry, register_files
     from provenance.signing import load_public_key, load_signer
 
-    uri = f"sqlite:///{workdir / 'mlflow.db'}"
-    owner, gate = [load_public_key("keys/owner.pub")], load_signer("keys/gate")
-    gate_pub = load_public_key("keys/gate.pub")
+    uri = registry.tracking_uri
+    owner, gate = [load_public_key("keys/owner.pub")], load_signer(registry.gate_key)
+    gate_pub = load_public_key(registry.gate_pub)
 
     honest = register_files(
         MODEL,
         "models",
-        links_dir=".provenance/links",
-        evidence=["metrics/metrics.json"],
+        links_dir=registry.links_dir,
+        evidence=registry.evidence,
         tracking_uri=uri,
     )
     result = promote(
@@ -73,8 +93,8 @@ def mlflow_stage(workdir: Path, report: Any, say: Callable[[str], None], _: Any)
     forged = register_files(
         MODEL,
         str(tampered_dir),
-        links_dir=".provenance/links",
-        evidence=["metrics/metrics.json"],
+        links_dir=registry.links_dir,
+        evidence=registry.evidence,
         tracking_uri=uri,
     )
     attack = promote(
