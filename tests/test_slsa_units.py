@@ -356,3 +356,21 @@ def test_github_api_wrapper_is_unwrapped(cli, tmp_path: Path) -> None:
     )
     r = cli("slsa", "verify", ARTIFACT, "-b", wrapped, "--builtin", "--source-uri", EXAMPLE)
     assert r.code == 0, r.out + r.err
+
+
+def test_undecodable_checkpoint_signature_is_invalid_input(cli, tmp_path: Path) -> None:
+    """Found by test_fuzz: sigstore base64-decodes the checkpoint's signature mid-verification
+    and lets binascii.Error (a ValueError) escape; one byte less must be exit 3, not a crash."""
+    bundle = json.loads(PROVENANCE.read_text())
+    checkpoint = bundle["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["checkpoint"]
+    checkpoint["envelope"] = checkpoint["envelope"].replace(
+        "— rekor.sigstore.dev wNI9", "— rekor.sigstore.dev NI9"
+    )
+    edited = tmp_path / "edited.intoto.jsonl"
+    edited.write_text(json.dumps(bundle))
+    r = cli(
+        "slsa", "verify", ARTIFACT, "-b", edited, "--builtin", "--source-uri", EXAMPLE, "--json"
+    )
+    assert r.code == 3 and "Traceback" not in r.err
+    assert f"{edited}: malformed Sigstore bundle: Invalid base64-encoded string" in r.err
+    assert json.loads(r.out)["exit_code"] == 3

@@ -148,6 +148,9 @@ def verify_bundle(
     except SigstoreError as exc:
         result.failures.append(_crypto_failure(str(exc), collect, root_name))
         return False
+    except ValueError as exc:  # fields sigstore decodes mid-verification (e.g. binascii.Error)
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(prov.source, f"malformed Sigstore bundle: {message}") from None
     # Authentic from here on: the certificate's claims can be reported.
     result.source = _policy.extension(cert, _policy.OID_REPO_V2, _policy.OID_REPO_V1)
     result.ref = _policy.extension(cert, _policy.OID_REF_V2, _policy.OID_REF_V1)
