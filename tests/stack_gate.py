@@ -7,10 +7,12 @@ as a CI job would. Used by the concurrency, fault and REST tests of the stack.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -152,24 +154,36 @@ class GateProject:
 
     # --- reading the registry as the gate's account (MLflow client, in this process) ----------
 
-    def client(self) -> Any:
+    @contextlib.contextmanager
+    def client(self) -> Iterator[Any]:
+        """An MLflow client with the gate's credentials (MLflow reads them from the
+        environment at each request), which are removed again afterwards."""
         from mlflow import MlflowClient
 
         uri = self.stack.doc["tracking_uri"]
-        for key, value in self.stack.env.items():
-            os.environ[key] = value
-        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+        saved = {key: os.environ.get(key) for key in self.stack.env}
+        os.environ.update(self.stack.env)
+        try:
+            yield MlflowClient(tracking_uri=uri, registry_uri=uri)
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
     def alias_version(self, model: str, alias: str = ALIAS) -> str | None:
         from mlflow.exceptions import MlflowException
 
-        try:
-            return str(self.client().get_model_version_by_alias(model, alias).version)
-        except MlflowException:
-            return None
+        with self.client() as client:
+            try:
+                return str(client.get_model_version_by_alias(model, alias).version)
+            except MlflowException:
+                return None
 
     def tags(self, model: str, version: str) -> dict[str, str]:
-        return dict(self.client().get_model_version(model, version).tags)
+        with self.client() as client:
+            return dict(client.get_model_version(model, version).tags)
 
     def provenance_tags(self, model: str, version: str) -> dict[str, str]:
         return {k: v for k, v in self.tags(model, version).items() if k.startswith("provenance.")}
