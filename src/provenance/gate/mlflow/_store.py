@@ -425,12 +425,14 @@ def _list_files(repo: Any, path: str) -> Iterator[tuple[str, int]]:
 
 
 def _digest(repo: Any, path: str) -> str:
-    """sha256 of one artifact, read in place (local), streamed (S3), or one file at a time."""
-    import hashlib
+    """sha256 of one artifact, read in place (local), streamed in ranged parts (S3), or one
+    file at a time."""
     import stat
 
     from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
     from mlflow.store.artifact.s3_artifact_repo import S3ArtifactRepository
+
+    from provenance.gate.mlflow._s3_digest import object_sha256
 
     if isinstance(repo, LocalArtifactRepository):
         full = os.path.join(repo.artifact_dir, path)
@@ -440,11 +442,7 @@ def _digest(repo: Any, path: str) -> str:
     if isinstance(repo, S3ArtifactRepository):
         bucket, prefix = repo.parse_s3_compliant_uri(repo.artifact_uri)
         key = "/".join(p for p in (prefix.strip("/"), path) if p)
-        body = repo._get_s3_client().get_object(Bucket=bucket, Key=key)["Body"]
-        h = hashlib.sha256()
-        for chunk in body.iter_chunks(1 << 20):
-            h.update(chunk)
-        return h.hexdigest()
+        return object_sha256(repo._get_s3_client(), bucket, key)
     with tempfile.TemporaryDirectory(prefix="provenance-store-") as tmp:
         local = repo.download_artifacts(path, dst_path=tmp)
         return hash_file(local, path).hex()
