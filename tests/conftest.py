@@ -134,3 +134,4 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 # The local production-like stack (PostgreSQL + S3 + MLflow), started once per test session.
 from tests.stack_fixture import stack  # noqa: E402, F401
+from tests.stack_gate import gate_project  # noqa: E402, F401

@@ -7,6 +7,7 @@ process of the stack is left and that every port it used is closed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -111,7 +112,14 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    root = Path(tempfile.mkdtemp(prefix="provenance-stack-"))
+    with running_stack("provenance-stack-") as running:
+        yield running
+
+
+@contextlib.contextmanager
+def running_stack(prefix: str) -> Iterator[Stack]:
+    """`stack up` in a new temporary folder; on exit `stack down`, nothing left, folder gone."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
     root.chmod(0o711)
     directory = root / "stack"
     t0 = time.monotonic()

@@ -45,7 +45,9 @@ def mlflow_errors(what: str) -> Iterator[None]:
             raise InputError(None, f"{what}: {message}") from None
         if code in ("PERMISSION_DENIED", "INVALID_STATE"):
             raise VerificationError(f"{what}: refused by the registry: {message}") from None
-        raise InfrastructureError(f"{what}: MLflow failed: {message}") from None
+        raise InfrastructureError(
+            f"{what}: {_unavailable(message) or 'MLflow failed: ' + message}"
+        ) from None
     except (OSError, ConnectionError) as exc:
         raise InfrastructureError(f"{what}: {type(exc).__name__}: {exc}") from None
     except Exception as exc:
@@ -53,3 +55,17 @@ def mlflow_errors(what: str) -> Iterator[None]:
         if type(exc).__module__.split(".")[0] in ("requests", "urllib3"):
             raise InfrastructureError(f"{what}: MLflow unreachable: {exc}") from None
         raise
+
+
+def _unavailable(message: str) -> str | None:
+    """The client retried a 5xx until it gave up: the answer's body (which names the cause) is
+    gone, so say what the status means and where the cause is written down."""
+    import re
+
+    found = re.search(r"too many (50[0-9]) error responses", message)
+    if found is None:
+        return None
+    return (
+        f"MLflow unavailable: HTTP {found.group(1)} on every attempt (the tracking server, or "
+        "PostgreSQL or the object store behind it, is down; the server's log names which)"
+    )

@@ -63,7 +63,12 @@ def register_files(
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
                 raise
-            mc.create_registered_model(name)
+            try:
+                mc.create_registered_model(name)
+            except MlflowException as raced:
+                # Another job registering the first version created it meanwhile.
+                if raced.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
         source = f"{artifact_uri}/model"
         mv = mc.create_model_version(name, source=source, run_id=run_id)
         if own_run:

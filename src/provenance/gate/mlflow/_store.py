@@ -27,11 +27,11 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import PERMISSION_DENIED
+from mlflow.protos.databricks_pb2 import PERMISSION_DENIED, TEMPORARILY_UNAVAILABLE
 from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
 
 from provenance.errors import ProvenanceError
@@ -54,6 +54,7 @@ SCHEMES = {
     "provenance-mysql": "mysql",
 }
 DEFAULT_PROTECTED = ("champion", "production")
+_INSERT_ATTEMPTS = 3
 _ALIAS = re.compile(r"[A-Za-z0-9_-]{1,255}\Z")
 log = logging.getLogger("provenance.gate.store")
 
@@ -132,7 +133,8 @@ class ProvenanceRegistryStore(SqlAlchemyStore):
         return alias.casefold() in self.protected
 
     def _guard(self, what: str, check: Any) -> None:
-        """Run `check`; an unexpected error refuses with a reason instead of a 500."""
+        """Run `check`; an unexpected error refuses with a reason instead of a 500, and an
+        unreachable artifact store is a 503 (the client's "try again later", exit 4)."""
         try:
             check()
         except MlflowException:
@@ -140,11 +142,20 @@ class ProvenanceRegistryStore(SqlAlchemyStore):
         except ProvenanceError as exc:
             raise _refuse(f"{what}: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - fail closed, never a 500
+            if _unreachable(exc):
+                log.warning(
+                    "ml-provenance gate: %s: the artifact store is unreachable: %s", what, exc
+                )
+                raise MlflowException(
+                    f"ml-provenance gate: {what}: the object store is unreachable "
+                    f"({type(exc).__name__}: {exc}); nothing was changed, try again",
+                    error_code=TEMPORARILY_UNAVAILABLE,
+                ) from None
             raise _refuse(f"{what}: {type(exc).__name__}: {exc}") from None
 
     # --- protected aliases -------------------------------------------------------------
 
-    def _check_promotion(self, name: str, version: str, alias: str) -> None:
+    def _check_promotion(self, name: str, version: str, alias: str) -> Decision:
         key = self._key()
         version = str(version)
         mv = self.get_model_version(name, version)
@@ -165,6 +176,7 @@ class ProvenanceRegistryStore(SqlAlchemyStore):
                 f"the files of version {version} changed since the gate verified them"
                 + (f": {why}" if why else "")
             )
+        return decision
 
     def _check_not_rollback(
         self, name: str, version: str, alias: str, decision: Decision, key: Any
@@ -188,12 +200,26 @@ class ProvenanceRegistryStore(SqlAlchemyStore):
             )
 
     def set_registered_model_alias(self, name: str, alias: str, version: str) -> None:
+        recheck = None
         if self._is_protected(alias):
-            self._guard(
-                f"cannot check version {version} of '{name}'",
-                lambda: self._check_promotion(name, version, alias),
-            )
-        super().set_registered_model_alias(name, alias, version)
+            what = f"cannot check version {version} of '{name}'"
+            checked: list[Decision] = []
+            self._guard(what, lambda: checked.append(self._check_promotion(name, version, alias)))
+
+            def recheck() -> None:  # another promotion set the alias meanwhile
+                self._guard(
+                    what,
+                    lambda: self._check_not_rollback(
+                        name, str(version), alias, checked[0], self._key()
+                    ),
+                )
+
+        _racing_insert(
+            lambda: super(ProvenanceRegistryStore, self).set_registered_model_alias(
+                name, alias, version
+            ),
+            recheck,
+        )
 
     def delete_registered_model_alias(self, name: str, alias: str) -> None:
         if self._is_protected(alias):
@@ -225,12 +251,20 @@ class ProvenanceRegistryStore(SqlAlchemyStore):
     # --- the gate's records -------------------------------------------------------------
 
     def set_model_version_tag(self, name: str, version: str, tag: Any) -> None:
+        recheck = None
         if is_reserved(tag.key):
-            self._guard(
-                f"tag '{tag.key}'",
-                lambda: self._check_record(name, str(version), tag.key, tag.value),
-            )
-        super().set_model_version_tag(name, version, tag)
+
+            def recheck() -> None:
+                self._guard(
+                    f"tag '{tag.key}'",
+                    lambda: self._check_record(name, str(version), tag.key, tag.value),
+                )
+
+            recheck()
+        _racing_insert(
+            lambda: super(ProvenanceRegistryStore, self).set_model_version_tag(name, version, tag),
+            recheck,
+        )
 
     def _check_record(self, name: str, version: str, key: str, value: str) -> None:
         if key.startswith(VSA_PREFIX):
@@ -352,6 +386,36 @@ class ProvenanceRegistryStore(SqlAlchemyStore):
             self._rehash_slots.release()
 
 
+def _unreachable(exc: Exception) -> bool:
+    """A connection or transport failure (not an answer such as "access denied")."""
+    if isinstance(exc, (OSError, TimeoutError)):
+        return True
+    try:
+        from botocore.exceptions import BotoCoreError
+    except ImportError:  # pragma: no cover - the S3 store needs botocore
+        return False
+    return isinstance(exc, BotoCoreError)
+
+
+def _racing_insert(write: Callable[[], None], recheck: Callable[[], None] | None) -> None:
+    """Run `write` (an upsert of a tag or alias row); when a concurrent request inserted the
+    same row first, our insert violates the primary key: check again against what that request
+    wrote, then retry, which now updates the row. Without this, two promotions racing for one
+    version or alias make one of them a server error."""
+    from sqlalchemy.exc import IntegrityError
+
+    for attempt in range(_INSERT_ATTEMPTS):
+        try:
+            write()
+            return
+        except MlflowException as exc:
+            if attempt + 1 == _INSERT_ATTEMPTS or not isinstance(exc.__cause__, IntegrityError):
+                raise
+            log.info("ml-provenance gate: concurrent insert of the same row; retrying")
+            if recheck is not None:
+                recheck()
+
+
 def _list_files(repo: Any, path: str) -> Iterator[tuple[str, int]]:
     for info in repo.list_artifacts(path or None):
         if info.is_dir:
@@ -361,12 +425,14 @@ def _list_files(repo: Any, path: str) -> Iterator[tuple[str, int]]:
 
 
 def _digest(repo: Any, path: str) -> str:
-    """sha256 of one artifact, read in place (local), streamed (S3), or one file at a time."""
-    import hashlib
+    """sha256 of one artifact, read in place (local), streamed in ranged parts (S3), or one
+    file at a time."""
     import stat
 
     from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
     from mlflow.store.artifact.s3_artifact_repo import S3ArtifactRepository
+
+    from provenance.gate.mlflow._s3_digest import object_sha256
 
     if isinstance(repo, LocalArtifactRepository):
         full = os.path.join(repo.artifact_dir, path)
@@ -376,11 +442,7 @@ def _digest(repo: Any, path: str) -> str:
     if isinstance(repo, S3ArtifactRepository):
         bucket, prefix = repo.parse_s3_compliant_uri(repo.artifact_uri)
         key = "/".join(p for p in (prefix.strip("/"), path) if p)
-        body = repo._get_s3_client().get_object(Bucket=bucket, Key=key)["Body"]
-        h = hashlib.sha256()
-        for chunk in body.iter_chunks(1 << 20):
-            h.update(chunk)
-        return h.hexdigest()
+        return object_sha256(repo._get_s3_client(), bucket, key)
     with tempfile.TemporaryDirectory(prefix="provenance-store-") as tmp:
         local = repo.download_artifacts(path, dst_path=tmp)
         return hash_file(local, path).hex()

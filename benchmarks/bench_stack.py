@@ -1,0 +1,402 @@
+"""Benchmark the gate on the production-like stack it starts itself (PostgreSQL + S3 + MLflow
+with 2 workers, basic auth and the registry plugin) in a temporary folder.
+
+    python benchmarks/bench_stack.py           # 1 GiB re-hash, 78 promotions
+    python benchmarks/bench_stack.py --small   # 128 MiB re-hash, 23 promotions
+
+Most of the time goes to `stack up` and `down` (about a minute together on 2 idle cores).
+
+Measures
+- promotions per minute and p50/p95 latency of `provenance.gate.promote` at 1, 4 and 16
+  concurrent clients (threads of this process; each client promotes its own model, so the
+  figures are the server's and the gate's, not lock contention on one alias), plus one
+  `provenance promote` command for the cost of starting the CLI;
+- the plugin's server-side re-hash when an alias is set on a version of N bytes (streamed from
+  S3, no temporary copy), as the time of that request minus the same request on a 1-byte
+  version, against `hashlib.sha256` of the same bytes in this process, in the same run.
+
+Prints a markdown table and writes benchmarks/RESULTS-stack.md (RESULTS-stack-small.md with
+--small). The stack is stopped by `provenance stack down` (by PID) and the folder removed.
+Nothing here asserts a time: the numbers are for people to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+BIN = Path(sys.executable).parent
+ALIAS = "champion"
+
+
+def provenance(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
+    r = subprocess.run(
+        [str(BIN / "provenance"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        check=False,
+    )
+    if r.returncode != 0:
+        raise SystemExit(f"provenance {' '.join(args[:2])} failed ({r.returncode}): {r.stderr}")
+    return r.stdout
+
+
+def clean_env() -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_", "PROVENANCE_"))
+    }
+    env["CI"] = "true"
+    return env
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+# --- promotions ------------------------------------------------------------------------------
+
+
+def register_models(project: Path, count: int) -> list[tuple[str, str]]:
+    """`count` models, each with the example model registered as version 1 (in parallel)."""
+    from provenance.gate.mlflow import register_files
+
+    os.chdir(project)
+    stamp = int(time.time())
+
+    def one(i: int) -> tuple[str, str]:
+        reg = register_files(
+            f"bench-{stamp}-{i}",
+            "models",
+            links_dir=".provenance/links",
+            evidence=["metrics/metrics.json"],
+        )
+        return reg.name, reg.version
+
+    with ThreadPoolExecutor(4) as pool:
+        return list(pool.map(one, range(count)))
+
+
+def promotions(
+    doc: dict[str, Any], versions: list[tuple[str, str]], clients: int, per_client: int
+) -> dict[str, float]:
+    """`clients` threads, each promoting its own registered model `per_client` times."""
+    from provenance.gate import promote
+    from provenance.signing import load_public_key, load_signer
+
+    owner = [load_public_key("keys/owner.pub")]
+    gate = load_signer(doc["gate_private_key"])
+
+    def client(i: int) -> list[float]:
+        name, version = versions[i]
+        took = []
+        for _ in range(per_client):
+            t0 = time.perf_counter()
+            result = promote(
+                name, version, ALIAS, layout="root.layout", layout_keys=owner, gate_signer=gate
+            )
+            took.append(time.perf_counter() - t0)
+            if not result.promoted:
+                raise SystemExit(f"benchmark promotion refused: {result.verdict}")
+        return took
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        latencies = [t for ts in pool.map(client, range(clients)) for t in ts]
+    wall = time.perf_counter() - t0
+    return {
+        "clients": clients,
+        "promotions": len(latencies),
+        "per_minute": 60 * len(latencies) / wall,
+        "p50": statistics.median(latencies),
+        "p95": percentile(latencies, 0.95),
+    }
+
+
+def cli_promotion(doc: dict[str, Any], project: Path) -> float:
+    """Wall time of one `provenance promote` command (interpreter and imports included)."""
+    env = {**clean_env(), **doc["env"]}
+    out = provenance(
+        "register",
+        "bench-cli",
+        "models",
+        "--links",
+        ".provenance/links",
+        "--evidence",
+        "metrics/metrics.json",
+        "--json",
+        env=env,
+        cwd=project,
+    )
+    version = json.loads(out)["version"]
+    t0 = time.perf_counter()
+    provenance(
+        "promote",
+        "bench-cli",
+        version,
+        "--alias",
+        ALIAS,
+        "--layout",
+        "root.layout",
+        "--layout-key",
+        "keys/owner.pub",
+        "--gate-key",
+        doc["gate_private_key"],
+        env=env,
+        cwd=project,
+    )
+    return time.perf_counter() - t0
+
+
+# --- the plugin's re-hash ----------------------------------------------------------------------
+
+
+def write_data(path: Path, size: int) -> None:
+    block = os.urandom(1 << 20)
+    with open(path, "wb") as f:
+        for _ in range(size >> 20):
+            f.write(block)
+        f.write(os.urandom(size % (1 << 20)))
+
+
+def local_sha256(path: Path) -> tuple[str, float]:
+    t0 = time.perf_counter()
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest(), time.perf_counter() - t0
+
+
+def s3_client(doc: dict[str, Any], secrets: dict[str, str]) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=doc["s3_endpoint"],
+        aws_access_key_id=secrets["s3_server_access_key"],
+        aws_secret_access_key=secrets["s3_server_secret_key"],
+        region_name=doc["env"]["AWS_DEFAULT_REGION"],
+        config=Config(s3={"addressing_style": "path"}),
+    )
+
+
+def gated_version(doc: dict[str, Any], s3: Any, path: Path, sha256: str) -> tuple[str, str]:
+    """A version whose only file is `path` (uploaded straight into the run's artifact folder)
+    and which carries a gate-signed PASSED decision for the alias; not yet aliased."""
+    from mlflow import MlflowClient
+
+    from provenance.gate._decision import PASSED, Decision, decision_tag, now, sign_record
+    from provenance.hashing import Manifest
+    from provenance.signing import load_signer
+
+    client = MlflowClient(tracking_uri=doc["tracking_uri"], registry_uri=doc["tracking_uri"])
+    run = client.create_run("0")
+    uri = run.info.artifact_uri  # mlflow-artifacts:/0/<run>/artifacts
+    prefix = doc["artifacts_destination"].split("/", 3)[3]
+    key = f"{prefix}/{uri.split(':', 1)[1].lstrip('/')}/model/{path.name}"
+    s3.upload_file(str(path), doc["bucket"], key)
+    name = f"rehash-{path.name}-{int(time.time() * 1000)}"
+    client.create_registered_model(name)
+    mv = client.create_model_version(name, f"{uri}/model", run_id=run.info.run_id)
+    files = {path.name: sha256}
+    decision = Decision(
+        name,
+        str(mv.version),
+        ALIAS,
+        PASSED,
+        Manifest(files).digest(),
+        "0" * 64,
+        now(),
+        files=files,
+    )
+    gate = load_signer(doc["gate_private_key"])
+    client.set_model_version_tag(name, mv.version, decision_tag(ALIAS), sign_record(decision, gate))
+    return name, str(mv.version)
+
+
+def alias_request(doc: dict[str, Any], name: str, version: str) -> float:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=doc["tracking_uri"], registry_uri=doc["tracking_uri"])
+    t0 = time.perf_counter()
+    client.set_registered_model_alias(name, ALIAS, version)
+    return time.perf_counter() - t0
+
+
+def rehash(doc: dict[str, Any], secrets: dict[str, str], tmp: Path, size: int) -> dict[str, float]:
+    s3 = s3_client(doc, secrets)
+    big, tiny = tmp / "weights.bin", tmp / "tiny.bin"
+    write_data(big, size)
+    tiny.write_bytes(b"x")
+    big_sha, _ = local_sha256(big)
+    tiny_sha, _ = local_sha256(tiny)
+    big_v = gated_version(doc, s3, big, big_sha)
+    tiny_v = gated_version(doc, s3, tiny, tiny_sha)
+    overhead = min(alias_request(doc, *tiny_v) for _ in range(1))
+    server = alias_request(doc, *big_v) - overhead
+    # The same bytes, hashed here (page cache warm, as the object store's are).
+    local = min(local_sha256(big)[1] for _ in range(2))
+    # What one plain streamed GET of the object costs (no hashing), for reference.
+    key = next(
+        o["Key"]
+        for o in s3.list_objects_v2(Bucket=doc["bucket"], Prefix="artifacts/")["Contents"]
+        if o["Key"].endswith("/model/weights.bin")
+    )
+    t0 = time.perf_counter()
+    body = s3.get_object(Bucket=doc["bucket"], Key=key)["Body"]
+    for _ in body.iter_chunks(1 << 20):
+        pass
+    get = time.perf_counter() - t0
+    big.unlink()
+    mib = size / (1 << 20)
+    return {
+        "size": size,
+        "server_s": server,
+        "server_mib_s": mib / server,
+        "local_s": local,
+        "local_mib_s": mib / local,
+        "get_s": get,
+        "get_mib_s": mib / get,
+        "ratio": local / server,
+        "overhead_s": overhead,
+    }
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def project_in(tmp: Path) -> Path:
+    sys.path.insert(0, str(REPO))
+    import tests.conftest  # noqa: F401 - loads the test helpers in their import order
+    from tests.stack_gate import make_project
+
+    return make_project(tmp / "project")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="128 MiB re-hash, fewer promotions")
+    parser.add_argument("--out", type=Path, help="results file [benchmarks/RESULTS-stack.md]")
+    args = parser.parse_args()
+    size = (128 if args.small else 1024) << 20
+    per_client = {1: 3, 4: 1, 16: 1} if args.small else {1: 10, 4: 5, 16: 3}
+    out = args.out or HERE / ("RESULTS-stack-small.md" if args.small else "RESULTS-stack.md")
+    started = time.monotonic()
+    root = Path(tempfile.mkdtemp(prefix="provenance-bench-stack-"))
+    root.chmod(0o711)  # PostgreSQL runs as `nobody` when this runs as root
+    directory = root / "stack"
+    loads = {"start": load()}
+    try:
+        t0 = time.monotonic()
+        doc = json.loads(
+            provenance("stack", "up", "--dir", str(directory), "--json", env=clean_env())
+        )
+        up = time.monotonic() - t0
+        secrets = json.loads((directory / "secrets.json").read_text())
+        os.environ.update({**doc["env"], "CI": "true"})
+        project = project_in(root)
+        versions = register_models(project, 16)
+        rows = []
+        for clients in (1, 4, 16):
+            rows.append(promotions(doc, versions, clients, per_client[clients]))
+            print(f"  {clients:>2} clients: {rows[-1]['per_minute']:.1f}/min", file=sys.stderr)
+        cli = cli_promotion(doc, project)
+        loads["promotions"] = load()
+        rh = rehash(doc, secrets, root, size)
+        loads["rehash"] = load()
+    finally:
+        os.chdir(HERE)
+        if directory.exists():
+            subprocess.run(
+                [str(BIN / "provenance"), "stack", "down", "--dir", str(directory)],
+                env=clean_env(),
+                check=False,
+                capture_output=True,
+            )
+        shutil.rmtree(root, ignore_errors=True)
+    text = render(rows, cli, rh, up, loads, args.small, time.monotonic() - started)
+    sys.__stdout__.write(text + "\n")  # the MLflow client may have swapped sys.stdout
+    out.write_text(text)
+
+
+def render(
+    rows: list[dict[str, float]],
+    cli: float,
+    rh: dict[str, float],
+    up: float,
+    loads: dict[str, str],
+    small: bool,
+    total: float,
+) -> str:
+    import mlflow
+
+    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    cmd = "python benchmarks/bench_stack.py" + (" --small" if small else "")
+    lines = [
+        "# Benchmark results: the gate on the local stack",
+        "",
+        f"Measured {when} on {os.cpu_count()} cores ({platform.machine()}), Python "
+        f"{platform.python_version()}, MLflow {mlflow.__version__}; server, database, object "
+        f"store and clients share the machine. Load average (1/5/15 min) at start "
+        f"{loads['start']}, after the promotions {loads['promotions']}, after the re-hash "
+        f"{loads['rehash']}. Reproduce: `{cmd}` (took {total:.0f} s; `stack up` {up:.0f} s).",
+        "",
+        "## Promotions (`provenance.gate.promote`, the example model, each client its own model)",
+        "",
+        "| concurrent clients | promotions | promotions / min | p50 latency s | p95 latency s |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['clients']} | {r['promotions']} | {r['per_minute']:.1f} | {r['p50']:.2f} | "
+            f"{r['p95']:.2f} |"
+        )
+    lines += [
+        "",
+        f"One `provenance promote` command (new interpreter, imports, one promotion): {cli:.2f} s.",
+        "",
+        f"## Server-side re-hash of a {rh['size'] / (1 << 30):.3g} GiB version (plugin, alias "
+        "request)",
+        "",
+        "| what | seconds | MiB/s |",
+        "|---|---:|---:|",
+        f"| plugin re-hash, streamed from S3 (alias request minus a 1-byte one, "
+        f"{rh['overhead_s']:.2f} s) | {rh['server_s']:.2f} | {rh['server_mib_s']:.0f} |",
+        f"| `hashlib.sha256` of the same bytes, local file | {rh['local_s']:.2f} | "
+        f"{rh['local_mib_s']:.0f} |",
+        f"| one streamed S3 GET of the object, no hashing | {rh['get_s']:.2f} | "
+        f"{rh['get_mib_s']:.0f} |",
+        "",
+        f"Server re-hash speed is {100 * rh['ratio']:.0f}% of local `hashlib.sha256` "
+        "(issue 15 target: at least 80%).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""The plugin's streamed re-hash of S3 objects (ranged parts fetched ahead of the hashing),
+against the stack's SeaweedFS: the digest is the sha256 of the object's bytes at every size
+around the part boundaries, and an object overwritten while it is read is an error, never the
+digest of a mix of two objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from typing import Any
+
+import pytest
+
+from tests.stack_fixture import Stack
+from tests.test_stack import s3_client
+
+pytestmark = pytest.mark.stack
+PART = 1 << 16
+
+
+@pytest.fixture
+def small_parts(monkeypatch: pytest.MonkeyPatch) -> Any:
+    from provenance.gate.mlflow import _s3_digest
+
+    monkeypatch.setattr(_s3_digest, "PART", PART)
+    return _s3_digest
+
+
+@pytest.mark.parametrize("size", [0, 1, PART - 1, PART, PART + 1, 9 * PART + 3])
+def test_ranged_digest_is_the_sha256_of_the_object(
+    stack: Stack, small_parts: Any, size: int
+) -> None:
+    s3 = s3_client(stack)
+    key = f"artifacts/rehash-test/{uuid.uuid4().hex}"
+    data = os.urandom(size)
+    s3.put_object(Bucket="mlflow", Key=key, Body=data)
+    assert small_parts.object_sha256(s3, "mlflow", key) == hashlib.sha256(data).hexdigest()
+
+
+def test_an_object_overwritten_mid_read_fails_the_digest(
+    stack: Stack, small_parts: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+
+    s3 = s3_client(stack)
+    key = f"artifacts/rehash-test/{uuid.uuid4().hex}"
+    s3.put_object(Bucket="mlflow", Key=key, Body=os.urandom(6 * PART))
+    calls = []
+
+    class OverwriteAfterFirstPart:
+        """The client, with the object replaced as soon as the first part was answered."""
+
+        def get_object(self, **kw: Any) -> Any:
+            calls.append(kw)
+            answer = s3.get_object(**kw)
+            if len(calls) == 1:
+                s3.put_object(Bucket="mlflow", Key=key, Body=os.urandom(6 * PART))
+            return answer
+
+    with pytest.raises((ClientError, small_parts.ObjectChanged)) as info:
+        small_parts.object_sha256(OverwriteAfterFirstPart(), "mlflow", key)
+    if isinstance(info.value, ClientError):  # the store honoured If-Match
+        assert info.value.response["Error"]["Code"] in ("PreconditionFailed", "412")
+    assert len(calls) > 1 and all("IfMatch" in kw for kw in calls[1:])
