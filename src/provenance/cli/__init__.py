@@ -14,6 +14,7 @@ import click
 
 from provenance._version import __version__
 from provenance.cli._commands import register
+from provenance.cli._common import begin_command, emit_error_json, json_requested
 from provenance.errors import ProvenanceError
 
 
@@ -62,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code (also raised as SystemExit)."""
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = any(a in ("-v", "-vv", "--verbose") for a in args)
+    begin_command()
     try:
         rv = cli.main(args=args, prog_name="provenance", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
@@ -73,11 +75,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         code = 2 if isinstance(exc, click.UsageError) else exc.exit_code
+        if json_requested(args):
+            emit_error_json(exc, code)
     except ProvenanceError as exc:
         if verbose:
             logging.getLogger("provenance").exception("error")
         click.echo(f"error: {exc}", err=True)
         code = exc.exit_code
+        if json_requested(args):  # one document on stdout on every path, failures included
+            emit_error_json(exc, code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         code = 130

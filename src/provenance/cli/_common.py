@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import click
@@ -17,8 +18,32 @@ json_option = click.option(
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 
 
+_emitted = False
+
+
 def emit_json(doc: Any) -> None:
+    global _emitted
+    _emitted = True
     sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+
+
+def json_requested(args: Sequence[str]) -> bool:
+    """`--json` among the options (not in a wrapped command after `--`)."""
+    options = args[: args.index("--")] if "--" in args else args
+    return "--json" in options
+
+
+def begin_command() -> None:
+    """Forget what an earlier in-process invocation printed."""
+    global _emitted
+    _emitted = False
+
+
+def emit_error_json(exc: BaseException, code: int) -> None:
+    """The one document of a --json run that ended in an error, unless one was printed already."""
+    if not _emitted:
+        error = {"type": type(exc).__name__, "message": str(exc)}
+        emit_json({"ok": False, "exit_code": code, "error": error})
 
 
 def say(text: str) -> None:
