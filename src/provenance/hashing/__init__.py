@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from provenance.hashing._background import Background, Cancelled
 from provenance.hashing._engine import Progress, hash_file, hash_paths
 from provenance.hashing._manifest import DIGEST_SCHEME, Change, Diff, Manifest
 from provenance.hashing._paths import check_relative, is_safe_relative, unsafe_paths
@@ -15,12 +16,15 @@ from provenance.hashing._walk import Inventory, collect, printable, walk_all
 __all__ = [
     "DIGEST_SCHEME",
     "ArtifactSet",
+    "Background",
+    "Cancelled",
     "Change",
     "Diff",
     "Manifest",
     "Excludes",
     "Inventory",
     "Pattern",
+    "Progress",
     "check_glob",
     "check_relative",
     "collect",
