@@ -8,31 +8,50 @@ recorder re-canonicalises the whole link several times).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from provenance._fs import canonical_json, load_json_bounded
 from provenance.errors import LinkFormatError
 
+Artifacts = Mapping[str, Mapping[str, str]] | bytes | bytearray  # bytes: already canonical JSON
+
 
 def link_payload(
     name: str,
     command: list[str],
-    materials: dict[str, dict[str, str]],
-    products: dict[str, dict[str, str]],
+    materials: Artifacts,
+    products: Artifacts,
     byproducts: dict[str, Any],
     environment: dict[str, Any],
 ) -> bytes:
-    link = {
-        "_type": "link",
-        "name": name,
-        "command": command,
-        "materials": materials,
-        "products": products,
-        "byproducts": byproducts,
-        "environment": environment,
-    }
-    return canonical_json(link)
+    """The canonical JSON of a link, byte for byte `canonical_json` of the whole link dict.
+
+    The artifacts may come pre-encoded (`ArtifactSet.to_json`): a million of them then never
+    exist as a dict of dicts. The keys are spliced in their canonical (sorted) order.
+    """
+
+    def enc(artifacts: Artifacts) -> bytes | bytearray:
+        return artifacts if isinstance(artifacts, bytes | bytearray) else canonical_json(artifacts)
+
+    return b"".join(
+        (
+            b'{"_type":"link","byproducts":',
+            canonical_json(byproducts),
+            b',"command":',
+            canonical_json(command),
+            b',"environment":',
+            canonical_json(environment),
+            b',"materials":',
+            enc(materials),
+            b',"name":',
+            canonical_json(name),
+            b',"products":',
+            enc(products),
+            b"}",
+        )
+    )
 
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}\Z")

@@ -105,8 +105,8 @@ class Recording:
         payload = link_payload(
             self.spec.name,
             command,
-            self.materials.as_in_toto(),
-            products.as_in_toto(),
+            self.materials.to_json(),
+            products.to_json(),
             byproducts,
             environment,
         )
