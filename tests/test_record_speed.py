@@ -82,6 +82,17 @@ def test_streamed_envelope_equals_the_whole_one(tmp_path: Path, size: int) -> No
     assert Path(written).read_bytes() == whole
 
 
+def test_in_place_signing_leaves_the_payload_as_it_was(tmp_path: Path) -> None:
+    generate("k", str(tmp_path))
+    signer = load_signer(str(tmp_path / "k"))
+    payload = bytearray(b'{"_type":"link"}' * 1000)
+    original = bytes(payload)
+    entry = dsse.sign_detached(payload, signer)
+    assert payload == original
+    assert entry == dsse.sign_detached(original, signer)
+    assert b"".join(dsse.dump_chunks(payload, [entry])) == dsse.dumps(dsse.sign(original, signer))
+
+
 def test_installed_packages_equal_what_the_email_parser_reads() -> None:
     slow = {f"{(d.metadata['Name'] or '').lower()}=={d.version}" for d in distributions()}
     _environment.installed_packages.cache_clear()

@@ -79,9 +79,16 @@ class ArtifactSet:
 
     def to_json(self) -> bytes | bytearray:
         """`canonical_json(self.as_in_toto())`, written without building that dict."""
+        out = bytearray()
+        self.write_json(out)
+        return out
+
+    def write_json(self, out: bytearray) -> None:
+        """Append `to_json()` to `out` (the link payload is assembled in one buffer)."""
         if self._digests is not None:
-            return canonical_json(self.as_in_toto())
-        out = bytearray(b"{")
+            out += canonical_json(self.as_in_toto())
+            return
+        out += b"{"
         paths, enc = self._paths, encode_basestring_ascii  # the encoder json.dumps uses
         for start in range(0, len(paths), _JSON_STEP):
             hexed = self._packed[32 * start : 32 * (start + _JSON_STEP)].hex()
@@ -92,7 +99,6 @@ class ArtifactSet:
                 for k, p in enumerate(paths[start : start + _JSON_STEP])
             ).encode("ascii")
         out += b"}"
-        return out
 
     def __len__(self) -> int:
         return len(self._paths)

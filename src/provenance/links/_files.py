@@ -32,7 +32,7 @@ def link_filename(step: str, keyid: str) -> str:
     return f"{step}.{keyid[:8]}{SUFFIX}"
 
 
-def write_link(payload: bytes, signer: Signer, step: str, links_dir: str) -> str:
+def write_link(payload: bytes | bytearray, signer: Signer, step: str, links_dir: str) -> str:
     """Sign `payload` and write `<step>.<keyid[:8]>.link` atomically; return its path.
 
     The file is byte for byte `dsse.dumps(dsse.sign(payload, signer))`, but the base64 of a

@@ -10,12 +10,20 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from provenance._fs import canonical_json, load_json_bounded
 from provenance.errors import LinkFormatError
 
-Artifacts = Mapping[str, Mapping[str, str]] | bytes | bytearray  # bytes: already canonical JSON
+
+class JsonWriter(Protocol):
+    """Artifacts that append their own canonical JSON (`hashing.ArtifactSet`)."""
+
+    def write_json(self, out: bytearray) -> None: ...
+
+
+# Pre-encoded forms: a million artifacts then never exist as a dict of dicts.
+Artifacts = Mapping[str, Mapping[str, str]] | bytes | bytearray | JsonWriter
 
 
 def link_payload(
@@ -25,33 +33,35 @@ def link_payload(
     products: Artifacts,
     byproducts: dict[str, Any],
     environment: dict[str, Any],
-) -> bytes:
+) -> bytearray:
     """The canonical JSON of a link, byte for byte `canonical_json` of the whole link dict.
 
-    The artifacts may come pre-encoded (`ArtifactSet.to_json`): a million of them then never
-    exist as a dict of dicts. The keys are spliced in their canonical (sorted) order.
+    Assembled in one buffer with the keys in their canonical (sorted) order, so artifacts that
+    write their own JSON are never held twice.
     """
+    out = bytearray(b'{"_type":"link","byproducts":')
+    out += canonical_json(byproducts)
+    out += b',"command":'
+    out += canonical_json(command)
+    out += b',"environment":'
+    out += canonical_json(environment)
+    out += b',"materials":'
+    _write_artifacts(out, materials)
+    out += b',"name":'
+    out += canonical_json(name)
+    out += b',"products":'
+    _write_artifacts(out, products)
+    out += b"}"
+    return out
 
-    def enc(artifacts: Artifacts) -> bytes | bytearray:
-        return artifacts if isinstance(artifacts, bytes | bytearray) else canonical_json(artifacts)
 
-    return b"".join(
-        (
-            b'{"_type":"link","byproducts":',
-            canonical_json(byproducts),
-            b',"command":',
-            canonical_json(command),
-            b',"environment":',
-            canonical_json(environment),
-            b',"materials":',
-            enc(materials),
-            b',"name":',
-            canonical_json(name),
-            b',"products":',
-            enc(products),
-            b"}",
-        )
-    )
+def _write_artifacts(out: bytearray, artifacts: Artifacts) -> None:
+    if isinstance(artifacts, bytes | bytearray):
+        out += artifacts
+    elif isinstance(artifacts, Mapping):
+        out += canonical_json(artifacts)
+    else:
+        artifacts.write_json(out)
 
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}\Z")

@@ -105,8 +105,8 @@ class Recording:
         payload = link_payload(
             self.spec.name,
             command,
-            self.materials.to_json(),
-            products.to_json(),
+            self.materials,
+            products,
             byproducts,
             environment,
         )
