@@ -144,7 +144,7 @@ def test_few_heavy_files_hash_in_workers_with_the_same_digests(tmp_path: Path, m
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
     assert _engine._heavy(str(tmp_path), list(files))
-    got = hash_paths(str(tmp_path), list(files), workers=2)
+    got = hash_paths(str(tmp_path), list(files), workers=2, fork_heavy=True)
     assert got == [hashlib.sha256(d).digest() for d in files.values()]
 
 
@@ -155,7 +155,7 @@ def test_heavy_path_names_a_fifo_and_a_vanished_file(tmp_path: Path, monkeypatch
     (tmp_path / "big.bin").write_bytes(b"x" * 100)
     os.mkfifo(tmp_path / "pipe")
     with pytest.raises(ArtifactError, match=r"pipe.*not a regular file"):
-        hash_paths(str(tmp_path), ["big.bin", "pipe"], workers=2)
+        hash_paths(str(tmp_path), ["big.bin", "pipe"], workers=2, fork_heavy=True)
 
 
 def test_background_job_returns_its_result_and_raises_its_error(tmp_path: Path) -> None:

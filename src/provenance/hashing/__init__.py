@@ -122,10 +122,12 @@ def hash_artifacts(
     *,
     progress: Progress | None = None,
     on_total: Callable[[int], None] | None = None,
+    fork_heavy: bool = False,
 ) -> ArtifactSet:
     """Hash every file under `base` that `patterns` select, minus `excludes`."""
     base = os.fspath(base)
     paths = collect(base, compile_patterns(patterns), Excludes(excludes))
     if on_total:
         on_total(len(paths))
-    return ArtifactSet.packed(paths, hash_paths_packed(base, paths, progress=progress))
+    packed = hash_paths_packed(base, paths, progress=progress, fork_heavy=fork_heavy)
+    return ArtifactSet.packed(paths, packed)

@@ -4,11 +4,11 @@ Measured on 2 cores: threads make small-file hashing slower (the GIL is held bet
 short syscalls), so small files are hashed by forked worker processes that pull batches of
 indices from a pipe and send fixed-size binary records back (no pickling, no interpreter start-up).
 Among many files the large ones are hashed by threads afterwards: hashlib releases the GIL while
-digesting big buffers, and one file's sha256 cannot be split. A few files that add up to a lot of
-data (a model directory, one weights file) go to forked workers one file per task: the parent
-then holds no GIL while they are hashed, so it can load the signer meanwhile at full speed (a
-thread would stall on the GIL at every chunk). A file whose size or mtime changes while it is
-read is an error.
+digesting big buffers, and one file's sha256 cannot be split. For the recorder, a few files that
+add up to a lot of data (a model directory, one weights file) go to forked workers, one file per
+task: the parent then holds no GIL while they are hashed, so it can load the signer meanwhile at
+full speed (a thread would stall on the GIL at every chunk). A file whose size or mtime changes
+while it is read is an error.
 """
 
 from __future__ import annotations
@@ -103,9 +103,12 @@ def hash_paths(
     *,
     workers: int | None = None,
     progress: Progress | None = None,
+    fork_heavy: bool = False,
 ) -> list[bytes]:
     """Raw sha256 digests of `relpaths` (relative to `base`), in the same order."""
-    raw = hash_paths_packed(base, relpaths, workers=workers, progress=progress)
+    raw = hash_paths_packed(
+        base, relpaths, workers=workers, progress=progress, fork_heavy=fork_heavy
+    )
     return [bytes(raw[i : i + 32]) for i in range(0, len(raw), 32)]
 
 
@@ -115,10 +118,13 @@ def hash_paths_packed(
     *,
     workers: int | None = None,
     progress: Progress | None = None,
+    fork_heavy: bool = False,
 ) -> bytearray:
     """The digests of `relpaths` packed end to end, 32 bytes each, in the same order.
 
     One buffer instead of a bytes object per file: a million digests take 32 MB, not 80.
+    `fork_heavy`: a few files holding much data are hashed by forked workers, not threads (for
+    the recorder, whose main thread loads the signer meanwhile).
     """
     workers = workers or _cpu_count()
     out = bytearray(32 * len(relpaths))
@@ -126,7 +132,7 @@ def hash_paths_packed(
     forkable = workers > 1 and hasattr(os, "fork")
     if forkable and len(relpaths) >= FORK_MIN_FILES:
         large = _hash_forked(base, relpaths, out, workers, progress)
-    elif forkable and _heavy(base, relpaths):
+    elif forkable and fork_heavy and _heavy(base, relpaths):
         large = _hash_forked(base, relpaths, out, min(workers, len(relpaths)), progress, batch=1)
     else:
         large = list(range(len(relpaths)))

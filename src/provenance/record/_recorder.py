@@ -170,7 +170,9 @@ def _hash(
                 progress(n)  # the background job's cancellation point
             advance(n)
 
-        return hash_artifacts(base, patterns, excludes, progress=report, on_total=on_total)
+        return hash_artifacts(
+            base, patterns, excludes, progress=report, on_total=on_total, fork_heavy=True
+        )
 
 
 def prepare(spec: StepSpec) -> Recording:
