@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from importlib.metadata import distributions
 from pathlib import Path
 
@@ -180,3 +181,23 @@ def test_cancelled_background_job_stops_at_its_next_progress_report() -> None:
     assert not running._thread.is_alive()
     with pytest.raises(Cancelled):
         running.result()
+
+
+def test_bad_key_cancels_the_materials_hashing_and_leaves_nothing(tmp_path: Path) -> None:
+    from provenance.errors import KeyLoadError
+    from provenance.record import StepSpec
+    from provenance.record._recorder import prepare
+
+    for i in range(_engine.FORK_MIN_FILES + 10):  # enough files for the forked workers
+        (tmp_path / "data" / f"d{i % 9}").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "data" / f"d{i % 9}" / f"f{i}").write_bytes(b"x")
+    (tmp_path / "bad.pem").write_bytes(b"-----BEGIN PRIVATE KEY-----\ngarbage\n")
+    (tmp_path / "bad.pem").chmod(0o600)
+    spec = StepSpec(
+        "s", ["data/**"], key=str(tmp_path / "bad.pem"), base_dir=str(tmp_path), quiet=True
+    )
+    with pytest.raises(KeyLoadError, match=r"bad\.pem"):
+        prepare(spec)
+    assert not any(t.name == "provenance-hashing" for t in threading.enumerate())
+    leftovers = [p for p in tmp_path.rglob("*") if "data" not in p.parts and p.name != "bad.pem"]
+    assert all(p.is_dir() for p in leftovers)  # no link, no RUN_ID, no temp file

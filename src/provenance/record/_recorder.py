@@ -142,6 +142,17 @@ class _PackagesLater:
             _environment.packages_digest.cache_clear()
 
 
+def _may_prompt(key: str) -> bool:
+    """True when loading `key` may ask for a passphrase: no progress bar may draw meanwhile."""
+    if sys.stdin is None or not sys.stdin.isatty() or os.environ.get("PROVENANCE_KEY_PASSPHRASE"):
+        return False
+    try:
+        with open(key, "rb") as f:
+            return b"ENCRYPTED" in f.read(8192)
+    except OSError:
+        return False
+
+
 def _site_stamp() -> list[tuple[str, int]]:
     stamp = []
     for entry in sys.path:
@@ -193,7 +204,7 @@ def prepare(spec: StepSpec) -> Recording:
             excludes.append(rel + ("/" if own == links_dir else ""))
     packages = _PackagesLater()
     materials: Background[ArtifactSet] | None = None
-    if not spec.base_models:
+    if not spec.base_models and not _may_prompt(key):
         # The materials are hashed while the signer loads: loading it is mostly importing its
         # libraries, which hashing does not need. A key that fails to load cancels the hashing.
         pats = tuple(spec.materials)
