@@ -336,7 +336,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.output is None:
         args.output = HERE / ("RESULTS-small.md" if args.small else "RESULTS.md")
-    rounds = args.rounds or (3 if args.small else 5)
+    rounds = args.rounds or (2 if args.small else 5)
     import logging
 
     logging.disable(logging.WARNING)  # in-toto logs a warning per step about expected commands
