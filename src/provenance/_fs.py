@@ -219,10 +219,15 @@ def parse_utc(
 
 
 def write_atomic(
-    path: str | os.PathLike[str], data: bytes, *, mode: int = 0o644, overwrite: bool = True
+    path: str | os.PathLike[str],
+    data: bytes | Iterable[bytes],
+    *,
+    mode: int = 0o644,
+    overwrite: bool = True,
 ) -> None:
     """Write `data` to `path` via a temp file in the same directory and rename/link it in place.
 
+    `data` may come in pieces (an iterable of bytes), so a large file is never one buffer.
     A reader sees the old file or the whole new one, never a partial write. With
     `overwrite=False` an existing file is never replaced (FileExistsError), also under races.
     Any other failure is an OutputError naming `path`, and leaves nothing behind.
@@ -237,7 +242,11 @@ def write_atomic(
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            if isinstance(data, bytes | bytearray | memoryview):
+                f.write(data)
+            else:
+                for piece in data:
+                    f.write(piece)
             f.flush()
             os.fsync(f.fileno())
         if overwrite:

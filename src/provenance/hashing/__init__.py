@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from json.encoder import encode_basestring_ascii
 
+from provenance._fs import canonical_json
 from provenance.hashing import _objects as objects  # s3:// artifacts: hashing/_objects.py
-from provenance.hashing._engine import Progress, hash_file, hash_paths
+from provenance.hashing._background import Background, Cancelled
+from provenance.hashing._engine import Progress, hash_file, hash_paths, hash_paths_packed
 from provenance.hashing._manifest import DIGEST_SCHEME, Change, Diff, Manifest
 from provenance.hashing._paths import check_relative, is_safe_relative, unsafe_paths
 from provenance.hashing._patterns import Excludes, Pattern, check_glob, compile_patterns, has_glob
@@ -16,12 +18,15 @@ from provenance.hashing._walk import Inventory, collect, printable, walk_all
 __all__ = [
     "DIGEST_SCHEME",
     "ArtifactSet",
+    "Background",
+    "Cancelled",
     "Change",
     "Diff",
     "Manifest",
     "Excludes",
     "Inventory",
     "Pattern",
+    "Progress",
     "check_glob",
     "check_relative",
     "collect",
@@ -30,6 +35,7 @@ __all__ = [
     "hash_artifacts",
     "hash_file",
     "hash_paths",
+    "hash_paths_packed",
     "is_safe_relative",
     "printable",
     "unsafe_paths",
@@ -38,18 +44,83 @@ __all__ = [
 ]
 
 
-@dataclass
 class ArtifactSet:
-    """Relative POSIX path -> sha256 hex digest, for the files some patterns selected."""
+    """Relative POSIX path -> sha256 hex digest, for the files some patterns selected.
 
-    digests: dict[str, str] = field(default_factory=dict)
+    Hashing keeps it compact (sorted paths plus one packed digest buffer, ~100 bytes per file)
+    and writes the link's JSON straight from it; the `digests` dict is built only when asked for.
+    """
+
+    __slots__ = ("_digests", "_packed", "_paths")
+
+    def __init__(self, digests: Mapping[str, str] | None = None) -> None:
+        self._digests: dict[str, str] | None = dict(digests or {})
+        self._paths: list[str] = list(self._digests)
+        self._packed: bytes | bytearray = b""
+
+    @classmethod
+    def packed(cls, paths: list[str], packed: bytes | bytearray) -> ArtifactSet:
+        """From strictly sorted `paths` and their digests packed 32 bytes each, in order."""
+        if len(packed) != 32 * len(paths):
+            raise ValueError("one 32-byte digest per path is expected")
+        obj = cls.__new__(cls)
+        obj._paths, obj._packed, obj._digests = paths, packed, None
+        return obj
+
+    @property
+    def digests(self) -> dict[str, str]:
+        """Path -> hex digest (built on first use from the packed form)."""
+        if self._digests is None:
+            hexed = self._packed.hex()
+            self._digests = {p: hexed[64 * i : 64 * i + 64] for i, p in enumerate(self._paths)}
+        return self._digests
+
+    def add(self, digests: Mapping[str, str]) -> None:
+        """Join more artifacts (e.g. object-store URIs) to the set; the dict form is kept."""
+        merged = self.digests
+        merged.update(digests)
+        self._paths = sorted(merged)
 
     def as_in_toto(self) -> dict[str, dict[str, str]]:
         """The in-toto link form: path -> {"sha256": digest}."""
         return {path: {"sha256": hexd} for path, hexd in self.digests.items()}
 
+    def to_json(self) -> bytes | bytearray:
+        """`canonical_json(self.as_in_toto())`, written without building that dict."""
+        out = bytearray()
+        self.write_json(out)
+        return out
+
+    def write_json(self, out: bytearray) -> None:
+        """Append `to_json()` to `out` (the link payload is assembled in one buffer)."""
+        if self._digests is not None:
+            out += canonical_json(self.as_in_toto())
+            return
+        out += b"{"
+        paths, enc = self._paths, encode_basestring_ascii  # the encoder json.dumps uses
+        for start in range(0, len(paths), _JSON_STEP):
+            hexed = self._packed[32 * start : 32 * (start + _JSON_STEP)].hex()
+            if start:
+                out += b","
+            out += ",".join(
+                f'{enc(p)}:{{"sha256":"{hexed[64 * k : 64 * k + 64]}"}}'
+                for k, p in enumerate(paths[start : start + _JSON_STEP])
+            ).encode("ascii")
+        out += b"}"
+
     def __len__(self) -> int:
-        return len(self.digests)
+        return len(self._paths)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ArtifactSet) and self.digests == other.digests
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking, compared by content
+
+    def __repr__(self) -> str:
+        return f"ArtifactSet({len(self)} files)"
+
+
+_JSON_STEP = 8192  # entries encoded per chunk: bounded temporary strings
 
 
 def hash_artifacts(
@@ -59,11 +130,12 @@ def hash_artifacts(
     *,
     progress: Progress | None = None,
     on_total: Callable[[int], None] | None = None,
+    fork_heavy: bool = False,
 ) -> ArtifactSet:
     """Hash every file under `base` that `patterns` select, minus `excludes`."""
     base = os.fspath(base)
     paths = collect(base, compile_patterns(patterns), Excludes(excludes))
     if on_total:
         on_total(len(paths))
-    raw = hash_paths(base, paths, progress=progress)
-    return ArtifactSet(dict(zip(paths, (d.hex() for d in raw), strict=True)))
+    packed = hash_paths_packed(base, paths, progress=progress, fork_heavy=fork_heavy)
+    return ArtifactSet.packed(paths, packed)

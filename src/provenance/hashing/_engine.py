@@ -3,8 +3,12 @@
 Measured on 2 cores: threads make small-file hashing slower (the GIL is held between the many
 short syscalls), so small files are hashed by forked worker processes that pull batches of
 indices from a pipe and send fixed-size binary records back (no pickling, no interpreter start-up).
-Large files are hashed by threads: hashlib releases the GIL while digesting big buffers, and one
-file's sha256 cannot be split. A file whose size or mtime changes while it is read is an error.
+Among many files the large ones are hashed by threads afterwards: hashlib releases the GIL while
+digesting big buffers, and one file's sha256 cannot be split. For the recorder, a few files that
+add up to a lot of data (a model directory, one weights file) go to forked workers, one file per
+task: the parent then holds no GIL while they are hashed, so it can load the signer meanwhile at
+full speed (a thread would stall on the GIL at every chunk). A file whose size or mtime changes
+while it is read is an error.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ Progress = Callable[[int], None]  # called with the number of files just finishe
 
 CHUNK = 1 << 20  # read buffer for large files
 LARGE = 8 << 20  # files above this go to the thread pool
-FORK_MIN_FILES = 2000  # below this, forking costs more than it saves
+FORK_MIN_FILES = 2000  # below this, forking costs more than it saves ...
+HEAVY = 64 << 20  # ... unless the files add up to this many bytes
 BATCH = 256  # files per work item handed to a worker
 
 _TASK = struct.Struct("<II")  # [start, end) indices into the path list
@@ -44,8 +49,8 @@ class _NotRegular(Exception):
     pass
 
 
-def _digest_fd(fd: int, buf: bytearray | None) -> bytes:
-    before = os.fstat(fd)
+def _digest_fd(fd: int, buf: bytearray | None, before: os.stat_result | None = None) -> bytes:
+    before = before or os.fstat(fd)
     if not stat.S_ISREG(before.st_mode):
         raise _NotRegular
     h = hashlib.sha256()
@@ -98,17 +103,54 @@ def hash_paths(
     *,
     workers: int | None = None,
     progress: Progress | None = None,
+    fork_heavy: bool = False,
 ) -> list[bytes]:
     """Raw sha256 digests of `relpaths` (relative to `base`), in the same order."""
+    raw = hash_paths_packed(
+        base, relpaths, workers=workers, progress=progress, fork_heavy=fork_heavy
+    )
+    return [bytes(raw[i : i + 32]) for i in range(0, len(raw), 32)]
+
+
+def hash_paths_packed(
+    base: str,
+    relpaths: Sequence[str],
+    *,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    fork_heavy: bool = False,
+) -> bytearray:
+    """The digests of `relpaths` packed end to end, 32 bytes each, in the same order.
+
+    One buffer instead of a bytes object per file: a million digests take 32 MB, not 80.
+    `fork_heavy`: a few files holding much data are hashed by forked workers, not threads (for
+    the recorder, whose main thread loads the signer meanwhile).
+    """
     workers = workers or _cpu_count()
-    out: list[bytes | None] = [None] * len(relpaths)
+    out = bytearray(32 * len(relpaths))
     large: list[int]
-    if workers > 1 and len(relpaths) >= FORK_MIN_FILES and hasattr(os, "fork"):
+    forkable = workers > 1 and hasattr(os, "fork")
+    if forkable and len(relpaths) >= FORK_MIN_FILES:
         large = _hash_forked(base, relpaths, out, workers, progress)
+    elif forkable and fork_heavy and _heavy(base, relpaths):
+        large = _hash_forked(base, relpaths, out, min(workers, len(relpaths)), progress, batch=1)
     else:
         large = list(range(len(relpaths)))
     _hash_threaded(base, relpaths, large, out, workers, progress)
-    return out  # type: ignore[return-value]  # every slot is filled or an error was raised
+    return out
+
+
+def _heavy(base: str, relpaths: Sequence[str]) -> bool:
+    """True when these (few) files hold enough bytes to be worth forking for."""
+    total = 0
+    for rel in relpaths:
+        try:
+            total += os.stat(os.path.join(base, rel)).st_size
+        except OSError:
+            return False  # the threaded path names the file
+        if total >= HEAVY:
+            return True
+    return False
 
 
 def _cpu_count() -> int:
@@ -122,7 +164,7 @@ def _hash_threaded(
     base: str,
     relpaths: Sequence[str],
     indices: list[int],
-    out: list[bytes | None],
+    out: bytearray,
     workers: int,
     progress: Progress | None,
 ) -> None:
@@ -134,7 +176,7 @@ def _hash_threaded(
         buf = getattr(local, "buf", None)
         if buf is None:
             buf = local.buf = bytearray(CHUNK)
-        out[i] = hash_file(os.path.join(base, relpaths[i]), relpaths[i], buf)
+        out[32 * i : 32 * i + 32] = hash_file(os.path.join(base, relpaths[i]), relpaths[i], buf)
         if progress:
             progress(1)
 
@@ -149,13 +191,15 @@ def _hash_threaded(
             fut.result()
 
 
-def _worker(base: str, relpaths: Sequence[str], task_r: int, res_w: int) -> None:
+def _worker(base: str, relpaths: Sequence[str], task_r: int, res_w: int, big: bool) -> None:
     """Child process body: hash batches until the task pipe is drained. Never returns.
 
     Per batch it sends one header, one status byte per file and 32 bytes per file; a failed file
-    gets a status and its errno in place of a digest, and the parent builds the message.
+    gets a status and its errno in place of a digest, and the parent builds the message. Large
+    files are hashed here when `big`, else handed back (_BIG) for the threads.
     """
     code = 0
+    buf = bytearray(CHUNK) if big else None
     cur_dir, dfd = None, -1
     try:
         while True:
@@ -179,10 +223,11 @@ def _worker(base: str, relpaths: Sequence[str], task_r: int, res_w: int) -> None
                     status[k], digests[32 * k] = _ERR, (exc.errno or 5) & 0xFF
                     continue
                 try:
-                    if os.fstat(fd).st_size > LARGE:
+                    st = os.fstat(fd)
+                    if st.st_size > LARGE and not big:
                         status[k] = _BIG
                     else:
-                        digests[32 * k : 32 * k + 32] = _digest_fd(fd, None)
+                        digests[32 * k : 32 * k + 32] = _digest_fd(fd, buf, st)
                 except _Changed:
                     status[k] = _CHANGED
                 except _NotRegular:
@@ -207,13 +252,17 @@ def _write_all(fd: int, data: bytes | bytearray) -> None:
 def _hash_forked(
     base: str,
     relpaths: Sequence[str],
-    out: list[bytes | None],
+    out: bytearray,
     workers: int,
     progress: Progress | None,
+    batch: int = BATCH,
 ) -> list[int]:
-    """Hash small files in `workers` forked children; return indices of large files left over."""
+    """Hash files in `workers` forked children; return indices of large files left over.
+
+    With `batch` 1 (a few heavy files) the children hash large files too and none is left over.
+    """
     task_r, task_w = os.pipe()
-    batches = [(s, min(s + BATCH, len(relpaths))) for s in range(0, len(relpaths), BATCH)]
+    batches = [(s, min(s + batch, len(relpaths))) for s in range(0, len(relpaths), batch)]
     pids: list[int] = []
     readers: dict[int, int] = {}
     try:
@@ -229,7 +278,7 @@ def _hash_forked(
             if pid == 0:  # pragma: no cover - runs in the child, reported via the pipe
                 os.close(res_r)
                 os.close(task_w)
-                _worker(base, relpaths, task_r, res_w)
+                _worker(base, relpaths, task_r, res_w, batch == 1)
             os.close(res_w)
             pids.append(pid)
             readers[res_r] = pid
@@ -272,7 +321,7 @@ def _feed(fd: int, payload: bytes) -> None:
 
 
 def _collect(
-    readers: dict[int, int], out: list[bytes | None], progress: Progress | None
+    readers: dict[int, int], out: bytearray, progress: Progress | None
 ) -> tuple[list[int], list[tuple[int, int]]]:
     """Read batch results from every worker until all pipes close."""
     import selectors
@@ -302,14 +351,13 @@ def _collect(
                     if len(buf) - pos < size:
                         break
                     st = bytes(buf[pos + _TASK.size : pos + _TASK.size + n])
-                    dg = bytes(buf[pos + _TASK.size + n : pos + size])
-                    out[start:end] = [dg[32 * k : 32 * k + 32] for k in range(n)]
+                    out[32 * start : 32 * end] = buf[pos + _TASK.size + n : pos + size]
                     if st.count(_OK) != n:
                         for k, s in enumerate(st):
                             if s == _BIG:
                                 large.append(start + k)
                             elif s != _OK:
-                                code = {_CHANGED: -1, _SPECIAL: -2}.get(s, dg[32 * k])
+                                code = {_CHANGED: -1, _SPECIAL: -2}.get(s, out[32 * (start + k)])
                                 errors.append((start + k, code))
                     pos += size
                     if progress:

@@ -32,11 +32,15 @@ def link_filename(step: str, keyid: str) -> str:
     return f"{step}.{keyid[:8]}{SUFFIX}"
 
 
-def write_link(payload: bytes, signer: Signer, step: str, links_dir: str) -> str:
-    """Sign `payload` and write `<step>.<keyid[:8]>.link` atomically; return its path."""
-    envelope = dsse.sign(payload, signer)
+def write_link(payload: bytes | bytearray, signer: Signer, step: str, links_dir: str) -> str:
+    """Sign `payload` and write `<step>.<keyid[:8]>.link` atomically; return its path.
+
+    The file is byte for byte `dsse.dumps(dsse.sign(payload, signer))`, but the base64 of a
+    large payload is streamed to disk in pieces instead of held as one string, twice.
+    """
+    signature = dsse.sign_detached(payload, signer)
     path = os.path.join(links_dir, link_filename(step, signer.public_key.keyid))
-    write_atomic(path, dsse.dumps(envelope))
+    write_atomic(path, dsse.dump_chunks(payload, [signature]))
     return path
 
 

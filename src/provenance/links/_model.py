@@ -8,31 +8,60 @@ recorder re-canonicalises the whole link several times).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from provenance._fs import canonical_json, load_json_bounded
 from provenance.errors import LinkFormatError
 
 
+class JsonWriter(Protocol):
+    """Artifacts that append their own canonical JSON (`hashing.ArtifactSet`)."""
+
+    def write_json(self, out: bytearray) -> None: ...
+
+
+# Pre-encoded forms: a million artifacts then never exist as a dict of dicts.
+Artifacts = Mapping[str, Mapping[str, str]] | bytes | bytearray | JsonWriter
+
+
 def link_payload(
     name: str,
     command: list[str],
-    materials: dict[str, dict[str, str]],
-    products: dict[str, dict[str, str]],
+    materials: Artifacts,
+    products: Artifacts,
     byproducts: dict[str, Any],
     environment: dict[str, Any],
-) -> bytes:
-    link = {
-        "_type": "link",
-        "name": name,
-        "command": command,
-        "materials": materials,
-        "products": products,
-        "byproducts": byproducts,
-        "environment": environment,
-    }
-    return canonical_json(link)
+) -> bytearray:
+    """The canonical JSON of a link, byte for byte `canonical_json` of the whole link dict.
+
+    Assembled in one buffer with the keys in their canonical (sorted) order, so artifacts that
+    write their own JSON are never held twice.
+    """
+    out = bytearray(b'{"_type":"link","byproducts":')
+    out += canonical_json(byproducts)
+    out += b',"command":'
+    out += canonical_json(command)
+    out += b',"environment":'
+    out += canonical_json(environment)
+    out += b',"materials":'
+    _write_artifacts(out, materials)
+    out += b',"name":'
+    out += canonical_json(name)
+    out += b',"products":'
+    _write_artifacts(out, products)
+    out += b"}"
+    return out
+
+
+def _write_artifacts(out: bytearray, artifacts: Artifacts) -> None:
+    if isinstance(artifacts, bytes | bytearray):
+        out += artifacts
+    elif isinstance(artifacts, Mapping):
+        out += canonical_json(artifacts)
+    else:
+        artifacts.write_json(out)
 
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}\Z")

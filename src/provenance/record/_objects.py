@@ -27,5 +27,5 @@ def hash_into(
     found = objects.hash_objects(selected)
     for pattern in found.unmatched:
         log.warning("step '%s': %s pattern '%s' matched no object", step, what, pattern)
-    artifacts.digests.update(found.digests)
+    artifacts.add(found.digests)
     return found.info_dict()

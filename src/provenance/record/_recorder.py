@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +20,15 @@ from provenance import _config
 from provenance._fs import NAME_RE, check_writable_dir, relative_inside, utc_now
 from provenance._progress import hashing_progress
 from provenance.errors import UsageError
-from provenance.hashing import ArtifactSet, Excludes, compile_patterns, hash_artifacts, objects
+from provenance.hashing import (
+    ArtifactSet,
+    Background,
+    Excludes,
+    Progress,
+    compile_patterns,
+    hash_artifacts,
+    objects,
+)
 from provenance.links import link_filename, link_payload, write_link
 from provenance.record import _environment, _lineage, _objects, _run_id
 from provenance.record._lineage import BaseModel, BaseModelRecord
@@ -78,6 +88,7 @@ class Recording:
     distributed: dict[str, object] | None = None
     started_on: str = field(default_factory=utc_now)
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)  # s3:// size/ETag
+    packages: _PackagesLater | None = None
 
     def finish(
         self, command: list[str], byproducts: dict[str, Any], parameters: str | None = None
@@ -86,6 +97,8 @@ class Recording:
         self.objects["products"] = _objects.hash_into(
             self.spec.name, "products", self.spec.products, products
         )
+        if self.packages is not None:
+            self.packages.settle()
         environment = _environment.capture(self.base, self.run_id)
         environment["started_on"], environment["finished_on"] = self.started_on, utc_now()
         environment["patterns"] = {
@@ -103,8 +116,8 @@ class Recording:
         payload = link_payload(
             self.spec.name,
             command,
-            self.materials.as_in_toto(),
-            products.as_in_toto(),
+            self.materials,
+            products,
             byproducts,
             environment,
         )
@@ -121,14 +134,68 @@ class Recording:
         return path
 
 
+class _PackagesLater:
+    """List the installed packages on a thread while hashing runs (it takes ~0.2 s).
+
+    The link records the packages as they are when it is written; `settle` keeps the early list
+    only if no directory on sys.path changed since (a step that pip-installs changes one).
+    """
+
+    def __init__(self) -> None:
+        self._stamp = _site_stamp()
+        self._thread = threading.Thread(target=_environment.installed_packages, daemon=True)
+        self._thread.start()
+
+    def settle(self) -> None:
+        self._thread.join()
+        if _site_stamp() != self._stamp:
+            _environment.installed_packages.cache_clear()
+            _environment.packages_digest.cache_clear()
+
+
+def _may_prompt(key: str) -> bool:
+    """True when loading `key` may ask for a passphrase: no progress bar may draw meanwhile."""
+    if sys.stdin is None or not sys.stdin.isatty() or os.environ.get("PROVENANCE_KEY_PASSPHRASE"):
+        return False
+    try:
+        with open(key, "rb") as f:
+            return b"ENCRYPTED" in f.read(8192)
+    except OSError:
+        return False
+
+
+def _site_stamp() -> list[tuple[str, int]]:
+    stamp = []
+    for entry in sys.path:
+        try:
+            stamp.append((entry, os.stat(entry or ".").st_mtime_ns))
+        except OSError:
+            continue
+    return stamp
+
+
 def _hash(
-    base: str, patterns: Sequence[str], excludes: tuple[str, ...], quiet: bool, what: str
+    base: str,
+    patterns: Sequence[str],
+    excludes: tuple[str, ...],
+    quiet: bool,
+    what: str,
+    progress: Progress | None = None,
 ) -> ArtifactSet:
+    """Turn the local `patterns` into the (path, sha256) artifacts they select under `base`."""
     patterns = objects.local_patterns(patterns)
     if not patterns:
         return ArtifactSet()
     with hashing_progress(what, quiet=quiet) as (on_total, advance):
-        return hash_artifacts(base, patterns, excludes, progress=advance, on_total=on_total)
+
+        def report(n: int) -> None:
+            if progress is not None:
+                progress(n)  # the background job's cancellation point
+            advance(n)
+
+        return hash_artifacts(
+            base, patterns, excludes, progress=report, on_total=on_total, fork_heavy=True
+        )
 
 
 def base_dir(spec: StepSpec) -> str:
@@ -143,7 +210,6 @@ def prepare(spec: StepSpec, ranks: Ranks | None = None) -> Recording:
         raise UsageError(
             f"step '{spec.name}': no signing key (pass key=/--key or set PROVENANCE_KEY)"
         )
-    signer = load_signer(key, spec.pub_key or _config.setting("pub_key", root=base))
     links_setting = _config.links_dir(spec.links_dir, root=base)
     links_dir = os.path.join(base, links_setting)
     # Before hours of work: a links directory that cannot be written would lose the link.
@@ -153,25 +219,44 @@ def prepare(spec: StepSpec, ranks: Ranks | None = None) -> Recording:
         rel = relative_inside(own, base) if os.path.exists(own) or own == links_dir else None
         if rel and rel != ".":
             excludes.append(rel + ("/" if own == links_dir else ""))
-    rec = Recording(spec, base, links_dir, signer, tuple(excludes))
+    packages = _PackagesLater()
+    materials: Background[ArtifactSet] | None = None
+    if not spec.base_models and not _may_prompt(key):
+        # The materials are hashed while the signer loads: loading it is mostly importing its
+        # libraries, which hashing does not need. A key that fails to load cancels the hashing.
+        pats = tuple(spec.materials)
+        materials = Background(
+            lambda progress: _hash(base, pats, tuple(excludes), spec.quiet, "materials", progress)
+        )
+    try:
+        signer = load_signer(key, spec.pub_key or _config.setting("pub_key", root=base))
+    except BaseException:
+        if materials is not None:
+            materials.cancel()
+        raise
+    rec = Recording(spec, base, links_dir, signer, tuple(excludes), packages=packages)
     rec.distributed = None if ranks is None else ranks.to_dict()
-    # Before the step runs: a base model whose signature does not verify refuses the step.
-    verified = _lineage.verify_base_models(spec.name, spec.base_models, base)
-    rec.material_patterns = _lineage.material_patterns(spec.materials, verified)
-    rec.materials = _hash(base, rec.material_patterns, rec.excludes, spec.quiet, "materials")
+    if materials is not None:
+        rec.material_patterns = spec.materials
+        rec.materials = materials.result()
+    else:
+        # Before the step runs: a base model whose signature does not verify refuses the step.
+        verified = _lineage.verify_base_models(spec.name, spec.base_models, base)
+        rec.material_patterns = _lineage.material_patterns(spec.materials, verified)
+        rec.materials = _hash(base, rec.material_patterns, rec.excludes, spec.quiet, "materials")
+        _lineage.check_materials(spec.name, verified, rec.materials)
+        rec.base_models = [v.record for v in verified]
+        for v in verified:
+            log.info(
+                "step '%s': base model %s verified (OMS signature %s, %d files)",
+                spec.name,
+                v.record.prefix,
+                v.record.signature,
+                v.record.files,
+            )
     rec.objects["materials"] = _objects.hash_into(
         spec.name, "materials", rec.material_patterns, rec.materials
     )
-    _lineage.check_materials(spec.name, verified, rec.materials)
-    rec.base_models = [v.record for v in verified]
-    for v in verified:
-        log.info(
-            "step '%s': base model %s verified (OMS signature %s, %d files)",
-            spec.name,
-            v.record.prefix,
-            v.record.signature,
-            v.record.files,
-        )
     # Only once the materials are readable may the step open a run (RUN_ID): a step refused
     # for its inputs leaves nothing behind.
     run = _run_id.current_run(links_dir, spec.name, root=base)

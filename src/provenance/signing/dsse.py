@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterator
 from typing import Any
 
 from provenance._fs import canonical_json, load_json_bounded, read_bounded
@@ -25,6 +26,50 @@ def sign(payload: bytes, signer: Any, payload_type: str = IN_TOTO_PAYLOAD_TYPE) 
 def dumps(envelope: dict[str, Any]) -> bytes:
     """The envelope as compact, key-sorted JSON bytes (the file format)."""
     return canonical_json(envelope)
+
+
+def sign_detached(
+    payload: bytes | bytearray, signer: Any, payload_type: str = IN_TOTO_PAYLOAD_TYPE
+) -> dict[str, Any]:
+    """One envelope signature entry ({"keyid", "sig" in base64}) over the PAE of `payload`.
+
+    A bytearray payload signed by a key in memory gets the PAE header put in front of it in
+    place (and taken off again) instead of being copied: a million-artifact link is ~100 MB.
+    """
+    from securesystemslib.signer import CryptoSigner
+
+    kind = payload_type.encode()
+    header = b"DSSEv1 %d %b %d " % (len(kind), kind, len(payload))
+    if isinstance(payload, bytearray) and isinstance(signer, CryptoSigner):
+        payload[0:0] = header
+        try:
+            signature = signer.sign(payload)  # type: ignore[arg-type]  # any buffer
+        finally:
+            del payload[: len(header)]
+    else:
+        signature = signer.sign(header + payload)
+    entry = dict(signature.to_dict())
+    entry["sig"] = base64.b64encode(bytes.fromhex(entry["sig"])).decode()
+    return entry
+
+
+def dump_chunks(
+    payload: bytes | bytearray,
+    signatures: list[dict[str, Any]],
+    payload_type: str = IN_TOTO_PAYLOAD_TYPE,
+    chunk: int = 3 << 20,
+) -> Iterator[bytes]:
+    """`dumps` of the envelope, in pieces: the payload's base64 is never one whole string.
+
+    Base64 of consecutive 3-byte-aligned pieces concatenates to the base64 of the whole, and its
+    alphabet needs no JSON escaping, so the bytes equal `canonical_json` of the envelope dict.
+    """
+    yield b'{"payload":"'
+    view = memoryview(payload)
+    for start in range(0, len(view), chunk):
+        yield base64.b64encode(view[start : start + chunk])
+    yield b'","payloadType":' + canonical_json(payload_type)
+    yield b',"signatures":' + canonical_json(signatures) + b"}"
 
 
 class ParsedEnvelope:

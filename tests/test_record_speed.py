@@ -1,0 +1,203 @@
+"""The fast recording paths write exactly what the plain ones wrote, and fail the same way."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from importlib.metadata import distributions
+from pathlib import Path
+
+import pytest
+
+from provenance._fs import canonical_json
+from provenance.errors import ArtifactError
+from provenance.hashing import (
+    ArtifactSet,
+    Background,
+    Cancelled,
+    _engine,
+    hash_artifacts,
+    hash_paths,
+)
+from provenance.links import link_payload, write_link
+from provenance.record import _environment
+from provenance.signing import dsse, generate, load_signer
+
+NAMES = ["a", "a-b", "a.b", "a/b", "b/c", "é/ü", 'q"uote', "tab\tname", "☃", "日本/語", "z" * 200]
+
+
+def packed(paths: list[str]) -> ArtifactSet:
+    return ArtifactSet.packed(paths, b"".join(hashlib.sha256(p.encode()).digest() for p in paths))
+
+
+def test_artifact_json_equals_canonical_json_of_the_dict() -> None:
+    artifacts = packed(sorted(NAMES))
+    assert artifacts.to_json() == canonical_json(artifacts.as_in_toto())
+    assert artifacts.digests == {p: hashlib.sha256(p.encode()).hexdigest() for p in NAMES}
+    assert ArtifactSet().to_json() == b"{}"
+
+
+def test_artifact_json_in_many_chunks(monkeypatch) -> None:
+    import provenance.hashing as hashing
+
+    monkeypatch.setattr(hashing, "_JSON_STEP", 3)
+    artifacts = packed(sorted(f"d{i % 5}/f{i}" for i in range(50)))
+    assert artifacts.to_json() == canonical_json(artifacts.as_in_toto())
+
+
+def test_packed_set_refuses_a_digest_count_that_does_not_match() -> None:
+    with pytest.raises(ValueError, match="32-byte digest per path"):
+        ArtifactSet.packed(["a", "b"], b"\0" * 32)
+
+
+def test_link_payload_from_encoded_artifacts_is_byte_identical() -> None:
+    artifacts = packed(sorted(NAMES))
+    environment = {"pipeline_run_id": "r", "ratio": 1.5, "none": None, "list": [1, "é"]}
+    whole = {
+        "_type": "link",
+        "name": "train",
+        "command": ["python", "é.py"],
+        "materials": artifacts.as_in_toto(),
+        "products": {},
+        "byproducts": {"return-value": 0},
+        "environment": environment,
+    }
+    spliced = link_payload(
+        "train", ["python", "é.py"], artifacts.to_json(), b"{}", {"return-value": 0}, environment
+    )
+    assert spliced == canonical_json(whole)
+    assert link_payload(
+        "train", ["python", "é.py"], artifacts.as_in_toto(), {}, {"return-value": 0}, environment
+    ) == canonical_json(whole)
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 4, 100, 3 * 1024 + 1])
+def test_streamed_envelope_equals_the_whole_one(tmp_path: Path, size: int) -> None:
+    generate("k", str(tmp_path))  # ed25519: deterministic signatures, so bytes can be compared
+    signer = load_signer(str(tmp_path / "k"))
+    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    whole = dsse.dumps(dsse.sign(payload, signer))
+    pieces = dsse.dump_chunks(payload, [dsse.sign_detached(payload, signer)], chunk=3 * 5)
+    assert b"".join(pieces) == whole
+    written = write_link(payload, signer, "step", str(tmp_path / "links"))
+    assert Path(written).read_bytes() == whole
+
+
+def test_in_place_signing_leaves_the_payload_as_it_was(tmp_path: Path) -> None:
+    generate("k", str(tmp_path))
+    signer = load_signer(str(tmp_path / "k"))
+    payload = bytearray(b'{"_type":"link"}' * 1000)
+    original = bytes(payload)
+    entry = dsse.sign_detached(payload, signer)
+    assert payload == original
+    assert entry == dsse.sign_detached(original, signer)
+    assert b"".join(dsse.dump_chunks(payload, [entry])) == dsse.dumps(dsse.sign(original, signer))
+
+
+def test_installed_packages_equal_what_the_email_parser_reads() -> None:
+    slow = {f"{(d.metadata['Name'] or '').lower()}=={d.version}" for d in distributions()}
+    _environment.installed_packages.cache_clear()
+    assert _environment.installed_packages() == tuple(sorted(slow))
+
+
+class FakeDist:
+    """A distribution whose METADATA text is given (what importlib hands over)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def read_text(self, name: str) -> str | None:
+        return self.text if name == "METADATA" else None
+
+    @property
+    def metadata(self):  # the slow path: the real email parser over the same text
+        import email
+
+        return email.message_from_string(self.text)
+
+    @property
+    def version(self) -> str:
+        return self.metadata["Version"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Metadata-Version: 2.1\nName: Foo-Bar\nVersion: 1.0\n\nbody Name: x\n",
+        "Metadata-Version: 2.1\r\nName: Foo\r\nVersion: 2.0 \r\n\r\n",
+        "Name: folded\n  more\nVersion: 1\n",
+        "Summary: x\n continued\nName: Late\nVersion: 3\n",
+        "not a header\nName: Hidden\nVersion: 4\n",
+        "Name:\tTabbed\nVersion:5\nName: Second\n",
+        "Version: 6\n",
+    ],
+)
+def test_unusual_metadata_headers_read_as_the_email_parser_reads_them(text: str) -> None:
+    dist = FakeDist(text)
+    expected = f"{(dist.metadata['Name'] or '').lower()}=={dist.version}"
+    assert _environment._name_version(dist) == expected
+
+
+def test_few_heavy_files_hash_in_workers_with_the_same_digests(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(_engine, "HEAVY", 1000)
+    monkeypatch.setattr(_engine, "LARGE", 600)
+    files = {f"f{i}.bin": bytes([i]) * size for i, size in enumerate([0, 10, 700, 5000, 3])}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    assert _engine._heavy(str(tmp_path), list(files))
+    got = hash_paths(str(tmp_path), list(files), workers=2, fork_heavy=True)
+    assert got == [hashlib.sha256(d).digest() for d in files.values()]
+
+
+def test_heavy_path_names_a_fifo_and_a_vanished_file(tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    monkeypatch.setattr(_engine, "HEAVY", 10)
+    (tmp_path / "big.bin").write_bytes(b"x" * 100)
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(ArtifactError, match=r"pipe.*not a regular file"):
+        hash_paths(str(tmp_path), ["big.bin", "pipe"], workers=2, fork_heavy=True)
+
+
+def test_background_job_returns_its_result_and_raises_its_error(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("a")
+    job = Background(lambda progress: hash_artifacts(tmp_path, ["**"], progress=progress))
+    assert job.result().digests == {"a.txt": hashlib.sha256(b"a").hexdigest()}
+    failing = Background(lambda progress: hash_artifacts(tmp_path, ["../x"], progress=progress))
+    with pytest.raises(Exception, match="x"):
+        failing.result()
+
+
+def test_cancelled_background_job_stops_at_its_next_progress_report() -> None:
+    reports: list[int] = []
+
+    def endless(progress) -> None:
+        while True:  # only cancellation ends it: a broken cancel() hangs this test
+            progress(1)
+            reports.append(1)
+
+    running = Background(endless)
+    running.cancel()
+    assert not running._thread.is_alive()
+    with pytest.raises(Cancelled):
+        running.result()
+
+
+def test_bad_key_cancels_the_materials_hashing_and_leaves_nothing(tmp_path: Path) -> None:
+    from provenance.errors import KeyLoadError
+    from provenance.record import StepSpec
+    from provenance.record._recorder import prepare
+
+    for i in range(_engine.FORK_MIN_FILES + 10):  # enough files for the forked workers
+        (tmp_path / "data" / f"d{i % 9}").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "data" / f"d{i % 9}" / f"f{i}").write_bytes(b"x")
+    (tmp_path / "bad.pem").write_bytes(b"-----BEGIN PRIVATE KEY-----\ngarbage\n")
+    (tmp_path / "bad.pem").chmod(0o600)
+    spec = StepSpec(
+        "s", ["data/**"], key=str(tmp_path / "bad.pem"), base_dir=str(tmp_path), quiet=True
+    )
+    with pytest.raises(KeyLoadError, match=r"bad\.pem"):
+        prepare(spec)
+    assert not any(t.name == "provenance-hashing" for t in threading.enumerate())
+    leftovers = [p for p in tmp_path.rglob("*") if "data" not in p.parts and p.name != "bad.pem"]
+    assert all(p.is_dir() for p in leftovers)  # no link, no RUN_ID, no temp file
