@@ -96,3 +96,6 @@ def run(
         emit_json({"step": step, "link": path})
     else:
         say(f"step '{step}' recorded: {path}")
+
+
+COMMANDS = [run]
