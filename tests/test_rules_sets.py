@@ -37,6 +37,17 @@ def _link(name: str, materials: dict[str, Any], products: dict[str, Any]) -> Lin
     return LinkData(name, [], materials, products, {}, {})
 
 
+# The step's link and the link of another step that MATCH rules point at ("missing" has none).
+LINKS = st.builds(
+    lambda m, p, om, op: {"step": _link("step", m, p), "other": _link("other", om, op)},
+    ARTIFACTS,
+    ARTIFACTS,
+    ARTIFACTS,
+    ARTIFACTS,
+)
+KINDS = st.sampled_from(["materials", "products"])
+
+
 @st.composite
 def rules(draw: st.DrawFn) -> list[str]:
     verb = draw(st.sampled_from(["MATCH", "CREATE", "DELETE", "MODIFY", "ALLOW", "DISALLOW"]))
@@ -71,24 +82,11 @@ def _in_toto_consumed(
 
 
 @SETTINGS
-@given(
-    materials=ARTIFACTS,
-    products=ARTIFACTS,
-    other_m=ARTIFACTS,
-    other_p=ARTIFACTS,
-    rule=rules(),
-    kind=st.sampled_from(["materials", "products"]),
-)
+@given(links=LINKS, rule=rules(), kind=KINDS)
 def test_each_rule_consumes_exactly_what_in_toto_consumes(
-    materials: dict[str, Any],
-    products: dict[str, Any],
-    other_m: dict[str, Any],
-    other_p: dict[str, Any],
-    rule: list[str],
-    kind: str,
+    links: dict[str, Any], rule: list[str], kind: str
 ) -> None:
-    link = _link("step", materials, products)
-    links: dict[str, Any] = {"step": link, "other": _link("other", other_m, other_p)}
+    link = links["step"]
     data = rulelib.unpack_rule(rule)
     if data["rule_type"] == "disallow":
         queue = list(getattr(link, kind))
@@ -114,26 +112,15 @@ def _disallowed(failure: Any) -> set[str]:
 
 @SETTINGS
 @given(
-    materials=ARTIFACTS,
-    products=ARTIFACTS,
-    other_m=ARTIFACTS,
-    other_p=ARTIFACTS,
+    links=LINKS,
     rule_list=st.lists(rules(), max_size=5),
     closing=st.sampled_from([[], [["DISALLOW", "*"]], [["REQUIRE", "data/a"]]]),
-    kind=st.sampled_from(["materials", "products"]),
+    kind=KINDS,
 )
 def test_a_rule_list_passes_or_fails_exactly_as_in_toto_judges_it(
-    materials: dict[str, Any],
-    products: dict[str, Any],
-    other_m: dict[str, Any],
-    other_p: dict[str, Any],
-    rule_list: list[list[str]],
-    closing: list[list[str]],
-    kind: str,
+    links: dict[str, Any], rule_list: list[list[str]], closing: list[list[str]], kind: str
 ) -> None:
     rules_ = [*rule_list, *closing]
-    link = _link("step", materials, products)
-    links: dict[str, Any] = {"step": link, "other": _link("other", other_m, other_p)}
     try:
         verifylib.verify_item_rules("step", kind, rules_, links)
         upstream_ok = True
