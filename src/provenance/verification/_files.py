@@ -124,10 +124,10 @@ def check_files(
     rel_links = relative_inside(links_dir, base)
     prune = (rel_links,) if rel_links and rel_links != "." else ()
     try:
-        on_disk, refused = _under(base, claimed, prune)
-        skip = dict(refused)
+        found, refused = _under(base, claimed, prune)
+        on_disk, skip = set(found), dict(refused)  # sets: 100k products are looked up here
         present = sorted(
-            set(on_disk)
+            on_disk
             | {p for p in expected if p not in on_disk and p not in skip and _regular(base, p)}
         )
         digests = dict(zip(present, (d.hex() for d in hash_paths(base, present)), strict=True))
