@@ -49,7 +49,17 @@ def test_verify_loads_only_its_own_command_module(tmp_path) -> None:
     )
     commands = [m for m in loaded if m.startswith("provenance.cli.") and m[15] != "_"]
     assert commands == ["provenance.cli.verify"]
-    assert not [m for m in loaded if m.split(".")[0] in ("mlflow", "sigstore")]
+    assert not [m for m in loaded if m.split(".")[0] in ("mlflow", "sigstore", "boto3", "botocore")]
+
+
+def test_boto3_still_imports_after_verify_ran(tmp_path) -> None:
+    loaded = _loaded_after(
+        "from provenance.cli import main\n"
+        f"main(['verify', '--layout', {str(tmp_path / 'none')!r}, '--layout-key', "
+        f"{str(tmp_path / 'none.pub')!r}])\n"
+        "import boto3\nassert callable(boto3.client)"
+    )
+    assert "boto3.session" in loaded
 
 
 def test_every_command_module_is_in_the_table_and_the_table_is_exact() -> None:
