@@ -270,3 +270,43 @@ def test_envelope_and_provenance_with_absurd_json_are_refused(tmp_path: Path, bl
     path.write_bytes(blob + b"\n" + blob)
     with pytest.raises(InputError, match=r"model\.intoto\.jsonl"):
         load(str(path))
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        b'{"a": {"b": 1, "b": 2}}',
+        b'[{"x": 1}, {"y": 1, "y": 1}]',
+        b'{"k:\\"{[": 1, "k:\\"{[": 2}',
+        b'{"s\\\\": "a\\\\", "s\\\\": "b:"}',
+        b'{"a": 1, "\\u0061": 2}',
+        b'{"m": {"p/\\u00e4": {"sha256": "0"}, "p/\\u00e4": {"sha256": "1"}}}',
+        b'{"":1,"":2}',
+    ],
+    ids=[
+        "nested",
+        "in-array",
+        "colon-quote-bracket",
+        "backslashes",
+        "escaped-twin",
+        "artifacts",
+        "empty",
+    ],
+)
+def test_duplicate_keys_anywhere_are_refused(blob: bytes) -> None:
+    with pytest.raises(LinkFormatError, match="duplicate key"):
+        load_json_bounded(blob, "links/x.link", what="link", error=LinkFormatError)
+
+
+def test_strings_full_of_json_syntax_are_not_mistaken_for_keys() -> None:
+    doc = {
+        "a:b": "c:d",
+        "": "",
+        "q": 'say "x": {"y": [1]}',
+        "bs\\": "ends with a backslash\\",
+        "uni": "\u00e4:\u00f6",
+        "list": ["k:", {"k": ":"}, [":", '\\"']],
+        "nl": "line\nbreak:",
+    }
+    for blob in (canonical_json(doc), json.dumps(doc, ensure_ascii=False, indent=1).encode()):
+        assert load_json_bounded(blob, "x.json") == doc

@@ -40,8 +40,10 @@ def render() -> str:
         title = " ".join(["provenance", *path])
         parts.append(f"\n## `{title}`\n\n```text\n{cmd.get_help(ctx)}\n```\n")
         if isinstance(cmd, click.Group):
-            for name in sorted(cmd.commands):
-                walk(cmd.commands[name], [*path, name])
+            for name in cmd.list_commands(ctx):  # the root group loads its commands lazily
+                sub = cmd.get_command(ctx, name)
+                if sub is not None:
+                    walk(sub, [*path, name])
 
     walk(cli, [])
     return "".join(parts)

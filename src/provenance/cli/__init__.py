@@ -13,12 +13,15 @@ from collections.abc import Sequence
 import click
 
 from provenance._version import __version__
-from provenance.cli._commands import register
+from provenance.cli._commands import LazyGroup
 from provenance.cli._common import begin_command, emit_error_json, json_requested
 from provenance.errors import ProvenanceError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, "--version", prog_name="provenance")
 @click.option("-v", "--verbose", count=True, help="More detail; tracebacks on errors.")
 @click.pass_context
@@ -54,9 +57,6 @@ def _quiet_mlflow(verbose: int) -> None:
     os.environ["MLFLOW_LOGGING_LEVEL"] = level
     if "mlflow" in sys.modules:
         logging.getLogger("mlflow").setLevel(level)
-
-
-register(cli)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

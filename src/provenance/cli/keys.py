@@ -73,3 +73,6 @@ def keygen(
         if pair.gitignore:
             say(f"wrote {pair.gitignore}: private keys in {directory} stay out of git")
         say(f"keyid {pair.keyid}")
+
+
+COMMANDS = [keygen]

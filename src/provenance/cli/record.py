@@ -98,3 +98,6 @@ def run(
         say(f"step '{step}' ran; another rank of this distributed job records its link")
     else:
         say(f"step '{step}' recorded: {path}")
+
+
+COMMANDS = [run]

@@ -107,14 +107,23 @@ def read_envelope(path: str, data: bytes | None = None) -> tuple[bytes, dsse.Par
 
 
 def read_link(
-    path: str, keys: Mapping[str, Key], *, data: bytes | None = None
+    path: str,
+    keys: Mapping[str, Key],
+    *,
+    data: bytes | None = None,
+    envelope: dsse.ParsedEnvelope | None = None,
 ) -> VerifiedLink | Rejected:
     """Read `path` and accept it only if one of `keys` (keyid -> Key) signed it.
 
     The payload is parsed only after a signature verified; a malformed payload that verified is
-    an error (LinkFormatError), an unsigned or foreign-signed one is merely rejected.
+    an error (LinkFormatError), an unsigned or foreign-signed one is merely rejected. A caller
+    that already holds the file's bytes and their parsed `envelope` (from `read_envelope`)
+    passes both, so the envelope is parsed once.
     """
-    raw, env = read_envelope(path, data)
+    if envelope is not None and data is not None:
+        raw, env = data, envelope
+    else:
+        raw, env = read_envelope(path, data)
     good = env.verified_keyids(dict(keys))
     if not good:
         claimed = ", ".join(k[:8] for k in env.keyids) or "no signature"

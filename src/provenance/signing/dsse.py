@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -105,11 +106,35 @@ class ParsedEnvelope:
             return []
 
 
+# An envelope that opens with its payload (ours, sorted keys) and spells it in base64 characters
+# only: the payload is cut out and the rest parsed as JSON, so the (large) payload is not copied
+# through the JSON parser and its checks. Whatever else the file holds is parsed and checked as
+# usual; anything unusual takes the ordinary path.
+_LEADING_PAYLOAD = re.compile(rb'\{\s*"payload"\s*:\s*"')
+_BASE64_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-"
+
+
+def _load(data: bytes, path: str, what: str) -> tuple[Any, str | None]:
+    """The envelope document, and its payload text when it was cut out.
+
+    (`doc["payload"]` is then empty in the document.)
+    """
+    m = _LEADING_PAYLOAD.match(data)
+    end = data.find(b'"', m.end()) if m else -1
+    if m and end - m.end() > 4096:
+        text = data[m.end() : end]
+        if not text.translate(None, _BASE64_CHARS):
+            doc = load_json_bounded(data[: m.end()] + data[end:], path, what=what)
+            if isinstance(doc, dict) and doc.get("payload") == "":
+                return doc, text.decode("ascii")
+    return load_json_bounded(data, path, what=what), None
+
+
 def parse(data: bytes, path: str, what: str = "envelope") -> ParsedEnvelope:
     """Parse envelope JSON without trusting anything in it; errors name `path`."""
     if len(data) > MAX_ENVELOPE_BYTES:
         raise InputError(path, f"larger than {MAX_ENVELOPE_BYTES} bytes")
-    doc = load_json_bounded(data, path, what=what)
+    doc, cut = _load(data, path, what)
     if not isinstance(doc, dict) or not {"payload", "payloadType", "signatures"} <= doc.keys():
         if isinstance(doc, dict) and "signed" in doc:
             fix = (
@@ -125,6 +150,8 @@ def parse(data: bytes, path: str, what: str = "envelope") -> ParsedEnvelope:
             path, f"{what} is not a DSSE envelope (needs payload, payloadType, signatures)"
         )
     payload, ptype, sigs = doc["payload"], doc["payloadType"], doc["signatures"]
+    if cut is not None:
+        payload = cut
     if not isinstance(payload, str) or not isinstance(ptype, str) or not isinstance(sigs, list):
         raise InputError(path, "DSSE envelope fields have wrong types")
     raw = _b64(payload, path, "payload")

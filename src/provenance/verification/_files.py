@@ -9,6 +9,8 @@ refused by name without being opened.
 
 from __future__ import annotations
 
+import itertools
+import operator
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -30,17 +32,18 @@ def expected_products(layout: Any, links: Mapping[str, LinkData]) -> dict[str, t
         link = links.get(step.name)
         if link is None:
             continue
-        patterns = compile_patterns(objects.local_patterns(link.patterns("products")))
-        for path in link.materials:
-            # Consumed by a later step and gone from where that step writes: it deleted the file.
-            if (
-                path in expected
-                and path not in link.products
-                and any(p.matches(path) for p in patterns)
-            ):
+        products = link.products
+        # Consumed by a later step and gone from where that step writes: it deleted the file.
+        gone = [p for p in link.materials if p in expected and p not in products]
+        if gone:
+            deleted: set[str] = set()
+            for pattern in compile_patterns(objects.local_patterns(link.patterns("products"))):
+                deleted.update(filter(pattern.regex.match, gone))
+            for path in deleted:
                 del expected[path]
-        for path, digests in link.products.items():
-            expected[path] = (digests["sha256"], step.name)  # parse_link guarantees sha256
+        # parse_link guarantees a sha256 for every artifact
+        shas = list(map(operator.itemgetter("sha256"), products.values()))
+        expected.update(zip(products, zip(shas, itertools.repeat(step.name)), strict=False))
     return expected
 
 
@@ -105,8 +108,10 @@ def check_files(
     """Return (number of artifacts checked, failures)."""
     expected = expected_products(layout, links)
     if only:
-        selectors = compile_patterns(only)
-        expected = {p: v for p, v in expected.items() if any(s.matches(p) for s in selectors)}
+        chosen: set[str] = set()
+        for selector in compile_patterns(only):
+            chosen.update(filter(selector.regex.match, expected))
+        expected = {p: v for p, v in expected.items() if p in chosen}
         claims = [(p, "--artifact") for p in only]
     else:
         claims = [
@@ -122,10 +127,10 @@ def check_files(
     rel_links = relative_inside(links_dir, base)
     prune = (rel_links,) if rel_links and rel_links != "." else ()
     try:
-        on_disk, refused = _under(base, claimed, prune)
-        skip = dict(refused)
+        found, refused = _under(base, claimed, prune)
+        on_disk, skip = set(found), dict(refused)  # sets: 100k products are looked up here
         present = sorted(
-            set(on_disk)
+            on_disk
             | {p for p in expected if p not in on_disk and p not in skip and _regular(base, p)}
         )
         digests = dict(zip(present, (d.hex() for d in hash_paths(base, present)), strict=True))

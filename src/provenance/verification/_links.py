@@ -7,6 +7,7 @@ parsed, the payload is validated field by field, and every artifact path must st
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,7 +94,7 @@ def load_chain(layout: Any, links_dir: str, names: dict[str, str]) -> tuple[Chai
         ignored: list[dict[str, str]] = []
         for path in step_links(links_dir, step.name):
             raw, env = read_envelope(path)
-            got = read_link(path, allowed, data=raw)
+            got = read_link(path, allowed, data=raw, envelope=env)
             if isinstance(got, Rejected):
                 why = _why_rejected(env, allowed, all_keys, names)
                 rejected.append(f"{got.file}: {why}")
@@ -154,6 +155,26 @@ def load_chain(layout: Any, links_dir: str, names: dict[str, str]) -> tuple[Chai
     return chain, failures
 
 
+# What `unsafe_paths` could refuse, looked for in all paths at once (joined by NUL, which no
+# safe path holds): an empty path, a leading '/', a backslash, '//', a trailing '/', a '.' or
+# '..' segment (substring tests, in C), a drive letter (a regex, run only when a ':' is there).
+# Paths that pass this screen are safe; otherwise `unsafe_paths` itself checks them one by one.
+_SUSPECT_PARTS = ("\x00\x00", "\x00/", "\\", "//", "/\x00", "/./", "/../", "\x00./", "\x00../")
+_SUSPECT_ENDS = ("/.\x00", "/..\x00", "\x00.\x00", "\x00..\x00")
+_DRIVE = re.compile(r"\x00.:", re.S)
+
+
+def _maybe_unsafe(paths: set[str]) -> bool:
+    if not paths:
+        return False
+    joined = "\x00" + "\x00".join(paths) + "\x00"
+    return (
+        joined.count("\x00") != len(paths) + 1
+        or any(part in joined for part in _SUSPECT_PARTS + _SUSPECT_ENDS)
+        or (":" in joined and _DRIVE.search(joined) is not None)
+    )
+
+
 def check_consistency(
     chain: Chain, run_id_optional: frozenset[str] = frozenset()
 ) -> tuple[str | None, list[Failure], list[str]]:
@@ -168,17 +189,12 @@ def check_consistency(
     run_ids: dict[str, list[str]] = {}
     no_run_id: list[tuple[str, str]] = []  # step, link file
     # A dataset path usually appears in several links: check each distinct path once.
-    unsafe = set(
-        objects.unsafe_artifacts(  # relative paths and well-formed s3:// URIs are safe
-            {
-                p
-                for by_key in chain.links.values()
-                for lk in by_key.values()
-                for kind in (lk.link.materials, lk.link.products)
-                for p in kind
-            }
-        )
-    )
+    distinct: set[str] = set()
+    for by_key in chain.links.values():
+        for lk in by_key.values():
+            distinct.update(lk.link.materials, lk.link.products)
+    # relative paths and well-formed s3:// URIs are safe ("//" sends every URI to the full check)
+    unsafe = set(objects.unsafe_artifacts(distinct)) if _maybe_unsafe(distinct) else set()
     for step, by_key in chain.links.items():
         for link in by_key.values():
             if link.run_id:

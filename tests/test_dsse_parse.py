@@ -1,0 +1,62 @@
+"""DSSE envelopes whose large payload comes first are parsed without copying the payload through
+the JSON parser; the result, and every refusal, must be what the full JSON parse gives."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from provenance.errors import InputError
+from provenance.signing import dsse
+
+PAYLOAD = json.dumps({"_type": "link", "materials": {f"f{i}": i for i in range(2000)}}).encode()
+B64 = base64.b64encode(PAYLOAD).decode()
+SIGS = [{"keyid": "ab" * 32, "sig": base64.b64encode(b"s" * 64).decode()}]
+
+
+def envelope(**fields: object) -> bytes:
+    doc = {"payload": B64, "payloadType": dsse.IN_TOTO_PAYLOAD_TYPE, "signatures": SIGS}
+    doc.update(fields)
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def test_payload_first_parses_like_the_full_json() -> None:
+    data = envelope()
+    assert data.startswith(b'{"payload":"') and len(B64) > 4096
+    got = dsse.parse(data, "x.link")
+    reordered = json.dumps(dict(reversed(list(json.loads(data).items())))).encode()
+    slow = dsse.parse(reordered, "x.link")
+    assert got.payload == slow.payload == PAYLOAD
+    assert (got.payload_type, got.signatures) == (slow.payload_type, slow.signatures)
+
+
+def test_a_second_payload_key_is_refused() -> None:
+    data = envelope()[:-1] + b',"payload":"QUFB"}'
+    with pytest.raises(InputError, match="duplicate key 'payload'"):
+        dsse.parse(data, "x.link")
+
+
+def test_payload_with_json_escapes_takes_the_full_parse() -> None:
+    escaped = B64[:100] + "\\/" + B64[100:]  # "\/" is "/" in JSON, and not a base64 character
+    data = envelope().replace(B64.encode(), escaped.encode(), 1)
+    assert dsse.parse(data, "x.link").payload == base64.b64decode(escaped.replace("\\/", "/"))
+
+
+def test_a_nested_payload_key_is_not_taken_for_the_envelopes() -> None:
+    data = b'{"x":{"payload":"' + B64.encode() + b'"},' + envelope()[1:]
+    assert dsse.parse(data, "x.link").payload == PAYLOAD
+
+
+@pytest.mark.parametrize(
+    ("tail", "words"),
+    [
+        (b',"signatures":[]}', "duplicate key"),
+        (b',"extra":NaN}', "NaN"),
+        (b',"deep":' + b"[" * 80 + b"]" * 80 + b"}", "nested deeper"),
+    ],
+)
+def test_the_rest_of_the_envelope_is_still_checked(tail: bytes, words: str) -> None:
+    with pytest.raises(InputError, match=words):
+        dsse.parse(envelope()[:-1] + tail, "x.link")
