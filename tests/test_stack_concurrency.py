@@ -82,10 +82,14 @@ def test_racing_promotions_end_on_a_verified_version_with_consistent_decisions(
         assert code in (0, 1), (version, code, stderr)
         if code == 0:
             assert version != tampered and json.loads(stdout)["promoted"]
-        elif stdout:  # the gate's own verdict: only the tampered version fails verification
-            assert version == tampered and not json.loads(stdout)["promoted"], stdout
+            continue
+        doc = json.loads(stdout)  # --json: one document on every path
+        if "promoted" in doc:  # the gate's own verdict: only the tampered version fails it
+            assert version == tampered and not doc["promoted"], stdout
         else:  # a write that lost the race to a newer decision or holder, refused with a reason
-            assert "refused by the registry: PERMISSION_DENIED: ml-provenance gate" in stderr
+            assert doc["exit_code"] == 1, stdout
+            refusal = "refused by the registry: PERMISSION_DENIED: ml-provenance gate"
+            assert refusal in doc["error"]["message"] and refusal in stderr
     assert any(code == 0 for code, _, _ in outcomes), [e for _, _, e in outcomes]
 
     holder = gate_project.alias_version(model)
