@@ -50,11 +50,16 @@ unit: $(STAMP) browser
 
 test: lint lint-workflows typecheck unit
 
+# Every figure, each as ratios against the anchors measured in the same run (quiet machine).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/bench_verify.py
+	$(BIN)/python benchmarks/bench_stack.py
 
 bench-small: $(STAMP)
 	$(BIN)/python benchmarks/run.py --small
+	$(BIN)/python benchmarks/bench_verify.py --small
+	$(BIN)/python benchmarks/bench_stack.py --small
 
 clean:
 	rm -rf $(VENV) .tools demo-workspace .pytest_cache .mypy_cache .ruff_cache
