@@ -109,6 +109,7 @@ INCONSISTENT = [
     ({"WORLD_SIZE": "2"}, "WORLD_SIZE is set but RANK is not"),
     ({"RANK": "0", "WORLD_SIZE": "2", "PROVENANCE_RECORD_RANK": "2"}, "no process would record"),
     ({"RANK": "0", "WORLD_SIZE": "2", "PROVENANCE_RECORD_RANK": "-1"}, "not a rank"),
+    ({"SLURM_PROCID": "1"}, "SLURM_PROCID is set but SLURM_NTASKS is not"),
 ]
 
 
@@ -189,3 +190,16 @@ def test_provenance_run_on_a_non_recording_rank_runs_the_command_only(project: P
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["link"]
     assert len(links_in(project)) == 1
+
+
+def test_a_plain_slurm_batch_job_is_one_process(project: Path) -> None:
+    """`sbatch` without --ntasks sets SLURM_PROCID=0 and no task count: the step records."""
+    (project / "dist_step.py").write_text(SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
+    env.update({"SLURM_PROCID": "0", "WRITER": "?", "PROVENANCE_KEY": "keys/trainer"})
+    env["PYTHONPATH"] = str(project)
+    proc = subprocess.run(
+        [sys.executable, "dist_step.py"], cwd=project, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "distributed" not in environment_of(project)

@@ -66,6 +66,10 @@ def current(step: str, record_rank: int | None = None, *, root: str = ".") -> Ra
     """
     for rank_var, size_var, source in _SOURCES:
         rank_text, size_text = os.environ.get(rank_var), os.environ.get(size_var)
+        if source == "Slurm" and size_text is None:
+            size_text = os.environ.get("SLURM_NPROCS")
+            if rank_text is not None and size_text is None and rank_text.strip() == "0":
+                continue  # a plain batch job without --ntasks: one process
         if rank_text is None and size_text is None:
             continue
         if rank_text is None or size_text is None:
