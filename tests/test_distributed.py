@@ -137,58 +137,31 @@ def test_bad_record_rank_is_refused_where_the_step_is_declared(bad: object) -> N
         provenance.step("s", record_rank=bad)  # type: ignore[arg-type]
 
 
-def test_provenance_run_on_a_non_recording_rank_runs_the_command_only(project: Path) -> None:
-    env = {**os.environ, "RANK": "1", "WORLD_SIZE": "2"}
+WRITE_OUT = "import pathlib; pathlib.Path('out').mkdir(); pathlib.Path('out/m').write_text('m')"
+
+
+def provenance_run_as(project: Path, rank: int) -> dict:
+    """`provenance run` as rank `rank` of 2; its --json document."""
     proc = subprocess.run(
-        [
-            str(BIN / "provenance"),
-            "run",
-            "train",
-            "-p",
-            "out/**",
-            "--key",
-            "keys/trainer",
-            "--json",
-            "--",
-            sys.executable,
-            "-c",
-            "import pathlib; pathlib.Path('out').mkdir(); pathlib.Path('out/m').write_text('m')",
-        ],
+        [str(BIN / "provenance"), "run", "train", "-p", "out/**", "--key", "keys/trainer",
+         "--json", "--", sys.executable, "-c", WRITE_OUT],
         cwd=project,
-        env=env,
+        env={**os.environ, "RANK": str(rank), "WORLD_SIZE": "2"},
         capture_output=True,
         text=True,
-    )
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == {"step": "train", "link": None}
+    return json.loads(proc.stdout)
+
+
+def test_provenance_run_on_a_non_recording_rank_runs_the_command_only(project: Path) -> None:
+    assert provenance_run_as(project, 1) == {"step": "train", "link": None}
     assert (project / "out/m").read_text() == "m"
     assert links_in(project) == []
 
-    env["RANK"] = "0"
     (project / "out/m").unlink()
     (project / "out").rmdir()
-    proc = subprocess.run(
-        [
-            str(BIN / "provenance"),
-            "run",
-            "train",
-            "-p",
-            "out/**",
-            "--key",
-            "keys/trainer",
-            "--json",
-            "--",
-            sys.executable,
-            "-c",
-            "import pathlib; pathlib.Path('out').mkdir(); pathlib.Path('out/m').write_text('m')",
-        ],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["link"]
+    assert provenance_run_as(project, 0)["link"]
     assert len(links_in(project)) == 1
 
 
