@@ -16,7 +16,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from provenance.errors import InputError, OutputError
@@ -217,6 +217,25 @@ def load_json_bounded(
             raise error(path, f"{what} refused: {exc}") from None
         raise error(path, f"{what} refused: duplicate keys")  # pragma: no cover - found above
     return doc
+
+
+def load_json_plain(data: bytes, entries: Callable[[Any], int | None]) -> Any | None:
+    """`data` parsed when it is plainly acceptable; otherwise None (then `load_json_bounded`).
+
+    For parts of a document whose shape the caller knows: `entries(doc)` returns how many
+    key/value pairs `doc` holds once it has checked the shape (which bounds its depth), or None
+    when the shape is not the expected one. Everything else `load_json_bounded` refuses makes
+    this return None too: invalid UTF-8 or JSON, huge integers, NaN, lone surrogates, duplicate
+    keys; the caller then takes `load_json_bounded`, which names the problem.
+    """
+    try:
+        doc = _loads(data.decode("utf-8"), None)
+    except (ValueError, RecursionError):  # JSONDecodeError, _JSONRefused, UnicodeDecodeError
+        return None
+    if _SURROGATE_ESCAPE.search(data) and _LONE_SURROGATE.search(data):
+        return None
+    count = entries(doc)
+    return doc if count is not None and count == _keys_in_text(data) else None
 
 
 def _loads(text: str, hook: Any) -> Any:

@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from provenance._fs import load_json_bounded, read_bounded, write_atomic
 from provenance.errors import InputError, LinkFormatError
@@ -112,13 +112,15 @@ def read_link(
     *,
     data: bytes | None = None,
     envelope: dsse.ParsedEnvelope | None = None,
+    sections: dict[bytes, Any] | None = None,
 ) -> VerifiedLink | Rejected:
     """Read `path` and accept it only if one of `keys` (keyid -> Key) signed it.
 
     The payload is parsed only after a signature verified; a malformed payload that verified is
     an error (LinkFormatError), an unsigned or foreign-signed one is merely rejected. A caller
     that already holds the file's bytes and their parsed `envelope` (from `read_envelope`)
-    passes both, so the envelope is parsed once.
+    passes both, so the envelope is parsed once. `sections`: see `parse_link` (one dict for
+    all the links of one verification).
     """
     if envelope is not None and data is not None:
         raw, env = data, envelope
@@ -131,7 +133,7 @@ def read_link(
     if env.payload_type != dsse.IN_TOTO_PAYLOAD_TYPE:
         raise LinkFormatError(path, f"payload type '{env.payload_type}' is not in-toto")
     return VerifiedLink(
-        os.path.basename(path), good[0], raw, env.payload, parse_link(env.payload, path)
+        os.path.basename(path), good[0], raw, env.payload, parse_link(env.payload, path, sections)
     )
 
 

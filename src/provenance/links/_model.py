@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import operator
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from provenance._fs import canonical_json, load_json_bounded
+from provenance._fs import canonical_json, load_json_bounded, load_json_plain
 from provenance.errors import LinkFormatError
 
 
@@ -106,22 +107,30 @@ class LinkData:
         return [p for p in value if isinstance(p, str)] if isinstance(value, list) else []
 
 
+def _plain(value: Any) -> bool:
+    """`value` maps every artifact to exactly `{"sha256": <64 lowercase hex>}`, the shape every
+    link written here has: type, size and digest checks over all entries at once (map, join and
+    one regex run in C)."""
+    if type(value) is not dict:
+        return False
+    entries = list(value.values())
+    if not entries:
+        return True
+    if {dict} != set(map(type, entries)) or {1} != set(map(len, entries)):
+        return False
+    try:
+        shas = list(map(_SHA256, entries))
+    except KeyError:
+        return False
+    return {str} == set(map(type, shas)) and _all_hex64("\n".join(shas), len(shas))
+
+
 def _artifacts(value: Any, what: str, path: str) -> dict[str, dict[str, str]]:
     if not isinstance(value, dict):
         raise LinkFormatError(path, f"{what} must be an object")
-    # Fast path for the shape every link written here has ({"sha256": <64 hex>}): type, size and
-    # digest checks over all entries at once (map, join and one regex run in C). Anything else
-    # is checked entry by entry below.
-    entries = list(value.values())
-    if not entries:
+    if _plain(value):
         return value
-    if {dict} == set(map(type, entries)) and {1} == set(map(len, entries)):
-        try:
-            shas = list(map(_SHA256, entries))
-        except KeyError:
-            shas = []
-        if {str} == set(map(type, shas)) and _all_hex64("\n".join(shas), len(shas)):
-            return value
+    # Anything else is checked entry by entry.
     hex64 = _HEX64.match
     for name, digests in value.items():
         if not isinstance(digests, dict) or not digests:
@@ -139,10 +148,78 @@ def _artifacts(value: Any, what: str, path: str) -> dict[str, dict[str, str]]:
     return value
 
 
-def parse_link(payload: bytes, path: str) -> LinkData:
-    """Validate a link payload whose signature was already checked; errors name `path`."""
-    # Bounded: absurd numbers, NaN, duplicate keys and deep nesting are refused, not guessed at.
-    data = load_json_bounded(payload, path, what="link payload", error=LinkFormatError)
+# A payload in canonical form (ours, and upstream in-toto's) ends with its two artifact sections:
+# `...,"materials":{…},"name":"…","products":{…}}`. They are cut out at these markers, the rest
+# is parsed with a random placeholder string in each hole, and each section on its own. If the
+# placeholders come back as the top-level `materials` and `products`, each hole was exactly the
+# value of that key (JSON values do not depend on their context), so the combination is what
+# parsing the whole payload gives. Sections are cached by their bytes across the links of one
+# verification: a step's materials are usually the products of the step before, parsed once.
+# Anything unusual takes the whole-payload path, which names what is wrong.
+_MATERIALS, _NAME, _PRODUCTS = b',"materials":{', b',"name":"', b',"products":{'
+_HOLE = secrets.token_hex(16)
+_HOLES = (f'"{_HOLE}-m"'.encode(), f'"{_HOLE}-p"'.encode())
+_MIN_SECTION = 4096  # smaller sections are parsed with the rest
+
+
+def _section_entries(doc: Any) -> int | None:
+    return 2 * len(doc) if _plain(doc) else None
+
+
+def _fast_parse(
+    payload: bytes, path: str, sections: dict[bytes, dict[str, dict[str, str]]]
+) -> dict[str, Any] | None:
+    m = payload.find(_MATERIALS)
+    n = payload.find(_NAME, m) if m >= 0 else -1
+    p = payload.find(_PRODUCTS, n) if n >= 0 else -1
+    if p < 0 or not payload.endswith(b"}") or max(n - m, len(payload) - p) < _MIN_SECTION:
+        return None
+    cut = (payload[m + len(_MATERIALS) - 1 : n], payload[p + len(_PRODUCTS) - 1 : -1])
+    parsed = []
+    for text in cut:
+        section = sections.get(text)
+        if section is None:
+            section = load_json_plain(text, _section_entries)
+            if section is None:
+                return None
+            sections[text] = section
+        parsed.append(section)
+    rest = b"".join(
+        (
+            payload[: m + len(_MATERIALS) - 1],
+            _HOLES[0],
+            payload[n : p + len(_PRODUCTS) - 1],
+            _HOLES[1],
+            b"}",
+        )
+    )
+    try:
+        doc = load_json_bounded(rest, path, what="link payload", error=LinkFormatError)
+    except LinkFormatError:
+        return None
+    if (
+        not isinstance(doc, dict)
+        or doc.get("materials") != f"{_HOLE}-m"
+        or doc.get("products") != f"{_HOLE}-p"
+    ):
+        return None
+    doc["materials"], doc["products"] = parsed
+    return doc
+
+
+def parse_link(
+    payload: bytes, path: str, sections: dict[bytes, dict[str, dict[str, str]]] | None = None
+) -> LinkData:
+    """Validate a link payload whose signature was already checked; errors name `path`.
+
+    `sections` caches parsed artifact sections by their bytes; a caller verifying several
+    links passes one dict to all of them, and must not change what it holds.
+    """
+    data = _fast_parse(payload, path, {} if sections is None else sections)
+    checked = data is not None  # its artifact sections are known to be plain
+    if data is None:
+        # Bounded: absurd numbers, NaN, duplicate keys and deep nesting are refused.
+        data = load_json_bounded(payload, path, what="link payload", error=LinkFormatError)
     if not isinstance(data, dict) or data.get("_type") != "link":
         raise LinkFormatError(path, "payload is not an in-toto link (_type must be 'link')")
     name, command = data.get("name"), data.get("command", [])
@@ -156,8 +233,8 @@ def parse_link(payload: bytes, path: str) -> LinkData:
     return LinkData(
         name,
         command,
-        _artifacts(data.get("materials", {}), "materials", path),
-        _artifacts(data.get("products", {}), "products", path),
+        data["materials"] if checked else _artifacts(data.get("materials", {}), "materials", path),
+        data["products"] if checked else _artifacts(data.get("products", {}), "products", path),
         byproducts,
         environment,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -114,7 +115,7 @@ _LEADING_PAYLOAD = re.compile(rb'\{\s*"payload"\s*:\s*"')
 _BASE64_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-"
 
 
-def _load(data: bytes, path: str, what: str) -> tuple[Any, str | None]:
+def _load(data: bytes, path: str, what: str) -> tuple[Any, bytes | None]:
     """The envelope document, and its payload text when it was cut out.
 
     (`doc["payload"]` is then empty in the document.)
@@ -126,7 +127,7 @@ def _load(data: bytes, path: str, what: str) -> tuple[Any, str | None]:
         if not text.translate(None, _BASE64_CHARS):
             doc = load_json_bounded(data[: m.end()] + data[end:], path, what=what)
             if isinstance(doc, dict) and doc.get("payload") == "":
-                return doc, text.decode("ascii")
+                return doc, text
     return load_json_bounded(data, path, what=what), None
 
 
@@ -150,11 +151,9 @@ def parse(data: bytes, path: str, what: str = "envelope") -> ParsedEnvelope:
             path, f"{what} is not a DSSE envelope (needs payload, payloadType, signatures)"
         )
     payload, ptype, sigs = doc["payload"], doc["payloadType"], doc["signatures"]
-    if cut is not None:
-        payload = cut
     if not isinstance(payload, str) or not isinstance(ptype, str) or not isinstance(sigs, list):
         raise InputError(path, "DSSE envelope fields have wrong types")
-    raw = _b64(payload, path, "payload")
+    raw = _b64(payload if cut is None else cut, path, "payload")
     signatures: list[tuple[str, str]] = []
     for s in sigs:
         if not (
@@ -170,13 +169,16 @@ def parse(data: bytes, path: str, what: str = "envelope") -> ParsedEnvelope:
     return ParsedEnvelope(raw, ptype, signatures, path)
 
 
-def _b64(text: str, path: str, what: str) -> bytes:
+def _b64(text: str | bytes, path: str, what: str) -> bytes:
     """DSSE allows standard or URL-safe base64, with or without padding."""
     try:
-        padded = text + "=" * (-len(text) % 4)
-        if "-" in text or "_" in text:
-            return base64.urlsafe_b64decode(padded)
-        return base64.b64decode(padded, validate=True)
+        data = text.encode("ascii") if isinstance(text, str) else text
+        data += b"=" * (-len(data) % 4)
+        if b"-" in data or b"_" in data:
+            return base64.urlsafe_b64decode(data)
+        if sys.version_info >= (3, 11):  # one pass in C, no copy through a regex check
+            return binascii.a2b_base64(data, strict_mode=True)
+        return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
         raise InputError(path, f"DSSE {what} is not valid base64") from None
 

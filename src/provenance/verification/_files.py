@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import operator
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from provenance._fs import relative_inside
@@ -25,8 +25,15 @@ from provenance.verification.result import Failure
 MAX_LISTED = 50
 
 
-def expected_products(layout: Any, links: Mapping[str, LinkData]) -> dict[str, tuple[str, str]]:
-    """path -> (sha256, step): the last product digest in layout order, minus later deletions."""
+def expected_products(
+    layout: Any, links: Mapping[str, LinkData], only: Sequence[str] = ()
+) -> dict[str, tuple[str, str]]:
+    """path -> (sha256, step): the last product digest in layout order, minus later deletions.
+
+    With `only` (artifact patterns), just the products they select: a deletion only ever
+    removes a path, so selecting first gives what selecting the whole result would.
+    """
+    selectors = [p.regex.match for p in compile_patterns(only)]
     expected: dict[str, tuple[str, str]] = {}
     for step in layout.steps:
         link = links.get(step.name)
@@ -34,16 +41,22 @@ def expected_products(layout: Any, links: Mapping[str, LinkData]) -> dict[str, t
             continue
         products = link.products
         # Consumed by a later step and gone from where that step writes: it deleted the file.
-        gone = [p for p in link.materials if p in expected and p not in products]
-        if gone:
-            deleted: set[str] = set()
+        if expected:
             for pattern in compile_patterns(objects.local_patterns(link.patterns("products"))):
-                deleted.update(filter(pattern.regex.match, gone))
-            for path in deleted:
-                del expected[path]
+                gone = [
+                    p
+                    for p in filter(pattern.regex.match, link.materials)
+                    if p in expected and p not in products
+                ]
+                for path in gone:
+                    del expected[path]
+        chosen: Iterable[str] = products
+        if selectors:
+            chosen = set(itertools.chain.from_iterable(filter(m, products) for m in selectors))
+            chosen = [p for p in products if p in chosen]  # the link's order
         # parse_link guarantees a sha256 for every artifact
-        shas = list(map(operator.itemgetter("sha256"), products.values()))
-        expected.update(zip(products, zip(shas, itertools.repeat(step.name)), strict=False))
+        shas = map(operator.itemgetter("sha256"), map(products.__getitem__, chosen))
+        expected.update(zip(chosen, zip(shas, itertools.repeat(step.name)), strict=False))
     return expected
 
 
@@ -106,12 +119,8 @@ def check_files(
     layout: Any, links: Mapping[str, LinkData], base: str, links_dir: str, only: Sequence[str] = ()
 ) -> tuple[int, list[Failure]]:
     """Return (number of artifacts checked, failures)."""
-    expected = expected_products(layout, links)
+    expected = expected_products(layout, links, only)
     if only:
-        chosen: set[str] = set()
-        for selector in compile_patterns(only):
-            chosen.update(filter(selector.regex.match, expected))
-        expected = {p: v for p, v in expected.items() if p in chosen}
         claims = [(p, "--artifact") for p in only]
     else:
         claims = [

@@ -1,0 +1,179 @@
+"""Link payloads parsed section by section give exactly what parsing the whole payload gives.
+
+`parse_link` cuts a canonical payload's `materials` and `products` out at their markers, parses
+the rest with placeholders in the holes, and caches sections by their bytes across links. Every
+payload here — canonical ones, decoys that put the markers elsewhere, duplicate keys, odd
+digests, escapes and lone surrogates — must give the same link or the same refusal as the
+whole-payload parser.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from provenance.errors import LinkFormatError
+from provenance.links import _model
+
+SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+HEX = "ab" * 32
+
+
+def _canonical(doc: Any, ascii_only: bool = True) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=ascii_only).encode()
+
+
+def _link(materials: Any, products: Any, **extra: Any) -> dict[str, Any]:
+    return {
+        "_type": "link",
+        "byproducts": {},
+        "command": ["train"],
+        "environment": {"pipeline_run_id": "r"},
+        "materials": materials,
+        "name": "train",
+        "products": products,
+        **extra,
+    }
+
+
+def _outcome(payload: bytes, *, fast: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
+    with monkeypatch.context() as m:
+        m.setattr(_model, "_MIN_SECTION", 0)  # small test payloads take the section path too
+        if not fast:
+            m.setattr(_model, "_fast_parse", lambda *a: None)
+        try:
+            return _model.parse_link(payload, "x.link")
+        except LinkFormatError as exc:
+            return ("refused", str(exc))
+
+
+def _same(payload: bytes, monkeypatch: pytest.MonkeyPatch) -> Any:
+    fast = _outcome(payload, fast=True, monkeypatch=monkeypatch)
+    whole = _outcome(payload, fast=False, monkeypatch=monkeypatch)
+    assert fast == whole, payload[:300]
+    return fast
+
+
+def _big(prefix: str, n: int = 300) -> dict[str, dict[str, str]]:
+    return {f"{prefix}/f{i:05d}": {"sha256": HEX} for i in range(n)}
+
+
+def test_canonical_link_takes_the_section_path_and_shares_equal_sections() -> None:
+    data = _big("data")
+    ingest = _canonical(_link({}, data))
+    train = _canonical(_link(data, {"model/w": {"sha256": HEX}}))
+    sections: dict[bytes, Any] = {}
+    first = _model.parse_link(ingest, "ingest.link", sections)
+    second = _model.parse_link(train, "train.link", sections)
+    assert first.products == data and second.materials == data
+    assert second.materials is first.products  # parsed once, shared
+    assert any(len(text) > 4096 for text in sections)  # the section path was taken
+    # one byte differs: not the cached section
+    changed = dict(data, **{"data/f00000": {"sha256": "cd" * 32}})
+    third = _model.parse_link(_canonical(_link(changed, {})), "evaluate.link", sections)
+    assert third.materials == changed and third.materials is not first.products
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        # a decoy `materials` (big, plain) nested in the environment, before the real one
+        _canonical(_link({"real/a": {"sha256": HEX}}, {}, environment={"materials": _big("d")})),
+        # a decoy `,"materials":{…},"name":"…"` in the environment: the cut sections and the rest
+        # all parse, but the holes are not the top-level values
+        _canonical(
+            _link(_big("r"), _big("p"), environment={"a": 1, "materials": _big("d"), "name": "q"})
+        ),
+        # the decoy is the exact text of a section cached from another link
+        _canonical(_link({}, {}, environment={"x": {"materials": _big("data")}})),
+        # products not last: the cut would swallow the trailing key
+        _canonical(_link(_big("a"), _big("b")))[:-1] + b',"zz":1}',
+        # duplicate top-level materials (the hole is the second one)
+        _canonical(_link(_big("a"), {})).replace(b',"name"', b',"materials":{},"name"', 1),
+        _canonical(_link({}, _big("a"))).replace(b'{"_type"', b'{"materials":{"p":1},"_type"'),
+        # duplicate path inside a section
+        _canonical(_link(_big("a"), {})).replace(b'"a/f00001"', b'"a/f00000"'),
+        # digest dicts that are not plain: two algorithms, a key named "name", no sha256, upper hex
+        _canonical(_link({"a": {"sha256": HEX, "name": "x"}, **_big("b")}, {})),
+        _canonical(_link({"a": {"sha512": "0" * 128}, **_big("b")}, {})),
+        _canonical(_link({"a": {"sha256": HEX.upper()}, **_big("b")}, {})),
+        # paths with quotes, backslashes, braces, markers and non-ASCII
+        _canonical(_link({'a"}"b': {"sha256": HEX}, ',"name":"': {"sha256": HEX}}, _big("c"))),
+        _canonical(_link({"ü/é": {"sha256": HEX}, **_big("c")}, {}), ascii_only=False),
+        # a lone surrogate escape in a path, and a valid pair
+        _canonical(_link(_big("a"), {})).replace(b"a/f00002", b"a/\\ud800x"),
+        _canonical(_link(_big("a"), {})).replace(b"a/f00002", b"a/\\ud83d\\ude00"),
+        # a huge integer in the rest, invalid JSON in a section, trailing garbage
+        _canonical(_link(_big("a"), {}, environment={"n": 2**70})),
+        _canonical(_link(_big("a"), {})).replace(b'{"sha256"', b'{"sha256",', 1),
+        _canonical(_link(_big("a"), {})) + b" x",
+        # whitespace (not canonical) and a payload that is not a link
+        json.dumps(_link(_big("a"), _big("b")), sort_keys=True).encode(),
+        _canonical({**_link(_big("a"), {}), "_type": "layout"}),
+    ],
+)
+def test_odd_payloads_match_the_whole_payload_parser(
+    payload: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _same(payload, monkeypatch)
+
+
+def test_refusals_name_the_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+    dup = _canonical(_link(_big("a"), {})).replace(b'"a/f00001"', b'"a/f00000"')
+    assert _same(dup, monkeypatch) == (
+        "refused",
+        "x.link: link payload refused: duplicate key 'a/f00000'",
+    )
+    upper = _canonical(_link({"a": {"sha256": HEX.upper()}, **_big("b")}, {}))
+    assert _same(upper, monkeypatch) == (
+        "refused",
+        "x.link: materials entry 'a' has a malformed sha256",
+    )
+
+
+PATH_CHARS = st.sampled_from(['"', "\\", "}", "{", ",", ":", "a", "/", "ü", "\x00", " ", "name"])
+PATHS = st.lists(PATH_CHARS, min_size=1, max_size=6).map("".join)
+DIGESTS = st.one_of(
+    st.just({"sha256": HEX}),
+    st.just({"sha256": HEX, "name": "x"}),
+    st.just({"sha512": "0" * 128}),
+    st.just({"sha256": "0" * 63}),
+    st.just({}),
+    st.just("x"),
+)
+SECTIONS = st.dictionaries(PATHS, DIGESTS, max_size=6)
+DECOYS = st.dictionaries(
+    st.sampled_from(["a", "materials", "products", "name", "x"]),
+    st.one_of(SECTIONS, st.text(max_size=8), st.integers(-(2**70), 2**70)),
+    max_size=3,
+)
+
+
+@st.composite
+def payloads(draw: st.DrawFn) -> bytes:
+    doc = _link(draw(SECTIONS), draw(SECTIONS), environment=draw(DECOYS), byproducts=draw(DECOYS))
+    text = _canonical(doc, ascii_only=draw(st.booleans()))
+    edit = draw(st.sampled_from(["none", "dup-top", "dup-inner", "tail", "drop-brace", "decoy"]))
+    if edit == "dup-top":
+        text = text.replace(b',"name"', b',"materials":{},"name"', 1)
+    elif edit == "dup-inner" and b'":{"sha256"' in text:
+        first = text.index(b'":{"sha256"')
+        text = text[: first + 2] + b'"sha256":"x",' + text[first + 2 :]
+    elif edit == "tail":
+        text = text[:-1] + b',"zz":[]}'
+    elif edit == "drop-brace":
+        text = text[:-1]
+    elif edit == "decoy":
+        text = text.replace(b'"environment":{', b'"environment":{"k":{"materials":{}},', 1)
+    return text
+
+
+@SETTINGS
+@given(payloads())
+def test_random_payloads_match_the_whole_payload_parser(payload: bytes) -> None:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _same(payload, monkeypatch)
