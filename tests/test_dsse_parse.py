@@ -60,3 +60,20 @@ def test_a_nested_payload_key_is_not_taken_for_the_envelopes() -> None:
 def test_the_rest_of_the_envelope_is_still_checked(tail: bytes, words: str) -> None:
     with pytest.raises(InputError, match=words):
         dsse.parse(envelope()[:-1] + tail, "x.link")
+
+
+def test_url_safe_and_unpadded_payloads_decode_as_on_the_full_path() -> None:
+    odd = bytes(range(256)) * 20 + b"?!"  # encodes with '+' and '/', and needs padding
+    std = base64.b64encode(odd).decode()
+    assert "=" in std and ("+" in std or "/" in std)
+    for text in (std, std.rstrip("="), base64.urlsafe_b64encode(odd).decode()):
+        data = envelope(payload=text)
+        assert data.startswith(b'{"payload":"')
+        assert dsse.parse(data, "x.link").payload == odd
+
+
+@pytest.mark.parametrize("bad", ["!", "A===", "=AAA"])
+def test_a_payload_that_is_not_base64_is_refused_by_name(bad: str) -> None:
+    data = envelope(payload=B64[:4100] + bad + B64[4100:])
+    with pytest.raises(InputError, match="DSSE payload is not valid base64"):
+        dsse.parse(data, "x.link")

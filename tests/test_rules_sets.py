@@ -37,13 +37,24 @@ def _link(name: str, materials: dict[str, Any], products: dict[str, Any]) -> Lin
     return LinkData(name, [], materials, products, {}, {})
 
 
+def _links(m: Any, p: Any, om: Any, op: Any, shared: str) -> dict[str, LinkData]:
+    """The step's link and the other step's; with `shared`, one section of the other link is
+    the very object of one of the step's (as parsing gives when their bytes are equal)."""
+    if shared:
+        mine, theirs = shared.split("-")
+        section = {"materials": m, "products": p}[mine]
+        om, op = (section, op) if theirs == "materials" else (om, section)
+    return {"step": _link("step", m, p), "other": _link("other", om, op)}
+
+
 # The step's link and the link of another step that MATCH rules point at ("missing" has none).
 LINKS = st.builds(
-    lambda m, p, om, op: {"step": _link("step", m, p), "other": _link("other", om, op)},
+    _links,
     ARTIFACTS,
     ARTIFACTS,
     ARTIFACTS,
     ARTIFACTS,
+    st.sampled_from(["", "", "materials-products", "products-materials", "materials-materials"]),
 )
 KINDS = st.sampled_from(["materials", "products"])
 
@@ -134,6 +145,7 @@ def test_a_rule_list_passes_or_fails_exactly_as_in_toto_judges_it(
     ("pattern", "paths"),
     [
         ("data/*", ["data/a", "data/raw/b", "datax/c", "x/data/a"]),
+        ("*", ["", "a", "d/a", "/a/", "a\nb", ".x"]),
         ("*.bin", ["a.bin", "d/a.bin", "a.binx", ".bin"]),
         ("[!a]*", ["a", "b", "ab", "ba"]),
         ("a?c", ["abc", "a/c", "ac", "abbc"]),
@@ -142,3 +154,20 @@ def test_a_rule_list_passes_or_fails_exactly_as_in_toto_judges_it(
 )
 def test_filter_paths_is_fnmatch_filter(pattern: str, paths: list[str]) -> None:
     assert filter_paths(paths, pattern) == fnmatch.filter(paths, pattern)
+
+
+@SETTINGS
+@given(artifacts=ARTIFACTS, pattern=PATTERNS, kind=KINDS, theirs=KINDS)
+def test_match_against_the_same_section_object_consumes_what_in_toto_consumes(
+    artifacts: dict[str, Any], pattern: str, kind: str, theirs: str
+) -> None:
+    """A step whose materials are the other step's products, parsed once into one object."""
+    links = _links(artifacts, dict(artifacts), {}, {}, f"{kind}-{theirs}")
+    if kind == "products":
+        links = _links({}, artifacts, {}, {}, f"{kind}-{theirs}")
+    rule = ["MATCH", pattern, "WITH", theirs.upper(), "FROM", "other"]
+    data = rulelib.unpack_rule(rule)
+    link = links["step"]
+    expected = _in_toto_consumed(data, set(getattr(link, kind)), link, kind, links)
+    assert getattr(links["other"], theirs) is getattr(link, kind)
+    assert match_rule(data, list(getattr(link, kind)), getattr(link, kind), links) == expected

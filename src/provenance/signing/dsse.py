@@ -107,27 +107,31 @@ class ParsedEnvelope:
             return []
 
 
-# An envelope that opens with its payload (ours, sorted keys) and spells it in base64 characters
-# only: the payload is cut out and the rest parsed as JSON, so the (large) payload is not copied
-# through the JSON parser and its checks. Whatever else the file holds is parsed and checked as
-# usual; anything unusual takes the ordinary path.
+# An envelope that opens with its payload (ours, sorted keys) spelled in standard base64: the
+# payload is cut out and decoded, and the rest parsed as JSON, so the (large) payload is not
+# copied through the JSON parser and its checks. A JSON escape in the string is no base64
+# character, so a cut that decodes is exactly the string's value. Anything unusual takes the
+# ordinary path.
 _LEADING_PAYLOAD = re.compile(rb'\{\s*"payload"\s*:\s*"')
-_BASE64_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-"
 
 
 def _load(data: bytes, path: str, what: str) -> tuple[Any, bytes | None]:
-    """The envelope document, and its payload text when it was cut out.
+    """The envelope document, and its decoded payload when it was cut out.
 
     (`doc["payload"]` is then empty in the document.)
     """
     m = _LEADING_PAYLOAD.match(data)
     end = data.find(b'"', m.end()) if m else -1
-    if m and end - m.end() > 4096:
+    if m and end - m.end() > 4096 and sys.version_info >= (3, 11):
         text = data[m.end() : end]
-        if not text.translate(None, _BASE64_CHARS):
+        try:
+            raw = binascii.a2b_base64(text + b"=" * (-len(text) % 4), strict_mode=True)
+        except binascii.Error:
+            raw = None
+        if raw is not None:
             doc = load_json_bounded(data[: m.end()] + data[end:], path, what=what)
             if isinstance(doc, dict) and doc.get("payload") == "":
-                return doc, text
+                return doc, raw
     return load_json_bounded(data, path, what=what), None
 
 
@@ -153,7 +157,7 @@ def parse(data: bytes, path: str, what: str = "envelope") -> ParsedEnvelope:
     payload, ptype, sigs = doc["payload"], doc["payloadType"], doc["signatures"]
     if not isinstance(payload, str) or not isinstance(ptype, str) or not isinstance(sigs, list):
         raise InputError(path, "DSSE envelope fields have wrong types")
-    raw = _b64(payload if cut is None else cut, path, "payload")
+    raw = _b64(payload, path, "payload") if cut is None else cut
     signatures: list[tuple[str, str]] = []
     for s in sigs:
         if not (

@@ -161,10 +161,11 @@ def load_chain(layout: Any, links_dir: str, names: dict[str, str]) -> tuple[Chai
 
 # What `unsafe_paths` could refuse, looked for in all paths at once (joined by NUL, which no
 # safe path holds): an empty path, a leading '/', a backslash, '//', a trailing '/', a '.' or
-# '..' segment (substring tests, in C), a drive letter (a regex, run only when a ':' is there).
-# Paths that pass this screen are safe; otherwise `unsafe_paths` itself checks them one by one.
-_SUSPECT_PARTS = ("\x00\x00", "\x00/", "\\", "//", "/\x00", "/./", "/../", "\x00./", "\x00../")
-_SUSPECT_ENDS = ("/.\x00", "/..\x00", "\x00.\x00", "\x00..\x00")
+# '..' segment (substring tests, in C; those with a dot only when "/." or NUL-dot is there), a
+# drive letter (a regex, run only when a ':' is there). Paths that pass this screen are safe;
+# otherwise `unsafe_paths` itself checks them one by one.
+_SUSPECT_PARTS = ("\x00\x00", "\x00/", "\\", "//", "/\x00")
+_DOT_PARTS = ("/./", "/../", "\x00./", "\x00../", "/.\x00", "/..\x00", "\x00.\x00", "\x00..\x00")
 _DRIVE = re.compile(r"\x00.:", re.S)
 
 
@@ -174,7 +175,8 @@ def _maybe_unsafe(paths: Collection[str]) -> bool:
     joined = "\x00" + "\x00".join(paths) + "\x00"
     return (
         joined.count("\x00") != len(paths) + 1
-        or any(part in joined for part in _SUSPECT_PARTS + _SUSPECT_ENDS)
+        or any(part in joined for part in _SUSPECT_PARTS)
+        or (("/." in joined or "\x00." in joined) and any(part in joined for part in _DOT_PARTS))
         or (":" in joined and _DRIVE.search(joined) is not None)
     )
 
@@ -195,12 +197,12 @@ def check_consistency(
     # Each artifact section is screened at C speed; only when one looks suspicious are the
     # distinct paths (a dataset path usually appears in several links) checked one by one.
     # Relative paths and well-formed s3:// URIs are safe ("//" sends every URI to the full check).
-    sections = [
-        section
+    sections = {  # by identity: links share the sections whose bytes were equal
+        id(section): section
         for by_key in chain.links.values()
         for lk in by_key.values()
         for section in (lk.link.materials, lk.link.products)
-    ]
+    }.values()
     unsafe: set[str] = set()
     if any(map(_maybe_unsafe, sections)):
         distinct = set(itertools.chain.from_iterable(sections))

@@ -33,6 +33,8 @@ def _matcher(pattern: str) -> Callable[[str], Any]:
 
 def filter_paths(paths: Iterable[str], pattern: str) -> list[str]:
     """`fnmatch.filter(paths, pattern)`, the pattern compiled once and matched in C."""
+    if pattern == "*":  # fnmatch's `*` matches every string, '/' and the empty one included
+        return list(paths)
     return list(filter(_matcher(pattern), paths))
 
 
@@ -54,6 +56,8 @@ def match_rule(
     src_prefix, dest_prefix = data["source_prefix"], data["dest_prefix"]
     if not src_prefix and not dest_prefix:
         hit = filter_paths(queue, data["pattern"])
+        if dest is source:  # one section shared by both links (parsed once): all equal
+            return set(hit)
         # digest dicts compared pairwise in C: dest.get(p) == source[p] for every hit
         same = map(operator.eq, map(dest.get, hit), map(source.__getitem__, hit))
         return set(itertools.compress(hit, same))
@@ -116,7 +120,9 @@ def _evaluate(
                 rule=" ".join(rule),
                 artifact=pattern,
             )
-        if consumed:
+        if len(consumed) >= len(queue) and consumed.issuperset(queue):  # often all of it
+            queue = []
+        elif consumed:
             queue = list(itertools.filterfalse(consumed.__contains__, queue))
     return None
 
