@@ -266,6 +266,8 @@ def test_fuzz_mutated_payload_signed_again(
     keys = {world["key"].keyid: world["key"]}
     got = typed_errors_only(lambda: read_link("train.link", keys, data=signed))
     assert not isinstance(got, Rejected)  # the signature is good: parsed, or refused as malformed
+    if got is not None:  # what was parsed is what was signed
+        assert got.payload == payload and got.envelope == signed
 
 
 @FAST

@@ -74,8 +74,13 @@ class VerifiedLink:
     file: str  # base name, e.g. train.1a2b3c4d.link
     keyid: str
     envelope: bytes
-    payload: bytes
     link: LinkData
+
+    @property
+    def payload(self) -> bytes:
+        """The signed payload, decoded again from `envelope` when asked for (not kept: a
+        million-artifact link's payload is over 100 MB)."""
+        return dsse.parse(self.envelope, self.file, "link").payload
 
     @property
     def sha256(self) -> str:
@@ -132,9 +137,8 @@ def read_link(
         return Rejected(os.path.basename(path), f"no valid signature by a trusted key ({claimed})")
     if env.payload_type != dsse.IN_TOTO_PAYLOAD_TYPE:
         raise LinkFormatError(path, f"payload type '{env.payload_type}' is not in-toto")
-    return VerifiedLink(
-        os.path.basename(path), good[0], raw, env.payload, parse_link(env.payload, path, sections)
-    )
+    link = parse_link(env.payload, path, sections)
+    return VerifiedLink(os.path.basename(path), good[0], raw, link)
 
 
 def claimed_run_id(path: str) -> str | None:
