@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from provenance._fs import (
     MAX_JSON_DEPTH,
@@ -18,6 +20,7 @@ from provenance._fs import (
     check_output,
     check_output_dir,
     load_json_bounded,
+    load_json_plain,
     parse_utc,
     read_bounded,
     utc_now,
@@ -310,3 +313,24 @@ def test_strings_full_of_json_syntax_are_not_mistaken_for_keys() -> None:
     }
     for blob in (canonical_json(doc), json.dumps(doc, ensure_ascii=False, indent=1).encode()):
         assert load_json_bounded(blob, "x.json") == doc
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["\\\\", "\\ud800", "\\udc00", "\\ud83d", "\\ude00", "ud800", "a", "\\n"])
+    )
+)
+def test_lone_surrogates_are_refused_exactly_when_the_parsed_text_holds_one(
+    parts: list[str],
+) -> None:
+    """Escaped backslashes next to surrogate escapes (`\\\\ud800\\udc00`) are not pairs."""
+    text = ('["' + "".join(parts) + '"]').encode()
+    lone = any(0xD800 <= ord(c) <= 0xDFFF for c in json.loads(text)[0])
+    try:
+        load_json_bounded(text, "x.json")
+        refused = False
+    except InputError:
+        refused = True
+    assert refused == lone
+    assert (load_json_plain(text, lambda doc: 0) is None) or not lone

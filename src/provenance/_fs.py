@@ -130,6 +130,20 @@ _LONE_SURROGATE = re.compile(
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # cheap test before _LONE_SURROGATE
 
 
+def _lone_surrogate(data: bytes) -> bool:
+    r"""Valid JSON `data` escapes a UTF-16 surrogate that is not half of a pair.
+
+    Escaped backslashes are blanked first (pairs taken left to right, as JSON does; blanked,
+    not removed, so no escapes become neighbours): in `\\ud800\udc00` the text `\ud800` is a
+    backslash and five letters, not the high half of a pair.
+    """
+    if not _SURROGATE_ESCAPE.search(data):
+        return False
+    if b"\\\\" in data:
+        data = data.replace(b"\\\\", b"__")
+    return _LONE_SURROGATE.search(data) is not None
+
+
 def _keys_in_text(data: bytes) -> int:
     """How many object keys valid JSON `data` spells out: its colons outside strings.
 
@@ -205,7 +219,7 @@ def load_json_bounded(
         raise error(path, f"{what} is not JSON ({exc})") from None
     raw = data if isinstance(data, bytes) else text.encode("utf-8", "surrogatepass")
     del text
-    if _SURROGATE_ESCAPE.search(raw) and _LONE_SURROGATE.search(raw):
+    if _lone_surrogate(raw):
         raise error(path, f"{what} refused: a string holds a lone UTF-16 surrogate escape")
     depth, entries = _shape(doc)
     if depth > max_depth:
@@ -232,7 +246,7 @@ def load_json_plain(data: bytes, entries: Callable[[Any], int | None]) -> Any | 
         doc = _loads(data.decode("utf-8"), None)
     except (ValueError, RecursionError):  # JSONDecodeError, _JSONRefused, UnicodeDecodeError
         return None
-    if _SURROGATE_ESCAPE.search(data) and _LONE_SURROGATE.search(data):
+    if _lone_surrogate(data):
         return None
     count = entries(doc)
     return doc if count is not None and count == _keys_in_text(data) else None

@@ -41,8 +41,10 @@ def expected_products(
             continue
         products = link.products
         # Consumed by a later step and gone from where that step writes: it deleted the file.
+        # (Its patterns are compiled whatever is selected: a malformed one is refused alike.)
+        patterns = compile_patterns(objects.local_patterns(link.patterns("products")))
         if expected:
-            for pattern in compile_patterns(objects.local_patterns(link.patterns("products"))):
+            for pattern in patterns:
                 gone = [
                     p
                     for p in filter(pattern.regex.match, link.materials)
