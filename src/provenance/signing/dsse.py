@@ -123,9 +123,11 @@ def _load(data: bytes, path: str, what: str) -> tuple[Any, bytes | None]:
     m = _LEADING_PAYLOAD.match(data)
     end = data.find(b'"', m.end()) if m else -1
     if m and end - m.end() > 4096 and sys.version_info >= (3, 11):
-        text = data[m.end() : end]
+        text: bytes | memoryview = memoryview(data)[m.end() : end]  # no copy of the payload
+        if len(text) % 4:
+            text = bytes(text) + b"=" * (-len(text) % 4)
         try:
-            raw = binascii.a2b_base64(text + b"=" * (-len(text) % 4), strict_mode=True)
+            raw = binascii.a2b_base64(text, strict_mode=True)
         except binascii.Error:
             raw = None
         if raw is not None:
