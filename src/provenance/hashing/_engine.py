@@ -27,7 +27,9 @@ from provenance.errors import ArtifactError
 
 Progress = Callable[[int], None]  # called with the number of files just finished
 
-CHUNK = 1 << 20  # read buffer for large files
+# Read buffer for large files. Measured on a 2 GiB file: 64 KiB reads hash it in 1.65 s, 128 KiB
+# to 1 MiB reads take 2.4-2.9 s (the copy out of the page cache no longer stays in cache).
+CHUNK = 1 << 16
 LARGE = 8 << 20  # files above this go to the thread pool
 FORK_MIN_FILES = 2000  # below this, forking costs more than it saves ...
 HEAVY = 64 << 20  # ... unless the files add up to this many bytes
