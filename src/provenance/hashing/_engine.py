@@ -193,6 +193,53 @@ def _hash_threaded(
             fut.result()
 
 
+class _Batcher:
+    """A worker's per-batch hashing: files opened relative to their (cached) directory."""
+
+    def __init__(self, base: str, big: bool) -> None:
+        self.base, self.big = os.fsencode(base), big
+        self.buf = bytearray(CHUNK) if big else None
+        self.cur_dir: bytes | None = None
+        self.dfd = -1
+
+    def hash(self, start: int, rels: Sequence[bytes]) -> bytes:
+        """One result record: header, one status byte per file, 32 bytes per file."""
+        n = len(rels)
+        status = bytearray(n)
+        digests = bytearray(32 * n)
+        for k, rel in enumerate(rels):
+            dirname, _, name = rel.rpartition(b"/")
+            try:
+                if dirname != self.cur_dir:  # openat() relative to the directory: shorter lookups
+                    if self.dfd >= 0:
+                        os.close(self.dfd)
+                        self.dfd = -1
+                    self.dfd = os.open(
+                        os.path.join(self.base, dirname),
+                        os.O_RDONLY | os.O_DIRECTORY,
+                    )
+                    self.cur_dir = dirname
+                fd = os.open(name, _OPEN_FLAGS, dir_fd=self.dfd)
+            except OSError as exc:
+                status[k], digests[32 * k] = _ERR, (exc.errno or 5) & 0xFF
+                continue
+            try:
+                st = os.fstat(fd)
+                if st.st_size > LARGE and not self.big:
+                    status[k] = _BIG
+                else:
+                    digests[32 * k : 32 * k + 32] = _digest_fd(fd, self.buf, st)
+            except _Changed:
+                status[k] = _CHANGED
+            except _NotRegular:
+                status[k] = _SPECIAL
+            except OSError as exc:
+                status[k], digests[32 * k] = _ERR, (exc.errno or 5) & 0xFF
+            finally:
+                os.close(fd)
+        return _TASK.pack(start, start + n) + status + digests
+
+
 def _worker(base: str, relpaths: Sequence[str], task_r: int, res_w: int, big: bool) -> None:
     """Child process body: hash batches until the task pipe is drained. Never returns.
 
@@ -201,44 +248,14 @@ def _worker(base: str, relpaths: Sequence[str], task_r: int, res_w: int, big: bo
     files are hashed here when `big`, else handed back (_BIG) for the threads.
     """
     code = 0
-    buf = bytearray(CHUNK) if big else None
-    cur_dir, dfd = None, -1
+    batcher = _Batcher(base, big)
     try:
         while True:
             task = os.read(task_r, _TASK.size)
             if not task:
                 break
             start, end = _TASK.unpack(task)
-            status = bytearray(end - start)
-            digests = bytearray(32 * (end - start))
-            for k, i in enumerate(range(start, end)):
-                dirname, _, name = relpaths[i].rpartition("/")
-                try:
-                    if dirname != cur_dir:  # openat() relative to the directory: shorter lookups
-                        if dfd >= 0:
-                            os.close(dfd)
-                            dfd = -1
-                        dfd = os.open(os.path.join(base, dirname), os.O_RDONLY | os.O_DIRECTORY)
-                        cur_dir = dirname
-                    fd = os.open(name, _OPEN_FLAGS, dir_fd=dfd)
-                except OSError as exc:
-                    status[k], digests[32 * k] = _ERR, (exc.errno or 5) & 0xFF
-                    continue
-                try:
-                    st = os.fstat(fd)
-                    if st.st_size > LARGE and not big:
-                        status[k] = _BIG
-                    else:
-                        digests[32 * k : 32 * k + 32] = _digest_fd(fd, buf, st)
-                except _Changed:
-                    status[k] = _CHANGED
-                except _NotRegular:
-                    status[k] = _SPECIAL
-                except OSError as exc:
-                    status[k], digests[32 * k] = _ERR, (exc.errno or 5) & 0xFF
-                finally:
-                    os.close(fd)
-            _write_all(res_w, _TASK.pack(start, end) + status + digests)
+            _write_all(res_w, batcher.hash(start, [os.fsencode(p) for p in relpaths[start:end]]))
     except BaseException:  # noqa: BLE001 - a child must never unwind into the parent's code
         code = 70
     finally:
@@ -300,8 +317,16 @@ def _hash_forked(
             with contextlib.suppress(OSError):
                 os.close(fd)
         statuses = [os.waitpid(pid, 0)[1] for pid in pids]
+    check_results(base, relpaths, errors, statuses)
+    return large
+
+
+def check_results(
+    base: str, relpaths: Sequence[str], errors: list[tuple[int, int]], statuses: list[int]
+) -> None:
+    """Raise for the first failed file (in path order), or for a worker that died."""
     if errors:
-        i, err = min(errors)
+        i, err = min(errors, key=lambda e: relpaths[e[0]])
         msg = (
             "file changed while it was being hashed"
             if err == -1
@@ -312,7 +337,6 @@ def _hash_forked(
         raise ArtifactError(relpaths[i], msg)
     if any(s != 0 for s in statuses):
         raise ArtifactError(base, "a hashing worker process failed")
-    return large
 
 
 def _feed(fd: int, payload: bytes) -> None:
@@ -328,8 +352,7 @@ def _collect(
     """Read batch results from every worker until all pipes close."""
     import selectors
 
-    large: list[int] = []
-    errors: list[tuple[int, int]] = []
+    results = Results(out, progress)
     pending = {fd: bytearray() for fd in readers}
     sel = selectors.DefaultSelector()
     for fd in readers:
@@ -337,34 +360,48 @@ def _collect(
     try:
         while pending:
             for key, _ in sel.select():
-                fd = key.fd
-                chunk = os.read(fd, 1 << 20)
-                if not chunk:
-                    sel.unregister(fd)
-                    del pending[fd]
-                    continue
-                buf = pending[fd]
-                buf += chunk
-                pos = 0
-                while len(buf) - pos >= _TASK.size:
-                    start, end = _TASK.unpack_from(buf, pos)
-                    n = end - start
-                    size = _TASK.size + 33 * n
-                    if len(buf) - pos < size:
-                        break
-                    st = bytes(buf[pos + _TASK.size : pos + _TASK.size + n])
-                    out[32 * start : 32 * end] = buf[pos + _TASK.size + n : pos + size]
-                    if st.count(_OK) != n:
-                        for k, s in enumerate(st):
-                            if s == _BIG:
-                                large.append(start + k)
-                            elif s != _OK:
-                                code = {_CHANGED: -1, _SPECIAL: -2}.get(s, out[32 * (start + k)])
-                                errors.append((start + k, code))
-                    pos += size
-                    if progress:
-                        progress(n)
-                del buf[:pos]
+                if results.read(key.fd, pending[key.fd]) is None:
+                    sel.unregister(key.fd)
+                    del pending[key.fd]
     finally:
         sel.close()
-    return large, errors
+    return results.large, results.errors
+
+
+class Results:
+    """Parses workers' result records into `out`; notes large files left over and failures."""
+
+    def __init__(self, out: bytearray, progress: Progress | None) -> None:
+        self.out, self.progress = out, progress
+        self.large: list[int] = []
+        self.errors: list[tuple[int, int]] = []
+
+    def read(self, fd: int, buf: bytearray) -> list[tuple[int, int]] | None:
+        """Read from `fd` into `buf`; return the (start, end) batches completed, None at EOF."""
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return None
+        buf += chunk
+        done: list[tuple[int, int]] = []
+        pos, out = 0, self.out
+        while len(buf) - pos >= _TASK.size:
+            start, end = _TASK.unpack_from(buf, pos)
+            n = end - start
+            size = _TASK.size + 33 * n
+            if len(buf) - pos < size:
+                break
+            st = bytes(buf[pos + _TASK.size : pos + _TASK.size + n])
+            out[32 * start : 32 * end] = buf[pos + _TASK.size + n : pos + size]
+            if st.count(_OK) != n:
+                for k, s in enumerate(st):
+                    if s == _BIG:
+                        self.large.append(start + k)
+                    elif s != _OK:
+                        code = {_CHANGED: -1, _SPECIAL: -2}.get(s, out[32 * (start + k)])
+                        self.errors.append((start + k, code))
+            pos += size
+            done.append((start, end))
+            if self.progress:
+                self.progress(n)
+        del buf[:pos]
+        return done
