@@ -14,7 +14,14 @@ import psutil
 import pytest
 
 from provenance.errors import ArtifactError
-from provenance.hashing import Cancelled, _engine, collect, compile_patterns, hash_artifacts
+from provenance.hashing import (
+    Cancelled,
+    _engine,
+    collect,
+    compile_patterns,
+    hash_artifacts,
+    hash_paths_packed,
+)
 from provenance.hashing._stream import hash_walked
 from provenance.hashing._walk import Excludes
 
@@ -97,3 +104,42 @@ def test_walk_yields_sorted_paths_and_collect_matches_it(tmp_path: Path) -> None
     files = _tree(tmp_path)
     got = collect(str(tmp_path), compile_patterns(["."]), Excludes(Excludes.DEFAULT))
     assert got == sorted(files)
+
+
+def test_a_mapped_file_truncated_under_a_worker_is_reported_as_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Heavy files are hashed through mmap in a forked worker: truncation kills it with SIGBUS."""
+    victim = tmp_path / "victim.bin"
+    victim.write_bytes(os.urandom(3 << 20))
+    monkeypatch.setattr(_engine, "HEAVY", 1)
+    real_sha256 = hashlib.sha256
+
+    class Truncating:
+        def __init__(self) -> None:
+            self.h = real_sha256()
+
+        def update(self, data: bytes) -> None:
+            if len(data) > 1 << 20:  # the mapped window: cut the file under it
+                os.truncate(victim, 0)
+            self.h.update(data)
+
+        def digest(self) -> bytes:
+            return self.h.digest()
+
+    monkeypatch.setattr(_engine.hashlib, "sha256", Truncating)
+    with pytest.raises(ArtifactError, match=r"victim\.bin.*changed while it was being hashed"):
+        hash_paths_packed(str(tmp_path), ["victim.bin"], workers=2, fork_heavy=True)
+    assert _no_workers_left()
+
+
+def test_heavy_files_hashed_through_mmap_in_windows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_engine, "HEAVY", 1)
+    monkeypatch.setattr(_engine, "MAP_WINDOW", 1 << 20)
+    files = {f"m{i}.bin": os.urandom((3 << 20) + i) for i in range(3)}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    got = hash_paths_packed(str(tmp_path), list(files), workers=2, fork_heavy=True)
+    assert got == b"".join(hashlib.sha256(d).digest() for d in files.values())

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import signal
 import stat
 import struct
 import sys
@@ -30,11 +31,13 @@ Progress = Callable[[int], None]  # called with the number of files just finishe
 # Read buffer for large files. Measured on a 2 GiB file: 64 KiB reads hash it in 1.65 s, 128 KiB
 # to 1 MiB reads take 2.4-2.9 s (the copy out of the page cache no longer stays in cache).
 CHUNK = 1 << 16
+MAP_WINDOW = 64 << 20  # mapped at a time by forked workers: bounds their resident memory
 LARGE = 8 << 20  # files above this go to the thread pool
 FORK_MIN_FILES = 2000  # below this, forking costs more than it saves ...
 HEAVY = 64 << 20  # ... unless the files add up to this many bytes
 BATCH = 256  # files per work item handed to a worker
 
+_SIGBUS = getattr(signal, "SIGBUS", -1)
 _TASK = struct.Struct("<II")  # [start, end) indices into the path list
 _OK, _ERR, _BIG, _CHANGED, _SPECIAL = 0, 1, 2, 3, 4
 # Non-blocking open: a path swapped for a FIFO after the walk must not block the step; the
@@ -51,13 +54,18 @@ class _NotRegular(Exception):
     pass
 
 
-def _digest_fd(fd: int, buf: bytearray | None, before: os.stat_result | None = None) -> bytes:
+def _digest_fd(
+    fd: int, buf: bytearray | None, before: os.stat_result | None = None, mapped: bool = False
+) -> bytes:
+    """sha256 of an open file; `mapped` (forked workers only) reads a large one through mmap."""
     before = before or os.fstat(fd)
     if not stat.S_ISREG(before.st_mode):
         raise _NotRegular
     h = hashlib.sha256()
     size = 0
-    if before.st_size <= LARGE:
+    if mapped and before.st_size > LARGE:
+        size = _digest_mapped(fd, before.st_size, h)
+    elif before.st_size <= LARGE:
         # Growth after the last read shows up as a size mismatch with the second fstat.
         while size < before.st_size or size == 0:
             data = os.read(fd, before.st_size - size if before.st_size > size else 65536)
@@ -79,6 +87,29 @@ def _digest_fd(fd: int, buf: bytearray | None, before: os.stat_result | None = N
     ):
         raise _Changed
     return h.digest()
+
+
+def _digest_mapped(fd: int, size: int, h: hashlib._Hash) -> int:
+    """Feed `size` bytes of `fd` to `h` from a window mapped at a time; return the bytes read.
+
+    No copy out of the page cache: a 2 GiB file hashes in 1.43 s instead of 1.65 s. Only forked
+    workers use it: a file truncated meanwhile raises SIGBUS, which kills that worker, not the
+    step, and the parent reports the file as changed (see `_hash_forked`).
+    """
+    import mmap
+
+    for offset in range(0, size, MAP_WINDOW):
+        length = min(MAP_WINDOW, size - offset)
+        try:
+            mm = mmap.mmap(fd, length, prot=mmap.PROT_READ, offset=offset)
+        except ValueError:  # shorter than it was: truncated since the fstat
+            raise _Changed from None
+        with mm:
+            if hasattr(mm, "madvise"):
+                mm.madvise(mmap.MADV_SEQUENTIAL)
+            with memoryview(mm) as view:
+                h.update(view)
+    return size
 
 
 def hash_file(path: str, rel: str, buf: bytearray | None = None) -> bytes:
@@ -228,7 +259,7 @@ class _Batcher:
                 if st.st_size > LARGE and not self.big:
                     status[k] = _BIG
                 else:
-                    digests[32 * k : 32 * k + 32] = _digest_fd(fd, self.buf, st)
+                    digests[32 * k : 32 * k + 32] = _digest_fd(fd, self.buf, st, self.big)
             except _Changed:
                 status[k] = _CHANGED
             except _NotRegular:
@@ -249,6 +280,8 @@ def _worker(base: str, relpaths: Sequence[str], task_r: int, res_w: int, big: bo
     """
     code = 0
     batcher = _Batcher(base, big)
+    if big and "faulthandler" in sys.modules:
+        sys.modules["faulthandler"].disable()  # SIGBUS here means a truncated file, no crash
     try:
         while True:
             task = os.read(task_r, _TASK.size)
@@ -307,7 +340,8 @@ def _hash_forked(
         payload = b"".join(_TASK.pack(s, e) for s, e in batches)
         writer = threading.Thread(target=_feed, args=(task_w, payload), daemon=True)
         writer.start()
-        large, errors = _collect(readers, out, progress)
+        results = _collect(readers, out, progress)
+        large, errors = results.large, results.errors
         writer.join()
     finally:
         for fd in (task_r,):
@@ -317,6 +351,10 @@ def _hash_forked(
             with contextlib.suppress(OSError):
                 os.close(fd)
         statuses = [os.waitpid(pid, 0)[1] for pid in pids]
+    if batch == 1 and any(os.WIFSIGNALED(st) and os.WTERMSIG(st) == _SIGBUS for st in statuses):
+        # A mapped file was truncated under a worker: the file it never answered for changed.
+        answered = set(results.answered)
+        errors += [(i, -1) for i in range(len(relpaths)) if i not in answered]
     check_results(base, relpaths, errors, statuses)
     return large
 
@@ -346,9 +384,7 @@ def _feed(fd: int, payload: bytes) -> None:
         os.close(fd)
 
 
-def _collect(
-    readers: dict[int, int], out: bytearray, progress: Progress | None
-) -> tuple[list[int], list[tuple[int, int]]]:
+def _collect(readers: dict[int, int], out: bytearray, progress: Progress | None) -> Results:
     """Read batch results from every worker until all pipes close."""
     import selectors
 
@@ -365,7 +401,7 @@ def _collect(
                     del pending[key.fd]
     finally:
         sel.close()
-    return results.large, results.errors
+    return results
 
 
 class Results:
@@ -375,6 +411,7 @@ class Results:
         self.out, self.progress = out, progress
         self.large: list[int] = []
         self.errors: list[tuple[int, int]] = []
+        self.answered: list[int] = []  # first index of each batch answered
 
     def read(self, fd: int, buf: bytearray) -> list[tuple[int, int]] | None:
         """Read from `fd` into `buf`; return the (start, end) batches completed, None at EOF."""
@@ -401,6 +438,7 @@ class Results:
                         self.errors.append((start + k, code))
             pos += size
             done.append((start, end))
+            self.answered.append(start)
             if self.progress:
                 self.progress(n)
         del buf[:pos]
