@@ -7,8 +7,9 @@ Among many files the large ones are hashed by threads afterwards: hashlib releas
 digesting big buffers, and one file's sha256 cannot be split. For the recorder, a few files that
 add up to a lot of data (a model directory, one weights file) go to forked workers, one file per
 task: the parent then holds no GIL while they are hashed, so it can load the signer meanwhile at
-full speed (a thread would stall on the GIL at every chunk). A file whose size or mtime changes
-while it is read is an error.
+full speed (a thread would stall on the GIL at every chunk); those workers map large files
+(mmap) instead of copying them out of the page cache. A file whose size or mtime changes while it
+is read is an error. `_stream` feeds the same workers with paths while the walk is still listing.
 """
 
 from __future__ import annotations
