@@ -42,6 +42,7 @@ def _tree(base: Path) -> dict[str, bytes]:
     files = {
         "a-b": b"1",
         "a.b": b"",
+        "a-c/x": b"x",  # listed after "a.b" by the walk, sorted before it
         "a/b": b"x" * 5000,  # above LARGE: handed back to the parent's threads
         "a/c/d": b"d",
         "z/é/日本.txt": "語".encode(),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import operator
 import os
 import selectors
 import struct
@@ -65,9 +66,9 @@ def hash_walked(
 
 
 def _sorted(paths: list[str], out: bytearray) -> tuple[list[str], bytearray]:
+    if all(map(operator.lt, paths, itertools.islice(paths, 1, None))):
+        return paths, out  # the walk yields in order unless patterns overlap or names interleave
     order = sorted(range(len(paths)), key=paths.__getitem__)
-    if all(i == k for k, i in enumerate(order)):  # the walk yields nearly always in order
-        return paths, out
     raw = bytes(out)
     packed = bytearray(b"".join([raw[32 * i : 32 * i + 32] for i in order]))
     return [paths[i] for i in order], packed
