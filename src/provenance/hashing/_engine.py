@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import mmap
 import os
 import signal
 import stat
@@ -95,10 +96,10 @@ def _digest_mapped(fd: int, size: int, h: hashlib._Hash) -> int:
 
     No copy out of the page cache: a 2 GiB file hashes in 1.43 s instead of 1.65 s. Only forked
     workers use it: a file truncated meanwhile raises SIGBUS, which kills that worker, not the
-    step, and the parent reports the file as changed (see `_hash_forked`).
+    step, and the parent reports the file as changed (see `_hash_forked`). `mmap` is imported
+    with this module, not here: a forked child must not import (another thread of the parent may
+    have held an import lock when it forked).
     """
-    import mmap
-
     for offset in range(0, size, MAP_WINDOW):
         length = min(MAP_WINDOW, size - offset)
         try:
