@@ -310,6 +310,17 @@ def _worker(base: str, relpaths: Sequence[str], task_r: int, res_w: int, big: bo
         os._exit(code)
 
 
+def fork() -> int:
+    """`os.fork()` for a hashing worker: buffered output flushed first (else printed twice)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with warnings.catch_warnings():
+        # The child only reads files and writes to its pipes, so no lock of the parent's
+        # other threads can be held against it.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return os.fork()
+
+
 def _write_all(fd: int, data: bytes | bytearray) -> None:
     view = memoryview(data)
     while view:
@@ -335,13 +346,7 @@ def _hash_forked(
     try:
         for _ in range(workers):
             res_r, res_w = os.pipe()
-            sys.stdout.flush()
-            sys.stderr.flush()
-            with warnings.catch_warnings():
-                # The child only reads files and writes to its pipe, so no lock of the
-                # parent's other threads can be held against it.
-                warnings.simplefilter("ignore", DeprecationWarning)
-                pid = os.fork()
+            pid = fork()
             if pid == 0:  # pragma: no cover - runs in the child, reported via the pipe
                 os.close(res_r)
                 os.close(task_w)

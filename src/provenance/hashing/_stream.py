@@ -17,8 +17,6 @@ import operator
 import os
 import selectors
 import struct
-import sys
-import warnings
 from collections.abc import Callable, Iterator
 
 from provenance.errors import ArtifactError
@@ -31,6 +29,7 @@ from provenance.hashing._engine import (
     _hash_threaded,
     _write_all,
     check_results,
+    fork,
     hash_paths_packed,
 )
 
@@ -89,13 +88,7 @@ class _Pool:
         for w in range(workers):
             task_r, task_w = os.pipe()
             res_r, res_w = os.pipe()
-            sys.stdout.flush()
-            sys.stderr.flush()
-            with warnings.catch_warnings():
-                # The child only reads files and writes to its pipe, so no lock of the
-                # parent's other threads can be held against it.
-                warnings.simplefilter("ignore", DeprecationWarning)
-                pid = os.fork()
+            pid = fork()
             if pid == 0:  # pragma: no cover - runs in the child, reported via the pipe
                 for fd in (task_w, res_r, *self.tasks, *self.readers):
                     os.close(fd)  # a sibling's task pipe held open here would never reach EOF
