@@ -144,3 +144,10 @@ def test_heavy_files_hashed_through_mmap_in_windows(
         (tmp_path / name).write_bytes(data)
     got = hash_paths_packed(str(tmp_path), list(files), workers=2, fork_heavy=True)
     assert got == b"".join(hashlib.sha256(d).digest() for d in files.values())
+
+
+def test_overlapping_patterns_list_each_file_once_in_order(tmp_path: Path) -> None:
+    files = _tree(tmp_path)
+    got = hash_artifacts(tmp_path, ["d1/**", "d0", "**/*", "a-c/x"])
+    assert list(got.digests) == sorted(files)
+    assert got.digests == {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()}
