@@ -236,3 +236,56 @@ def test_passphrase_is_asked_in_a_terminal_for_keygen_and_for_signing(project: P
         [exe, "run", "s", "--key", "keys/tty", "--", "true"], project, [b"wrong"]
     )
     assert code == 3 and b"wrong passphrase" in out
+
+
+_WITHOUT_THEN_WITH_BOTO3 = """
+import sys
+from provenance.cli import main
+
+assert main(["run", "s", "-q", "--key", "keys/trainer", "-m", "data", "--", "true"]) == 0
+print("after a PEM-key step:", "boto3" in sys.modules)
+from provenance.signing import load_signer
+
+signer = load_signer("awskms:alias/release", "keys/ecdsa.pub")
+print("after an awskms URI:", type(signer).__name__, "boto3" in sys.modules)
+try:
+    signer.sign(b"payload")
+except Exception as exc:
+    print("signing:", type(exc).__module__.split(".")[0], type(exc).__name__)
+"""
+
+
+def test_pem_key_step_does_not_import_boto3_and_an_aws_kms_uri_later_still_works(
+    project: Path,
+) -> None:
+    """securesystemslib's AWS signer is left without boto3 on the PEM path, re-imported on use."""
+    import subprocess
+    import sys
+
+    from provenance.signing import generate
+
+    generate("ecdsa", "keys", "ecdsa")
+    env = {
+        **os.environ,
+        "PROVENANCE_RUN_ID": "boto3",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_ENDPOINT_URL_KMS": "http://127.0.0.1:9",  # discard port: refused at once
+        "AWS_MAX_ATTEMPTS": "1",
+        "AWS_RETRY_MODE": "standard",
+    }
+    r = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_THEN_WITH_BOTO3],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[1:] == [
+        "after a PEM-key step: False",
+        "after an awskms URI: AWSSigner True",
+        "signing: botocore EndpointConnectionError",  # boto3's KMS client made the call
+    ], r.stderr
+    assert list(Path(".provenance/links").glob("s.*.link"))

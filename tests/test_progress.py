@@ -48,3 +48,14 @@ def test_no_bar_before_the_delay(monkeypatch) -> None:
     term = use_terminal(monkeypatch, delay=60.0)
     drive()
     assert term.getvalue() == ""
+
+
+def test_a_total_known_after_the_bar_appeared_still_reaches_100_percent(monkeypatch) -> None:
+    """Recording lists and hashes at once: the total arrives when the walk ends."""
+    monkeypatch.delenv("CI")
+    term = use_terminal(monkeypatch)
+    with _progress.hashing_progress("materials") as (set_total, advance):
+        advance(4)
+        set_total(10)
+        advance(6)
+    assert "100%" in term.getvalue()

@@ -22,6 +22,8 @@ def hashing_progress(
 
     def set_total(total: int) -> None:
         state["total"] = total
+        if state["bar"] is not None:  # the total may be known only once hashing is under way
+            state["bar"].update(state["task"], total=total)
 
     def advance(n: int) -> None:
         state["done"] += n

@@ -13,7 +13,8 @@ from provenance.hashing._engine import Progress, hash_file, hash_paths, hash_pat
 from provenance.hashing._manifest import DIGEST_SCHEME, Change, Diff, Manifest
 from provenance.hashing._paths import check_relative, is_safe_relative, unsafe_paths
 from provenance.hashing._patterns import Excludes, Pattern, check_glob, compile_patterns, has_glob
-from provenance.hashing._walk import Inventory, collect, printable, walk_all
+from provenance.hashing._stream import hash_walked
+from provenance.hashing._walk import Inventory, collect, iter_collect, printable, walk_all
 
 __all__ = [
     "DIGEST_SCHEME",
@@ -134,8 +135,8 @@ def hash_artifacts(
 ) -> ArtifactSet:
     """Hash every file under `base` that `patterns` select, minus `excludes`."""
     base = os.fspath(base)
-    paths = collect(base, compile_patterns(patterns), Excludes(excludes))
-    if on_total:
-        on_total(len(paths))
-    packed = hash_paths_packed(base, paths, progress=progress, fork_heavy=fork_heavy)
+    found = iter_collect(base, compile_patterns(patterns), Excludes(excludes))
+    paths, packed = hash_walked(
+        base, found, progress=progress, on_total=on_total, fork_heavy=fork_heavy
+    )
     return ArtifactSet.packed(paths, packed)

@@ -7,15 +7,18 @@ Among many files the large ones are hashed by threads afterwards: hashlib releas
 digesting big buffers, and one file's sha256 cannot be split. For the recorder, a few files that
 add up to a lot of data (a model directory, one weights file) go to forked workers, one file per
 task: the parent then holds no GIL while they are hashed, so it can load the signer meanwhile at
-full speed (a thread would stall on the GIL at every chunk). A file whose size or mtime changes
-while it is read is an error.
+full speed (a thread would stall on the GIL at every chunk); those workers map large files
+(mmap) instead of copying them out of the page cache. A file whose size or mtime changes while it
+is read is an error. `_stream` feeds the same workers with paths while the walk is still listing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import mmap
 import os
+import signal
 import stat
 import struct
 import sys
@@ -27,12 +30,16 @@ from provenance.errors import ArtifactError
 
 Progress = Callable[[int], None]  # called with the number of files just finished
 
-CHUNK = 1 << 20  # read buffer for large files
+# Read buffer for large files. Measured on a 2 GiB file: 64 KiB reads hash it in 1.65 s, 128 KiB
+# to 1 MiB reads take 2.4-2.9 s (the copy out of the page cache no longer stays in cache).
+CHUNK = 1 << 16
+MAP_WINDOW = 64 << 20  # mapped at a time by forked workers: bounds their resident memory
 LARGE = 8 << 20  # files above this go to the thread pool
 FORK_MIN_FILES = 2000  # below this, forking costs more than it saves ...
 HEAVY = 64 << 20  # ... unless the files add up to this many bytes
 BATCH = 256  # files per work item handed to a worker
 
+_SIGBUS = getattr(signal, "SIGBUS", -1)
 _TASK = struct.Struct("<II")  # [start, end) indices into the path list
 _OK, _ERR, _BIG, _CHANGED, _SPECIAL = 0, 1, 2, 3, 4
 # Non-blocking open: a path swapped for a FIFO after the walk must not block the step; the
@@ -49,13 +56,18 @@ class _NotRegular(Exception):
     pass
 
 
-def _digest_fd(fd: int, buf: bytearray | None, before: os.stat_result | None = None) -> bytes:
+def _digest_fd(
+    fd: int, buf: bytearray | None, before: os.stat_result | None = None, mapped: bool = False
+) -> bytes:
+    """sha256 of an open file; `mapped` (forked workers only) reads a large one through mmap."""
     before = before or os.fstat(fd)
     if not stat.S_ISREG(before.st_mode):
         raise _NotRegular
     h = hashlib.sha256()
     size = 0
-    if before.st_size <= LARGE:
+    if mapped and before.st_size > LARGE:
+        size = _digest_mapped(fd, before.st_size, h)
+    elif before.st_size <= LARGE:
         # Growth after the last read shows up as a size mismatch with the second fstat.
         while size < before.st_size or size == 0:
             data = os.read(fd, before.st_size - size if before.st_size > size else 65536)
@@ -77,6 +89,29 @@ def _digest_fd(fd: int, buf: bytearray | None, before: os.stat_result | None = N
     ):
         raise _Changed
     return h.digest()
+
+
+def _digest_mapped(fd: int, size: int, h: hashlib._Hash) -> int:
+    """Feed `size` bytes of `fd` to `h` from a window mapped at a time; return the bytes read.
+
+    No copy out of the page cache: a 2 GiB file hashes in 1.43 s instead of 1.65 s. Only forked
+    workers use it: a file truncated meanwhile raises SIGBUS, which kills that worker, not the
+    step, and the parent reports the file as changed (see `_hash_forked`). `mmap` is imported
+    with this module, not here: a forked child must not import (another thread of the parent may
+    have held an import lock when it forked).
+    """
+    for offset in range(0, size, MAP_WINDOW):
+        length = min(MAP_WINDOW, size - offset)
+        try:
+            mm = mmap.mmap(fd, length, prot=mmap.PROT_READ, offset=offset)
+        except ValueError:  # shorter than it was: truncated since the fstat
+            raise _Changed from None
+        with mm:
+            if hasattr(mm, "madvise"):
+                mm.madvise(mmap.MADV_SEQUENTIAL)
+            with memoryview(mm) as view:
+                h.update(view)
+    return size
 
 
 def hash_file(path: str, rel: str, buf: bytearray | None = None) -> bytes:
@@ -191,6 +226,66 @@ def _hash_threaded(
             fut.result()
 
 
+class _Batcher:
+    """A worker's per-batch hashing: files opened relative to their (cached) directory."""
+
+    def __init__(self, base: str, big: bool) -> None:
+        self.base, self.big = os.fsencode(base), big
+        self.buf = bytearray(CHUNK) if big else None
+        self.cur_dir: bytes | None = None
+        self.dfd = -1
+
+    def hash(self, start: int, rels: Sequence[bytes]) -> bytes:
+        """One result record: header, one status byte per file, 32 bytes per file."""
+        n = len(rels)
+        status = bytearray(n)
+        digests = bytearray(32 * n)
+        for k, rel in enumerate(rels):
+            dirname, _, name = rel.rpartition(b"/")
+            try:
+                if dirname != self.cur_dir:  # openat() relative to the directory: shorter lookups
+                    if self.dfd >= 0:
+                        os.close(self.dfd)
+                        self.dfd = -1
+                    self.dfd = os.open(
+                        os.path.join(self.base, dirname),
+                        os.O_RDONLY | os.O_DIRECTORY,
+                    )
+                    self.cur_dir = dirname
+                fd = os.open(name, _OPEN_FLAGS, dir_fd=self.dfd)
+            except OSError as exc:
+                status[k], digests[32 * k] = _ERR, (exc.errno or 5) & 0xFF
+                continue
+            try:
+                st = os.fstat(fd)
+                size = st.st_size
+                if 0 < size <= LARGE and stat.S_ISREG(st.st_mode):
+                    # The common small file, `_digest_fd` inlined: one read, one more fstat.
+                    data = os.read(fd, size)
+                    after = os.fstat(fd)
+                    if (
+                        len(data) != size
+                        or after.st_size != size
+                        or after.st_mtime_ns != st.st_mtime_ns
+                    ):
+                        status[k] = _CHANGED
+                    else:
+                        digests[32 * k : 32 * k + 32] = hashlib.sha256(data).digest()
+                elif size > LARGE and not self.big:
+                    status[k] = _BIG
+                else:
+                    digests[32 * k : 32 * k + 32] = _digest_fd(fd, self.buf, st, self.big)
+            except _Changed:
+                status[k] = _CHANGED
+            except _NotRegular:
+                status[k] = _SPECIAL
+            except OSError as exc:
+                status[k], digests[32 * k] = _ERR, (exc.errno or 5) & 0xFF
+            finally:
+                os.close(fd)
+        return _TASK.pack(start, start + n) + status + digests
+
+
 def _worker(base: str, relpaths: Sequence[str], task_r: int, res_w: int, big: bool) -> None:
     """Child process body: hash batches until the task pipe is drained. Never returns.
 
@@ -199,48 +294,31 @@ def _worker(base: str, relpaths: Sequence[str], task_r: int, res_w: int, big: bo
     files are hashed here when `big`, else handed back (_BIG) for the threads.
     """
     code = 0
-    buf = bytearray(CHUNK) if big else None
-    cur_dir, dfd = None, -1
+    batcher = _Batcher(base, big)
+    if big and "faulthandler" in sys.modules:
+        sys.modules["faulthandler"].disable()  # SIGBUS here means a truncated file, no crash
     try:
         while True:
             task = os.read(task_r, _TASK.size)
             if not task:
                 break
             start, end = _TASK.unpack(task)
-            status = bytearray(end - start)
-            digests = bytearray(32 * (end - start))
-            for k, i in enumerate(range(start, end)):
-                dirname, _, name = relpaths[i].rpartition("/")
-                try:
-                    if dirname != cur_dir:  # openat() relative to the directory: shorter lookups
-                        if dfd >= 0:
-                            os.close(dfd)
-                            dfd = -1
-                        dfd = os.open(os.path.join(base, dirname), os.O_RDONLY | os.O_DIRECTORY)
-                        cur_dir = dirname
-                    fd = os.open(name, _OPEN_FLAGS, dir_fd=dfd)
-                except OSError as exc:
-                    status[k], digests[32 * k] = _ERR, (exc.errno or 5) & 0xFF
-                    continue
-                try:
-                    st = os.fstat(fd)
-                    if st.st_size > LARGE and not big:
-                        status[k] = _BIG
-                    else:
-                        digests[32 * k : 32 * k + 32] = _digest_fd(fd, buf, st)
-                except _Changed:
-                    status[k] = _CHANGED
-                except _NotRegular:
-                    status[k] = _SPECIAL
-                except OSError as exc:
-                    status[k], digests[32 * k] = _ERR, (exc.errno or 5) & 0xFF
-                finally:
-                    os.close(fd)
-            _write_all(res_w, _TASK.pack(start, end) + status + digests)
+            _write_all(res_w, batcher.hash(start, [os.fsencode(p) for p in relpaths[start:end]]))
     except BaseException:  # noqa: BLE001 - a child must never unwind into the parent's code
         code = 70
     finally:
         os._exit(code)
+
+
+def fork() -> int:
+    """`os.fork()` for a hashing worker: buffered output flushed first (else printed twice)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with warnings.catch_warnings():
+        # The child only reads files and writes to its pipes, so no lock of the parent's
+        # other threads can be held against it.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return os.fork()
 
 
 def _write_all(fd: int, data: bytes | bytearray) -> None:
@@ -268,13 +346,7 @@ def _hash_forked(
     try:
         for _ in range(workers):
             res_r, res_w = os.pipe()
-            sys.stdout.flush()
-            sys.stderr.flush()
-            with warnings.catch_warnings():
-                # The child only reads files and writes to its pipe, so no lock of the
-                # parent's other threads can be held against it.
-                warnings.simplefilter("ignore", DeprecationWarning)
-                pid = os.fork()
+            pid = fork()
             if pid == 0:  # pragma: no cover - runs in the child, reported via the pipe
                 os.close(res_r)
                 os.close(task_w)
@@ -288,7 +360,8 @@ def _hash_forked(
         payload = b"".join(_TASK.pack(s, e) for s, e in batches)
         writer = threading.Thread(target=_feed, args=(task_w, payload), daemon=True)
         writer.start()
-        large, errors = _collect(readers, out, progress)
+        results = _collect(readers, out, progress)
+        large, errors = results.large, results.errors
         writer.join()
     finally:
         for fd in (task_r,):
@@ -298,8 +371,20 @@ def _hash_forked(
             with contextlib.suppress(OSError):
                 os.close(fd)
         statuses = [os.waitpid(pid, 0)[1] for pid in pids]
+    if batch == 1 and any(os.WIFSIGNALED(st) and os.WTERMSIG(st) == _SIGBUS for st in statuses):
+        # A mapped file was truncated under a worker: the file it never answered for changed.
+        answered = set(results.answered)
+        errors += [(i, -1) for i in range(len(relpaths)) if i not in answered]
+    check_results(base, relpaths, errors, statuses)
+    return large
+
+
+def check_results(
+    base: str, relpaths: Sequence[str], errors: list[tuple[int, int]], statuses: list[int]
+) -> None:
+    """Raise for the first failed file (in path order), or for a worker that died."""
     if errors:
-        i, err = min(errors)
+        i, err = min(errors, key=lambda e: relpaths[e[0]])
         msg = (
             "file changed while it was being hashed"
             if err == -1
@@ -310,7 +395,6 @@ def _hash_forked(
         raise ArtifactError(relpaths[i], msg)
     if any(s != 0 for s in statuses):
         raise ArtifactError(base, "a hashing worker process failed")
-    return large
 
 
 def _feed(fd: int, payload: bytes) -> None:
@@ -320,14 +404,11 @@ def _feed(fd: int, payload: bytes) -> None:
         os.close(fd)
 
 
-def _collect(
-    readers: dict[int, int], out: bytearray, progress: Progress | None
-) -> tuple[list[int], list[tuple[int, int]]]:
+def _collect(readers: dict[int, int], out: bytearray, progress: Progress | None) -> Results:
     """Read batch results from every worker until all pipes close."""
     import selectors
 
-    large: list[int] = []
-    errors: list[tuple[int, int]] = []
+    results = Results(out, progress)
     pending = {fd: bytearray() for fd in readers}
     sel = selectors.DefaultSelector()
     for fd in readers:
@@ -335,34 +416,50 @@ def _collect(
     try:
         while pending:
             for key, _ in sel.select():
-                fd = key.fd
-                chunk = os.read(fd, 1 << 20)
-                if not chunk:
-                    sel.unregister(fd)
-                    del pending[fd]
-                    continue
-                buf = pending[fd]
-                buf += chunk
-                pos = 0
-                while len(buf) - pos >= _TASK.size:
-                    start, end = _TASK.unpack_from(buf, pos)
-                    n = end - start
-                    size = _TASK.size + 33 * n
-                    if len(buf) - pos < size:
-                        break
-                    st = bytes(buf[pos + _TASK.size : pos + _TASK.size + n])
-                    out[32 * start : 32 * end] = buf[pos + _TASK.size + n : pos + size]
-                    if st.count(_OK) != n:
-                        for k, s in enumerate(st):
-                            if s == _BIG:
-                                large.append(start + k)
-                            elif s != _OK:
-                                code = {_CHANGED: -1, _SPECIAL: -2}.get(s, out[32 * (start + k)])
-                                errors.append((start + k, code))
-                    pos += size
-                    if progress:
-                        progress(n)
-                del buf[:pos]
+                if results.read(key.fd, pending[key.fd]) is None:
+                    sel.unregister(key.fd)
+                    del pending[key.fd]
     finally:
         sel.close()
-    return large, errors
+    return results
+
+
+class Results:
+    """Parses workers' result records into `out`; notes large files left over and failures."""
+
+    def __init__(self, out: bytearray, progress: Progress | None) -> None:
+        self.out, self.progress = out, progress
+        self.large: list[int] = []
+        self.errors: list[tuple[int, int]] = []
+        self.answered: list[int] = []  # first index of each batch answered
+
+    def read(self, fd: int, buf: bytearray) -> list[tuple[int, int]] | None:
+        """Read from `fd` into `buf`; return the (start, end) batches completed, None at EOF."""
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return None
+        buf += chunk
+        done: list[tuple[int, int]] = []
+        pos, out = 0, self.out
+        while len(buf) - pos >= _TASK.size:
+            start, end = _TASK.unpack_from(buf, pos)
+            n = end - start
+            size = _TASK.size + 33 * n
+            if len(buf) - pos < size:
+                break
+            st = bytes(buf[pos + _TASK.size : pos + _TASK.size + n])
+            out[32 * start : 32 * end] = buf[pos + _TASK.size + n : pos + size]
+            if st.count(_OK) != n:
+                for k, s in enumerate(st):
+                    if s == _BIG:
+                        self.large.append(start + k)
+                    elif s != _OK:
+                        code = {_CHANGED: -1, _SPECIAL: -2}.get(s, out[32 * (start + k)])
+                        self.errors.append((start + k, code))
+            pos += size
+            done.append((start, end))
+            self.answered.append(start)
+            if self.progress:
+                self.progress(n)
+        del buf[:pos]
+        return done

@@ -15,9 +15,10 @@ error path costs an extra stat.
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 from provenance.errors import ArtifactError, PathEscapeError
@@ -86,6 +87,11 @@ def _check_link(full: str, rel: str, base_real: str) -> bool:
 
 def collect(base: str, patterns: Iterable[Pattern], excludes: Excludes) -> list[str]:
     """Relative POSIX paths of the regular files under `base` matched by any pattern, sorted."""
+    return sorted(iter_collect(base, patterns, excludes))
+
+
+def iter_collect(base: str, patterns: Iterable[Pattern], excludes: Excludes) -> Iterator[str]:
+    """`collect`'s paths as the walk finds them: unsorted, each once; errors raised on the way."""
     base_real = os.path.realpath(base)
     found: set[str] = set()
     roots: dict[str, list[Pattern]] = {}
@@ -93,15 +99,15 @@ def collect(base: str, patterns: Iterable[Pattern], excludes: Excludes) -> list[
         roots.setdefault(pat.root, []).append(pat)
     for root, pats in roots.items():
         before = len(found)
-        _walk_root(base_real, root, pats, excludes, found)
+        for rel in _walk_root(base_real, root, pats, excludes):
+            if rel not in found:
+                found.add(rel)
+                yield rel
         if len(found) == before:
             log.debug("patterns %s matched nothing", ", ".join(p.text for p in pats))
-    return sorted(found)
 
 
-def _walk_root(
-    base_real: str, root: str, pats: list[Pattern], excludes: Excludes, found: set[str]
-) -> None:
+def _walk_root(base_real: str, root: str, pats: list[Pattern], excludes: Excludes) -> Iterator[str]:
     start = os.path.join(base_real, root) if root else base_real
     if root:
         if not _inside(os.path.realpath(start), base_real):
@@ -120,7 +126,7 @@ def _walk_root(
                 return
             if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
                 check_name(root)
-                found.add(root)
+                yield root
             return
     match_all = any(p.whole_root for p in pats)
     prefix = root + "/" if root else ""
@@ -128,34 +134,41 @@ def _walk_root(
     while stack:
         dirpath, relprefix = stack.pop()
         try:
-            it = os.scandir(dirpath)
+            with os.scandir(dirpath) as it:
+                # In name order, subdirectories visited in order: the walk yields nearly sorted
+                # paths, and sorting them at the end is then close to linear.
+                entries = sorted(it, key=_name)
         except OSError as exc:
             raise ArtifactError(
                 printable(relprefix.rstrip("/") or "."), f"cannot list: {exc.strerror}"
             ) from exc
-        with it:
-            for entry in it:
-                rel = relprefix + entry.name
-                if entry.is_dir(follow_symlinks=False):
-                    if not excludes.dir_excluded(rel, entry.name):
-                        stack.append((entry.path, rel + "/"))
+        subdirs: list[tuple[str, str]] = []
+        for entry in entries:
+            rel = relprefix + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if not excludes.dir_excluded(rel, entry.name):
+                    subdirs.append((entry.path, rel + "/"))
+                continue
+            if excludes.file_excluded(rel, entry.name):
+                continue
+            if not (match_all or any(p.regex.match(rel) for p in pats)):
+                continue
+            if entry.is_symlink():
+                if not _check_link(entry.path, rel, base_real):
                     continue
-                if excludes.file_excluded(rel, entry.name):
-                    continue
-                if not (match_all or any(p.regex.match(rel) for p in pats)):
-                    continue
-                if entry.is_symlink():
-                    if not _check_link(entry.path, rel, base_real):
-                        continue
-                elif not entry.is_file(follow_symlinks=False):
-                    try:
-                        mode = entry.stat(follow_symlinks=False).st_mode
-                    except OSError:
-                        continue  # vanished while listed
-                    _refuse_special(rel, mode)
-                    continue
-                check_name(rel)
-                found.add(rel)
+            elif not entry.is_file(follow_symlinks=False):
+                try:
+                    mode = entry.stat(follow_symlinks=False).st_mode
+                except OSError:
+                    continue  # vanished while listed
+                _refuse_special(rel, mode)
+                continue
+            check_name(rel)
+            yield rel
+        stack.extend(reversed(subdirs))
+
+
+_name = operator.attrgetter("name")
 
 
 class Inventory(NamedTuple):

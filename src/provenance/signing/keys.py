@@ -131,13 +131,47 @@ def _read(path: str, what: str) -> bytes:
     return read_bounded(path, MAX_KEY_BYTES, what, KeyLoadError)
 
 
+def signer_api() -> Any:
+    """The securesystemslib signer package, imported without boto3 unless a caller needs it.
+
+    Its AWS KMS signer imports boto3 eagerly, which costs more than everything else a recording
+    step imports. Hidden while the package loads, that signer is left without boto3;
+    `_aws_kms_signer` re-imports it, with boto3, when an ``awskms:`` URI is used. boto3 itself
+    stays importable for everything else in the process.
+    """
+    if "securesystemslib.signer" not in sys.modules and "boto3" not in sys.modules:
+        sys.modules["boto3"] = None  # type: ignore[assignment]  # `import boto3` fails
+        try:
+            import securesystemslib.signer  # noqa: F401
+        finally:
+            del sys.modules["boto3"]
+    import securesystemslib.signer as api
+
+    return api
+
+
+def _aws_kms_signer(api: Any) -> None:
+    """Make ``awskms:`` URIs work after `signer_api` imported the AWS signer without boto3."""
+    import importlib
+
+    from securesystemslib.signer import _aws_signer
+
+    if _aws_signer.AWS_IMPORT_ERROR is None:
+        return
+    module = importlib.reload(_aws_signer)
+    if module.AWS_IMPORT_ERROR is None:  # else boto3 is really missing: its error stands
+        api.SIGNER_FOR_URI_SCHEME[module.AWSSigner.SCHEME] = module.AWSSigner
+        api.AWSSigner = module.AWSSigner
+
+
 def public_key_from_pem(data: bytes, path: str) -> Any:
     """An SSlibKey from a SubjectPublicKeyInfo PEM; keyid as in-toto computes it."""
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
-    from securesystemslib.signer import SSlibKey
+
+    key_class = signer_api().SSlibKey
 
     try:
-        return SSlibKey.from_crypto(load_pem_public_key(data))
+        return key_class.from_crypto(load_pem_public_key(data))
     except (ValueError, TypeError) as exc:
         raise KeyLoadError(path, f"not a PEM public key ({_reason(exc)})") from None
     except Exception as exc:  # noqa: BLE001 - unsupported algorithm etc.; keep the file name
@@ -177,16 +211,17 @@ def load_signer(key: str, pub: str | None = None, *, passphrase: str | None = No
         KeyLoadError: the key is missing, unreadable, too open, a public key, encrypted without
             a passphrase, the passphrase is wrong, or the signer cannot be loaded.
     """
-    from securesystemslib.signer import CryptoSigner, Signer
-
+    api = signer_api()
     if is_uri(key):
         if pub is None:
             raise UsageError(
                 f"signer URI '{key.split(':', 1)[0]}:…' needs its public key (--pub-key)"
             )
         public = load_public_key(pub)
+        if key.split(":", 1)[0].lower() == "awskms":
+            _aws_kms_signer(api)
         try:
-            return Signer.from_priv_key_uri(key, public)
+            return api.Signer.from_priv_key_uri(key, public)
         except (ValueError, OSError) as exc:
             raise KeyLoadError(
                 key.split("?", 1)[0], f"cannot load signer: {_reason(exc)}"
@@ -202,7 +237,7 @@ def load_signer(key: str, pub: str | None = None, *, passphrase: str | None = No
     private = _private_key(data, key, passphrase)
     try:
         public = load_public_key(pub) if pub else None
-        return CryptoSigner(private, public)
+        return api.CryptoSigner(private, public)
     except KeyLoadError:
         raise
     except Exception as exc:  # noqa: BLE001
