@@ -35,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(HERE))
 
-from run import _signer, build_verify_project  # noqa: E402 - helpers shared with run.py
+from run import _signer, build_verify_project, compile_bytecode  # noqa: E402 - shared with run.py
 
 # Runs a console script in this process and reports its peak RSS: VmHWM belongs to the address
 # space made by exec, so the benchmark's own memory (ru_maxrss would carry it) does not count.
@@ -154,18 +154,6 @@ def startup(rounds: int) -> dict[str, tuple[float, float]]:
         "in-toto-verify --version": [str(BIN / "in-toto-verify"), "--version"],
     }
     return alternate(cmds, HERE, rounds)
-
-
-def compile_bytecode() -> None:
-    """Byte-compile the package, as installing a wheel does (the upstream tools in the venv are
-    compiled): with PYTHONDONTWRITEBYTECODE set, an editable checkout would otherwise be
-    compiled from source on every run."""
-    import provenance
-
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", str(Path(provenance.__file__).parent)],
-        check=True,
-    )
 
 
 def main() -> None:

@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from provenance import _config
 from provenance.cli._common import json_option, report
 from provenance.signing import load_public_key
+from provenance.signing.keys import signer_api
 from provenance.verification import verify as run_verify
-
-
-def _import_signer_package_without_kms() -> None:
-    """Import securesystemslib's signer package with boto3 hidden.
-
-    Its AWS KMS signer imports boto3 eagerly: more than all the rest of `provenance verify`'s
-    start-up. This command only checks signatures, so that signer is left unavailable here;
-    anything else in the process still imports boto3 normally afterwards.
-    """
-    if "securesystemslib.signer" in sys.modules or "boto3" in sys.modules:
-        return
-    sys.modules["boto3"] = None  # type: ignore[assignment]  # `import boto3` raises ImportError
-    try:
-        import securesystemslib.signer  # noqa: F401
-    finally:
-        del sys.modules["boto3"]
 
 
 @click.command()
@@ -78,7 +61,7 @@ def verify(
       provenance verify --layout root.layout --layout-key keys/owner.pub \\
           --links mlflow:57c15be10439 --tracking-uri http://mlflow:5000
     """
-    _import_signer_package_without_kms()
+    signer_api()  # securesystemslib's signers without boto3: verifying needs no KMS client
     keys = [load_public_key(k) for k in layout_keys]
     if links_dir and links_dir.startswith("mlflow:"):
         import tempfile
