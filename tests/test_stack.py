@@ -232,10 +232,19 @@ def test_stop_never_signals_a_reused_pid(tmp_path: Path) -> None:
         ["sleep", "60"], env={"PATH": os.environ["PATH"]}, log=tmp_path / "log", cwd=tmp_path
     )
     try:
+        assert real.start, "the kernel's start time is recorded"
+        assert _proc.Proc.from_dict(real.to_dict()) == real
+        with pytest.raises(ValueError, match="start"):
+            _proc.Proc.from_dict({**real.to_dict(), "start": 5})
         assert _proc.is_alive(real)
         assert _proc.members(real) == [real.pid]
+        # A clock adjustment moves psutil's wall-clock start time, not the process's identity.
+        assert _proc.is_alive(dataclasses.replace(real, create_time=real.create_time + 1.0))
+        boot, ticks = real.start.rsplit(":", 1)
         for impostor in (
-            dataclasses.replace(real, create_time=real.create_time - 3600),
+            dataclasses.replace(real, start=f"{boot}:{int(ticks) + 1}"),
+            dataclasses.replace(real, start=f"{'0' * len(boot)}:{ticks}"),  # another boot
+            dataclasses.replace(real, start="", create_time=real.create_time - 3600),
             dataclasses.replace(real, cmdline=("sleep", "61")),
         ):
             assert not _proc.is_alive(impostor)

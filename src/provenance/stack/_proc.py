@@ -5,6 +5,8 @@ backends, uvicorn workers) shares its session id. The kernel never hands out a P
 still in use as a session id, so a live process whose session id equals the recorded leader PID
 belongs to that component. The leader itself is recognised by PID *and* start time *and* command
 line: after a reboot or PID reuse, a different process with the same PID is never signalled.
+The start time is the kernel's own (boot id and clock ticks since boot, on Linux): a wall-clock
+start time moves whenever the system clock is adjusted, and a live component must not look dead.
 """
 
 from __future__ import annotations
@@ -29,20 +31,45 @@ class Proc:
     """A started component process, as recorded in stack.json."""
 
     pid: int
-    create_time: float
+    create_time: float  # wall clock, for people; identity uses `start` where the kernel gives one
     cmdline: tuple[str, ...]
+    start: str = ""  # "<boot id>:<clock ticks since boot>", fixed for the life of the process
 
     def to_dict(self) -> dict[str, Any]:
-        return {"pid": self.pid, "create_time": self.create_time, "cmdline": list(self.cmdline)}
+        out = {"pid": self.pid, "create_time": self.create_time, "cmdline": list(self.cmdline)}
+        if self.start:
+            out["start"] = self.start
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Proc:
         pid, created, cmdline = data["pid"], data["create_time"], data["cmdline"]
+        start = data.get("start", "")
         if not isinstance(pid, int) or not isinstance(created, (int, float)):
             raise ValueError("pid and create_time must be numbers")
         if not isinstance(cmdline, list) or not all(isinstance(a, str) for a in cmdline):
             raise ValueError("cmdline must be a list of strings")
-        return cls(pid, float(created), tuple(cmdline))
+        if not isinstance(start, str):
+            raise ValueError("start must be a string")
+        return cls(pid, float(created), tuple(cmdline), start)
+
+
+def start_token(pid: int) -> str:
+    """The kernel's start time of `pid` with the boot it belongs to, or "" where there is none.
+
+    /proc/<pid>/stat's `starttime` counts clock ticks from boot and never changes; psutil's
+    create_time adds /proc/stat's `btime`, which follows every clock adjustment.
+    """
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return ""
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    # Fields after the command name start at field 3 (state); starttime is field 22.
+    if len(fields) < 20 or not fields[19].isdigit() or not boot:
+        return ""
+    return f"{boot}:{fields[19].decode()}"
 
 
 def spawn(
@@ -80,7 +107,7 @@ def spawn(
     except psutil.NoSuchProcess:
         created = 0.0
     # The Popen handle is dropped on purpose: the process outlives this command.
-    return Proc(proc.pid, created, tuple(argv))
+    return Proc(proc.pid, created, tuple(argv), start_token(proc.pid))
 
 
 def reap(pid: int) -> None:
@@ -98,7 +125,11 @@ def is_alive(p: Proc) -> bool:
         proc = psutil.Process(p.pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
             return False
-        same_start = abs(proc.create_time() - p.create_time) < 0.5
+        if p.start:
+            same_start = start_token(p.pid) == p.start
+        else:
+            # No kernel start time recorded: the wall clock, allowing btime's whole-second steps.
+            same_start = abs(proc.create_time() - p.create_time) < 1.5
         return same_start and tuple(proc.cmdline()) == p.cmdline
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return False
