@@ -77,3 +77,64 @@ def test_a_payload_that_is_not_base64_is_refused_by_name(bad: str) -> None:
     data = envelope(payload=B64[:4100] + bad + B64[4100:])
     with pytest.raises(InputError, match="DSSE payload is not valid base64"):
         dsse.parse(data, "x.link")
+
+
+# pybase64 decodes large payloads only when they are the canonical encoding of the result:
+# there every strict decoder agrees, so the outcome never depends on which one ran.
+CHUNK = base64.b64encode(bytes(range(256)) * 24)  # 8 KiB, '+' and '/' included
+
+
+def _outcome(data: bytes, monkeypatch: pytest.MonkeyPatch, fast: bool) -> object:
+    with monkeypatch.context() as m:
+        if not fast:
+            m.setattr(dsse, "_pybase64", lambda: None)
+        try:
+            return dsse.parse(data, "x.link").payload
+        except InputError as exc:
+            return str(exc)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        CHUNK,
+        CHUNK[:-1] + b"B",  # trailing bits set: binascii accepts it, not canonical
+        CHUNK + b"QR==",  # the same, padded
+        CHUNK + b"QQ==QQ==",  # padding in the middle
+        CHUNK + b"Q===",
+        CHUNK + b"\\n",  # an escape: not base64 in the cut
+        CHUNK[:4000] + b" " + CHUNK[4000:],
+        CHUNK + b"QQ",  # unpadded
+        CHUNK.replace(b"+", b"-"),  # URL-safe
+    ],
+)
+def test_payload_decoding_does_not_depend_on_pybase64(
+    text: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = envelope(payload="X").replace(b'"X"', b'"' + text + b'"', 1)
+    assert dsse._pybase64() is not None  # a dependency: the fast path is what runs
+    assert _outcome(data, monkeypatch, True) == _outcome(data, monkeypatch, False)
+
+
+def test_canonical_decoding_equals_binascii_on_random_text() -> None:
+    import binascii
+    import random
+
+    rnd = random.Random(7)
+    alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ \n"
+    for _ in range(3000):
+        raw = rnd.randbytes(rnd.randint(0, 40))
+        text = bytearray(base64.b64encode(raw))
+        for _ in range(rnd.choice([0, 0, 1, 2])):  # a few edits: insert, replace, delete
+            at = rnd.randint(0, len(text))
+            op = rnd.randint(0, 2)
+            if op == 0:
+                text[at:at] = bytes([rnd.choice(alphabet)])
+            elif op == 1 and at < len(text):
+                text[at] = rnd.choice(alphabet)
+            elif at < len(text):
+                del text[at]
+        framed = b"xy" + bytes(text) + b"z"
+        got = dsse._b64_canonical(framed, 2, len(framed) - 1)
+        if got is not None:
+            assert got == binascii.a2b_base64(bytes(text), strict_mode=True)

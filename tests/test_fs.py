@@ -334,3 +334,54 @@ def test_lone_surrogates_are_refused_exactly_when_the_parsed_text_holds_one(
         refused = True
     assert refused == lone
     assert (load_json_plain(text, lambda doc: 0) is None) or not lone
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                '"a":',
+                '{"sha256":"' + "ab" * 32 + '"}',
+                ",",
+                "{",
+                "}",
+                '"',
+                "\\",
+                "\\ud800",
+                "NaN",
+                "1e999",
+                "12345678901234567890123",
+                " ",
+                "\\u00e9",
+                "\u00e9",
+                "<FF>",
+                "[",
+                "]",
+                "null",
+            ]
+        ),
+        max_size=12,
+    )
+)
+def test_plain_parsing_does_not_depend_on_orjson(parts: list[str]) -> None:
+    """orjson (large sections) and json.loads give the same result or both refuse."""
+    from provenance import _fs
+
+    text = ("{" + "".join(parts) + "}").encode("utf-8", "surrogateescape")
+    text = text.replace(b"<FF>", b"\xff")  # an invalid UTF-8 byte
+
+    def count(doc: object) -> int | None:  # objects and strings only, as the contract says
+        if isinstance(doc, str):
+            return 0
+        if not isinstance(doc, dict):
+            return None
+        inner = [count(v) for v in doc.values()]
+        return None if None in inner else len(doc) + sum(c for c in inner if c is not None)
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(_fs, "_ORJSON_FROM", 0)
+        fast = load_json_plain(text, count)
+        m.setattr(_fs, "_orjson", lambda: None)
+        slow = load_json_plain(text, count)
+    assert fast == slow

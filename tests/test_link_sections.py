@@ -177,3 +177,123 @@ def payloads(draw: st.DrawFn) -> bytes:
 def test_random_payloads_match_the_whole_payload_parser(payload: bytes) -> None:
     with pytest.MonkeyPatch.context() as monkeypatch:
         _same(payload, monkeypatch)
+
+
+# --- a section that extends a cached one ----------------------------------------------------
+# Evaluate's materials are ingest's products plus the model: only the extra entries are parsed.
+
+DATA = _big("data")
+INGEST = _canonical(_link({}, DATA))
+
+
+def _primed() -> tuple[dict[bytes, Any], Any]:
+    sections: dict[bytes, Any] = {}
+    return sections, _model.parse_link(INGEST, "ingest.link", sections)
+
+
+def _same_extended(payload: bytes, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """`payload` read after ingest's link (cache primed) equals the whole-payload parse."""
+    with monkeypatch.context() as m:
+        m.setattr(_model, "_MIN_SECTION", 0)
+        sections, _ = _primed()
+        try:
+            fast = _model.parse_link(payload, "x.link", sections)
+        except LinkFormatError as exc:
+            fast = ("refused", str(exc))
+    whole = _outcome(payload, fast=False, monkeypatch=monkeypatch)
+    assert fast == whole, payload[:300]
+    if not isinstance(fast, tuple):  # the same order of entries too
+        assert list(fast.materials) == list(whole.materials)
+    return fast
+
+
+def test_a_section_extending_a_cached_one_shares_its_entries() -> None:
+    sections, ingest = _primed()
+    for extra_before, extra_after in ((1, 2), (0, 3), (2, 0)):
+        materials = {
+            **{f"code/{i}.py": {"sha256": "cd" * 32} for i in range(extra_before)},
+            **DATA,
+            **{f"model/w{i}": {"sha256": "ef" * 32} for i in range(extra_after)},
+        }
+        link = _model.parse_link(_canonical(_link(materials, {})), "evaluate.link", sections)
+        assert link.materials == materials
+        assert list(link.materials) == sorted(materials)  # the document's order
+        assert link.materials is not ingest.products
+        assert all(link.materials[p] is ingest.products[p] for p in DATA)  # shared, not parsed
+
+
+def _inner(section: dict[str, Any]) -> bytes:
+    return _canonical(section)[1:-1]
+
+
+K = _inner(DATA)
+ONE = _inner({"code/a": {"sha256": "cd" * 32}})
+ZED = _inner({"zz/a": {"sha256": "cd" * 32}})
+
+
+def _with_materials(text: bytes) -> bytes:
+    """A canonical link whose materials section is exactly `text`."""
+    return _canonical(_link({"MARK": {"sha256": HEX}}, {})).replace(
+        b'{"MARK":{"sha256":"' + HEX.encode() + b'"}}', text
+    )
+
+
+@pytest.mark.parametrize(
+    "section",
+    [
+        b"{" + ONE + b"," + K + b"," + ZED + b"}",  # the honest case
+        b"{" + K + b"," + ZED + b"}",
+        b"{ " + ONE + b" ," + K + b"}",  # whitespace around a member: valid JSON
+        b"{," + K + b"}",  # empty member lists around a cut: invalid JSON
+        b"{" + K + b",}",
+        b"{ ," + K + b"}",
+        b"{" + K + b", }",
+        b"{" + K + b"," + K + b"}",  # every key twice
+        b"{" + _inner({"data/f00007": {"sha256": "cd" * 32}}) + b"," + K + b"}",  # duplicate
+        b"{" + K + b"," + _inner({"data/f00299": {"sha256": HEX}}) + b"}",  # duplicate, equal
+        b'{"x,' + K + b',"y":{"sha256":"' + HEX.encode() + b'"}}',  # head ends inside a string
+        b'{"x":"' + K.replace(b'"', b'\\"') + b'"}',  # the cached text escaped inside a string
+        b"{" + _inner({"code/a": {"sha256": HEX, "md5": "0" * 32}}) + b"," + K + b"}",  # not plain
+        b"{" + _inner({"code/\\ud800": {"sha256": HEX}}) + b"," + K + b"}",  # lone surrogate
+        b'{"a":' + b"{" + K + b"}" + b"}",  # the cached section nested as a value
+        b"{" + ONE + b"," + K + b"," + ZED,  # no closing brace
+        b"{" + ONE + b"," + K[:-1] + b"," + ZED + b"}",  # a cut inside the cached text
+    ],
+)
+def test_odd_extensions_match_the_whole_payload_parser(
+    section: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _same_extended(_with_materials(section), monkeypatch)
+
+
+def test_an_extension_with_a_duplicate_key_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    section = b"{" + _inner({"data/f00007": {"sha256": "cd" * 32}}) + b"," + K + b"}"
+    assert _same_extended(_with_materials(section), monkeypatch) == (
+        "refused",
+        "x.link: link payload refused: duplicate key 'data/f00007'",
+    )
+
+
+PIECES = st.lists(
+    st.one_of(
+        st.just(K),
+        st.just(ONE),
+        st.just(ZED),
+        st.just(b""),
+        st.sampled_from([b" ", b",", b'"', b"{", b"}", b"\\", b'"x":', b'"x"']),
+        SECTIONS.map(lambda s: _canonical(s)[1:-1]),
+    ),
+    min_size=1,
+    max_size=5,
+)
+
+
+@SETTINGS
+@given(PIECES, st.sampled_from([b",", b"", b" ,", b", "]))
+def test_random_extensions_match_the_whole_payload_parser(
+    pieces: list[bytes], separator: bytes
+) -> None:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _same_extended(_with_materials(b"{" + separator.join(pieces) + b"}"), monkeypatch)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import itertools
 import json
 import math
@@ -238,18 +239,45 @@ def load_json_plain(data: bytes, entries: Callable[[Any], int | None]) -> Any | 
 
     For parts of a document whose shape the caller knows: `entries(doc)` returns how many
     key/value pairs `doc` holds once it has checked the shape (which bounds its depth), or None
-    when the shape is not the expected one. Everything else `load_json_bounded` refuses makes
-    this return None too: invalid UTF-8 or JSON, huge integers, NaN, lone surrogates, duplicate
-    keys; the caller then takes `load_json_bounded`, which names the problem.
+    when the shape is not the expected one. The shape must hold only objects and strings:
+    numbers are where the two parsers used here differ (orjson reads a huge integer as a
+    float). Everything else `load_json_bounded` refuses makes this return None too: invalid
+    UTF-8 or JSON, NaN, lone surrogates, duplicate keys; the caller then takes
+    `load_json_bounded`, which names the problem.
     """
     try:
-        doc = _loads(data.decode("utf-8"), None)
+        doc = _plain_loads(data)
     except (ValueError, RecursionError):  # JSONDecodeError, _JSONRefused, UnicodeDecodeError
         return None
     if _lone_surrogate(data):
         return None
     count = entries(doc)
     return doc if count is not None and count == _keys_in_text(data) else None
+
+
+def _plain_loads(data: bytes) -> Any:
+    """`data` parsed by orjson when it is installed (1.6x faster on link artifact sections).
+
+    Only a refusal may differ from `json.loads` (orjson also refuses NaN, lone surrogates,
+    infinite floats), and any refusal sends the caller to `load_json_bounded`; what orjson
+    accepts, the plain-shape check narrows to strings, where both parse RFC 8259 identically.
+    """
+    fast = _orjson() if len(data) >= _ORJSON_FROM else None
+    return _loads(data.decode("utf-8"), None) if fast is None else fast.loads(data)
+
+
+# Importing orjson costs ~18 ms: below this size json.loads is done sooner.
+_ORJSON_FROM = 1 << 20
+
+
+@functools.cache
+def _orjson() -> Any:
+    """The orjson module, or None where it is not installed (the standard library then)."""
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - tests replace this function to take that path
+        return None
+    return orjson
 
 
 def _loads(text: str, hook: Any) -> Any:

@@ -166,6 +166,44 @@ def _section_entries(doc: Any) -> int | None:
     return 2 * len(doc) if _plain(doc) else None
 
 
+def _extended(
+    text: bytes, sections: dict[bytes, dict[str, dict[str, str]]]
+) -> dict[str, dict[str, str]] | None:
+    """`text` as a cached section with entries before and/or after it, or None.
+
+    A step's materials are often an earlier step's products plus its code and configuration,
+    which sort before or after the data. If `text` is `{H,K,T}` where `{K}` is a cached section
+    and `{H}` and `{T}` each parse as plain sections on their own, `text` is the object whose
+    members are those of H, K and T in that order (each piece is a whole member list, so no
+    string or value spans a cut); only H and T are parsed, K's entries are shared.
+    """
+    if len(text) < 2 or text[0] != ord("{") or text[-1] != ord("}"):
+        return None
+    for known_text, known in sections.items():  # a handful: two per link read so far
+        inner = known_text[1:-1]
+        if not known or len(inner) < _MIN_SECTION or len(known_text) >= len(text):
+            continue  # (an empty one would split `{,K}` into two valid halves)
+        at = text.find(inner, 1)
+        if at < 0:
+            continue
+        head, tail = text[1:at], text[at + len(inner) : -1]
+        if (head and not head.endswith(b",")) or (tail and not tail.startswith(b",")):
+            continue
+        pieces: list[dict[str, dict[str, str]]] = []
+        for cut, piece in ((head, head[:-1]), (tail, tail[1:])):
+            parsed = load_json_plain(b"{" + piece + b"}", _section_entries) if cut else {}
+            if parsed is None or (cut and not parsed):
+                # Not a member list (`{ ,K}` has an empty one): the whole section is parsed
+                # and says what is wrong with it.
+                return None
+            pieces.append(parsed)
+        before, after = pieces
+        joined = {**before, **known, **after}
+        # A key in two pieces is a duplicate key of the whole section: refused there, by name.
+        return joined if len(joined) == len(before) + len(known) + len(after) else None
+    return None
+
+
 def _fast_parse(
     payload: bytes, path: str, sections: dict[bytes, dict[str, dict[str, str]]]
 ) -> dict[str, Any] | None:
@@ -179,7 +217,7 @@ def _fast_parse(
     for text in cut:
         section = sections.get(text)
         if section is None:
-            section = load_json_plain(text, _section_entries)
+            section = _extended(text, sections) or load_json_plain(text, _section_entries)
             if section is None:
                 return None
             sections[text] = section

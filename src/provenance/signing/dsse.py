@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 import sys
 from collections.abc import Iterator
@@ -126,15 +127,45 @@ def _load(data: bytes, path: str, what: str) -> tuple[Any, bytes | None]:
         text: bytes | memoryview = memoryview(data)[m.end() : end]  # no copy of the payload
         if len(text) % 4:
             text = bytes(text) + b"=" * (-len(text) % 4)
-        try:
-            raw = binascii.a2b_base64(text, strict_mode=True)
-        except binascii.Error:
-            raw = None
+        raw = _b64_canonical(data, m.end(), end) if len(text) == end - m.end() else None
+        if raw is None:
+            try:
+                raw = binascii.a2b_base64(text, strict_mode=True)
+            except binascii.Error:
+                raw = None
         if raw is not None:
             doc = load_json_bounded(data[: m.end()] + data[end:], path, what=what)
             if isinstance(doc, dict) and doc.get("payload") == "":
                 return doc, raw
     return load_json_bounded(data, path, what=what), None
+
+
+def _b64_canonical(data: bytes, start: int, end: int) -> bytes | None:
+    """`data[start:end]` decoded by pybase64 when it is the canonical encoding, else None.
+
+    pybase64 (SIMD) is ~4x faster than binascii on a 15 MB payload. Every strict decoder
+    maps the canonical encoding of `raw` to `raw`, so accepting only that can never make
+    this path disagree with `binascii.a2b_base64(strict_mode=True)`.
+    """
+    fast = _pybase64()
+    if fast is None:
+        return None
+    try:
+        raw: bytes = fast.b64decode(memoryview(data)[start:end], validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    encoded = fast.b64encode(raw)  # compared in place: no copy of the text
+    return raw if len(encoded) == end - start and data.startswith(encoded, start) else None
+
+
+@functools.cache
+def _pybase64() -> Any:
+    """The pybase64 module, or None where it is not installed (binascii then)."""
+    try:
+        import pybase64
+    except ImportError:  # pragma: no cover - tests replace this function to take that path
+        return None
+    return pybase64
 
 
 def parse(data: bytes, path: str, what: str = "envelope") -> ParsedEnvelope:
