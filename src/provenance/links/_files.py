@@ -3,7 +3,8 @@
 Reading is the only way any part of ml-provenance obtains a link: a bounded read, the DSSE
 signature checked against the keys the caller trusts, and only then the payload parsed (as
 python-tuf's trusted metadata set does). What passed is returned as a `VerifiedLink` that carries
-the exact bytes, so later consumers never re-open the file.
+the exact bytes (or, for very large links, their digest), so later consumers never re-open the
+file.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import hashlib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from provenance._fs import load_json_bounded, read_bounded, write_atomic
@@ -69,23 +70,33 @@ def step_links(links_dir: str, step: str) -> list[str]:
 
 @dataclass(frozen=True)
 class VerifiedLink:
-    """A link whose signature verified with `keyid`; `envelope` is the exact file content."""
+    """A link whose signature verified with `keyid`; `envelope` is the exact file content.
+
+    `envelope` is None when the reader chose not to keep it (`read_link(keep_envelope=False)`:
+    a million-artifact link file is ~150 MB); its digest was then taken when it was read.
+    """
 
     file: str  # base name, e.g. train.1a2b3c4d.link
     keyid: str
-    envelope: bytes
+    envelope: bytes | None
     link: LinkData
+    digest: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def payload(self) -> bytes:
         """The signed payload, decoded again from `envelope` when asked for (not kept: a
         million-artifact link's payload is over 100 MB)."""
+        if self.envelope is None:
+            raise InputError(self.file, "link bytes were not kept; read it again with read_link")
         return dsse.parse(self.envelope, self.file, "link").payload
 
     @property
     def sha256(self) -> str:
         """Digest of the link file as stored (what attestations refer to)."""
-        return hashlib.sha256(self.envelope).hexdigest()
+        if self.digest is None:
+            assert self.envelope is not None  # one of the two is always set
+            object.__setattr__(self, "digest", hashlib.sha256(self.envelope).hexdigest())
+        return str(self.digest)
 
     @property
     def name(self) -> str:
@@ -118,6 +129,7 @@ def read_link(
     data: bytes | None = None,
     envelope: dsse.ParsedEnvelope | None = None,
     sections: dict[bytes, Any] | None = None,
+    keep_envelope: bool = True,
 ) -> VerifiedLink | Rejected:
     """Read `path` and accept it only if one of `keys` (keyid -> Key) signed it.
 
@@ -125,7 +137,8 @@ def read_link(
     an error (LinkFormatError), an unsigned or foreign-signed one is merely rejected. A caller
     that already holds the file's bytes and their parsed `envelope` (from `read_envelope`)
     passes both, so the envelope is parsed once. `sections`: see `parse_link` (one dict for
-    all the links of one verification).
+    all the links of one verification). `keep_envelope=False`: the returned link holds the
+    file's digest instead of its bytes.
     """
     if envelope is not None and data is not None:
         raw, env = data, envelope
@@ -138,7 +151,11 @@ def read_link(
     if env.payload_type != dsse.IN_TOTO_PAYLOAD_TYPE:
         raise LinkFormatError(path, f"payload type '{env.payload_type}' is not in-toto")
     link = parse_link(env.payload, path, sections)
-    return VerifiedLink(os.path.basename(path), good[0], raw, link)
+    if keep_envelope:
+        return VerifiedLink(os.path.basename(path), good[0], raw, link)
+    return VerifiedLink(
+        os.path.basename(path), good[0], None, link, hashlib.sha256(raw).hexdigest()
+    )
 
 
 def claimed_run_id(path: str) -> str | None:

@@ -97,7 +97,10 @@ def load_chain(layout: Any, links_dir: str, names: dict[str, str]) -> tuple[Chai
         ignored: list[dict[str, str]] = []
         for path in step_links(links_dir, step.name):
             raw, env = read_envelope(path)
-            got = read_link(path, allowed, data=raw, envelope=env, sections=sections)
+            keep = len(raw) <= KEEP_ENVELOPE_BYTES
+            got = read_link(
+                path, allowed, data=raw, envelope=env, sections=sections, keep_envelope=keep
+            )
             if isinstance(got, Rejected):
                 why = _why_rejected(env, allowed, all_keys, names)
                 rejected.append(f"{got.file}: {why}")
@@ -110,6 +113,7 @@ def load_chain(layout: Any, links_dir: str, names: dict[str, str]) -> tuple[Chai
                 )
                 continue
             accepted.setdefault(got.keyid, got)
+            del raw, env  # a large link's bytes and payload go before the next one is read
         report = StepReport(
             step.name,
             [
@@ -164,6 +168,10 @@ def load_chain(layout: Any, links_dir: str, names: dict[str, str]) -> tuple[Chai
 # '..' segment (substring tests, in C; those with a dot only when "/." or NUL-dot is there), a
 # drive letter (a regex, run only when a ':' is there). Paths that pass this screen are safe;
 # otherwise `unsafe_paths` itself checks them one by one.
+# Larger link files are not kept by the verified link (their digest is): a million-artifact
+# link is ~150 MB, and a pipeline has several.
+KEEP_ENVELOPE_BYTES = 64 << 20
+
 _SUSPECT_PARTS = ("\x00\x00", "\x00/", "\\", "//", "/\x00")
 _DOT_PARTS = ("/./", "/../", "\x00./", "\x00../", "/.\x00", "/..\x00", "\x00.\x00", "\x00..\x00")
 _DRIVE = re.compile(r"\x00.:", re.S)

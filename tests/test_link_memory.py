@@ -1,0 +1,54 @@
+"""Large link files are not kept in memory after they verified: their digest is.
+
+A million-artifact link file is ~150 MB; `verify` keeps the bytes of links up to
+KEEP_ENVELOPE_BYTES and only the sha256 of larger ones, taken from the very bytes whose
+signature verified. Everything a verification reports must be the same either way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from provenance.errors import InputError
+from provenance.links import read_link
+from provenance.signing import load_public_key
+from provenance.verification import _links
+from tests.conftest import links_in, verify
+
+
+def _link_and_key(root: Path) -> tuple[str, dict]:
+    name = next(n for n in links_in(root) if n.startswith("train."))
+    path = str(root / ".provenance" / "links" / name)
+    key = load_public_key(str(root / "keys" / "trainer.pub"))
+    return path, {key.keyid: key}
+
+
+def test_a_link_read_without_its_bytes_keeps_their_digest(signed: Path) -> None:
+    path, keys = _link_and_key(signed)
+    kept = read_link(path, keys)
+    digest_only = read_link(path, keys, keep_envelope=False)
+    data = Path(path).read_bytes()
+    assert kept.envelope == data and digest_only.envelope is None
+    assert kept.sha256 == digest_only.sha256 == hashlib.sha256(data).hexdigest()
+    assert digest_only.link == kept.link
+    with pytest.raises(InputError, match=Path(path).name):
+        digest_only.payload  # noqa: B018 - the property is what is tested
+
+
+def test_verification_reports_the_same_links_when_none_is_kept(
+    signed: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept = verify(cli, "--json")
+    assert kept.code == 0, kept.out
+    monkeypatch.setattr(_links, "KEEP_ENVELOPE_BYTES", 0)
+    not_kept = verify(cli, "--json")
+    assert not_kept.code == 0, not_kept.out
+    a, b = json.loads(kept.out), json.loads(not_kept.out)
+    assert a["links"] == b["links"] and a["links"]  # file names and sha256 of every link
+    for step, link in b["links"].items():
+        on_disk = (signed / ".provenance" / "links" / link["file"]).read_bytes()
+        assert link["sha256"] == hashlib.sha256(on_disk).hexdigest(), step
