@@ -116,10 +116,16 @@ def test_payload_decoding_does_not_depend_on_pybase64(
     assert _outcome(data, monkeypatch, True) == _outcome(data, monkeypatch, False)
 
 
-def test_canonical_decoding_equals_binascii_on_random_text() -> None:
+@pytest.mark.parametrize("piece", [3, 6, 3 << 20])
+def test_canonical_decoding_equals_binascii_on_random_text(
+    piece: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the size of the pieces the result is encoded again in (one byte off anywhere
+    in the text is caught)."""
     import binascii
     import random
 
+    monkeypatch.setattr(dsse, "_CANONICAL_PIECE", piece)
     rnd = random.Random(7)
     alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ \n"
     for _ in range(3000):

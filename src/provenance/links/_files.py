@@ -72,8 +72,8 @@ def step_links(links_dir: str, step: str) -> list[str]:
 class VerifiedLink:
     """A link whose signature verified with `keyid`; `envelope` is the exact file content.
 
-    `envelope` is None when the reader chose not to keep it (`read_link(keep_envelope=False)`:
-    a million-artifact link file is ~150 MB); its digest was then taken when it was read.
+    `envelope` is None when the reader did not keep it (`read_link(..., digest=)`: a
+    million-artifact link file is ~150 MB); its digest was then taken when it was read.
     """
 
     file: str  # base name, e.g. train.1a2b3c4d.link
@@ -129,7 +129,7 @@ def read_link(
     data: bytes | None = None,
     envelope: dsse.ParsedEnvelope | None = None,
     sections: dict[bytes, Any] | None = None,
-    keep_envelope: bool = True,
+    digest: str | None = None,
 ) -> VerifiedLink | Rejected:
     """Read `path` and accept it only if one of `keys` (keyid -> Key) signed it.
 
@@ -137,10 +137,12 @@ def read_link(
     an error (LinkFormatError), an unsigned or foreign-signed one is merely rejected. A caller
     that already holds the file's bytes and their parsed `envelope` (from `read_envelope`)
     passes both, so the envelope is parsed once. `sections`: see `parse_link` (one dict for
-    all the links of one verification). `keep_envelope=False`: the returned link holds the
-    file's digest instead of its bytes.
+    all the links of one verification). A caller that passes `envelope` with the file's sha256
+    as `digest` instead of its bytes has let the bytes go (a large link): the returned link
+    then holds the digest only.
     """
-    if envelope is not None and data is not None:
+    raw: bytes | None
+    if envelope is not None and (data is not None or digest is not None):
         raw, env = data, envelope
     else:
         raw, env = read_envelope(path, data)
@@ -151,11 +153,9 @@ def read_link(
     if env.payload_type != dsse.IN_TOTO_PAYLOAD_TYPE:
         raise LinkFormatError(path, f"payload type '{env.payload_type}' is not in-toto")
     link = parse_link(env.payload, path, sections)
-    if keep_envelope:
-        return VerifiedLink(os.path.basename(path), good[0], raw, link)
-    return VerifiedLink(
-        os.path.basename(path), good[0], None, link, hashlib.sha256(raw).hexdigest()
-    )
+    if raw is None:
+        return VerifiedLink(os.path.basename(path), good[0], None, link, digest)
+    return VerifiedLink(os.path.basename(path), good[0], raw, link)
 
 
 def claimed_run_id(path: str) -> str | None:

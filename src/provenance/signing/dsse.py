@@ -154,8 +154,18 @@ def _b64_canonical(data: bytes, start: int, end: int) -> bytes | None:
         raw: bytes = fast.b64decode(memoryview(data)[start:end], validate=True)
     except (binascii.Error, ValueError):
         return None
-    encoded = fast.b64encode(raw)  # compared in place: no copy of the text
-    return raw if len(encoded) == end - start and data.startswith(encoded, start) else None
+    if (len(raw) + 2) // 3 * 4 != end - start:
+        return None
+    # Encoded again piece by piece and compared in place: no second copy of a large text.
+    view = memoryview(raw)
+    for at in range(0, len(raw), _CANONICAL_PIECE):
+        piece = fast.b64encode(view[at : at + _CANONICAL_PIECE])
+        if not data.startswith(piece, start + at // 3 * 4):
+            return None
+    return raw
+
+
+_CANONICAL_PIECE = 3 << 20  # a multiple of 3: the pieces' encodings join without padding
 
 
 @functools.cache

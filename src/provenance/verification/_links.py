@@ -6,6 +6,7 @@ parsed, the payload is validated field by field, and every artifact path must st
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import re
@@ -96,11 +97,12 @@ def load_chain(layout: Any, links_dir: str, names: dict[str, str]) -> tuple[Chai
         rejected: list[str] = []
         ignored: list[dict[str, str]] = []
         for path in step_links(links_dir, step.name):
+            raw: bytes | None
             raw, env = read_envelope(path)
-            keep = len(raw) <= KEEP_ENVELOPE_BYTES
-            got = read_link(
-                path, allowed, data=raw, envelope=env, sections=sections, keep_envelope=keep
-            )
+            digest = None
+            if len(raw) > KEEP_ENVELOPE_BYTES:  # only its digest is kept, taken now
+                digest, raw = hashlib.sha256(raw).hexdigest(), None
+            got = read_link(path, allowed, data=raw, envelope=env, sections=sections, digest=digest)
             if isinstance(got, Rejected):
                 why = _why_rejected(env, allowed, all_keys, names)
                 rejected.append(f"{got.file}: {why}")
