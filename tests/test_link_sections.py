@@ -257,6 +257,8 @@ def _with_materials(text: bytes) -> bytes:
         b"{" + _inner({"code/\\ud800": {"sha256": HEX}}) + b"," + K + b"}",  # lone surrogate
         b'{"a":' + b"{" + K + b"}" + b"}",  # the cached section nested as a value
         b"{" + ONE + b"," + K + b"," + ZED,  # no closing brace
+        b"{" + ONE + b"," + K,  # no closing brace: the cached text's last `}` would be taken
+        b"{" + K,
         b"{" + ONE + b"," + K[:-1] + b"," + ZED + b"}",  # a cut inside the cached text
     ],
 )
@@ -297,3 +299,39 @@ def test_random_extensions_match_the_whole_payload_parser(
 ) -> None:
     with pytest.MonkeyPatch.context() as monkeypatch:
         _same_extended(_with_materials(b"{" + separator.join(pieces) + b"}"), monkeypatch)
+
+
+def test_a_cached_section_ending_in_whitespace_is_not_cut_short() -> None:
+    """`{M} ` is a valid section; its inner text is not `M}`, so `{H,M},T}` (invalid JSON, with
+    T outside the products) is refused as the whole-payload parser refuses it."""
+    m = _inner(_big("data", 100))
+    payload = (
+        b'{"_type":"link","byproducts":{},"command":[],"environment":{},"materials":{'
+        + m
+        + b'} ,"name":"train","products":{'
+        + ONE
+        + b","
+        + m
+        + b"},"
+        + ZED
+        + b"}}"
+    )
+    with pytest.raises(LinkFormatError, match="not JSON"):
+        _model.parse_link(payload, "x.link", {})
+    with pytest.MonkeyPatch.context() as m_:
+        m_.setattr(_model, "_fast_parse", lambda *a: None)
+        with pytest.raises(LinkFormatError, match="not JSON"):
+            _model.parse_link(payload, "x.link", {})
+
+
+def test_only_the_most_recent_cached_sections_are_searched() -> None:
+    """A functionary signing many links cannot make reading quadratic: a section extending an
+    older cached one is parsed whole (the same result, its entries not shared)."""
+    sections, ingest = _primed()
+    for i in range(_model._EXTEND_CANDIDATES):  # newer, unrelated large sections
+        other = _big(f"o{i}", 60)  # large enough to be searched, shorter than the new one
+        _model.parse_link(_canonical(_link({}, other)), f"o{i}.link", sections)
+    materials = {"code/a": {"sha256": "cd" * 32}, **DATA}
+    link = _model.parse_link(_canonical(_link(materials, {})), "evaluate.link", sections)
+    assert link.materials == materials
+    assert link.materials["data/f00000"] is not ingest.products["data/f00000"]

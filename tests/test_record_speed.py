@@ -8,6 +8,8 @@ from importlib.metadata import distributions
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from provenance._fs import canonical_json
 from provenance.errors import ArtifactError
@@ -43,6 +45,30 @@ def test_artifact_json_in_many_chunks(monkeypatch) -> None:
     monkeypatch.setattr(hashing, "_JSON_STEP", 3)
     artifacts = packed(sorted(f"d{i % 5}/f{i}" for i in range(50)))
     assert artifacts.to_json() == canonical_json(artifacts.as_in_toto())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sets(
+        st.lists(
+            st.sampled_from(["a", "/", " ", "~", '"', "\\", "\x7f", "\x1f", "\x00", "é", "☃", "."]),
+            max_size=4,
+        ).map("".join),
+        max_size=12,
+    ),
+    st.integers(1, 5),
+)
+def test_artifact_json_with_and_without_escapes_equals_canonical_json(
+    names: set[str], step: int
+) -> None:
+    """Chunks of paths that need no escape take the interleaving path, the others json's
+    encoder: every mix of them gives exactly `canonical_json`."""
+    import provenance.hashing as hashing
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(hashing, "_JSON_STEP", step)
+        artifacts = packed(sorted(names))
+        assert artifacts.to_json() == canonical_json(artifacts.as_in_toto())
 
 
 def test_packed_set_refuses_a_digest_count_that_does_not_match() -> None:

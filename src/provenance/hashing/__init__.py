@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from json.encoder import encode_basestring_ascii
@@ -100,12 +101,28 @@ class ArtifactSet:
         out += b"{"
         paths, enc = self._paths, encode_basestring_ascii  # the encoder json.dumps uses
         for start in range(0, len(paths), _JSON_STEP):
+            chunk = paths[start : start + _JSON_STEP]
             hexed = self._packed[32 * start : 32 * (start + _JSON_STEP)].hex()
             if start:
                 out += b","
+            joined = "".join(chunk)
+            if (
+                joined.isascii()
+                and joined.isprintable()
+                and '"' not in joined
+                and "\\" not in joined
+            ):
+                # Nothing to escape (json's ASCII encoder only escapes `"`, `\\` and characters
+                # outside space..tilde): the entries are interleaved at C speed.
+                digests = [hexed[k : k + 64] for k in range(0, len(hexed), 64)]
+                parts = itertools.chain.from_iterable(
+                    zip(chunk, itertools.repeat(_MID), digests, itertools.repeat(_END))
+                )
+                out += b'"' + "".join(parts)[:-2].encode("ascii")  # no `,"` after the last
+                continue
             out += ",".join(
                 f'{enc(p)}:{{"sha256":"{hexed[64 * k : 64 * k + 64]}"}}'
-                for k, p in enumerate(paths[start : start + _JSON_STEP])
+                for k, p in enumerate(chunk)
             ).encode("ascii")
         out += b"}"
 
@@ -122,6 +139,7 @@ class ArtifactSet:
 
 
 _JSON_STEP = 8192  # entries encoded per chunk: bounded temporary strings
+_MID, _END = '":{"sha256":"', '"},"'  # between a path and its digest; after the digest
 
 
 def hash_artifacts(

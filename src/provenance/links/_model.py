@@ -7,6 +7,7 @@ recorder re-canonicalises the whole link several times).
 
 from __future__ import annotations
 
+import itertools
 import operator
 import re
 import secrets
@@ -160,6 +161,7 @@ _MATERIALS, _NAME, _PRODUCTS = b',"materials":{', b',"name":"', b',"products":{'
 _HOLE = secrets.token_hex(16)
 _HOLES = (f'"{_HOLE}-m"'.encode(), f'"{_HOLE}-p"'.encode())
 _MIN_SECTION = 4096  # smaller sections are parsed with the rest
+_EXTEND_CANDIDATES = 8  # cached sections a new one is searched for (the most recent)
 
 
 def _section_entries(doc: Any) -> int | None:
@@ -179,12 +181,27 @@ def _extended(
     """
     if len(text) < 2 or text[0] != ord("{") or text[-1] != ord("}"):
         return None
-    for known_text, known in sections.items():  # a handful: two per link read so far
-        inner = known_text[1:-1]
-        if not known or len(inner) < _MIN_SECTION or len(known_text) >= len(text):
-            continue  # (an empty one would split `{,K}` into two valid halves)
+    # Cached texts are whole JSON objects, but one may end in whitespace (`{M} `): its inner
+    # text must then not be taken as `M}`. An empty one would split `{,K}` into two valid
+    # halves. At most the most recent few are searched, so a functionary who signs many
+    # links cannot make this quadratic.
+    candidates = itertools.islice(
+        (
+            (known_text[1:-1], known)
+            for known_text, known in reversed(sections.items())
+            if known
+            and len(known_text) - 2 >= _MIN_SECTION
+            and len(known_text) < len(text)
+            and known_text[0] == ord("{")
+            and known_text[-1] == ord("}")
+        ),
+        _EXTEND_CANDIDATES,
+    )
+    for inner, known in candidates:
         at = text.find(inner, 1)
-        if at < 0:
+        # `text`'s own closing brace must lie outside the match: `{H,K` (no brace of its own)
+        # would otherwise borrow K's.
+        if at < 0 or at + len(inner) >= len(text):
             continue
         head, tail = text[1:at], text[at + len(inner) : -1]
         if (head and not head.endswith(b",")) or (tail and not tail.startswith(b",")):
