@@ -165,15 +165,15 @@ def load_chain(layout: Any, links_dir: str, names: dict[str, str]) -> tuple[Chai
     return chain, failures
 
 
+# Larger link files are not kept by the verified link (their digest is): a million-artifact
+# link is ~150 MB, and a pipeline has several.
+KEEP_ENVELOPE_BYTES = 64 << 20
+
 # What `unsafe_paths` could refuse, looked for in all paths at once (joined by NUL, which no
 # safe path holds): an empty path, a leading '/', a backslash, '//', a trailing '/', a '.' or
 # '..' segment (substring tests, in C; those with a dot only when "/." or NUL-dot is there), a
 # drive letter (a regex, run only when a ':' is there). Paths that pass this screen are safe;
 # otherwise `unsafe_paths` itself checks them one by one.
-# Larger link files are not kept by the verified link (their digest is): a million-artifact
-# link is ~150 MB, and a pipeline has several.
-KEEP_ENVELOPE_BYTES = 64 << 20
-
 _SUSPECT_PARTS = ("\x00\x00", "\x00/", "\\", "//", "/\x00")
 _DOT_PARTS = ("/./", "/../", "\x00./", "\x00../", "/.\x00", "/..\x00", "\x00.\x00", "\x00..\x00")
 _DRIVE = re.compile(r"\x00.:", re.S)
