@@ -102,7 +102,7 @@ class ArtifactSet:
         paths, enc = self._paths, encode_basestring_ascii  # the encoder json.dumps uses
         for start in range(0, len(paths), _JSON_STEP):
             chunk = paths[start : start + _JSON_STEP]
-            hexed = self._packed[32 * start : 32 * (start + _JSON_STEP)].hex()
+            packed = self._packed[32 * start : 32 * (start + _JSON_STEP)]
             if start:
                 out += b","
             joined = "".join(chunk)
@@ -114,12 +114,13 @@ class ArtifactSet:
             ):
                 # Nothing to escape (json's ASCII encoder only escapes `"`, `\\` and characters
                 # outside space..tilde): the entries are interleaved at C speed.
-                digests = [hexed[k : k + 64] for k in range(0, len(hexed), 64)]
+                digests = packed.hex(" ", 32).split(" ")  # 64 hex digits each, in C
                 parts = itertools.chain.from_iterable(
                     zip(chunk, itertools.repeat(_MID), digests, itertools.repeat(_END))
                 )
                 out += b'"' + "".join(parts)[:-2].encode("ascii")  # no `,"` after the last
                 continue
+            hexed = packed.hex()
             out += ",".join(
                 f'{enc(p)}:{{"sha256":"{hexed[64 * k : 64 * k + 64]}"}}'
                 for k, p in enumerate(chunk)

@@ -70,7 +70,7 @@ def dump_chunks(
     yield b'{"payload":"'
     view = memoryview(payload)
     fast = _pybase64() if len(view) > chunk else None  # (importing it costs ~2 ms)
-    encode = base64.b64encode if fast is None else fast.b64encode  # the same bytes, ~8x faster
+    encode = base64.b64encode if fast is None else fast.b64encode  # the same bytes, ~3x faster
     for start in range(0, len(view), chunk):
         yield encode(view[start : start + chunk])
     yield b'","payloadType":' + canonical_json(payload_type)
