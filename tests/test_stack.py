@@ -257,6 +257,28 @@ def test_stop_never_signals_a_reused_pid(tmp_path: Path) -> None:
     assert not session_pids(real.pid)
 
 
+def test_a_freshly_spawned_process_is_recognised_at_once(tmp_path: Path) -> None:
+    """spawn returns only after exec has finished: an identity check made right away (while
+    the kernel could still be setting up the new program's arguments) sees our own process."""
+    from provenance.stack import _proc
+
+    spawned = []
+    try:
+        for _ in range(100):
+            p = _proc.spawn(
+                ["sleep", "60"],
+                env={"PATH": os.environ["PATH"]},
+                log=tmp_path / "log",
+                cwd=tmp_path,
+            )
+            spawned.append(p)
+            assert Path(f"/proc/{p.pid}/cmdline").read_bytes() == b"sleep\x0060\x00"
+            assert _proc.is_alive(p)
+    finally:
+        for p in spawned:
+            assert _proc.stop(p, timeout=5)
+
+
 def test_postgres_binaries_are_runnable_by_the_server_user(tmp_path: Path) -> None:
     """As root the server runs as `nobody`: a wheel inside an untraversable folder is copied
     into D, keeping its layout; otherwise the binaries are used where they are."""

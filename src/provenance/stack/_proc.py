@@ -102,12 +102,30 @@ def spawn(
             close_fds=True,
             **extra,
         )
+    _await_exec(proc.pid)
     try:
         created = psutil.Process(proc.pid).create_time()
     except psutil.NoSuchProcess:
         created = 0.0
     # The Popen handle is dropped on purpose: the process outlives this command.
     return Proc(proc.pid, created, tuple(argv), start_token(proc.pid))
+
+
+def _await_exec(pid: int, timeout: float = 10.0) -> None:
+    """Wait until the kernel has finished exec'ing `pid` (its command line is readable).
+
+    Popen returns once the child's close-on-exec pipe closes, which happens inside execve
+    before the new program's arguments are set up: for that short window /proc/<pid>/cmdline
+    is empty, and an identity check made then would call our own fresh process a stranger.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes():
+                return
+        except OSError:
+            return  # gone (or no /proc): nothing to wait for
+        time.sleep(0.001)
 
 
 def reap(pid: int) -> None:
