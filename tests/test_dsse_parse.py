@@ -144,3 +144,148 @@ def test_canonical_decoding_equals_binascii_on_random_text(
         got = dsse._b64_canonical(framed, 2, len(framed) - 1)
         if got is not None:
             assert got == binascii.a2b_base64(bytes(text), strict_mode=True)
+
+
+# --- large envelopes read in pieces ------------------------------------------------------------
+# `read_large` decodes the payload straight into the PAE buffer, a piece of the file at a time.
+# Whatever it accepts must be exactly what reading the whole file gives (payload, type,
+# signatures, and the digest of the very bytes read); anything unusual returns None, and the
+# whole-file path then decides.
+
+
+def _large_outcome(
+    tmp_path, data: bytes, monkeypatch: pytest.MonkeyPatch, piece: int
+) -> tuple[object, object]:
+    import hashlib
+
+    path = tmp_path / "x.link"
+    path.write_bytes(data)
+    with monkeypatch.context() as m:
+        m.setattr(dsse, "_PIECE", piece)
+        try:
+            got = dsse.read_large(str(path), "link")
+        except InputError as exc:
+            got = str(exc)
+    try:
+        whole = dsse.parse(data, str(path), "link")
+        expected: object = (whole.payload, whole.payload_type, whole.signatures)
+    except InputError as exc:
+        expected = str(exc)
+    if isinstance(got, tuple):
+        env, digest = got
+        assert digest == hashlib.sha256(data).hexdigest()
+        return (env.payload, env.payload_type, env.signatures), expected
+    return got, expected
+
+
+@pytest.mark.parametrize("piece", [4, 8, 12, 4096, 4 << 20])
+def test_a_large_envelope_read_in_pieces_equals_the_whole_read(
+    tmp_path, piece: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for payload in (PAYLOAD, PAYLOAD + b"x", PAYLOAD + b"xy", b""):
+        data = envelope(payload=base64.b64encode(payload).decode())
+        got, expected = _large_outcome(tmp_path, data, monkeypatch, piece)
+        assert got == expected and isinstance(got, tuple) and got[0] == payload
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        CHUNK[:-1] + b"B",  # trailing bits set: not canonical
+        CHUNK + b"QR==",
+        CHUNK + b"QQ==QQ==",  # padding in the middle
+        CHUNK[:8] + b"QQ==" + CHUNK[8:],  # padding at a piece's end, mid-string
+        CHUNK + b"Q===",
+        CHUNK + b"\\n",  # an escape
+        CHUNK[:4000] + b" " + CHUNK[4000:],
+        CHUNK + b"QQ",  # unpadded
+        CHUNK.replace(b"+", b"-"),  # URL-safe
+        CHUNK + b'"',  # the string ends early: the rest is not JSON
+    ],
+)
+def test_odd_payloads_in_pieces_fall_back_or_agree(
+    tmp_path, text: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = envelope(payload="X").replace(b'"X"', b'"' + text + b'"', 1)
+    for piece in (4, 8, 4096):
+        got, expected = _large_outcome(tmp_path, data, monkeypatch, piece)
+        assert got is None or got == expected, (piece, got)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        envelope()[:-1],  # truncated: no closing brace
+        envelope()[: len(envelope()) // 2],  # cut inside the payload: no end to the string
+        envelope(payloadType=5),
+        envelope(signatures="x"),
+        envelope() + b"x",
+        envelope().replace(b'"payloadType"', b'"payload":"","payloadType"'),  # a second payload
+        json.dumps({"payloadType": dsse.IN_TOTO_PAYLOAD_TYPE, "payload": B64}).encode(),
+        b'{"payload":"' + B64.encode() + b'"' + b" " * 70 + b',"payloadType":"x","signatures":[]}',
+    ],
+)
+def test_malformed_large_envelopes_never_pass_in_pieces(
+    tmp_path, data: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    got, expected = _large_outcome(tmp_path, data, monkeypatch, 8)
+    assert got is None or got == expected
+
+
+def test_a_large_envelope_verifies_over_the_pae_built_while_reading(tmp_path) -> None:
+    """The signature is checked over the buffer the payload was decoded into; the payload is
+    then that buffer with its header taken off (no copy), and a changed byte fails."""
+    from provenance.signing import generate, load_public_key, load_signer
+
+    generate("k", str(tmp_path))
+    signer = load_signer(str(tmp_path / "k"))
+    key = load_public_key(str(tmp_path / "k.pub"))
+    payload = bytearray(PAYLOAD)
+    data = b"".join(dsse.dump_chunks(payload, [dsse.sign_detached(payload, signer)]))
+    path = tmp_path / "x.link"
+    path.write_bytes(data)
+    got = dsse.read_large(str(path), "link")
+    assert got is not None
+    env, _ = got
+    assert env.verified_keyids({key.keyid: key}) == [key.keyid]
+    buffer = env.payload_buffer
+    assert isinstance(buffer, bytearray) and buffer == PAYLOAD
+    assert env.payload_buffer is buffer  # the header went once, in place
+    assert env.verified_keyids({key.keyid: key}) == [key.keyid]  # still verifies afterwards
+    tampered = bytearray(data)
+    tampered[40] ^= 1 if tampered[40] != ord("A") else 2
+    path.write_bytes(tampered)
+    bad = dsse.read_large(str(path), "link")
+    assert bad is None or bad[0].verified_keyids({key.keyid: key}) == []
+
+
+def test_a_large_read_refuses_what_the_whole_read_refuses(tmp_path) -> None:
+    """Not a regular file, missing, or over the size limit: the same named refusals."""
+    import os
+
+    fifo = tmp_path / "fifo.link"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="not a regular file"):
+        dsse.read_large(str(fifo), "link")
+    with pytest.raises(InputError, match="not found"):
+        dsse.read_large(str(tmp_path / "missing.link"), "link")
+
+
+def test_random_edits_of_a_large_envelope_never_disagree_with_the_whole_read(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import random
+
+    rnd = random.Random(11)
+    alphabet = b'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ \n"\\{},:'
+    for _ in range(300):
+        raw = rnd.randbytes(rnd.randint(0, 60))
+        data = bytearray(envelope(payload=base64.b64encode(raw).decode(), signatures=[]))
+        for _ in range(rnd.choice([0, 1, 2])):
+            at = rnd.randint(0, len(data) - 1)
+            if rnd.random() < 0.5:
+                data[at] = rnd.choice(alphabet)
+            else:
+                data[at:at] = bytes([rnd.choice(alphabet)])
+        got, expected = _large_outcome(tmp_path, bytes(data), monkeypatch, rnd.choice([4, 8]))
+        assert got is None or got == expected, bytes(data)

@@ -53,3 +53,32 @@ def test_verification_reports_the_same_links_when_none_is_kept(
     for step, link in b["links"].items():
         on_disk = (signed / ".provenance" / "links" / link["file"]).read_bytes()
         assert link["sha256"] == hashlib.sha256(on_disk).hexdigest(), step
+
+
+def _in_pieces(cli, monkeypatch: pytest.MonkeyPatch):
+    with monkeypatch.context() as m:
+        m.setattr(_links, "KEEP_ENVELOPE_BYTES", 0)
+        m.setattr(dsse, "_PIECE", 64)
+        return verify(cli, "--json")
+
+
+def test_links_read_in_pieces_verify_and_fail_alike(
+    signed: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every link read a few bytes at a time (its payload decoded into the signed buffer): the
+    same verdict and links, and a payload changed after signing is refused the same way."""
+    kept = verify(cli, "--json")
+    streamed = _in_pieces(cli, monkeypatch)
+    assert kept.code == streamed.code == 0, streamed.out
+    assert json.loads(kept.out)["links"] == json.loads(streamed.out)["links"]
+
+    path, _ = _link_and_key(signed)
+    data = bytearray(Path(path).read_bytes())
+    at = data.index(b'"payload":"') + 200
+    data[at] = ord("B") if data[at] != ord("B") else ord("C")  # still base64, payload changed
+    Path(path).write_bytes(bytes(data))
+    whole = verify(cli, "--json")
+    pieces = _in_pieces(cli, monkeypatch)
+    assert whole.code == pieces.code == 1, pieces.out
+    a, b = json.loads(whole.out), json.loads(pieces.out)
+    assert a["failures"] == b["failures"] and "changed after it was signed" in pieces.out

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from provenance.errors import LinkFormatError
 from provenance.links import _model
+from provenance.links._artifacts import ArtifactMap
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 HEX = "ab" * 32
@@ -43,6 +44,7 @@ def _link(materials: Any, products: Any, **extra: Any) -> dict[str, Any]:
 def _outcome(payload: bytes, *, fast: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
     with monkeypatch.context() as m:
         m.setattr(_model, "_MIN_SECTION", 0)  # small test payloads take the section path too
+        m.setattr(_model, "_CHUNK", 40)  # and are parsed in many pieces
         if not fast:
             m.setattr(_model, "_fast_parse", lambda *a: None)
         try:
@@ -71,7 +73,9 @@ def test_canonical_link_takes_the_section_path_and_shares_equal_sections() -> No
     second = _model.parse_link(train, "train.link", sections)
     assert first.products == data and second.materials == data
     assert second.materials is first.products  # parsed once, shared
-    assert any(len(text) > 4096 for text in sections)  # the section path was taken
+    # the section path was taken: parsed in pieces, cached by digest as a compact map
+    assert isinstance(first.products, ArtifactMap)
+    assert any(c.artifacts is first.products for c in sections.values())
     # one byte differs: not the cached section
     changed = dict(data, **{"data/f00000": {"sha256": "cd" * 32}})
     third = _model.parse_link(_canonical(_link(changed, {})), "evaluate.link", sections)
@@ -195,6 +199,7 @@ def _same_extended(payload: bytes, monkeypatch: pytest.MonkeyPatch) -> Any:
     """`payload` read after ingest's link (cache primed) equals the whole-payload parse."""
     with monkeypatch.context() as m:
         m.setattr(_model, "_MIN_SECTION", 0)
+        m.setattr(_model, "_CHUNK", 40)
         sections, _ = _primed()
         try:
             fast = _model.parse_link(payload, "x.link", sections)
@@ -219,7 +224,8 @@ def test_a_section_extending_a_cached_one_shares_its_entries() -> None:
         assert link.materials == materials
         assert list(link.materials) == sorted(materials)  # the document's order
         assert link.materials is not ingest.products
-        assert all(link.materials[p] is ingest.products[p] for p in DATA)  # shared, not parsed
+        shared = ingest.products.parts[0]
+        assert any(part is shared for part in link.materials.parts)  # shared, not parsed
 
 
 def _inner(section: dict[str, Any]) -> bytes:
@@ -334,4 +340,4 @@ def test_only_the_most_recent_cached_sections_are_searched() -> None:
     materials = {"code/a": {"sha256": "cd" * 32}, **DATA}
     link = _model.parse_link(_canonical(_link(materials, {})), "evaluate.link", sections)
     assert link.materials == materials
-    assert link.materials["data/f00000"] is not ingest.products["data/f00000"]
+    assert all(part is not ingest.products.parts[0] for part in link.materials.parts)

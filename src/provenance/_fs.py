@@ -17,7 +17,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from provenance.errors import InputError, OutputError
@@ -44,6 +44,40 @@ def read_bounded(
     Only regular files are read: a FIFO, socket or device given as input is refused by name
     without blocking on it (opened non-blocking, checked with fstat before any read).
     """
+    fd = _open_regular(path, what, error)
+    try:
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(limit + 1)
+    except OSError as exc:
+        raise error(path, f"cannot read {what}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise error(path, f"{what} is larger than {limit} bytes")
+    return data
+
+
+def read_chunks(
+    path: str, limit: int, chunk: int, what: str = "file", error: type[InputError] = InputError
+) -> Iterator[bytes]:
+    """`read_bounded`, a chunk at a time: the whole file is never in memory at once."""
+    fd = _open_regular(path, what, error)
+    total = 0
+    try:
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            while piece := f.read(chunk):
+                total += len(piece)
+                if total > limit:
+                    raise error(path, f"{what} is larger than {limit} bytes")
+                yield piece
+    except OSError as exc:
+        raise error(path, f"cannot read {what}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def _open_regular(path: str, what: str, error: type[InputError]) -> int:
+    """A blocking descriptor of `path`, refused by name unless it is a regular file."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
@@ -59,15 +93,13 @@ def read_bounded(
         if not stat.S_ISREG(mode):
             raise error(path, f"{what} is not a regular file ({_kind(mode)})")
         os.set_blocking(fd, True)
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(limit + 1)
     except OSError as exc:
-        raise error(path, f"cannot read {what}: {exc.strerror}") from None
-    finally:
         os.close(fd)
-    if len(data) > limit:
-        raise error(path, f"{what} is larger than {limit} bytes")
-    return data
+        raise error(path, f"cannot read {what}: {exc.strerror}") from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _kind(mode: int) -> str:

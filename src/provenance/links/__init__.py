@@ -4,6 +4,7 @@ Every part of ml-provenance that needs a link (record, verification, slsa, gate)
 this package; nothing else opens a link file.
 """
 
+from provenance.links._artifacts import ArtifactMap, membership, sha256_getter, shas_of
 from provenance.links._files import (
     FILE_RE,
     Rejected,
@@ -19,6 +20,7 @@ from provenance.links._files import (
 from provenance.links._model import LinkData, link_payload
 
 __all__ = [
+    "ArtifactMap",
     "FILE_RE",
     "LinkData",
     "Rejected",
@@ -27,8 +29,11 @@ __all__ = [
     "link_filename",
     "link_payload",
     "list_links",
+    "membership",
     "read_envelope",
     "read_link",
+    "sha256_getter",
+    "shas_of",
     "step_links",
     "write_link",
 ]

@@ -152,7 +152,7 @@ def read_link(
         return Rejected(os.path.basename(path), f"no valid signature by a trusted key ({claimed})")
     if env.payload_type != dsse.IN_TOTO_PAYLOAD_TYPE:
         raise LinkFormatError(path, f"payload type '{env.payload_type}' is not in-toto")
-    link = parse_link(env.payload, path, sections)
+    link = parse_link(env.payload_buffer, path, sections)
     if raw is None:
         return VerifiedLink(os.path.basename(path), good[0], None, link, digest)
     return VerifiedLink(os.path.basename(path), good[0], raw, link)

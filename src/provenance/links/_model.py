@@ -7,6 +7,7 @@ recorder re-canonicalises the whole link several times).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import operator
 import re
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 
 from provenance._fs import canonical_json, load_json_bounded, load_json_plain
 from provenance.errors import LinkFormatError
+from provenance.links._artifacts import ArtifactMap
 
 
 class JsonWriter(Protocol):
@@ -92,8 +94,8 @@ class LinkData:
 
     name: str
     command: list[str]
-    materials: dict[str, dict[str, str]]
-    products: dict[str, dict[str, str]]
+    materials: Mapping[str, Mapping[str, str]]  # an ArtifactMap for a plain section
+    products: Mapping[str, Mapping[str, str]]
     byproducts: dict[str, Any]
     environment: dict[str, Any]
 
@@ -126,11 +128,11 @@ def _plain(value: Any) -> bool:
     return {str} == set(map(type, shas)) and _all_hex64("\n".join(shas), len(shas))
 
 
-def _artifacts(value: Any, what: str, path: str) -> dict[str, dict[str, str]]:
+def _artifacts(value: Any, what: str, path: str) -> Mapping[str, Mapping[str, str]]:
     if not isinstance(value, dict):
         raise LinkFormatError(path, f"{what} must be an object")
     if _plain(value):
-        return value
+        return ArtifactMap(_shas(value))
     # Anything else is checked entry by entry.
     hex64 = _HEX64.match
     for name, digests in value.items():
@@ -154,90 +156,178 @@ def _artifacts(value: Any, what: str, path: str) -> dict[str, dict[str, str]]:
 # is parsed with a random placeholder string in each hole, and each section on its own. If the
 # placeholders come back as the top-level `materials` and `products`, each hole was exactly the
 # value of that key (JSON values do not depend on their context), so the combination is what
-# parsing the whole payload gives. Sections are cached by their bytes across the links of one
-# verification: a step's materials are usually the products of the step before, parsed once.
-# Anything unusual takes the whole-payload path, which names what is wrong.
+# parsing the whole payload gives. Anything unusual takes the whole-payload path, which names
+# what is wrong.
+#
+# A large section is parsed in pieces cut before a `"},"` (where one plain entry ends and the
+# next begins), each piece as an object of its own: if every piece is a valid object, the
+# section is exactly their members in order (JSON's grammar is unambiguous), so a cut inside a
+# string (a path may contain `"},"`) only ever makes a piece invalid, and the whole section is
+# then parsed at once. Only one piece's dicts exist at a time; the section is kept as an
+# `ArtifactMap`. Sections are cached across the links of one verification by the sha256 of
+# their text: a step's materials are usually the products of the step before, parsed once.
 _MATERIALS, _NAME, _PRODUCTS = b',"materials":{', b',"name":"', b',"products":{'
 _HOLE = secrets.token_hex(16)
 _HOLES = (f'"{_HOLE}-m"'.encode(), f'"{_HOLE}-p"'.encode())
 _MIN_SECTION = 4096  # smaller sections are parsed with the rest
 _EXTEND_CANDIDATES = 8  # cached sections a new one is searched for (the most recent)
+_CHUNK = 4 << 20  # bytes of a section parsed at once
+_ENTRY_END = b'"},"'
+_HEAD = 256  # bytes of a cached section's text a longer one is searched for
+_MAX_PARTS = 8  # an extension of extensions beyond this is flattened into one dict
+
+Buffer = bytes | bytearray
+
+
+@dataclass(frozen=True)
+class _Cached:
+    """A parsed section, found again by the sha256 of its inner text (without the braces)."""
+
+    length: int  # of the inner text
+    head: bytes  # its first bytes
+    artifacts: ArtifactMap
 
 
 def _section_entries(doc: Any) -> int | None:
     return 2 * len(doc) if _plain(doc) else None
 
 
+def _shas(doc: dict[str, dict[str, str]]) -> dict[str, str]:
+    return dict(zip(doc, map(_SHA256, doc.values()), strict=True))
+
+
+def _parse_pieces(buf: Buffer, start: int, stop: int) -> dict[str, str] | None:
+    """The members in `buf[start:stop]` (a section's text without its braces) as path -> hex,
+    parsed a piece at a time; None unless every piece is a plain object and no key repeats."""
+    view = memoryview(buf)
+    shas: dict[str, str] = {}
+    total = 0
+    while True:
+        cut = buf.find(_ENTRY_END, start + _CHUNK, stop) if start + _CHUNK < stop else -1
+        end = stop if cut < 0 else cut + 2
+        doc = load_json_plain(b"{" + view[start:end] + b"}", _section_entries)
+        if doc is None or (not doc and (end > start or total)):
+            return None  # not a member list (`{,` or `,,`): the whole parse says what is wrong
+        total += len(doc)
+        shas.update(_shas(doc))
+        if cut < 0:
+            break
+        start = end + 1  # past the comma
+    return shas if len(shas) == total else None
+
+
+def _plain_section(buf: Buffer, start: int, stop: int) -> ArtifactMap | None:
+    """`buf[start:stop]` (`{…}`) as an ArtifactMap when it is a plain section, else None."""
+    if stop - start < 2 or buf[start] != ord("{") or buf[stop - 1] != ord("}"):
+        return None
+    shas = _parse_pieces(buf, start + 1, stop - 1)
+    return None if shas is None else ArtifactMap(shas)
+
+
 def _extended(
-    text: bytes, sections: dict[bytes, dict[str, dict[str, str]]]
-) -> dict[str, dict[str, str]] | None:
-    """`text` as a cached section with entries before and/or after it, or None.
+    buf: Buffer, start: int, stop: int, sections: dict[bytes, _Cached]
+) -> ArtifactMap | None:
+    """`buf[start:stop]` as a cached section with entries before and/or after it, or None.
 
     A step's materials are often an earlier step's products plus its code and configuration,
-    which sort before or after the data. If `text` is `{H,K,T}` where `{K}` is a cached section
-    and `{H}` and `{T}` each parse as plain sections on their own, `text` is the object whose
-    members are those of H, K and T in that order (each piece is a whole member list, so no
-    string or value spans a cut); only H and T are parsed, K's entries are shared.
+    which sort before or after the data. If the text is `{H,K,T}` where `K` is a cached
+    section's inner text (found by its first bytes, confirmed by its digest) and `{H}` and
+    `{T}` each parse as plain sections on their own, the text is the object whose members are
+    those of H, K and T in that order (each piece is a whole member list, so no string or value
+    spans a cut); only H and T are parsed, K's part is shared.
     """
-    if len(text) < 2 or text[0] != ord("{") or text[-1] != ord("}"):
+    if stop - start < 2 or buf[start] != ord("{") or buf[stop - 1] != ord("}"):
         return None
-    # Cached texts are whole JSON objects, but one may end in whitespace (`{M} `): its inner
-    # text must then not be taken as `M}`. An empty one would split `{,K}` into two valid
-    # halves. At most the most recent few are searched, so a functionary who signs many
-    # links cannot make this quadratic.
+    # At most the most recent few are searched, so a functionary who signs many links cannot
+    # make this quadratic.
     candidates = itertools.islice(
         (
-            (known_text[1:-1], known)
-            for known_text, known in reversed(sections.items())
-            if known
-            and len(known_text) - 2 >= _MIN_SECTION
-            and len(known_text) < len(text)
-            and known_text[0] == ord("{")
-            and known_text[-1] == ord("}")
+            (digest, known)
+            for digest, known in reversed(sections.items())
+            if known.artifacts and _MIN_SECTION <= known.length < stop - start - 2
         ),
         _EXTEND_CANDIDATES,
     )
-    for inner, known in candidates:
-        at = text.find(inner, 1)
-        # `text`'s own closing brace must lie outside the match: `{H,K` (no brace of its own)
-        # would otherwise borrow K's.
-        if at < 0 or at + len(inner) >= len(text):
-            continue
-        head, tail = text[1:at], text[at + len(inner) : -1]
-        if (head and not head.endswith(b",")) or (tail and not tail.startswith(b",")):
-            continue
-        pieces: list[dict[str, dict[str, str]]] = []
-        for cut, piece in ((head, head[:-1]), (tail, tail[1:])):
-            parsed = load_json_plain(b"{" + piece + b"}", _section_entries) if cut else {}
-            if parsed is None or (cut and not parsed):
-                # Not a member list (`{ ,K}` has an empty one): the whole section is parsed
-                # and says what is wrong with it.
-                return None
-            pieces.append(parsed)
-        before, after = pieces
-        joined = {**before, **known, **after}
-        # A key in two pieces is a duplicate key of the whole section: refused there, by name.
-        return joined if len(joined) == len(before) + len(known) + len(after) else None
+    view = memoryview(buf)
+    for digest, known in candidates:
+        at = buf.find(known.head, start + 1, stop - 1)
+        for _ in range(4):  # the first few places its first bytes occur
+            if at < 0:
+                break
+            end = at + known.length
+            # The text's own closing brace must lie outside the match, commas around it.
+            if (
+                end <= stop - 1
+                and (at == start + 1 or buf[at - 1] == ord(","))
+                and (end == stop - 1 or buf[end] == ord(","))
+                and hashlib.sha256(view[at:end]).digest() == digest
+            ):
+                return _join(buf, (start + 1, at - 1), known.artifacts, (end + 1, stop - 1))
+            at = buf.find(known.head, at + 1, stop - 1)
     return None
 
 
+def _join(
+    buf: Buffer, head: tuple[int, int], known: ArtifactMap, tail: tuple[int, int]
+) -> ArtifactMap | None:
+    pieces: list[dict[str, str]] = []
+    for a, b in (head, tail):
+        if b < a:  # nothing on this side (no comma either)
+            pieces.append({})
+            continue
+        shas = _parse_pieces(buf, a, b)
+        if not shas:
+            # Not a member list (`{ ,K}` has an empty one): the whole section is parsed and
+            # says what is wrong with it.
+            return None
+        pieces.append(shas)
+    before, after = pieces
+    # A key in two pieces is a duplicate key of the whole section: refused there, by name.
+    if any(map(known.__contains__, before)) or any(map(known.__contains__, after)):
+        return None
+    if any(map(before.__contains__, after)):
+        return None
+    parts = (before, *known.parts, after)
+    if len(parts) > _MAX_PARTS:
+        flat: dict[str, str] = {}
+        for part in parts:
+            flat.update(part)
+        parts = (flat,)
+    return ArtifactMap(*parts)
+
+
+def _section(
+    buf: Buffer, start: int, stop: int, sections: dict[bytes, _Cached]
+) -> ArtifactMap | None:
+    """The section `buf[start:stop]`, from the cache, as an extension, or parsed; None if it
+    is not a plain `{…}` section."""
+    if stop - start < 2 or buf[start] != ord("{") or buf[stop - 1] != ord("}"):
+        return None
+    inner = memoryview(buf)[start + 1 : stop - 1]
+    digest = hashlib.sha256(inner).digest()
+    cached = sections.get(digest)
+    if cached is not None:
+        return cached.artifacts
+    found = _extended(buf, start, stop, sections) or _plain_section(buf, start, stop)
+    if found is not None:
+        sections[digest] = _Cached(len(inner), bytes(inner[:_HEAD]), found)
+    return found
+
+
 def _fast_parse(
-    payload: bytes, path: str, sections: dict[bytes, dict[str, dict[str, str]]]
+    payload: Buffer, path: str, sections: dict[bytes, _Cached]
 ) -> dict[str, Any] | None:
     m = payload.find(_MATERIALS)
     n = payload.find(_NAME, m) if m >= 0 else -1
     p = payload.find(_PRODUCTS, n) if n >= 0 else -1
     if p < 0 or not payload.endswith(b"}") or max(n - m, len(payload) - p) < _MIN_SECTION:
         return None
-    cut = (payload[m + len(_MATERIALS) - 1 : n], payload[p + len(_PRODUCTS) - 1 : -1])
+    spans = ((m + len(_MATERIALS) - 1, n), (p + len(_PRODUCTS) - 1, len(payload) - 1))
     parsed = []
-    for text in cut:
-        section = sections.get(text)
+    for a, b in spans:
+        section = _section(payload, a, b, sections)
         if section is None:
-            section = _extended(text, sections) or load_json_plain(text, _section_entries)
-            if section is None:
-                return None
-            sections[text] = section
+            return None
         parsed.append(section)
     rest = b"".join(
         (
@@ -262,19 +352,17 @@ def _fast_parse(
     return doc
 
 
-def parse_link(
-    payload: bytes, path: str, sections: dict[bytes, dict[str, dict[str, str]]] | None = None
-) -> LinkData:
+def parse_link(payload: Buffer, path: str, sections: dict[bytes, Any] | None = None) -> LinkData:
     """Validate a link payload whose signature was already checked; errors name `path`.
 
-    `sections` caches parsed artifact sections by their bytes; a caller verifying several
-    links passes one dict to all of them, and must not change what it holds.
+    `sections` caches parsed artifact sections by the digest of their text; a caller verifying
+    several links passes one (initially empty) dict to all of them and never changes it.
     """
     data = _fast_parse(payload, path, {} if sections is None else sections)
     checked = data is not None  # its artifact sections are known to be plain
     if data is None:
         # Bounded: absurd numbers, NaN, duplicate keys and deep nesting are refused.
-        data = load_json_bounded(payload, path, what="link payload", error=LinkFormatError)
+        data = load_json_bounded(bytes(payload), path, what="link payload", error=LinkFormatError)
     if not isinstance(data, dict) or data.get("_type") != "link":
         raise LinkFormatError(path, "payload is not an in-toto link (_type must be 'link')")
     name, command = data.get("name"), data.get("command", [])

@@ -80,7 +80,11 @@ class Lineage:
 
 
 def _shas(artifacts: Any) -> dict[str, str]:
-    if not isinstance(artifacts, dict):
+    from provenance.links import ArtifactMap
+
+    if isinstance(artifacts, ArtifactMap):
+        return dict(artifacts.shas())
+    if not isinstance(artifacts, dict):  # decoded for display only: anything may be there
         return {}
     return {
         str(p): str(d["sha256"])

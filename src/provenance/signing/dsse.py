@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import hashlib
 import re
 import sys
 from collections.abc import Iterator
 from typing import Any
 
-from provenance._fs import canonical_json, load_json_bounded, read_bounded
+from provenance._fs import canonical_json, load_json_bounded, read_bounded, read_chunks
 from provenance.errors import InputError
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -81,12 +82,40 @@ class ParsedEnvelope:
     """A structurally valid DSSE envelope whose signatures have not been checked yet."""
 
     def __init__(
-        self, payload: bytes, payload_type: str, signatures: list[tuple[str, str]], path: str
+        self,
+        payload: bytes | bytearray,
+        payload_type: str,
+        signatures: list[tuple[str, str]],
+        path: str,
+        *,
+        pae_header: int = 0,
     ):
-        self.payload = payload
+        # With `pae_header` (a large envelope read in pieces), `payload` is the whole PAE and
+        # the payload its tail: the signature is checked over the buffer as it is, and reading
+        # `payload` takes the header off in place, so the payload never exists twice.
+        self._buffer = payload
+        self._header = pae_header
         self.payload_type = payload_type
         self.signatures = signatures  # (keyid, hex signature)
         self.path = path
+
+    @property
+    def payload(self) -> bytes:
+        """The payload bytes (a copy, for an envelope read in pieces: see `payload_buffer`)."""
+        buffer = self.payload_buffer
+        return buffer if isinstance(buffer, bytes) else bytes(buffer)
+
+    @property
+    def payload_buffer(self) -> bytes | bytearray:
+        """The payload as held (no copy).
+
+        For an envelope read in pieces: the PAE buffer with its header taken off in place.
+        """
+        if self._header:
+            assert isinstance(self._buffer, bytearray)
+            del self._buffer[: self._header]  # O(1): CPython moves the buffer's start
+            self._header = 0
+        return self._buffer
 
     @property
     def keyids(self) -> list[str]:
@@ -101,13 +130,32 @@ class ParsedEnvelope:
 
         if not keys:
             return []
-        env = Envelope(
-            self.payload, self.payload_type, {k: Signature(k, s) for k, s in self.signatures}
+        signatures = {k: Signature(k, s) for k, s in self.signatures}
+        env = (
+            _prepared_envelope()(self._buffer, self.payload_type, signatures)
+            if self._header
+            else Envelope(self.payload, self.payload_type, signatures)
         )
         try:
             return sorted(env.verify(list(keys.values()), 1))
         except VerificationError:
             return []
+
+
+@functools.cache
+def _prepared_envelope() -> type:
+    """The Envelope class of securesystemslib, verified over a PAE built while reading."""
+    from securesystemslib.dsse import Envelope
+
+    class Prepared(Envelope):
+        def __init__(self, pae: bytearray, payload_type: str, signatures: Any) -> None:
+            super().__init__(b"", payload_type, signatures)
+            self._prepared = pae
+
+        def pae(self) -> bytearray:  # type: ignore[override]  # any buffer verifies
+            return self._prepared
+
+    return Prepared
 
 
 # An envelope that opens with its payload (ours, sorted keys) spelled in standard base64: the
@@ -185,6 +233,13 @@ def parse(data: bytes, path: str, what: str = "envelope") -> ParsedEnvelope:
     if len(data) > MAX_ENVELOPE_BYTES:
         raise InputError(path, f"larger than {MAX_ENVELOPE_BYTES} bytes")
     doc, cut = _load(data, path, what)
+    return _envelope(doc, cut, path, what)
+
+
+def _envelope(
+    doc: Any, cut: bytes | bytearray | None, path: str, what: str, pae_header: int = 0
+) -> ParsedEnvelope:
+    """The checked fields of envelope document `doc` (its payload already decoded: `cut`)."""
     if not isinstance(doc, dict) or not {"payload", "payloadType", "signatures"} <= doc.keys():
         if isinstance(doc, dict) and "signed" in doc:
             fix = (
@@ -215,7 +270,90 @@ def parse(data: bytes, path: str, what: str = "envelope") -> ParsedEnvelope:
         if any(k == keyid for k, _ in signatures):
             raise InputError(path, f"DSSE envelope has two signatures for key {keyid[:8]}")
         signatures.append((keyid, _b64(s["sig"], path, "signature").hex()))
-    return ParsedEnvelope(raw, ptype, signatures, path)
+    return ParsedEnvelope(raw, ptype, signatures, path, pae_header=pae_header)
+
+
+def read_large(path: str, what: str = "envelope") -> tuple[ParsedEnvelope, str] | None:
+    """A large envelope read a piece at a time, and the sha256 of its bytes.
+
+    The payload's base64 is decoded straight into the buffer the signature is checked over
+    (its PAE), so neither the whole file nor a second copy of the payload is ever held: a
+    million-artifact link is ~150 MB of base64 around ~115 MB of payload. Everything comes
+    from one read of the file, so the digest is of exactly the bytes that were decoded. None
+    when the envelope does not open with a payload in canonical standard base64: the caller
+    then reads it whole (`parse`), which names any problem.
+    """
+    fast = _pybase64()
+    if fast is None or sys.version_info < (3, 11):
+        return None
+    digest = hashlib.sha256()
+    chunks = read_chunks(path, MAX_ENVELOPE_BYTES, _PIECE, what)
+    try:
+        pending = b""
+        for piece in chunks:
+            digest.update(piece)
+            pending += piece
+            if len(pending) >= 64:
+                break
+        m = _LEADING_PAYLOAD.match(pending)
+        if m is None:
+            return None
+        head, pending = pending[: m.end()], pending[m.end() :]
+        pae = bytearray(_RESERVE)  # the header goes in front of the payload at the end
+        while (quote := pending.find(b'"')) < 0:
+            usable = max(0, len(pending) - 1) // 4 * 4  # the last quantum may be padded
+            if not _decode_into(pae, pending[:usable], fast, final=False):
+                return None
+            pending = pending[usable:]
+            piece = next(chunks, b"")
+            if not piece:
+                return None  # no end to the string
+            digest.update(piece)
+            pending += piece
+        if not _decode_into(pae, pending[:quote], fast, final=True):
+            return None
+        tail = bytearray(pending[quote:])
+        for piece in chunks:
+            digest.update(piece)
+            tail += piece
+    finally:
+        chunks.close()
+    doc = load_json_bounded(head + tail, path, what=what)
+    ptype = doc.get("payloadType") if isinstance(doc, dict) else None
+    if not isinstance(doc, dict) or doc.get("payload") != "" or not isinstance(ptype, str):
+        return None
+    try:
+        kind = ptype.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    header = b"DSSEv1 %d %b %d " % (len(kind), kind, len(pae) - _RESERVE)
+    if len(header) > _RESERVE:
+        return None
+    skip = _RESERVE - len(header)
+    pae[skip:_RESERVE] = header
+    del pae[:skip]  # O(1): CPython moves the buffer's start
+    return _envelope(doc, pae, path, what, pae_header=len(header)), digest.hexdigest()
+
+
+_PIECE = 4 << 20  # bytes read at a time (a multiple of 4: whole base64 quanta)
+_RESERVE = 1 << 12  # room for the PAE header ("DSSEv1 <n> <payload type> <n> ")
+
+
+def _decode_into(pae: bytearray, text: bytes, fast: Any, *, final: bool) -> bool:
+    """Append the decoded `text` to `pae` if it is canonical base64 (padding only at the end)."""
+    if not text:
+        return True
+    if len(text) % 4:
+        return False
+    try:
+        raw = fast.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    # Every strict decoder maps the canonical encoding to these bytes (see _b64_canonical).
+    if (not final and len(raw) % 3) or fast.b64encode(raw) != text:
+        return False
+    pae += raw
+    return True
 
 
 def _b64(text: str | bytes, path: str, what: str) -> bytes:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from provenance._github import context as github_context
@@ -43,7 +43,7 @@ def _parameters(value: Any) -> Any:
 def _external_inputs(links: Sequence[LinkData]) -> list[dict[str, Any]]:
     """Materials no link produced with the same digest: the pipeline's inputs from outside."""
     produced = {(p, d.get("sha256")) for lk in links for p, d in lk.products.items()}
-    seen: dict[str, dict[str, str]] = {}
+    seen: dict[str, Mapping[str, str]] = {}
     for lk in links:
         for path, digests in lk.materials.items():
             if (path, digests.get("sha256")) not in produced:

@@ -19,7 +19,7 @@ from provenance._fs import relative_inside
 from provenance.errors import ArtifactError, UsageError
 from provenance.hashing import Change, Manifest, compile_patterns, hash_paths, objects, walk_all
 from provenance.layout import ModelDecl
-from provenance.links import LinkData
+from provenance.links import ArtifactMap, LinkData, shas_of
 from provenance.verification.result import Failure
 
 MAX_LISTED = 50
@@ -57,7 +57,11 @@ def expected_products(
             chosen = set(itertools.chain.from_iterable(filter(m, products) for m in selectors))
             chosen = [p for p in products if p in chosen]  # the link's order
         # parse_link guarantees a sha256 for every artifact
-        shas = map(operator.itemgetter("sha256"), map(products.__getitem__, chosen))
+        shas: Iterable[Any] = (
+            shas_of(products, list(chosen))
+            if isinstance(products, ArtifactMap)
+            else map(operator.itemgetter("sha256"), map(products.__getitem__, chosen))
+        )
         expected.update(zip(chosen, zip(shas, itertools.repeat(step.name)), strict=False))
     return expected
 

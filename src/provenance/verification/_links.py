@@ -97,25 +97,23 @@ def load_chain(layout: Any, links_dir: str, names: dict[str, str]) -> tuple[Chai
         rejected: list[str] = []
         ignored: list[dict[str, str]] = []
         for path in step_links(links_dir, step.name):
-            raw: bytes | None
-            raw, env = read_envelope(path)
-            digest = None
-            if len(raw) > KEEP_ENVELOPE_BYTES:  # only its digest is kept, taken now
-                digest, raw = hashlib.sha256(raw).hexdigest(), None
+            raw, env, digest = _read(path)
             got = read_link(path, allowed, data=raw, envelope=env, sections=sections, digest=digest)
             if isinstance(got, Rejected):
                 why = _why_rejected(env, allowed, all_keys, names)
                 rejected.append(f"{got.file}: {why}")
                 ignored.append({"file": got.file, "reason": why})
+                del raw, env  # a large link's payload goes before the next one is read
                 continue
             if got.link.name != step.name:
                 rejected.append(f"{got.file} records step '{got.link.name}', not '{step.name}'")
                 ignored.append(
                     {"file": got.file, "reason": f"records step '{got.link.name}' inside"}
                 )
+                del raw, env
                 continue
             accepted.setdefault(got.keyid, got)
-            del raw, env  # a large link's bytes and payload go before the next one is read
+            del raw, env
         report = StepReport(
             step.name,
             [
@@ -165,9 +163,25 @@ def load_chain(layout: Any, links_dir: str, names: dict[str, str]) -> tuple[Chai
     return chain, failures
 
 
-# Larger link files are not kept by the verified link (their digest is): a million-artifact
-# link is ~150 MB, and a pipeline has several.
+# Larger link files are read in pieces and not kept by the verified link (their digest is): a
+# million-artifact link is ~150 MB, and a pipeline has several.
 KEEP_ENVELOPE_BYTES = 64 << 20
+
+
+def _read(path: str) -> tuple[bytes | None, dsse.ParsedEnvelope, str | None]:
+    """A link file's bytes (None when too large to keep), envelope and digest (when not kept)."""
+    try:
+        large = os.stat(path).st_size > KEEP_ENVELOPE_BYTES
+    except OSError:
+        large = False  # the ordinary read names the problem
+    streamed = dsse.read_large(path, "link") if large else None
+    if streamed is not None:  # read in pieces
+        return None, *streamed
+    raw, env = read_envelope(path)
+    if len(raw) > KEEP_ENVELOPE_BYTES:  # only its digest is kept, taken now
+        return None, env, hashlib.sha256(raw).hexdigest()
+    return raw, env, None
+
 
 # What `unsafe_paths` could refuse, looked for in all paths at once (joined by NUL, which no
 # safe path holds): an empty path, a leading '/', a backslash, '//', a trailing '/', a '.' or

@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from provenance.links import ArtifactMap, membership, shas_of
 from provenance.verification.result import Failure
 
 MAX_LISTED = 20
@@ -58,8 +59,11 @@ def match_rule(
         hit = filter_paths(queue, data["pattern"])
         if dest is source:  # one section shared by both links (parsed once): all equal
             return set(hit)
-        # digest dicts compared pairwise in C: dest.get(p) == source[p] for every hit
-        same = map(operator.eq, map(dest.get, hit), map(source.__getitem__, hit))
+        if isinstance(source, ArtifactMap) and isinstance(dest, ArtifactMap):
+            # plain sections: the sha256 strings are the whole digest dicts
+            same = map(operator.eq, shas_of(dest, hit), shas_of(source, hit))
+        else:  # digest dicts compared pairwise in C: dest.get(p) == source[p] for every hit
+            same = map(operator.eq, map(dest.get, hit), map(source.__getitem__, hit))
         return set(itertools.compress(hit, same))
     if src_prefix:
         norm = _join(src_prefix, "")
@@ -80,6 +84,7 @@ def _evaluate(
 
     link = links[item.name]
     materials, products = link.materials, link.products
+    in_materials, in_products = membership(materials), membership(products)
     artifacts = getattr(link, kind)
     # The queue keeps the link's order (a set's hash order makes every lookup below a cache
     # miss at 100k artifacts); consumed paths are dropped after each rule, as in in-toto.
@@ -92,14 +97,10 @@ def _evaluate(
             consumed = match_rule(data, queue, artifacts, links)
         elif verb == "create":
             hit = filter_paths(queue, pattern)
-            consumed = set(
-                itertools.filterfalse(materials.__contains__, filter(products.__contains__, hit))
-            )
+            consumed = set(itertools.filterfalse(in_materials, filter(in_products, hit)))
         elif verb == "delete":
             hit = filter_paths(queue, pattern)
-            consumed = set(
-                itertools.filterfalse(products.__contains__, filter(materials.__contains__, hit))
-            )
+            consumed = set(itertools.filterfalse(in_products, filter(in_materials, hit)))
         elif verb == "modify":
             consumed = {
                 p
