@@ -192,10 +192,7 @@ def main() -> None:
             if n == max(sizes):
                 print(f"[{n:,} files per step] peak memory ...", file=sys.stderr)
                 cmds = commands(proj)
-                memory = {
-                    name: peak_rss(cmds[name], proj)
-                    for name in ("provenance verify --artifact 'model/**'", "in-toto-verify")
-                }
+                memory = {name: peak_rss(argv, proj) for name, argv in cmds.items()}
                 memory["n"] = n
             shutil.rmtree(work)
         print("start-up ...", file=sys.stderr)

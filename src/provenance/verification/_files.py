@@ -12,12 +12,19 @@ from __future__ import annotations
 import itertools
 import operator
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from provenance._fs import relative_inside
 from provenance.errors import ArtifactError, UsageError
-from provenance.hashing import Change, Manifest, compile_patterns, hash_paths, objects, walk_all
+from provenance.hashing import (
+    Change,
+    Manifest,
+    compile_patterns,
+    hash_paths_packed,
+    objects,
+    walk_all,
+)
 from provenance.layout import ModelDecl
 from provenance.links import ArtifactMap, LinkData, shas_of
 from provenance.verification.result import Failure
@@ -33,8 +40,30 @@ def expected_products(
     With `only` (artifact patterns), just the products they select: a deletion only ever
     removes a path, so selecting first gives what selecting the whole result would.
     """
+    return {
+        path: (sha, producer(layout, links, path))
+        for path, sha in latest_products(layout, links, only).items()
+    }
+
+
+def producer(layout: Any, links: Mapping[str, LinkData], path: str) -> str:
+    """The step whose digest of product `path` is the expected one: the last in layout order
+    that recorded it (a step that deleted it only ever removes it)."""
+    return str(
+        next(
+            s.name
+            for s in reversed(layout.steps)
+            if s.name in links and path in links[s.name].products
+        )
+    )
+
+
+def latest_products(
+    layout: Any, links: Mapping[str, LinkData], only: Sequence[str] = ()
+) -> dict[str, str]:
+    """`expected_products` without the step names (path -> sha256): a million tuples less."""
     selectors = [p.regex.match for p in compile_patterns(only)]
-    expected: dict[str, tuple[str, str]] = {}
+    expected: dict[str, str] = {}
     for step in layout.steps:
         link = links.get(step.name)
         if link is None:
@@ -62,7 +91,7 @@ def expected_products(
             if isinstance(products, ArtifactMap)
             else map(operator.itemgetter("sha256"), map(products.__getitem__, chosen))
         )
-        expected.update(zip(chosen, zip(shas, itertools.repeat(step.name)), strict=False))
+        expected.update(zip(chosen, shas, strict=False))
     return expected
 
 
@@ -125,7 +154,7 @@ def check_files(
     layout: Any, links: Mapping[str, LinkData], base: str, links_dir: str, only: Sequence[str] = ()
 ) -> tuple[int, list[Failure]]:
     """Return (number of artifacts checked, failures)."""
-    expected = expected_products(layout, links, only)
+    expected = latest_products(layout, links, only)
     if only:
         claims = [(p, "--artifact") for p in only]
     else:
@@ -137,18 +166,17 @@ def check_files(
         ]
     from provenance.verification._objects import check_objects, split_objects
 
-    expected, claims, stored, stored_claims = split_objects(expected, claims)  # s3:// artifacts
+    expected, claims, stored_shas, stored_claims = split_objects(expected, claims)  # s3://
     claimed = [p for p, _ in claims]
     rel_links = relative_inside(links_dir, base)
     prune = (rel_links,) if rel_links and rel_links != "." else ()
     try:
         found, refused = _under(base, claimed, prune)
         on_disk, skip = set(found), dict(refused)  # sets: 100k products are looked up here
-        present = sorted(
-            on_disk
-            | {p for p in expected if p not in on_disk and p not in skip and _regular(base, p)}
-        )
-        digests = dict(zip(present, (d.hex() for d in hash_paths(base, present)), strict=True))
+        del found
+        outside = {p for p in expected if p not in on_disk and p not in skip and _regular(base, p)}
+        present = sorted(on_disk | outside)
+        packed = hash_paths_packed(base, present)  # 32 bytes a file, in `present`'s order
     except ArtifactError as exc:
         return 0, [Failure("files", f"cannot check the files in {base}: {exc}", artifact=exc.path)]
     failures = [
@@ -161,18 +189,53 @@ def check_files(
         )
         for path, why in refused
     ]
-    want = Manifest({p: sha for p, (sha, _) in expected.items()})
-    owner = {p: step for p, (_, step) in expected.items()}
-    changes = [c for c in want.diff(digests) if c.path not in skip]
+    changes = [
+        c
+        for c in _changes(expected, present, packed, on_disk.__contains__, outside)
+        if c.path not in skip
+    ]
+    owner = {c.path: producer(layout, links, c.path) for c in changes if c.path in expected}
     compiled = [(compile_patterns([p])[0], step) for p, step in claims]
     for change in changes:
         if change.expected is None:  # extra: name the step whose products it sits among
             owner[change.path] = next((s for pat, s in compiled if _claims(pat, change.path)), "?")
     failures += failures_from_diff(changes, base, owner)
+    stored = {p: (sha, producer(layout, links, p)) for p, sha in stored_shas.items()}
     stored_checked, stored_failures = check_objects(
         layout, links, stored, stored_claims, sources=not only
     )
     return len(present) + stored_checked, failures + stored_failures
+
+
+_ABSENT = "-" * 64  # compares unequal to every digest
+_BLOCK = 4096  # files whose digests are compared as one string
+
+
+def _changes(
+    expected: Mapping[str, str],
+    present: Sequence[str],
+    packed: bytes | bytearray,
+    on_disk: Callable[[str], bool],
+    outside: set[str],
+) -> list[Change]:
+    """`Manifest.diff` of the expected products against the hashed files, sorted by path,
+    without a second million-entry map: the digests of each block of files are compared as one
+    string (in C), and only a block that differs is looked at file by file."""
+    changes: list[Change] = []
+    for start in range(0, len(present), _BLOCK):
+        paths = present[start : start + _BLOCK]
+        actual = packed[start * 32 : (start + len(paths)) * 32].hex()
+        want = "".join(map(expected.get, paths, itertools.repeat(_ABSENT)))
+        if want == actual:
+            continue
+        for i, path in enumerate(paths):
+            got = actual[i * 64 : i * 64 + 64]
+            sha = expected.get(path, _ABSENT)
+            if sha != got:
+                changes.append(Change(path, None if sha is _ABSENT else sha, got))
+    missing = itertools.filterfalse(outside.__contains__, itertools.filterfalse(on_disk, expected))
+    changes.extend(Change(path, expected[path], None) for path in missing)
+    return sorted(changes, key=operator.attrgetter("path"))
 
 
 def _regular(base: str, path: str) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from provenance.hashing import Manifest, objects
 from provenance.links import LinkData
@@ -22,11 +22,16 @@ WHERE = "the object store"
 
 Claims = list[tuple[str, str]]  # (pattern, step)
 Expected = dict[str, tuple[str, str]]  # artifact -> (sha256, step)
+V = TypeVar("V")
 
 
-def split_objects(expected: Expected, claims: Claims) -> tuple[Expected, Claims, Expected, Claims]:
+def split_objects(
+    expected: dict[str, V], claims: Claims
+) -> tuple[dict[str, V], Claims, dict[str, V], Claims]:
     """(local expected, local claims, object expected, object claims)."""
     uri = objects.is_object_uri
+    if not any(map(uri, expected)) and not any(uri(p) for p, _ in claims):
+        return expected, claims, {}, []  # no copy of a million local products
     return (
         {p: v for p, v in expected.items() if not uri(p)},
         [(p, s) for p, s in claims if not uri(p)],
@@ -37,15 +42,15 @@ def split_objects(expected: Expected, claims: Claims) -> tuple[Expected, Claims,
 
 def source_materials(layout: Any, links: Mapping[str, LinkData]) -> Expected:
     """Object materials no step produced (the datasets a pipeline started from), first reader."""
-    produced = {p for link in links.values() for p in link.products}
     found: Expected = {}
     for step in layout.steps:
         link = links.get(step.name)
         if link is None:
             continue
-        for path, digests in link.materials.items():
-            if objects.is_object_uri(path) and path not in produced and path not in found:
-                found[path] = (digests["sha256"], step.name)
+        # Only object URIs are looked up (no set of a million local products is built).
+        for path in filter(objects.is_object_uri, link.materials):
+            if path not in found and not any(path in lk.products for lk in links.values()):
+                found[path] = (link.materials[path]["sha256"], step.name)
     return found
 
 
