@@ -29,9 +29,11 @@ class ArtifactMap(Mapping[str, Mapping[str, str]]):
 
     @property
     def parts(self) -> tuple[dict[str, str], ...]:
+        """The path -> hex dicts the map is made of (disjoint; shared with other maps)."""
         return self._parts
 
     def sha256(self, path: str) -> str | None:
+        """The sha256 hex recorded for `path`, or None."""
         for part in self._parts:
             sha = part.get(path)
             if sha is not None:
@@ -51,6 +53,7 @@ class ArtifactMap(Mapping[str, Mapping[str, str]]):
         return {"sha256": sha}
 
     def get(self, path: str, default: Any = None) -> Any:
+        """`{"sha256": hex}` for `path` (a new dict each time), or `default`."""
         sha = self.sha256(path)
         return default if sha is None else {"sha256": sha}
 
