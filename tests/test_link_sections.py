@@ -341,3 +341,32 @@ def test_only_the_most_recent_cached_sections_are_searched() -> None:
     link = _model.parse_link(_canonical(_link(materials, {})), "evaluate.link", sections)
     assert link.materials == materials
     assert all(part is not ingest.products.parts[0] for part in link.materials.parts)
+
+
+def test_the_extension_search_looks_at_a_bounded_number_of_cached_sections() -> None:
+    """Many small cached sections (one functionary signing many links) are never walked: each
+    new section looks at the few most recent cache entries only, eligible or not."""
+
+    class Counting(dict):  # counts the cache entries read from the newest end
+        seen = 0
+
+        def items(self) -> Any:
+            outer, entries = self, dict.items(self)
+
+            class Newest:
+                def __reversed__(self) -> Any:
+                    for entry in reversed(entries):
+                        outer.seen += 1
+                        yield entry
+
+            return Newest()
+
+    sections = Counting()
+    for i in range(300):  # a small, different materials section in each link
+        link = _link({f"c/{i}": {"sha256": HEX}}, DATA)
+        _model.parse_link(_canonical(link), f"s{i}.link", sections)
+    sections.seen = 0
+    materials = {"code/a": {"sha256": "cd" * 32}, **DATA}
+    link = _model.parse_link(_canonical(_link(materials, {})), "evaluate.link", sections)
+    assert link.materials == materials
+    assert 0 < sections.seen <= 2 * _model._EXTEND_CANDIDATES

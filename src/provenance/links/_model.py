@@ -170,7 +170,7 @@ _MATERIALS, _NAME, _PRODUCTS = b',"materials":{', b',"name":"', b',"products":{'
 _HOLE = secrets.token_hex(16)
 _HOLES = (f'"{_HOLE}-m"'.encode(), f'"{_HOLE}-p"'.encode())
 _MIN_SECTION = 4096  # smaller sections are parsed with the rest
-_EXTEND_CANDIDATES = 8  # cached sections a new one is searched for (the most recent)
+_EXTEND_CANDIDATES = 16  # cached sections a new one may extend (the most recent)
 _CHUNK = 4 << 20  # bytes of a section parsed at once
 _ENTRY_END = b'"},"'
 _HEAD = 256  # bytes of a cached section's text a longer one is searched for
@@ -238,16 +238,14 @@ def _extended(
     """
     if stop - start < 2 or buf[start] != ord("{") or buf[stop - 1] != ord("}"):
         return None
-    # At most the most recent few are searched, so a functionary who signs many links cannot
-    # make this quadratic.
-    candidates = itertools.islice(
-        (
-            (digest, known)
-            for digest, known in reversed(sections.items())
-            if known.artifacts and _MIN_SECTION <= known.length < stop - start - 2
-        ),
-        _EXTEND_CANDIDATES,
-    )
+    # Only the most recent few cached sections are looked at (taken before any is filtered),
+    # so a functionary who signs many links cannot make reading them quadratic.
+    recent = itertools.islice(reversed(sections.items()), _EXTEND_CANDIDATES)
+    candidates = [
+        (digest, known)
+        for digest, known in recent
+        if known.artifacts and _MIN_SECTION <= known.length < stop - start - 2
+    ]
     view = memoryview(buf)
     for digest, known in candidates:
         at = buf.find(known.head, start + 1, stop - 1)
