@@ -17,7 +17,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from typing import Any
 
 from provenance.errors import InputError, OutputError
@@ -59,7 +59,7 @@ def read_bounded(
 
 def read_chunks(
     path: str, limit: int, chunk: int, what: str = "file", error: type[InputError] = InputError
-) -> Iterator[bytes]:
+) -> Generator[bytes, None, None]:
     """`read_bounded`, a chunk at a time: the whole file is never in memory at once."""
     fd = _open_regular(path, what, error)
     total = 0

@@ -4,7 +4,7 @@ Every part of ml-provenance that needs a link (record, verification, slsa, gate)
 this package; nothing else opens a link file.
 """
 
-from provenance.links._artifacts import ArtifactMap, membership, sha256_getter, shas_of
+from provenance.links._artifacts import ArtifactMap, membership, shas_of
 from provenance.links._files import (
     FILE_RE,
     Rejected,
@@ -32,7 +32,6 @@ __all__ = [
     "membership",
     "read_envelope",
     "read_link",
-    "sha256_getter",
     "shas_of",
     "step_links",
     "write_link",

@@ -3,7 +3,8 @@
 Nearly every link records exactly `{"sha256": <hex>}` per artifact. Held as parsed JSON that is a
 dict per artifact (~180 bytes each); here it is one string, so a million-artifact section costs
 ~240 MB instead of ~430 MB. The map still reads as in-toto's `{path: {"sha256": hex}}` to every
-consumer (a fresh digest dict per lookup); the verifier's hot loops take `sha256_getter`.
+consumer (a fresh digest dict per lookup); the verifier's hot loops take `shas_of` and
+`membership`.
 
 A map may be made of several parts with disjoint keys: a step's materials are often an earlier
 step's products plus a few files, and then share that section's part instead of copying it.
@@ -118,15 +119,3 @@ def membership(artifacts: Mapping[str, Any]) -> Callable[[object], bool]:
     if isinstance(artifacts, ArtifactMap) and len(artifacts.parts) == 1:
         return artifacts.parts[0].__contains__
     return artifacts.__contains__
-
-
-def sha256_getter(artifacts: Mapping[str, Mapping[str, str]]) -> Callable[[str], str | None]:
-    """path -> its sha256 hex (None when absent) for any artifact mapping."""
-    if isinstance(artifacts, ArtifactMap):
-        return artifacts.sha256_getter()
-
-    def get(path: str) -> str | None:
-        digests = artifacts.get(path)
-        return None if digests is None else digests.get("sha256")
-
-    return get

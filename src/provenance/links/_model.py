@@ -218,8 +218,6 @@ def _parse_pieces(buf: Buffer, start: int, stop: int) -> dict[str, str] | None:
 
 def _plain_section(buf: Buffer, start: int, stop: int) -> ArtifactMap | None:
     """`buf[start:stop]` (`{…}`) as an ArtifactMap when it is a plain section, else None."""
-    if stop - start < 2 or buf[start] != ord("{") or buf[stop - 1] != ord("}"):
-        return None
     shas = _parse_pieces(buf, start + 1, stop - 1)
     return None if shas is None else ArtifactMap(shas)
 
@@ -236,8 +234,6 @@ def _extended(
     those of H, K and T in that order (each piece is a whole member list, so no string or value
     spans a cut); only H and T are parsed, K's part is shared.
     """
-    if stop - start < 2 or buf[start] != ord("{") or buf[stop - 1] != ord("}"):
-        return None
     # Only the most recent few cached sections are looked at (taken before any is filtered),
     # so a functionary who signs many links cannot make reading them quadratic.
     recent = itertools.islice(reversed(sections.items()), _EXTEND_CANDIDATES)
@@ -298,7 +294,7 @@ def _section(
     buf: Buffer, start: int, stop: int, sections: dict[bytes, _Cached]
 ) -> ArtifactMap | None:
     """The section `buf[start:stop]`, from the cache, as an extension, or parsed; None if it
-    is not a plain `{…}` section."""
+    is not a plain `{…}` section (the helpers below take its braces as checked here)."""
     if stop - start < 2 or buf[start] != ord("{") or buf[stop - 1] != ord("}"):
         return None
     inner = memoryview(buf)[start + 1 : stop - 1]

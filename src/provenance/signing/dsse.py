@@ -284,7 +284,7 @@ def read_large(path: str, what: str = "envelope") -> tuple[ParsedEnvelope, str] 
     then reads it whole (`parse`), which names any problem.
     """
     fast = _pybase64()
-    if fast is None or sys.version_info < (3, 11):
+    if fast is None:
         return None
     digest = hashlib.sha256()
     chunks = read_chunks(path, MAX_ENVELOPE_BYTES, _PIECE, what)
