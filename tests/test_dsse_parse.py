@@ -269,6 +269,14 @@ def test_a_large_read_refuses_what_the_whole_read_refuses(tmp_path) -> None:
         dsse.read_large(str(fifo), "link")
     with pytest.raises(InputError, match="not found"):
         dsse.read_large(str(tmp_path / "missing.link"), "link")
+    big = tmp_path / "big.link"
+    big.write_bytes(envelope())
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(dsse, "MAX_ENVELOPE_BYTES", 100)
+        m.setattr(dsse, "_PIECE", 8)
+        with pytest.raises(InputError, match="larger than 100 bytes") as refused:
+            dsse.read_large(str(big), "link")
+    assert str(big) in str(refused.value)
 
 
 def test_random_edits_of_a_large_envelope_never_disagree_with_the_whole_read(
