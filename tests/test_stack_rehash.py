@@ -7,6 +7,7 @@ digest of a mix of two objects.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import uuid
 from typing import Any
@@ -64,3 +65,58 @@ def test_an_object_overwritten_mid_read_fails_the_digest(
     if isinstance(info.value, ClientError):  # the store honoured If-Match
         assert info.value.response["Error"]["Code"] in ("PreconditionFailed", "412")
     assert len(calls) > 1 and all("IfMatch" in kw for kw in calls[1:])
+
+
+def test_a_store_that_ignores_ranges_still_gives_the_objects_digest(
+    stack: Stack, small_parts: Any
+) -> None:
+    s3 = s3_client(stack)
+    key = f"artifacts/rehash-test/{uuid.uuid4().hex}"
+    data = os.urandom(5 * PART + 7)
+    s3.put_object(Bucket="mlflow", Key=key, Body=data)
+    calls = []
+
+    class IgnoresRanges:
+        """The client of a store that answers every ranged GET with the whole object."""
+
+        def get_object(self, **kw: Any) -> Any:
+            calls.append(kw)
+            kw.pop("Range", None)
+            return s3.get_object(**kw)
+
+    assert (
+        small_parts.object_sha256(IgnoresRanges(), "mlflow", key)
+        == hashlib.sha256(data).hexdigest()
+    )
+    assert len(calls) == 1  # everything came in the first answer; no part was asked twice
+
+
+@pytest.mark.parametrize("change", ["shorter", "longer"])
+def test_a_part_whose_body_is_not_its_range_fails_the_digest(
+    stack: Stack, small_parts: Any, change: str
+) -> None:
+    import io
+
+    from botocore.response import StreamingBody
+
+    s3 = s3_client(stack)
+    key = f"artifacts/rehash-test/{uuid.uuid4().hex}"
+    s3.put_object(Bucket="mlflow", Key=key, Body=os.urandom(4 * PART))
+
+    class BadSecondPart:
+        """The client, with the second part's body one byte short of (or past) its range."""
+
+        def __init__(self) -> None:
+            self.calls = itertools.count(1)  # parts are asked for from several threads
+
+        def get_object(self, **kw: Any) -> Any:
+            call = next(self.calls)
+            answer = s3.get_object(**kw)
+            if call == 2:
+                body = answer["Body"].read()
+                body = body[:-1] if change == "shorter" else body + b"x"
+                answer["Body"] = StreamingBody(io.BytesIO(body), len(body))
+            return answer
+
+    with pytest.raises(small_parts.ObjectChanged, match=r"changed while it was read \(byte"):
+        small_parts.object_sha256(BadSecondPart(), "mlflow", key)
