@@ -120,3 +120,86 @@ def test_a_part_whose_body_is_not_its_range_fails_the_digest(
 
     with pytest.raises(small_parts.ObjectChanged, match=r"changed while it was read \(byte"):
         small_parts.object_sha256(BadSecondPart(), "mlflow", key)
+
+
+def _put(s3: Any, size: int) -> str:
+    key = f"artifacts/rehash-test/{uuid.uuid4().hex}"
+    s3.put_object(Bucket="mlflow", Key=key, Body=os.urandom(size))
+    return key
+
+
+class _Edited:
+    """The stack's client, with each answer passed through `edit(call number, answer)`."""
+
+    def __init__(self, s3: Any, edit: Any) -> None:
+        self.s3, self.edit, self.calls = s3, edit, itertools.count(1)
+
+    def get_object(self, **kw: Any) -> Any:
+        call = next(self.calls)  # parts are asked for from several threads
+        return self.edit(call, self.s3.get_object(**kw))
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        pytest.param(lambda a: a.pop("ContentRange"), id="206-without-content-range"),
+        pytest.param(lambda a: a.update(ContentRange="bytes 0-99/x"), id="malformed-range"),
+        pytest.param(
+            lambda a: a.update(ContentRange=a["ContentRange"].replace("bytes ", "bytes 1")),
+            id="another-range",
+        ),
+    ],
+)
+def test_an_answer_that_is_not_the_range_asked_for_fails_the_digest(
+    stack: Stack, small_parts: Any, edit: Any
+) -> None:
+    """A part whose Content-Range is missing, malformed or not the one asked for could be any
+    bytes of the object (e.g. a 206 read as the whole object hashes only its first part)."""
+    s3 = s3_client(stack)
+    key = _put(s3, 3 * PART)
+    for bad_call in (1, 2):
+
+        def change(call: int, answer: Any, bad_call: int = bad_call) -> Any:
+            if call == bad_call:
+                edit(answer)
+            return answer
+
+        with pytest.raises(small_parts.ObjectChanged):
+            small_parts.object_sha256(_Edited(s3, change), "mlflow", key)
+
+
+def test_an_object_not_the_size_its_listing_said_fails_the_digest(
+    stack: Stack, small_parts: Any
+) -> None:
+    s3 = s3_client(stack)
+    key = _put(s3, 2 * PART)
+    assert small_parts.object_sha256(s3, "mlflow", key, size=2 * PART)
+    with pytest.raises(small_parts.ObjectChanged, match=r"is 131072 bytes, not the 131071"):
+        small_parts.object_sha256(s3, "mlflow", key, size=2 * PART - 1)
+
+
+def test_parts_without_an_etag_are_refused_one_part_is_not(stack: Stack, small_parts: Any) -> None:
+    """If-Match on an empty ETag binds nothing: parts could come from two versions."""
+    s3 = s3_client(stack)
+
+    def no_etag(call: int, answer: Any) -> Any:
+        answer.pop("ETag", None)
+        return answer
+
+    one, two = _put(s3, PART), _put(s3, PART + 1)
+    data = s3.get_object(Bucket="mlflow", Key=one)["Body"].read()
+    digest = small_parts.object_sha256(_Edited(s3, no_etag), "mlflow", one)
+    assert digest == hashlib.sha256(data).hexdigest()
+    with pytest.raises(small_parts.ObjectChanged, match="no ETag"):
+        small_parts.object_sha256(_Edited(s3, no_etag), "mlflow", two)
+
+
+def test_a_checksum_failure_is_a_refusal_not_an_outage() -> None:
+    """The plugin answers 503 ("try again") only for transport failures; bytes that fail the
+    store's own checksum are refused like any other integrity failure."""
+    from botocore.exceptions import EndpointConnectionError, FlexibleChecksumError
+
+    from provenance.gate.mlflow._store import _unreachable
+
+    assert _unreachable(EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))
+    assert not _unreachable(FlexibleChecksumError(error_msg="checksum mismatch"))

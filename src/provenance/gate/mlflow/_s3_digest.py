@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import queue
+import re
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -24,12 +25,13 @@ _PIECE = 1 << 20  # read at a time into a part's buffer (the HTTP layer copies t
 
 
 class ObjectChanged(Exception):
-    """The object was replaced between two parts of one read (a store ignoring If-Match), or a
-    part's body was not exactly as long as its range."""
+    """The object was replaced between two parts of one read (a store ignoring If-Match), is
+    not the size its listing said, or an answer was not exactly the range asked for."""
 
 
-def object_sha256(client: Any, bucket: str, key: str) -> str:
-    """Hex sha256 of `bucket`/`key`, read through the boto3 `client` in ranged parts."""
+def object_sha256(client: Any, bucket: str, key: str, size: int | None = None) -> str:
+    """Hex sha256 of `bucket`/`key`, read through the boto3 `client` in ranged parts; `size`,
+    when given (the listing's), must be the object's size."""
     from botocore.exceptions import ClientError
 
     where = f"s3://{bucket}/{key}"
@@ -39,31 +41,51 @@ def object_sha256(client: Any, bucket: str, key: str) -> str:
         if exc.response.get("Error", {}).get("Code") != "InvalidRange":
             raise
         first = client.get_object(Bucket=bucket, Key=key)  # an empty object has no byte 0
-    etag = first["ETag"]
-    size, ranged = _total_size(first)
+    etag = str(first.get("ETag") or "")
+    got = _answer_range(first, where)
+    total = int(first["ContentLength"]) if got is None else got[2]
+    if size is not None and total != size:
+        first["Body"].close()
+        raise ObjectChanged(f"{where} is {total} bytes, not the {size} its listing said")
     h = hashlib.sha256()
-    if not ranged:  # the store sent the whole object: it is all in this one body
-        buf = bytearray(min(_PIECE, size))
-        for start in range(0, size, _PIECE):
-            h.update(_fill(first["Body"], buf, min(_PIECE, size - start), where, start, last=False))
-        _fill(first["Body"], buf, 0, where, size)
+    if got is None:  # the store sent the whole object: it is all in this one body
+        buf = bytearray(min(_PIECE, total))
+        for start in range(0, total, _PIECE):
+            piece = min(_PIECE, total - start)
+            h.update(_fill(first["Body"], buf, piece, where, start, last=False))
+        _fill(first["Body"], buf, 0, where, total)
         return h.hexdigest()
+    if got[:2] != (0, min(PART, total) - 1):
+        first["Body"].close()
+        raise ObjectChanged(f"{where}: asked for bytes 0-{PART - 1}, the store sent {got[:2]}")
+    parts = -(-total // PART)
+    if parts > 1 and not etag:
+        first["Body"].close()  # without an ETag, If-Match cannot bind the parts to one version
+        raise ObjectChanged(f"{where}: the store gave no ETag; its parts cannot be read as one")
     free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
-    for _ in range(PARALLEL + 1):  # PARALLEL parts in flight, one being hashed
-        free.put(bytearray(min(PART, size)))
+    for _ in range(min(PARALLEL + 1, parts)):  # PARALLEL parts in flight, one being hashed
+        free.put(bytearray(min(PART, total)))
     buf = free.get()
-    h.update(_fill(first["Body"], buf, min(PART, size), where, 0))
+    h.update(_fill(first["Body"], buf, min(PART, total), where, 0))
     free.put(buf)
-    starts = iter(range(PART, size, PART))
+    starts = iter(range(PART, total, PART))
 
     def part(start: int) -> tuple[bytearray, memoryview]:
-        end = min(start + PART, size) - 1
+        end = min(start + PART, total) - 1
         answer = client.get_object(
             Bucket=bucket, Key=key, Range=f"bytes={start}-{end}", IfMatch=etag
         )
-        if answer.get("ETag") != etag:
+        try:
+            if answer.get("ETag") != etag:
+                raise ObjectChanged(f"{where} changed while it was read (byte {start})")
+            if _answer_range(answer, where) != (start, end, total):
+                raise ObjectChanged(
+                    f"{where}: asked for bytes {start}-{end} of {total}, the "
+                    "store sent another range"
+                )
+        except BaseException:
             answer["Body"].close()
-            raise ObjectChanged(f"{where} changed while it was read (byte {start})")
+            raise
         into = free.get()
         try:
             return into, _fill(answer["Body"], into, end - start + 1, where, start)
@@ -90,6 +112,28 @@ def object_sha256(client: Any, bucket: str, key: str) -> str:
     return h.hexdigest()
 
 
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)\Z")
+
+
+def _answer_range(answer: dict[str, Any], where: str) -> tuple[int, int, int] | None:
+    """(first, last, total) of a partial answer (206), None for the whole object (200). A 206
+    without a well-formed Content-Range is refused: its bytes could be any part of the object."""
+    content_range = str(answer.get("ContentRange") or "")
+    status = answer.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if status is None:  # not a boto3 answer: a Content-Range is what says it is partial
+        status = 206 if content_range else 200
+    if status == 200:
+        return None
+    m = _CONTENT_RANGE.match(content_range)
+    if status != 206 or not m:
+        answer["Body"].close()
+        raise ObjectChanged(
+            f"{where}: not a ranged answer the re-hash can use (HTTP {status}, "
+            f"Content-Range {content_range!r})"
+        )
+    return int(m[1]), int(m[2]), int(m[3])
+
+
 def _fill(
     body: Any, buf: bytearray, length: int, where: str, start: int, last: bool = True
 ) -> memoryview:
@@ -111,12 +155,3 @@ def _fill(
         body.close()
         raise
     return view
-
-
-def _total_size(answer: dict[str, Any]) -> tuple[int, bool]:
-    """The object's size from a ranged answer (Content-Range: bytes 0-N/SIZE) and True, or the
-    whole length and False when the store ignored the range and sent everything."""
-    content_range = str(answer.get("ContentRange") or "")
-    if "/" in content_range:
-        return int(content_range.rsplit("/", 1)[1]), True
-    return int(answer["ContentLength"]), False

@@ -381,7 +381,7 @@ class ProvenanceRegistryStore(SqlAlchemyStore):
         if not self._rehash_slots.acquire(timeout=self.rehash_wait):
             raise _refuse("too many re-hashes in progress; try again")
         try:
-            return Manifest({path: _digest(repo, path) for path in sorted(files)})
+            return Manifest({path: _digest(repo, path, files[path]) for path in sorted(files)})
         finally:
             self._rehash_slots.release()
 
@@ -391,10 +391,11 @@ def _unreachable(exc: Exception) -> bool:
     if isinstance(exc, (OSError, TimeoutError)):
         return True
     try:
-        from botocore.exceptions import BotoCoreError
+        from botocore.exceptions import BotoCoreError, FlexibleChecksumError
     except ImportError:  # pragma: no cover - the S3 store needs botocore
         return False
-    return isinstance(exc, BotoCoreError)
+    # A checksum that does not match is the store's bytes failing a check, not an outage.
+    return isinstance(exc, BotoCoreError) and not isinstance(exc, FlexibleChecksumError)
 
 
 def _racing_insert(write: Callable[[], None], recheck: Callable[[], None] | None) -> None:
@@ -424,9 +425,10 @@ def _list_files(repo: Any, path: str) -> Iterator[tuple[str, int]]:
             yield info.path, int(info.file_size or 0)
 
 
-def _digest(repo: Any, path: str) -> str:
+def _digest(repo: Any, path: str, listed: int) -> str:
     """sha256 of one artifact, read in place (local), streamed in ranged parts (S3), or one
-    file at a time."""
+    file at a time. Local files and S3 objects must still be the size their listing said (the
+    cap was checked on those sizes); other stores may not report sizes."""
     import stat
 
     from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
@@ -438,11 +440,14 @@ def _digest(repo: Any, path: str) -> str:
         full = os.path.join(repo.artifact_dir, path)
         if not stat.S_ISREG(os.lstat(full).st_mode):
             raise _refuse(f"'{path}' in the artifact store is not a regular file")
-        return hash_file(full, path).hex()
+        digest = hash_file(full, path).hex()
+        if os.path.getsize(full) != listed:
+            raise _refuse(f"'{path}' changed while the version was re-hashed (its size)")
+        return digest
     if isinstance(repo, S3ArtifactRepository):
         bucket, prefix = repo.parse_s3_compliant_uri(repo.artifact_uri)
         key = "/".join(p for p in (prefix.strip("/"), path) if p)
-        return object_sha256(repo._get_s3_client(), bucket, key)
+        return object_sha256(repo._get_s3_client(), bucket, key, size=listed)
     with tempfile.TemporaryDirectory(prefix="provenance-store-") as tmp:
         local = repo.download_artifacts(path, dst_path=tmp)
         return hash_file(local, path).hex()
