@@ -12,5 +12,9 @@ EXAMPLE = {"provenance._example.steps": "steps", "provenance._example.layouts": 
 setup(
     packages=[*find_packages("src"), *EXAMPLE],
     package_dir={"": "src", **EXAMPLE},
-    package_data={"provenance": ["py.typed"], "provenance._example.layouts": ["*.yaml"]},
+    package_data={
+        "provenance": ["py.typed"],
+        "provenance._example.layouts": ["*.yaml"],
+        "provenance.slsa": ["roots/*.json"],  # named Sigstore trusted roots (slsa/_roots.py)
+    },
 )
