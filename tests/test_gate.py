@@ -976,3 +976,100 @@ def test_plugin_fails_closed_on_bad_configuration_and_caps_the_rehash(
         assert "ml-provenance gate refused" in (srv.root / "server.log").read_text()
     finally:
         srv.stop()
+
+
+def _vsa_predicate(server: MlflowServer, model: str, version: str) -> dict:
+    envelope = json.loads(tags(server, model, version)["provenance.vsa.champion"])
+    return json.loads(base64.b64decode(envelope["payload"]))["predicate"]
+
+
+def test_slsa_provenance_is_read_once_and_its_verified_bytes_are_signed(
+    evidence, cli, server, model, gate_keys
+) -> None:
+    """The VSA names the provenance by the digest of the bytes verified, at the level its
+    signer supports: a key proves who signed, not an isolated builder (Build L1)."""
+    r = cli(
+        "slsa",
+        "attest",
+        "--subject",
+        "models/**",
+        "--layout",
+        "root.layout",
+        "--layout-key",
+        "keys/owner.pub",
+        "--key",
+        "keys/trainer",
+        "-o",
+        "model.intoto.jsonl",
+        "--repository",
+        "https://github.com/example/digits",
+        "--ref",
+        "refs/heads/main",
+    )
+    assert r.code == 0, r.err
+    version = register(cli, server, model)
+    r = promote(
+        cli,
+        server,
+        model,
+        version,
+        gate_keys,
+        "--provenance",
+        "model.intoto.jsonl",
+        "--source-uri",
+        "github.com/example/digits",
+        "--provenance-key",
+        "keys/trainer.pub",
+        "--json",
+    )
+    assert r.code == 0, r.out + r.err
+    predicate = _vsa_predicate(server, model, version)
+    digest = hashlib.sha256(Path("model.intoto.jsonl").read_bytes()).hexdigest()
+    assert {"uri": "model.intoto.jsonl", "digest": {"sha256": digest}} in [
+        {"uri": a["uri"], "digest": a["digest"]} for a in predicate["inputAttestations"]
+    ]
+    assert "SLSA_BUILD_LEVEL_1" in predicate["verifiedLevels"]
+    assert not {"SLSA_BUILD_LEVEL_2", "SLSA_BUILD_LEVEL_3"} & set(predicate["verifiedLevels"])
+
+
+def test_slsa_provenance_claiming_another_source_is_refused_and_no_level_recorded(
+    evidence, cli, server, model, gate_keys
+) -> None:
+    r = cli(
+        "slsa",
+        "attest",
+        "--subject",
+        "models/**",
+        "--layout",
+        "root.layout",
+        "--layout-key",
+        "keys/owner.pub",
+        "--key",
+        "keys/trainer",
+        "-o",
+        "model.intoto.jsonl",
+        "--repository",
+        "https://github.com/attacker/digits",
+        "--ref",
+        "refs/heads/main",
+    )
+    assert r.code == 0, r.err
+    version = register(cli, server, model)
+    r = promote(
+        cli,
+        server,
+        model,
+        version,
+        gate_keys,
+        "--provenance",
+        "model.intoto.jsonl",
+        "--source-uri",
+        "github.com/example/digits",
+        "--provenance-key",
+        "keys/trainer.pub",
+    )
+    assert r.code == 1 and "source repository (claimed by the key holder)" in r.out, r.out
+    assert alias_version(server, model) is None
+    predicate = _vsa_predicate(server, model, version)
+    assert predicate["verificationResult"] == "FAILED"
+    assert not any(level.startswith("SLSA_BUILD") for level in predicate["verifiedLevels"])

@@ -55,7 +55,12 @@ def test_l3_generic_generator_vector_verifies_offline(cli, monkeypatch) -> None:
     assert GENERATOR + "@refs/tags/v2.1.0" in r.out
     doc = json.loads(slsa_verify(cli, ARTIFACT, PROVENANCE, "--source-uri", SOURCE, "--json").out)
     assert doc["verified"] and doc["sha256"].startswith("376e7e01")
-    assert doc["ref"] == "refs/heads/main"
+    verified = doc["facts"]["verified"]
+    assert verified["source_ref"] == "refs/heads/main"
+    assert verified["signer"] == GENERATOR + "@refs/tags/v2.1.0"
+    assert verified["source_repository"] == "https://github.com/" + SOURCE.removeprefix("github.com/")
+    # The statement's builder is the signer itself: nothing about it is left as a mere claim.
+    assert doc["facts"]["claimed"]["builder_id"] == verified["signer"]
 
 
 def test_vector_verifies_with_the_root_sigstore_python_ships(cli) -> None:

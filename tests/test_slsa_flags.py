@@ -113,6 +113,13 @@ def test_workflow_inputs_refused_as_in_slsa_verifier(
         ("--deny-self-hosted-runners",),
         ("--signer-digest", "a" * 40),
         ("--signer-repo", "ORG/shared"),
+        ("--signer-workflow", "ORG/shared/.github/workflows/build.yml"),
+        # The builder the statement claims: still only the key holder's word, never verified.
+        (
+            "--builder-id",
+            "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/"
+            "generator_generic_slsa3.yml@refs/tags/v1.2.2",
+        ),
     ],
     ids=lambda f: f[0],
 )
@@ -122,7 +129,9 @@ def test_certificate_flags_refuse_key_signed_provenance(
     """Fail closed: a key-signed statement has no certificate to meet a certificate check."""
     r = _inputs_verify(cli, resigned, *flag)
     assert r.code == 1
-    assert r.out.startswith(f"FAIL: {flag[0]} (key-signed provenance has no signing certificate)")
+    assert r.out.startswith(f"FAIL: {flag[0]} (key-signed provenance has no signing certificate")
+    # Both identities are named: the key that signed and the builder its statement claims.
+    assert "got 'key " in r.out and "claims builder https://github.com/" in r.out
 
 
 def test_source_digest_and_ref_of_key_signed_provenance_come_from_the_predicate(
@@ -131,11 +140,12 @@ def test_source_digest_and_ref_of_key_signed_provenance_come_from_the_predicate(
     commit = "e52ca19ae4944c39dc6060b514ac496e62a9a077"  # its configSource digest
     assert _inputs_verify(cli, resigned, "--source-digest", commit).code == 0
     wrong = _inputs_verify(cli, resigned, "--source-digest", "f" * 40)
-    assert wrong.code == 1 and f"source digest: got '{commit}', expected '{'f' * 40}'" in wrong.out
+    assert wrong.code == 1
+    assert f"source digest (claimed): got '{commit}', expected '{'f' * 40}'" in wrong.out
     ref = _inputs_verify(cli, resigned, "--source-ref", "refs/heads/main")  # configSource.uri@ref
     assert ref.code == 0 and "@refs/heads/main" in ref.out, ref.out
     other = _inputs_verify(cli, resigned, "--source-ref", "refs/heads/dev")
-    assert other.code == 1 and "source ref: got 'refs/heads/main'" in other.out
+    assert other.code == 1 and "source ref (claimed by the key holder): got 'refs/heads/main'" in other.out
 
 
 def _certificate(runner: str | None) -> x509.Certificate:

@@ -850,9 +850,11 @@ ROWS = [
         CONF / "a.txt",
         conf("happy-path-intoto-in-dsse-v3"),
         ("--repo", BEACON),
-        0,
-        "PASS",
-        "conformance 'happy-path-intoto-in-dsse-v3'",
+        1,
+        "builder id the statement names",
+        "conformance 'happy-path-intoto-in-dsse-v3' passes as a bundle (signature); as SLSA "
+        "provenance it is signed by the beacon workflow but names loosebazooka/aa-test's "
+        "provenance.yaml as builder: refused, as slsa-verifier refuses signer != builder",
     ),
     Row(
         "conf-dsse-invalid-sig",
@@ -891,9 +893,10 @@ ROWS = [
             "--trusted-root",
             str(CONF / "rekor2-dsse-happy-path" / "trusted_root.json"),
         ),
-        0,
-        "PASS",
-        "conformance 'rekor2-dsse-happy-path' (its own staging root)",
+        1,
+        "builder id the statement names",
+        "conformance 'rekor2-dsse-happy-path' (its own staging root) passes as a bundle; its "
+        "statement names a repository, not the signing beacon workflow, as builder",
     ),
     Row(
         "conf-rekor2-production-root",
@@ -1005,9 +1008,11 @@ ROWS = [
         CONF / "a.txt",
         SP / "a.dsse.staging-rekor-v2.txt.sigstore.json",
         ("--repo", BEACON, "--trusted-root", str(STAGING)),
-        0,
-        "PASS",
-        "sigstore-python test_verifier.py: a.dsse.staging-rekor-v2 verifies with staging",
+        1,
+        "builder id the statement names",
+        "sigstore-python test_verifier.py: a.dsse.staging-rekor-v2 verifies with staging as a "
+        "bundle; its statement names a repository (rekor2-dsse-hashedrekord-regen), not the "
+        "beacon workflow that signed, as builder: refused as SLSA provenance",
     ),
     Row(
         "sp-message-signature",
@@ -1103,9 +1108,30 @@ def test_producer_table_json(cli, row: Row) -> None:
 def test_table_covers_the_producers_and_both_outcomes() -> None:
     prefixes = {r.id.split("-")[0] for r in ROWS}
     assert {"generic", "go", "bcr", "gh", "conf"} <= prefixes
-    for prefix in ("generic", "go", "bcr", "gh", "conf"):
+    for prefix in ("generic", "go", "bcr", "gh"):
         codes = {r.code for r in ROWS if r.id.startswith(prefix + "-")}
         assert {0, 1} <= codes, prefix
+    # Every conformance statement is signed by the beacon workflow but names another builder:
+    # none is SLSA provenance of its signer (see test_genuine_signature_naming_another_builder).
+    assert {r.code for r in ROWS if r.id.startswith("conf-")} == {1, 3}
+
+
+SIGNED_BY_A_CLAIMING_B = ["conf-dsse-happy", "conf-rekor2-happy", "sp-rekor2-staging"]
+
+
+@pytest.mark.parametrize("row_id", SIGNED_BY_A_CLAIMING_B)
+def test_genuine_signature_naming_another_builder_is_refused(cli, row_id: str) -> None:
+    """The signature verifies (authentic), yet the statement's builder is not who signed."""
+    row = next(r for r in ROWS if r.id == row_id)
+    r = cli(*_argv(row), "--json")
+    doc = json.loads(r.out)
+    assert r.code == 1 and doc["authentic"] is True and doc["verified"] is False
+    signer = doc["facts"]["verified"]["signer"]
+    claimed = doc["facts"]["claimed"]["builder_id"]
+    assert signer.startswith(f"https://github.com/{BEACON}/") and claimed != signer
+    first = doc["failures"][0]
+    assert first["what"].startswith("builder id the statement names")
+    assert first["actual"] == claimed and signer in first["expected"]
 
 
 def _edited(tmp_path: Path, source: Path, edit) -> Path:  # type: ignore[no-untyped-def]

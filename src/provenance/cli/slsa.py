@@ -91,6 +91,13 @@ def attest(
 
     if bool(key) == use_sigstore:
         raise UsageError("give exactly one of --key or --sigstore")
+    if use_sigstore and (builder_id or repository or ref):
+        # With a certificate, builder, repository and ref are what Fulcio certifies; a statement
+        # naming others would be refused by every verifier (and here).
+        raise UsageError(
+            "--builder-id, --repository and --ref are taken from the signing identity with "
+            "--sigstore; give them only with --key"
+        )
     links = _config.links_dir(links_dir)
     link_files = [str(p) for p in Path(links).glob("*.link")] if os.path.isdir(links) else []
     guard_output(output, [layout, *link_files], [key, pub_key, *layout_keys])  # before hashing
@@ -118,7 +125,7 @@ def attest(
     else:
         say(
             f"wrote {output}: {len(statement['subject'])} subject(s), builder "
-            f"{statement['predicate']['runDetails']['builder']['id']}"
+            f"{statement['predicate']['runDetails']['builder']['id']} (a claim of the signer)"
         )
 
 

@@ -104,26 +104,42 @@ class PromotionResult:
         }
 
 
-def _slsa(files_dir: str, files: Manifest, check: SlsaCheck) -> list[str]:
-    from provenance.slsa.verify import Expectations, verify_builtin
+def _slsa(files_dir: str, files: Manifest, check: SlsaCheck) -> tuple[list[str], Any, str]:
+    """Verify the provenance for every model file; (failures, the bytes' record, level).
 
-    failures = []
+    The provenance is read once: the digest the VSA signs is of the very bytes verified. The
+    level is what the verified signer supports: Build L3 only for a trusted isolated builder
+    (slsa-github-generator), L2 for another GitHub-hosted workflow's Sigstore signature, L1
+    for a key (it proves who signed, not how the build ran).
+    """
+    from provenance.slsa.verify import Expectations, ProvenanceFile, verify_builtin
+
+    loaded = ProvenanceFile.read(check.provenance)
+    failures, producers, runners = [], set(), set()
     for rel in sorted(files.files):
         result = verify_builtin(
             os.path.join(files_dir, rel),
-            check.provenance,
+            loaded,
             Expectations(check.source_uri, check.builder_id),
             trusted_root=check.trusted_root,
             key=check.key,
         )
-        if not result.verified:
+        if not result.ok:
             failures.append(f"SLSA provenance for '{rel}': {result.failures[0]}")
-    return failures
+        producers.add(result.producer)
+        runners.add(result.facts.get("runner_environment"))
+    if producers == {"slsa-github-generator"}:
+        level = "SLSA_BUILD_LEVEL_3"
+    elif producers == {"github-workflow"} and runners == {"github-hosted"}:
+        level = "SLSA_BUILD_LEVEL_2"
+    else:
+        level = "SLSA_BUILD_LEVEL_1"
+    return failures, loaded, level
 
 
 def _scan(files_dir: str, allow: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
     """The gate scans the exact bytes it is about to vouch for; an unsafe finding refuses."""
-    from provenance._scanning import scan_paths
+    from provenance.scanning import scan_paths
 
     allowed = [os.path.join(files_dir, a) for a in allow]
     report = scan_paths([files_dir], base=files_dir, allow=allowed)
@@ -131,17 +147,15 @@ def _scan(files_dir: str, allow: Sequence[str]) -> tuple[dict[str, Any], list[st
 
 
 def _levels(
-    verified: bool, scanned: bool, slsa: SlsaCheck | None, thresholds_met: bool = False
+    verified: bool, scanned: bool, slsa_level: str | None, thresholds_met: bool = False
 ) -> list[str]:
     """What this decision establishes (docs/attestations.md#levels)."""
     from provenance.attest import ML_MODEL_SCANNED, ML_PROVENANCE_CHAIN_VERIFIED
     from provenance.attest.vsa import ML_EVALUATION_THRESHOLDS_MET
 
     levels = []
-    if slsa is not None:
-        # Key-signed provenance proves who signed, not an isolated builder: Build L1. Sigstore
-        # provenance from a trusted reusable-workflow builder is Build L3.
-        levels.append("SLSA_BUILD_LEVEL_1" if slsa.key is not None else "SLSA_BUILD_LEVEL_3")
+    if slsa_level is not None:  # only when the provenance verified (see `_slsa`)
+        levels.append(slsa_level)
     if verified:
         levels.append(ML_PROVENANCE_CHAIN_VERIFIED)
     if scanned:
@@ -199,6 +213,8 @@ def promote(
 
         registry = MlflowRegistry(tracking_uri)
     result = PromotionResult(model, version, alias)
+    slsa_file: Any = None  # the provenance bytes verified (their digest goes into the VSA)
+    slsa_level: str | None = None
     info = registry.get_version(model, version)
     with tempfile.TemporaryDirectory(prefix="provenance-gate-") as tmp:
         files_dir = registry.download(model, version, os.path.join(tmp, "files"))
@@ -232,12 +248,12 @@ def promote(
             result.scan, scan_failures = _scan(files_dir, scan_allow)
             result.failures = [Failure("scan", f) for f in scan_failures]
             if slsa is not None:
-                result.slsa = _slsa(files_dir, files, slsa)
+                result.slsa, slsa_file, slsa_level = _slsa(files_dir, files, slsa)
                 result.failures += [Failure("slsa", f) for f in result.slsa]
     result.artifacts_sha256 = files.digest()
     inputs = [(f"{v.file}", v.sha256) for v in verification.links.values()]
-    if slsa is not None:
-        inputs.append((os.path.basename(slsa.provenance), _sha256_file(slsa.provenance)))
+    if slsa_file is not None:
+        inputs.append((os.path.basename(slsa_file.path), slsa_file.sha256))
     vsa = (
         None
         if not files.files
@@ -252,7 +268,7 @@ def promote(
             levels=_levels(
                 verification.ok,
                 result.scan is not None and not result.failures,
-                slsa,
+                slsa_level if not result.slsa and slsa_file is not None else None,
                 thresholds_met=bool(verification.thresholds),
             ),
             signer=gate_signer,
@@ -311,11 +327,3 @@ def revoke(
         if decision_tag(alias) in info.tags:
             registry.delete_alias(model, alias)
     return record
-
-
-def _sha256_file(path: str) -> str:
-    import hashlib
-
-    from provenance._fs import read_bounded
-
-    return hashlib.sha256(read_bounded(path, 64 << 20, "provenance")).hexdigest()

@@ -35,6 +35,7 @@ from provenance.slsa import _policy
 from provenance.slsa._claims import check_statement, decode_payload
 from provenance.slsa._expect import Expectations
 from provenance.slsa._formats import Provenance
+from provenance.slsa._identity import certificate_facts
 from provenance.slsa._result import Failure, SlsaResult
 
 IN_TOTO = "application/vnd.in-toto+json"
@@ -141,7 +142,7 @@ def verify_bundle(
     cert = bundle.signing_certificate
     san = _policy.identity(cert)
     producer, checks = _checks(expect, san)
-    result.producer, result.signer = producer, san
+    result.producer = producer
     collect = Collect(checks)
     try:
         ptype, payload = Verifier(trusted_root=root).verify_dsse(bundle, collect)
@@ -151,13 +152,12 @@ def verify_bundle(
     except ValueError as exc:  # fields sigstore decodes mid-verification (e.g. binascii.Error)
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(prov.source, f"malformed Sigstore bundle: {message}") from None
-    # Authentic from here on: the certificate's claims can be reported.
-    result.source = _policy.extension(cert, _policy.OID_REPO_V2, _policy.OID_REPO_V1)
-    result.ref = _policy.extension(cert, _policy.OID_REF_V2, _policy.OID_REF_V1)
+    # Authentic from here on: what the certificate states is what was verified.
+    result.facts = certificate_facts(cert)
     result.failures += collect.failures
     if ptype != IN_TOTO:
         result.failures.append(Failure("DSSE payload type", IN_TOTO, ptype))
         return True
     statement = decode_payload(payload, prov.source)
-    check_statement(statement, result, expect, signer=san, producer=producer)
+    check_statement(statement, result, expect, producer=producer)
     return True

@@ -1,8 +1,10 @@
 """Checks of a verified in-toto statement: predicate type, subject digest, builder and source.
 
 Runs only on a payload whose signature verified. sigstore-python does not compare subjects with
-the artifact, so a subject must carry the artifact's sha256 here; the predicate's builder id and
-source must agree with the signer (keyless) or with the expectations (key-signed).
+the artifact, so a subject must carry the artifact's sha256 here. What the statement says of
+its builder, workflow and source is a claim: for certificate-signed provenance it must agree
+with the certificate (`_identity`), whatever was asked for; for key-signed provenance the key
+is all that is verified, and the expectations are compared with its holder's claims.
 """
 
 from __future__ import annotations
@@ -11,14 +13,13 @@ import json
 from typing import Any
 
 from provenance.errors import InputError
-from provenance.slsa import _policy
+from provenance.slsa import _identity, _policy
 from provenance.slsa._expect import Expectations
 from provenance.slsa._formats import PROVENANCE_TYPES, VSA_TYPES, subject_matches
 from provenance.slsa._inputs import check_inputs
 from provenance.slsa._result import Failure, SlsaResult
 
 STATEMENT_TYPES = ("https://in-toto.io/Statement/v1", "https://in-toto.io/Statement/v0.1")
-SLSA_V1 = "https://slsa.dev/provenance/v1"
 
 
 def decode_payload(payload: bytes, source: str) -> dict[str, Any]:
@@ -31,45 +32,6 @@ def decode_payload(payload: bytes, source: str) -> dict[str, Any]:
     return doc
 
 
-def _dig(doc: Any, *keys: str) -> Any:
-    for key in keys:
-        doc = doc.get(key) if isinstance(doc, dict) else None
-    return doc
-
-
-def predicate_builder(statement: dict[str, Any]) -> str | None:
-    pred = statement.get("predicate")
-    if statement.get("predicateType") == SLSA_V1:
-        found = _dig(pred, "runDetails", "builder", "id")
-    else:
-        found = _dig(pred, "builder", "id")
-    return found if isinstance(found, str) else None
-
-
-def predicate_source(statement: dict[str, Any]) -> str | None:
-    pred = statement.get("predicate")
-    if statement.get("predicateType") == SLSA_V1:
-        ext = _dig(pred, "buildDefinition", "externalParameters")
-        repo = _dig(ext, "repository") or _dig(ext, "workflow", "repository")
-        if not isinstance(repo, str):  # slsa-github-generator v1 predicates (BYOB, container)
-            repo = _dig(ext, "source", "uri")
-    else:
-        repo = _dig(pred, "invocation", "configSource", "uri")
-    return repo if isinstance(repo, str) else None
-
-
-def predicate_ref(statement: dict[str, Any]) -> str | None:
-    """The source ref the predicate names (v0.2: after the `@` of `configSource.uri`)."""
-    pred = statement.get("predicate")
-    if statement.get("predicateType") == SLSA_V1:
-        ext = _dig(pred, "buildDefinition", "externalParameters")
-        ref = _dig(ext, "ref") or _dig(ext, "workflow", "ref")
-    else:
-        uri = _dig(pred, "invocation", "configSource", "uri")
-        ref = uri.partition("@")[2] or None if isinstance(uri, str) else None
-    return ref if isinstance(ref, str) else None
-
-
 def _expected_types(expect: Expectations, producer: str) -> tuple[str, ...]:
     """The predicate types accepted: `--predicate-type`, else the anchor's default.
 
@@ -78,36 +40,34 @@ def _expected_types(expect: Expectations, producer: str) -> tuple[str, ...]:
     """
     if expect.predicate_type:
         return (expect.predicate_type,)
-    return (SLSA_V1,) if producer == "github-workflow" else PROVENANCE_TYPES
-
-
-def predicate_commit(statement: dict[str, Any]) -> str | None:
-    """The source commit the predicate names (v1: a resolved dependency's gitCommit)."""
-    pred = statement.get("predicate")
-    if statement.get("predicateType") == SLSA_V1:
-        deps = _dig(pred, "buildDefinition", "resolvedDependencies")
-        commits = [_dig(d, "digest", "gitCommit") for d in deps] if isinstance(deps, list) else []
-        found = next((c for c in commits if isinstance(c, str)), None)
-    else:
-        found = _dig(pred, "invocation", "configSource", "digest", "sha1")
-    return found if isinstance(found, str) else None
+    return (_identity.SLSA_V1,) if producer == "github-workflow" else PROVENANCE_TYPES
 
 
 def _keyed_only(
-    statement: dict[str, Any], expect: Expectations, source: str | None
+    statement: dict[str, Any], expect: Expectations, source: str | None, key: str
 ) -> list[Failure]:
-    """Expectations a key-signed statement answers from its own claims, or cannot answer."""
+    """Expectations a key-signed statement answers from its own claims, or cannot answer.
+
+    A key proves only who holds it: a builder or signer workflow cannot be verified, so
+    `--builder-id` and the signer flags fail (naming the key and what its holder claims).
+    """
+    builder = _identity.builder_claim(statement)
     failures = [
-        Failure(f"{flag} (key-signed provenance has no signing certificate)", "a certificate", None)
-        for flag in expect.certificate_only
+        Failure(
+            f"{flag} (key-signed provenance has no signing certificate: it proves only its key)",
+            value,
+            f"key {key[:16]}, whose statement claims builder {builder}",
+        )
+        for flag, value in expect.certificate_only
     ]
     if expect.owner:
         owner = _policy.normalize_repo(source).split("/")[1] if source else None
         wanted = expect.owner.strip().strip("/").split("/")[-1]
         if owner is None or owner.lower() != wanted.lower():
-            failures.append(Failure("source repository owner", wanted, owner))
-    if expect.source_digest and predicate_commit(statement) != expect.source_digest:
-        failures.append(Failure("source digest", expect.source_digest, predicate_commit(statement)))
+            failures.append(Failure("source repository owner (claimed)", wanted, owner))
+    commit = _identity.commit_claim(statement)
+    if expect.source_digest and commit != expect.source_digest:
+        failures.append(Failure("source digest (claimed)", expect.source_digest, commit))
     return failures
 
 
@@ -129,7 +89,7 @@ def _check_type(statement: dict[str, Any], result: SlsaResult, expected: tuple[s
 def _check_subject(statement: dict[str, Any], result: SlsaResult) -> None:
     if not subject_matches(statement, result.sha256):
         names = [
-            f"{s.get('name')}:sha256:{_dig(s, 'digest', 'sha256')}"
+            f"{s.get('name')}:sha256:{(s.get('digest') or {}).get('sha256')}"
             for s in statement.get("subject") or []
             if isinstance(s, dict)
         ]
@@ -142,64 +102,55 @@ def _check_subject(statement: dict[str, Any], result: SlsaResult) -> None:
         )
 
 
-def check_statement(
-    statement: dict[str, Any],
-    result: SlsaResult,
-    expect: Expectations,
-    *,
-    signer: str | None,
-    producer: str,
-) -> None:
-    """Add to `result` every way the verified statement disagrees with signer or expectations."""
-    if not _check_type(statement, result, _expected_types(expect, producer)):
-        return
-    builder = predicate_builder(statement)
-    result.builder_id = builder
-    source = predicate_source(statement)
-    if producer == "slsa-github-generator" and builder != signer:
-        # slsa-verifier: the builder the predicate claims is the workflow that signed.
-        result.failures.append(Failure("predicate builder id (vs the signer)", signer, builder))
-    if signer is None:  # key-signed: source, ref and builder come from the statement itself
-        result.source, result.ref = source, predicate_ref(statement)
-        result.failures += _keyed_only(statement, expect, source)
-        if expect.builder_id and not (
-            builder and _policy.builder_matches(builder, expect.builder_id)
-        ):
-            result.failures.append(Failure("builder id", expect.builder_id, builder))
-        if source is None:
-            result.failures.append(Failure("source repository", expect.source_uri, None))
-        elif expect.source_uri and _policy.normalize_repo(source) != _policy.normalize_repo(
-            expect.source_uri
-        ):
-            result.failures.append(
-                Failure(
-                    "source repository",
-                    _policy.repo_url(expect.source_uri),
-                    _policy.repo_url(source),
-                )
-            )
-        if expect.ref and result.ref != expect.ref:
-            result.failures.append(Failure("source ref", expect.ref, result.ref))
-        if expect.versioned_tag and not _policy.versioned_tag_matches(
-            result.ref, expect.versioned_tag
-        ):
-            result.failures.append(
-                Failure("source versioned tag", f"refs/tags/{expect.versioned_tag}", result.ref)
-            )
-    elif (
-        producer == "slsa-github-generator"
-        and source is not None
-        and result.source is not None
-        and _policy.normalize_repo(source) != _policy.normalize_repo(result.source)
+def _check_keyed(statement: dict[str, Any], result: SlsaResult, expect: Expectations) -> None:
+    """Key-signed: the expectations against what the key holder claims (labelled as claims)."""
+    claimed = result.claims
+    source, ref = claimed.get("source_repository"), claimed.get("source_ref")
+    result.failures += _keyed_only(statement, expect, source, result.facts["key"])
+    if source is None:
+        result.failures.append(
+            Failure("source repository (claimed by the key holder)", expect.source_uri, None)
+        )
+    elif expect.source_uri and _policy.normalize_repo(source) != _policy.normalize_repo(
+        expect.source_uri
     ):
-        # slsa-verifier: the generator's predicate must name the repository the certificate
-        # names. (gh checks the certificate only: other workflows' predicates are their own.)
         result.failures.append(
             Failure(
-                "source in the predicate (vs the certificate)",
-                _policy.repo_url(result.source),
+                "source repository (claimed by the key holder)",
+                _policy.repo_url(expect.source_uri),
                 _policy.repo_url(source),
             )
         )
+    if expect.ref and ref != expect.ref:
+        result.failures.append(Failure("source ref (claimed by the key holder)", expect.ref, ref))
+    if expect.versioned_tag and not _policy.versioned_tag_matches(ref, expect.versioned_tag):
+        result.failures.append(
+            Failure(
+                "source versioned tag (claimed by the key holder)",
+                f"refs/tags/{expect.versioned_tag}",
+                ref,
+            )
+        )
+
+
+def check_statement(
+    statement: dict[str, Any], result: SlsaResult, expect: Expectations, *, producer: str
+) -> None:
+    """Add to `result` every way the verified statement disagrees with signer or expectations.
+
+    `result.facts` already holds what the signature proved (certificate facts, or the key).
+    """
+    if not _check_type(statement, result, _expected_types(expect, producer)):
+        return
+    result.claims = _identity.claims(statement)
+    if "key" in result.facts:
+        _check_keyed(statement, result, expect)
+    else:
+        # Whatever flags were given: a statement naming another builder, workflow, repository
+        # or commit than the certificate is refused (slsa-verifier refuses signer != builder).
+        runner_ok = producer == "github-workflow"
+        result.failures += _identity.check_builder(statement, result.facts, runner_ok=runner_ok)
+        result.failures += _identity.check_workflow(statement, result.facts)
+        result.failures += _identity.check_context(statement, result.facts)
     result.failures += check_inputs(statement, expect.workflow_inputs)
     _check_subject(statement, result)

@@ -44,10 +44,12 @@ def slsa_stage(
     say(result.verdict)
     report.add(
         "slsa verify",
-        "PASS" if result.verified else "FAIL",
-        f"models/model.safetensors from {result.source}@{result.ref} [{result.verifier}]",
+        "PASS" if result.ok else "FAIL",
+        f"models/model.safetensors signed by {result.signer}; claimed source "
+        f"{result.claims.get('source_repository')}@{result.claims.get('source_ref')} "
+        f"[{result.verifier}]",
     )
-    if not result.verified:
+    if not result.ok:
         from provenance.errors import VerificationError
 
         raise VerificationError(result.verdict)

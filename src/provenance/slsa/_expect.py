@@ -102,15 +102,19 @@ class Expectations:
         return f"refs/tags/{self.tag.removeprefix('refs/tags/')}" if self.tag else None
 
     @property
-    def certificate_only(self) -> list[str]:
-        """The expectations only a Fulcio certificate can meet (none for key-signed provenance)."""
+    def certificate_only(self) -> list[tuple[str, str]]:
+        """(flag, value) of the expectations only a certificate can meet.
+
+        A key names no workflow, so none of these can hold for key-signed provenance.
+        """
         named = (
+            ("--builder-id", self.builder_id),
             ("--signer-workflow", self.signer_workflow),
             ("--signer-repo", self.signer_repo),
             ("--signer-digest", self.signer_digest),
             ("--deny-self-hosted-runners", self.deny_self_hosted),
         )
-        return [flag for flag, value in named if value]
+        return [(flag, str(value)) for flag, value in named if value]
 
     @property
     def needs_builtin(self) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +37,7 @@ VSA_TYPES = (
 # Log entry kinds sigstore-python verifies offline for DSSE envelopes.
 OFFLINE_ENTRIES = (("dsse", "0.0.1"), ("hashedrekord", "0.0.2"))
 
-__all__ = ["Provenance", "UnsupportedProvenanceError", "load"]
+__all__ = ["Provenance", "ProvenanceFile", "UnsupportedProvenanceError", "load"]
 
 
 @dataclass(frozen=True)
@@ -211,14 +212,34 @@ def _classify(doc: Any, source: str) -> Provenance:
     )
 
 
-def load(path: str) -> list[Provenance | InputError]:
+@dataclass(frozen=True)
+class ProvenanceFile:
+    """A provenance file read once.
+
+    What is verified and what is signed (its digest) are these very bytes, never a second
+    read of the path.
+    """
+
+    path: str
+    data: bytes = field(repr=False)
+    sha256: str
+
+    @classmethod
+    def read(cls, path: str) -> ProvenanceFile:
+        data = read_bounded(path, MAX_BYTES, "provenance")
+        return cls(path, data, hashlib.sha256(data).hexdigest())
+
+
+def load(source: str | ProvenanceFile) -> list[Provenance | InputError]:
     """Every document of a JSON or JSON-lines file, or why it cannot be used.
 
     A single document that cannot be used raises; in a file of several, the others may still
     hold the provenance for the artifact, so the caller decides (slsa-verifier picks the one
     whose subject matches).
     """
-    raw = read_bounded(path, MAX_BYTES, "provenance")
+    if isinstance(source, str):
+        source = ProvenanceFile.read(source)
+    path, raw = source.path, source.data
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -36,17 +36,23 @@ class Failure:
 
 @dataclass
 class SlsaResult:
-    """A verification's result; `ok` only when a provenance document passed every check."""
+    """A verification's result; `ok` only when a provenance document passed every check.
+
+    `facts` holds only what the signature established: for certificate-signed provenance the
+    signing workflow and the certificate's extensions (`signer`, `source_repository`,
+    `source_ref`, `source_commit`, ...); for key-signed provenance the key. `claims` holds what
+    the statement says of itself (builder id, source, workflow inputs, ...), attributed to the
+    signer and never reported as verified.
+    """
 
     artifact: str
     verifier: str
     sha256: str
     provenance: str | None = None
+    provenance_sha256: str | None = None  # of the exact bytes verified
     producer: str | None = None
-    builder_id: str | None = None
-    signer: str | None = None
-    source: str | None = None
-    ref: str | None = None
+    facts: dict[str, str] = field(default_factory=dict)
+    claims: dict[str, Any] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     authentic: bool = False  # the signature verified (the checks may still have failed)
 
@@ -55,23 +61,53 @@ class SlsaResult:
         return self.authentic and not self.failures
 
     @property
-    def verified(self) -> bool:
-        """Kept for callers of the earlier result type: the same as `ok`."""
-        return self.ok
+    def signer(self) -> str | None:
+        """Who signed, as verified: the workflow identity, or `key <keyid>`."""
+        if "signer" in self.facts:
+            return self.facts["signer"]
+        return f"key {self.facts['key']}" if "key" in self.facts else None
+
+    @property
+    def source(self) -> str | None:
+        """The verified source repository (None when only claimed, e.g. key-signed)."""
+        return self.facts.get("source_repository")
+
+    @property
+    def ref(self) -> str | None:
+        """The verified source ref (None when only claimed)."""
+        return self.facts.get("source_ref")
 
     def lines(self) -> list[str]:
         """What the verdict line leaves out: every further failure."""
         return [f"- {f}" for f in self.failures[1:]]
 
+    def _claimed(self) -> str:
+        shown = []
+        builder = self.claims.get("builder_id")
+        if builder and builder != self.facts.get("signer"):
+            shown.append(f"builder {builder}")
+        if "key" in self.facts:
+            src, ref = self.claims.get("source_repository"), self.claims.get("source_ref")
+            if src:
+                shown.append(f"source {src}" + (f"@{ref}" if ref else ""))
+            if self.claims.get("source_commit"):
+                shown.append(f"commit {self.claims['source_commit']}")
+        if not shown:
+            return ""
+        who = "the key holder" if "key" in self.facts else "the statement"
+        return f"; claimed by {who}: {', '.join(shown)}"
+
     @property
     def verdict(self) -> str:
         if self.ok:
-            signed = (
-                f" (signed by {self.signer})" if self.signer not in (None, self.builder_id) else ""
-            )
+            verified = f"signed by {self.signer}"
+            if self.source:
+                verified += f" from {self.source}@{self.ref}"
+            if self.facts.get("source_commit"):
+                verified += f" (commit {self.facts['source_commit']})"
             return (
-                f"PASS: {self.artifact} (sha256 {self.sha256}) was built by {self.builder_id}"
-                f"{signed} from {self.source}@{self.ref} [verifier: {self.verifier}]"
+                f"PASS: {self.artifact} (sha256 {self.sha256}) verified: {verified}"
+                f"{self._claimed()} [verifier: {self.verifier}]"
             )
         reason = self.failures[0].message if self.failures else "not verified"
         return f"FAIL: {reason} [verifier: {self.verifier}]"
@@ -82,13 +118,11 @@ class SlsaResult:
             "verifier": self.verifier,
             "sha256": self.sha256,
             "provenance": self.provenance,
+            "provenance_sha256": self.provenance_sha256,
             "producer": self.producer,
-            "builder_id": self.builder_id,
-            "signer": self.signer,
-            "source": self.source,
-            "ref": self.ref,
             "verified": self.ok,
             "authentic": self.authentic,
+            "facts": {"verified": dict(self.facts), "claimed": dict(self.claims)},
             "failures": [f.to_dict() for f in self.failures],
             "verdict": self.verdict,
         }

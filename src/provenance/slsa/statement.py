@@ -8,6 +8,7 @@ plus the source commit; the links themselves are byproducts. Everything comes fr
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import os
@@ -155,11 +156,31 @@ def sign_with_sigstore(statement: dict[str, Any]) -> bytes:
     from sigstore.models import ClientTrustConfig
     from sigstore.sign import SigningContext
 
+    builder = _signing_workflow(token)
+    if builder is not None:
+        # The builder a verifier accepts is the workflow that signs (the certificate's Build
+        # Signer URI): inside a reusable workflow that is the reusable one, not GITHUB_WORKFLOW_REF.
+        statement["predicate"]["runDetails"]["builder"]["id"] = builder
     ctx = SigningContext.from_trust_config(ClientTrustConfig.production())
     payload = json.dumps(statement, sort_keys=True, separators=(",", ":")).encode()
     with ctx.signer(IdentityToken(token)) as signer:
         bundle = signer.sign_dsse(Statement(payload))
     return bundle.to_json().encode() + b"\n"
+
+
+def _signing_workflow(token: str) -> str | None:
+    """`https://github.com/` + the token's `job_workflow_ref` claim: the identity Fulcio certifies.
+
+    Read without verifying the token: it is only used to write our own statement, which the
+    verifier then compares with the certificate Fulcio issued for this very token.
+    """
+    try:
+        part = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    except (IndexError, ValueError):
+        return None
+    ref = claims.get("job_workflow_ref") if isinstance(claims, dict) else None
+    return f"https://github.com/{ref}" if isinstance(ref, str) and ref else None
 
 
 def decode_statement(payload: bytes, source: str) -> dict[str, Any]:

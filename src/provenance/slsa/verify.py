@@ -22,7 +22,7 @@ from provenance.errors import InputError, UsageError
 from provenance.slsa import _policy
 from provenance.slsa._claims import check_statement, decode_payload
 from provenance.slsa._expect import Expectations
-from provenance.slsa._formats import Provenance, load
+from provenance.slsa._formats import Provenance, ProvenanceFile, load
 from provenance.slsa._result import Failure, SlsaResult
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Expectations",
     "Failure",
+    "ProvenanceFile",
     "SlsaResult",
     "default_trusted_root",
     "verify_builtin",
@@ -39,6 +40,8 @@ __all__ = [
 ]
 
 _DIGEST = re.compile(r"(?:sha256:)?([0-9a-f]{64})\Z")
+# slsa-verifier prints the builder it verified from the certificate on stderr.
+_VERIFIED_BUILDER = re.compile(r'Verified build using builder "([^"]+)"')
 
 
 def default_trusted_root() -> str:
@@ -88,23 +91,31 @@ def _verify_keyed(prov: Provenance, result: SlsaResult, expect: Expectations, ke
         )
         return False
     result.producer = "key-signed"
+    result.facts = {"key": key.keyid}
     statement = decode_payload(env.payload, prov.source)
-    check_statement(statement, result, expect, signer=None, producer="key-signed")
+    check_statement(statement, result, expect, producer="key-signed")
     return True
 
 
 def verify_builtin(
     artifact: str | None,
-    provenance: str,
+    provenance: str | ProvenanceFile,
     expect: Expectations,
     *,
     trusted_root: str | None = None,
     key: Key | None = None,
     digest: str | None = None,
 ) -> SlsaResult:
-    """Verify `provenance` for the artifact; several documents: the one for this artifact wins."""
+    """Verify `provenance` for the artifact; several documents: the one for this artifact wins.
+
+    Give a `ProvenanceFile` to verify bytes already read (the gate signs their digest); a path
+    is read once here.
+    """
     name, sha256 = artifact_digest(artifact, digest)
-    docs = load(provenance)
+    loaded = (
+        provenance if isinstance(provenance, ProvenanceFile) else ProvenanceFile.read(provenance)
+    )
+    docs = load(loaded)
     usable = [d for d in docs if isinstance(d, Provenance)]
     errors = [d for d in docs if isinstance(d, InputError)]
     # The documents naming this digest first, as slsa-verifier does with .intoto.jsonl files.
@@ -118,7 +129,9 @@ def verify_builtin(
     best: SlsaResult | None = None
     root: TrustedRoot | None = None
     for prov in usable:
-        result = SlsaResult(name, verifier, sha256, provenance=prov.source)
+        result = SlsaResult(
+            name, verifier, sha256, provenance=prov.source, provenance_sha256=loaded.sha256
+        )
         if prov.kind == "dsse":
             if key is None:
                 errors.append(
@@ -144,7 +157,7 @@ def verify_builtin(
             best = result
     if best is not None:
         return best
-    raise errors[0] if errors else InputError(provenance, "no provenance document")
+    raise errors[0] if errors else InputError(loaded.path, "no provenance document")
 
 
 def find_slsa_verifier(explicit: str | None) -> str | None:
@@ -189,9 +202,14 @@ def verify_with_slsa_verifier(
         raise InfrastructureError(f"slsa-verifier could not run: {exc}") from None
     output = (proc.stdout + proc.stderr).strip()
     result.authentic = proc.returncode == 0
-    result.source = _policy.normalize_repo(expect.source_uri)
-    result.ref = expect.ref
-    result.builder_id = expect.builder_id
+    if result.authentic:
+        # What slsa-verifier checked: the source it was given and the builder it reports.
+        result.facts["source_repository"] = _policy.repo_url(expect.source_uri)
+        if expect.ref:
+            result.facts["source_ref"] = expect.ref
+        found = _VERIFIED_BUILDER.search(output)
+        if found:
+            result.facts["signer"] = found.group(1)
     if not result.authentic:
         lines = [ln for ln in output.splitlines() if ln.strip()]
         result.failures.append(
