@@ -58,7 +58,9 @@ def test_l3_generic_generator_vector_verifies_offline(cli, monkeypatch) -> None:
     verified = doc["facts"]["verified"]
     assert verified["source_ref"] == "refs/heads/main"
     assert verified["signer"] == GENERATOR + "@refs/tags/v2.1.0"
-    assert verified["source_repository"] == "https://github.com/" + SOURCE.removeprefix("github.com/")
+    assert verified["source_repository"] == "https://github.com/" + SOURCE.removeprefix(
+        "github.com/"
+    )
     # The statement's builder is the signer itself: nothing about it is left as a mere claim.
     assert doc["facts"]["claimed"]["builder_id"] == verified["signer"]
 

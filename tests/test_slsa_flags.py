@@ -145,7 +145,10 @@ def test_source_digest_and_ref_of_key_signed_provenance_come_from_the_predicate(
     ref = _inputs_verify(cli, resigned, "--source-ref", "refs/heads/main")  # configSource.uri@ref
     assert ref.code == 0 and "@refs/heads/main" in ref.out, ref.out
     other = _inputs_verify(cli, resigned, "--source-ref", "refs/heads/dev")
-    assert other.code == 1 and "source ref (claimed by the key holder): got 'refs/heads/main'" in other.out
+    assert (
+        other.code == 1
+        and "source ref (claimed by the key holder): got 'refs/heads/main'" in other.out
+    )
 
 
 def _certificate(runner: str | None) -> x509.Certificate:
