@@ -326,3 +326,44 @@ def test_pinned_private_sigstore_apis_exist() -> None:
     assert (
         'sigstore = ["sigstore==4.5.1", "sigstore-models==0.0.6", "rfc3161-client==1.0.9"]' in pins
     )
+
+
+# --- routing and the caller's policy -----------------------------------------------------------
+
+
+def test_route_sends_each_bundle_to_its_path() -> None:
+    from provenance.slsa._offline import route, verify_offline
+
+    npm = json.loads((GH / "sigstore-js-2.1.0-bundle.json").read_text())
+    dsse = json.loads(
+        (
+            VECTORS
+            / "slsa-verifier/gha_generic/v2.1.0/binary-linux-amd64-workflow_dispatch.intoto.jsonl"
+        )
+        .read_text()
+        .splitlines()[0]
+    )
+    assert (route(demo()), route(npm), route(dsse)) == ("tsa-only", "intoto-0.0.2", None)
+    assert verify_offline(dsse, github_root()) is None
+    stripped = copy.deepcopy(npm)
+    del stripped["verificationMaterial"]["tlogEntries"]
+    assert route(stripped) == "tsa-only"  # a stripped entry lands where logs are required...
+    with pytest.raises(BundleRefused, match="root lists transparency logs"):
+        verify_offline(stripped, json.loads(PUBLIC_GOOD.read_text()))  # ...and is refused
+
+
+def test_callers_sigstore_policy_is_applied_to_the_certificate() -> None:
+    from sigstore.errors import VerificationError as SigstoreVerificationError
+    from sigstore.verify.policy import Identity
+
+    from provenance.slsa._offline import verify_offline
+
+    issuer = "https://token.actions.githubusercontent.com"
+    signer = (
+        "https://github.com/actions/attest-demo/.github/workflows/build-python.yml@refs/heads/main"
+    )
+    ok = verify_offline(demo(), github_root(), policy=Identity(identity=signer, issuer=issuer))
+    assert ok is not None and san(ok.certificate) == signer
+    other = Identity(identity=signer.replace("attest-demo", "evil"), issuer=issuer)
+    with pytest.raises(SigstoreVerificationError):
+        verify_offline(demo(), github_root(), policy=other)
