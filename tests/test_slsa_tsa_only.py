@@ -367,3 +367,78 @@ def test_callers_sigstore_policy_is_applied_to_the_certificate() -> None:
     other = Identity(identity=signer.replace("attest-demo", "evil"), issuer=issuer)
     with pytest.raises(SigstoreVerificationError):
         verify_offline(demo(), github_root(), policy=other)
+
+
+def _paths(node: Any, at: tuple[Any, ...] = ()) -> Any:
+    if at:
+        yield at
+    children = (
+        node.items()
+        if isinstance(node, dict)
+        else enumerate(node)
+        if isinstance(node, list)
+        else ()
+    )
+    for key, value in children:
+        yield from _paths(value, (*at, key))
+
+
+# Fields no signature covers and no check reads: a DSSE key-id hint, an absent timestamp list.
+UNBOUND = {
+    ("dsseEnvelope", "signatures", 0, "keyid"),
+    ("verificationMaterial", "timestampVerificationData"),
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "root_name"),
+    [
+        (DEMO, "github"),
+        (JAVA / "attestation.sigstore.json", "github"),
+        (GH / "sigstore-js-2.1.0-bundle.json", "public-good"),
+        (VECTORS / "sigstore-go" / "sigstore.js@2.0.0-provenance.sigstore.json", "public-good"),
+    ],
+)
+def test_every_field_replaced_is_refused_or_left_to_sigstore(path: Path, root_name: str) -> None:
+    """Each field of a genuine bundle replaced by a wrong value: a typed error (InputError or
+    BundleRefused), or None (not an offline shape; sigstore-python verifies it), never a crash
+    and never a pass, except for the fields nothing signs."""
+    from provenance.errors import ProvenanceError
+    from provenance.slsa._offline import verify_offline
+
+    text = path.read_text()
+    doc = json.loads(text if path.suffix == ".json" else text.splitlines()[0])
+    root = json.loads(Path(named_root(root_name)).read_text())
+    for at in list(_paths(doc)):
+        for value in (None, 0, "x", [], {}):
+            bad = copy.deepcopy(doc)
+            parent = bad
+            for key in at[:-1]:
+                parent = parent[key]
+            if parent[at[-1]] == value:
+                continue
+            parent[at[-1]] = value
+            try:
+                result = verify_offline(bad, root)
+            except ProvenanceError:
+                continue
+            assert result is None or at in UNBOUND, (at, value)
+
+
+def test_certificate_is_checked_at_the_verified_time_not_now() -> None:
+    """The leaf lives ten minutes: valid at the timestamp, refused eleven minutes later."""
+    from datetime import timedelta
+
+    from provenance.slsa._sigstore_offline import parse_bundle, verify_chain_at
+
+    parts = parse_bundle(demo())
+    root = load_root(named_root("github"))
+    signed = datetime(2024, 4, 22, 17, 33, 26, tzinfo=timezone.utc)
+    chain = verify_chain_at(parts.certificate, root, signed)
+    assert [c.subject.rfc4514_string() for c in chain] == [
+        "CN=Fulcio Intermediate l2,O=GitHub\\, Inc.",
+        "CN=Fulcio Intermediate l1,O=GitHub\\, Inc.",
+        "CN=Internal Services Root,O=GitHub\\, Inc.",
+    ]
+    with pytest.raises(BundleRefused, match="does not chain"):
+        verify_chain_at(parts.certificate, root, signed + timedelta(minutes=11))

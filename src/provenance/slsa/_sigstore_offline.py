@@ -164,7 +164,7 @@ def parse_bundle(doc: object, source: str | None = None) -> BundleParts:
     d = _dict(doc, "the bundle", source)
     _only(d, _TOP_KEYS, "the bundle", source)
     media = d.get("mediaType")
-    if media not in BUNDLE_MEDIA_TYPES:
+    if not isinstance(media, str) or media not in BUNDLE_MEDIA_TYPES:
         raise InputError(source, f"Sigstore bundle: unknown media type {media!r}")
     if "dsseEnvelope" not in d:
         raise InputError(source, "Sigstore bundle has no DSSE envelope")
