@@ -23,6 +23,7 @@ RANK = {
     "layout": 6,
     "links": 6,
     "signing": 7,
+    "datasets": 7.5,  # manifests and engines; may check signatures, builds on hashing
     "hashing": 8,
     "_scanning": 8,
     "_progress": 9,

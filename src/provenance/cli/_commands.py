@@ -33,6 +33,7 @@ COMMAND_MODULES: dict[str, str] = {
     "inspect": "inspect",
     "trace": "trace",
     "report": "report",
+    "dataset": "dataset",
 }
 
 

@@ -1,0 +1,27 @@
+"""Dataset manifests: one artifact for a dataset of any size, and the engines that hash it.
+
+A manifest lists every member of a local directory or an `s3://` prefix (path, size, sha256;
+ETag and VersionId for objects) in a canonical, sorted, streamable text format
+(datasets/_format.py, docs/datasets.md); a link records the manifest file and its sha256 only,
+so the link stays small whatever the dataset's size. `make_manifest` hashes the members with
+the local engine or on Ray and writes the file atomically; `verify_dataset` re-hashes them
+and names what is missing, extra or changed.
+"""
+
+from __future__ import annotations
+
+from provenance.datasets._engines import ENGINES
+from provenance.datasets._manifest import ManifestInfo, make_manifest, members, scan
+from provenance.datasets._sources import EngineStats
+from provenance.datasets._verify import DatasetCheck, verify_dataset
+
+__all__ = [
+    "ENGINES",
+    "DatasetCheck",
+    "EngineStats",
+    "ManifestInfo",
+    "make_manifest",
+    "members",
+    "scan",
+    "verify_dataset",
+]
