@@ -149,6 +149,13 @@ def test_root_without_certificate_authorities_is_refused() -> None:
     refused(demo(), root, "no certificate authority")
 
 
+def test_root_with_ct_logs_requires_an_sct() -> None:
+    """GitHub's Fulcio embeds no SCT; a root that lists CT logs demands one."""
+    root = github_root()
+    root["ctlogs"] = json.loads(PUBLIC_GOOD.read_text())["ctlogs"]
+    refused(demo(), root, "SCT does not verify")
+
+
 def test_tsa_window_excluding_the_time_is_refused() -> None:
     root = github_root()
     window(root, "timestampAuthorities", 0, "2024-05-01T00:00:00Z", "2024-06-01T00:00:00Z")
