@@ -1,13 +1,14 @@
 """Walking and hashing at once (many files): the same artifacts and the same refusals as before.
 
-Thresholds are lowered so a few files take the streamed, forked path; each test also checks that
-no hashing worker is left behind.
+Thresholds are lowered so a few files take the streamed path through the worker processes; each
+test also checks that no hashing worker is left behind but the idle ones the next job reuses.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 
 import psutil
@@ -17,6 +18,8 @@ from provenance.errors import ArtifactError
 from provenance.hashing import (
     Cancelled,
     _engine,
+    _pool,
+    _worker,
     collect,
     compile_patterns,
     hash_artifacts,
@@ -28,13 +31,15 @@ from provenance.hashing._walk import Excludes
 
 @pytest.fixture(autouse=True)
 def _streamed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_engine, "FORK_MIN_FILES", 4)
+    monkeypatch.setattr(_engine, "POOL_MIN_FILES", 4)
     monkeypatch.setattr(_engine, "BATCH", 3)
     monkeypatch.setattr(_engine, "LARGE", 1000)
 
 
 def _no_workers_left() -> bool:
-    return not psutil.Process().children(recursive=True)
+    """No child process but the idle workers kept for the next job (a failed job kills its own)."""
+    children = {c.pid for c in psutil.Process().children(recursive=True)}
+    return children <= set(_pool.idle_pids())
 
 
 def _tree(base: Path) -> dict[str, bytes]:
@@ -107,31 +112,50 @@ def test_walk_yields_sorted_paths_and_collect_matches_it(tmp_path: Path) -> None
     assert got == sorted(files)
 
 
+# A worker whose sha256 truncates the file named by argv[2] once it is handed a mapped window:
+# the real worker code in its own process, run by the real pool; only the timing is arranged.
+TRUNCATING_WORKER = """
+import importlib.util, os, sys
+spec = importlib.util.spec_from_file_location("_worker", sys.argv[1])
+w = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(w)
+real = w.hashlib.sha256
+
+class Truncating:
+    def __init__(self):
+        self.h = real()
+
+    def update(self, data):
+        if len(data) > 1 << 20:  # the mapped window: cut the file under it
+            os.truncate(sys.argv[2], 0)
+        self.h.update(data)
+
+    def digest(self):
+        return self.h.digest()
+
+class Hashlib:
+    sha256 = Truncating
+
+w.hashlib = Hashlib
+w.main()
+"""
+
+
 def test_a_mapped_file_truncated_under_a_worker_is_reported_as_changed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Heavy files are hashed through mmap in a forked worker: truncation kills it with SIGBUS."""
+    """Heavy files are mapped by a worker process: truncation kills it (SIGBUS), not the caller."""
     victim = tmp_path / "victim.bin"
     victim.write_bytes(os.urandom(3 << 20))
     monkeypatch.setattr(_engine, "HEAVY", 1)
-    real_sha256 = hashlib.sha256
-
-    class Truncating:
-        def __init__(self) -> None:
-            self.h = real_sha256()
-
-        def update(self, data: bytes) -> None:
-            if len(data) > 1 << 20:  # the mapped window: cut the file under it
-                os.truncate(victim, 0)
-            self.h.update(data)
-
-        def digest(self) -> bytes:
-            return self.h.digest()
-
-    monkeypatch.setattr(_engine.hashlib, "sha256", Truncating)
+    _pool.shutdown()  # the next job starts its workers with the argv below
+    argv = [sys.executable, "-I", "-S", "-c", TRUNCATING_WORKER, _worker.__file__, str(victim)]
+    monkeypatch.setattr(_pool, "worker_argv", lambda: argv)
     with pytest.raises(ArtifactError, match=r"victim\.bin.*changed while it was being hashed"):
         hash_paths_packed(str(tmp_path), ["victim.bin"], workers=2, fork_heavy=True)
+    assert victim.stat().st_size == 0  # it was truncated under the mapping
     assert _no_workers_left()
+    assert _pool.idle_pids() == []  # the set that lost a worker is not reused
 
 
 def test_heavy_files_hashed_through_mmap_in_windows(

@@ -80,12 +80,12 @@ def test_digests_equal_hashlib_for_random_trees(tree, exclude: str, links: list[
 
 @settings(max_examples=8, deadline=None)
 @given(seed=st.integers(0, 2**32), extra=st.integers(0, 300))
-def test_forked_workers_agree_with_hashlib(seed: int, extra: int) -> None:
+def test_worker_processes_agree_with_hashlib(seed: int, extra: int) -> None:
     """Enough files to take the multi-process path, empty ones included."""
     rnd = random.Random(seed)
     with tempfile.TemporaryDirectory() as tmp:
         rels = []
-        for i in range(_engine.FORK_MIN_FILES + extra):
+        for i in range(_engine.POOL_MIN_FILES + extra):
             rel = f"d{i % 7}/f{i}.bin"
             path = Path(tmp, rel)
             path.parent.mkdir(exist_ok=True)
@@ -97,7 +97,7 @@ def test_forked_workers_agree_with_hashlib(seed: int, extra: int) -> None:
 
 def test_large_files_take_the_threaded_path(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(_engine, "LARGE", 1000)
-    monkeypatch.setattr(_engine, "FORK_MIN_FILES", 4)
+    monkeypatch.setattr(_engine, "POOL_MIN_FILES", 4)
     files = {f"f{i}": os.urandom(size) for i, size in enumerate([10, 5000, 0, 3 * 1024 * 1024, 7])}
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)

@@ -214,7 +214,7 @@ def test_bad_key_cancels_the_materials_hashing_and_leaves_nothing(tmp_path: Path
     from provenance.record import StepSpec
     from provenance.record._recorder import prepare
 
-    for i in range(_engine.FORK_MIN_FILES + 10):  # enough files for the forked workers
+    for i in range(_engine.POOL_MIN_FILES + 10):  # enough files for the worker processes
         (tmp_path / "data" / f"d{i % 9}").mkdir(parents=True, exist_ok=True)
         (tmp_path / "data" / f"d{i % 9}" / f"f{i}").write_bytes(b"x")
     (tmp_path / "bad.pem").write_bytes(b"-----BEGIN PRIVATE KEY-----\ngarbage\n")

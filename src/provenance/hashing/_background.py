@@ -2,14 +2,13 @@
 
 Recording spends a fixed few hundred milliseconds before it can sign (loading the signer and its
 libraries, listing the installed packages). Hashing the materials does not need any of it, so it
-runs meanwhile: hashlib and the forked workers leave the GIL free for the caller. A caller that
+runs meanwhile: hashlib and the worker processes leave the GIL free for the caller. A caller that
 fails (a bad key) cancels the job; the engine stops at its next progress report, so a refused
 step does not keep hashing a dataset for minutes.
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -27,10 +26,6 @@ class Background(Generic[T]):
     """`job(progress)` on a daemon thread; `result()` joins it and re-raises its error."""
 
     def __init__(self, job: Callable[[Progress], T], progress: Progress | None = None) -> None:
-        # Fetch sha256 from OpenSSL on this thread first: forked hashing workers then reuse the
-        # fetched digest instead of taking OpenSSL's provider lock, which another thread of the
-        # parent (loading a key) may hold at the moment of the fork.
-        hashlib.sha256(b"")
         self._stop = threading.Event()
         self._value: T | None = None
         self._error: BaseException | None = None

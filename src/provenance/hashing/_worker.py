@@ -1,0 +1,234 @@
+"""A hashing worker process, and the per-file hashing it shares with the caller's threads.
+
+The worker is started as a fresh interpreter (`python -I -S _worker.py`, see `_pool`), never
+forked from the caller: a training process has thread pools, CUDA, logging and OpenSSL state,
+and a lock another thread holds at fork time would deadlock a forked child. So this module
+imports the standard library only and nothing from `provenance`.
+
+Protocol, over the worker's stdin and stdout (binary, no pickling):
+
+- in: `_IN` header (kind, a, b, payload bytes) and the payload. `JOB` starts a job: `a` = flags
+  (`BIG`: hash large files here, through mmap), `b` = unused, payload = `_JOB` (the large-file
+  threshold and the mmap window) and the base directory. `BATCH` hands over files `a..b` as
+  NUL-separated paths relative to the base. `END` ends the job; the worker answers `DONE`.
+- out: per batch a `TASK` header (start, end), one status byte per file and 32 bytes per file
+  (the digest, or the errno in the first byte for `ERR`); `DONE` is a header with both fields
+  set to `DONE_MARK`.
+
+A file truncated while mapped raises SIGBUS, which kills this worker, not the caller; the
+caller reports the file it never answered for as changed. At the end of its stdin it exits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+import os
+import signal
+import stat
+import struct
+import sys
+from collections.abc import Sequence
+
+CHUNK = 1 << 16  # read buffer for large files streamed with readinto (see `_engine`)
+JOB, BATCH, END = 1, 2, 3
+BIG = 1
+IN = struct.Struct("<BIII")  # kind, a, b, payload bytes
+JOB_ARGS = struct.Struct("<QQ")  # large-file threshold, mmap window
+TASK = struct.Struct("<II")  # [start, end) indices of a batch's files
+DONE_MARK = 0xFFFFFFFF
+OK, ERR, LARGE_FILE, CHANGED, SPECIAL = 0, 1, 2, 3, 4
+# Non-blocking open: a path swapped for a FIFO after the walk must not block the step; the
+# fstat below (needed anyway for the size) then refuses anything that is not a regular file.
+OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+class Changed(Exception):
+    """The file's size or mtime changed while it was read."""
+
+
+class NotRegular(Exception):
+    """The path is a FIFO, socket or device."""
+
+
+def digest_fd(
+    fd: int,
+    buf: bytearray | None,
+    large: int,
+    before: os.stat_result | None = None,
+    window: int = 0,
+) -> bytes:
+    """sha256 of an open file; `window` (worker processes only) maps a large one, else reads it.
+
+    Small files are read whole; large ones into `buf` (reused), never held in memory at once.
+    """
+    before = before or os.fstat(fd)
+    if not stat.S_ISREG(before.st_mode):
+        raise NotRegular
+    h = hashlib.sha256()
+    size = 0
+    if window and before.st_size > large:
+        size = _digest_mapped(fd, before.st_size, h, window)
+    elif before.st_size <= large:
+        # Growth after the last read shows up as a size mismatch with the second fstat.
+        while size < before.st_size or size == 0:
+            data = os.read(fd, before.st_size - size if before.st_size > size else 65536)
+            if not data:
+                break
+            h.update(data)
+            size += len(data)
+    else:  # stream: never hold a multi-GB file in memory
+        view = memoryview(buf if buf is not None else bytearray(CHUNK))
+        with open(fd, "rb", buffering=0, closefd=False) as f:
+            while n := f.readinto(view):
+                h.update(view[:n])
+                size += n
+    after = os.fstat(fd)
+    if (
+        size != after.st_size
+        or before.st_size != after.st_size
+        or before.st_mtime_ns != after.st_mtime_ns
+    ):
+        raise Changed
+    return h.digest()
+
+
+def _digest_mapped(fd: int, size: int, h: hashlib._Hash, window: int) -> int:
+    """Feed `size` bytes of `fd` to `h` from `window` bytes mapped at a time; return the bytes read.
+
+    No copy out of the page cache: a 2 GiB file hashes in 1.43 s instead of 1.65 s. Only worker
+    processes use it: a file truncated meanwhile raises SIGBUS, which kills the worker, never the
+    caller's process.
+    """
+    for offset in range(0, size, window):
+        length = min(window, size - offset)
+        try:
+            mm = mmap.mmap(fd, length, prot=mmap.PROT_READ, offset=offset)
+        except ValueError:  # shorter than it was: truncated since the fstat
+            raise Changed from None
+        with mm:
+            if hasattr(mm, "madvise"):
+                mm.madvise(mmap.MADV_SEQUENTIAL)
+            with memoryview(mm) as view:
+                h.update(view)
+    return size
+
+
+class Batcher:
+    """A worker's per-batch hashing: files opened relative to their (cached) directory."""
+
+    def __init__(self, base: bytes, big: bool, large: int, window: int) -> None:
+        self.base, self.big, self.large = base, big, large
+        self.window = window if big else 0
+        self.buf = bytearray(CHUNK) if big else None
+        self.cur_dir: bytes | None = None
+        self.dfd = -1
+
+    def close(self) -> None:
+        """Close the cached directory."""
+        if self.dfd >= 0:
+            os.close(self.dfd)
+            self.dfd = -1
+
+    def hash(self, start: int, rels: Sequence[bytes]) -> bytes:
+        """One result record: header, one status byte per file, 32 bytes per file."""
+        n = len(rels)
+        status = bytearray(n)
+        digests = bytearray(32 * n)
+        large = self.large
+        for k, rel in enumerate(rels):
+            dirname, _, name = rel.rpartition(b"/")
+            try:
+                if dirname != self.cur_dir:  # openat() relative to the directory: shorter lookups
+                    self.close()
+                    self.cur_dir = None
+                    self.dfd = os.open(
+                        os.path.join(self.base, dirname), os.O_RDONLY | os.O_DIRECTORY
+                    )
+                    self.cur_dir = dirname
+                fd = os.open(name, OPEN_FLAGS, dir_fd=self.dfd)
+            except OSError as exc:
+                status[k], digests[32 * k] = ERR, (exc.errno or 5) & 0xFF
+                continue
+            try:
+                st = os.fstat(fd)
+                size = st.st_size
+                if 0 < size <= large and stat.S_ISREG(st.st_mode):
+                    # The common small file, `digest_fd` inlined: one read, one more fstat.
+                    data = os.read(fd, size)
+                    after = os.fstat(fd)
+                    if (
+                        len(data) != size
+                        or after.st_size != size
+                        or after.st_mtime_ns != st.st_mtime_ns
+                    ):
+                        status[k] = CHANGED
+                    else:
+                        digests[32 * k : 32 * k + 32] = hashlib.sha256(data).digest()
+                elif size > large and not self.big:
+                    status[k] = LARGE_FILE
+                else:
+                    digests[32 * k : 32 * k + 32] = digest_fd(fd, self.buf, large, st, self.window)
+            except Changed:
+                status[k] = CHANGED
+            except NotRegular:
+                status[k] = SPECIAL
+            except OSError as exc:
+                status[k], digests[32 * k] = ERR, (exc.errno or 5) & 0xFF
+            finally:
+                os.close(fd)
+        return TASK.pack(start, start + n) + status + digests
+
+
+def write_all(fd: int, data: bytes | bytearray) -> None:
+    """`os.write` until all of `data` is written."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def read_exact(fd: int, n: int) -> bytes:
+    """`n` bytes from `fd`, fewer only at its end."""
+    data = b""
+    while len(data) < n:
+        chunk = os.read(fd, n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def serve(task_r: int, res_w: int) -> None:
+    """Hash the files of each job read from `task_r` until it ends; results go to `res_w`."""
+    batcher: Batcher | None = None
+    while header := read_exact(task_r, IN.size):
+        kind, a, _, size = IN.unpack(header)
+        payload = read_exact(task_r, size)
+        if len(payload) != size:
+            break
+        if kind == JOB:
+            large, window = JOB_ARGS.unpack_from(payload)
+            batcher = Batcher(payload[JOB_ARGS.size :], bool(a & BIG), large, window)
+        elif kind == BATCH and batcher is not None:
+            write_all(res_w, batcher.hash(a, payload.split(b"\0")))
+        elif kind == END and batcher is not None:
+            batcher.close()
+            batcher = None
+            write_all(res_w, TASK.pack(DONE_MARK, DONE_MARK))
+        else:
+            raise ValueError(f"unexpected message {kind}")
+
+
+def main() -> None:  # pragma: no cover - runs in the worker process, tested through `_pool`
+    """Entry point of the worker process: serve stdin/stdout until stdin ends."""
+    # Ctrl-C in the terminal reaches the whole process group: the caller decides what stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        serve(sys.stdin.fileno(), sys.stdout.fileno())
+    except BaseException:  # noqa: BLE001 - the caller sees the closed pipe and the status
+        os._exit(70)
+    os._exit(0)
+
+
+if __name__ == "__main__":  # pragma: no cover - the worker process
+    main()
