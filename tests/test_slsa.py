@@ -163,16 +163,25 @@ def test_v200_bare_dsse_needs_online_lookup_and_never_passes(cli) -> None:
     assert r.code == 3 and "looked up online" in r.err and "Traceback" not in r.err
 
 
-def test_npm_intoto_v002_entry_is_unsupported_and_never_passes(cli) -> None:
+def test_npm_intoto_v002_entry_verifies_offline_by_sha512(cli) -> None:
+    """npm provenance: the time comes from the entry's signed timestamp; subjects are sha512."""
     npm = VECTORS / "gh"
-    r = slsa_verify(
-        cli,
-        npm / "sigstore-js-2.1.0.tgz",
-        npm / "sigstore-js-2.1.0-bundle.json",
-        "--source-uri",
-        "github.com/sigstore/sigstore-js",
+    args = (npm / "sigstore-js-2.1.0.tgz", npm / "sigstore-js-2.1.0-bundle.json")
+    source = ("--source-uri", "github.com/sigstore/sigstore-js")
+    r = slsa_verify(cli, *args, *source, "--digest-alg", "sha512", "--json")
+    assert r.code == 0, r.out + r.err
+    doc = json.loads(r.out)
+    assert doc["digest"].startswith("sha512:") and doc["facts"]["verified"]["time_source"] == (
+        "rekor-set"
     )
-    assert r.code == 3 and "intoto/0.0.2" in r.err and "cannot be verified offline" in r.err
+    assert doc["facts"]["verified"]["signer"] == (
+        "https://github.com/sigstore/sigstore-js/.github/workflows/release.yml@refs/heads/main"
+    )
+    assert (
+        doc["facts"]["claimed"]["builder_id"] == "https://github.com/actions/runner/github-hosted"
+    )
+    by_sha256 = slsa_verify(cli, *args, *source)
+    assert by_sha256.code == 1 and "no subject has the artifact's sha256" in by_sha256.out
 
 
 @pytest.mark.parametrize(

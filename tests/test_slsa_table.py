@@ -289,10 +289,19 @@ ROWS = [
         "gh-npm-bundle-v0.1",
         GH / "sigstore-js-2.1.0.tgz",
         GH / "sigstore-js-2.1.0-bundle-v0.1.json",
+        ("--owner", "sigstore", "--digest-alg", "sha512"),
+        0,
+        "PASS",
+        "gh verify_test.go: bundle media type version=0.1 (intoto/0.0.2 entry), sha512 subject",
+    ),
+    Row(
+        "gh-npm-bundle-v0.1-sha256",
+        GH / "sigstore-js-2.1.0.tgz",
+        GH / "sigstore-js-2.1.0-bundle-v0.1.json",
         ("--owner", "sigstore"),
-        3,
-        "intoto/0.0.2",
-        "gh verify_test.go: bundle media type version=0.1 (intoto/0.0.2 entry)",
+        1,
+        "no subject has the artifact's sha256",
+        "gh: the default --digest-alg sha256 finds no subject (npm names only sha512)",
     ),
     Row(
         "generic-versioned-v14-of-v14.2",
@@ -573,11 +582,28 @@ ROWS = [
         "gh-private-tsa-only",
         GH / "github_provenance_demo-0.0.12-py3-none-any.whl",
         GH / "github_provenance_demo-0.0.12-py3-none-any-bundle.jsonl",
-        ("--owner", "malancas"),
-        3,
-        "without a transparency-log entry",
-        "gh verify_test.go verifies it against GitHub's root; sigstore-python needs a log entry: "
-        "refused as unsupported, never passed",
+        ("--repo", "actions/attest-demo", "--trusted-root", "github"),
+        0,
+        "PASS",
+        "gh verify_test.go verifies it against GitHub's root (timestamp only, no log entry)",
+    ),
+    Row(
+        "gh-private-tsa-only-public-good",
+        GH / "github_provenance_demo-0.0.12-py3-none-any.whl",
+        GH / "github_provenance_demo-0.0.12-py3-none-any-bundle.jsonl",
+        ("--repo", "actions/attest-demo"),
+        1,
+        "timestamp-only bundles are accepted only with a root without logs",
+        "gh: the public-good root has no authority for GitHub's instance",
+    ),
+    Row(
+        "gh-private-tsa-only-wrong-owner",
+        GH / "github_provenance_demo-0.0.12-py3-none-any.whl",
+        GH / "github_provenance_demo-0.0.12-py3-none-any-bundle.jsonl",
+        ("--owner", "malancas", "--trusted-root", "github"),
+        1,
+        "source repository owner",
+        f"{GH_POLICY}: --owner compared with the certificate's owner",
     ),
     Row(
         "gh-missing-cert",
@@ -602,19 +628,19 @@ ROWS = [
         "gh-npm-intoto-entry",
         GH / "sigstore-js-2.1.0.tgz",
         GH / "sigstore-js-2.1.0-bundle.json",
-        ("--owner", "sigstore"),
-        3,
-        "intoto/0.0.2",
-        f"{GH_IT} 'with valid owner' passes (sha512, intoto/0.0.2 entry, online): not offline "
-        "in sigstore-python, refused as unsupported",
+        ("--owner", "sigstore", "--digest-alg", "sha512"),
+        0,
+        "PASS",
+        f"{GH_IT} 'with valid owner' passes (sha512, intoto/0.0.2 entry; here offline, from "
+        "the signed entry timestamp)",
     ),
     Row(
         "gh-npm-two-bundles",
         GH / "sigstore-js-2.1.0.tgz",
         GH / "sigstore-js-2.1.0_with_2_bundles.jsonl",
-        ("--owner", "sigstore"),
-        3,
-        "intoto/0.0.2",
+        ("--owner", "sigstore", "--digest-alg", "sha512"),
+        0,
+        "PASS",
         "gh verify_test.go: .jsonl with 2 bundles (same entry type)",
     ),
     # --- gh's certificate flags (--signer-repo, --signer-digest, --source-ref, --source-digest,
@@ -997,10 +1023,11 @@ ROWS = [
             "--trusted-root",
             str(CONF / "intoto-with-custom-trust-root" / "trusted_root.json"),
         ),
-        3,
-        "intoto/0.0.2",
-        "conformance 'intoto-with-custom-trust-root' passes in sigstore-go; "
-        "sigstore-python has no offline intoto/0.0.2 support: refused as unsupported",
+        1,
+        "source repository",
+        "conformance 'intoto-with-custom-trust-root' passes in sigstore-go as a bundle (its "
+        "intoto/0.0.2 entry verifies here too); its certificate states no source repository "
+        "or Build Config URI, so --repo and the statement's workflow cannot be verified",
     ),
     # --- sigstore-python's own assets and formats slsa-verifier handles elsewhere
     Row(
@@ -1114,6 +1141,14 @@ def test_table_covers_the_producers_and_both_outcomes() -> None:
     # Every conformance statement is signed by the beacon workflow but names another builder:
     # none is SLSA provenance of its signer (see test_genuine_signature_naming_another_builder).
     assert {r.code for r in ROWS if r.id.startswith("conf-")} == {1, 3}
+
+
+def test_intoto_entry_with_a_custom_root_is_authentic_but_proves_no_repository(cli) -> None:
+    row = next(r for r in ROWS if r.id == "conf-intoto-custom-root")
+    doc = json.loads(cli(*_argv(row), "--json").out)
+    assert doc["authentic"] is True and doc["verified"] is False
+    assert doc["facts"]["verified"]["time_source"] == "rekor-set"
+    assert "source_repository" not in doc["facts"]["verified"]
 
 
 SIGNED_BY_A_CLAIMING_B = ["conf-dsse-happy", "conf-rekor2-happy", "sp-rekor2-staging"]

@@ -196,7 +196,15 @@ def attest(
 @click.option(
     "--trusted-root",
     "--custom-trusted-root",
-    help="Sigstore trusted root JSON [default: the public-good root pinned in sigstore-python].",
+    help="Sigstore trusted root: a JSON file, or `github` (GitHub's own instance, private "
+    "repositories) or `public-good` [default: public-good, pinned in sigstore-python].",
+)
+@click.option(
+    "--digest-alg",
+    type=click.Choice(["sha256", "sha512"]),
+    default="sha256",
+    show_default=True,
+    help="Digest the subject is matched by (gh; npm provenance names only sha512).",
 )
 @click.option("--key", "pub_key", help="Public key, for key-signed (DSSE) provenance.")
 @click.option("--slsa-verifier", "slsa_verifier", help="Path to slsa-verifier [default: PATH].")
@@ -209,6 +217,7 @@ def verify_cmd(
     provenance_path: str,
     artifact_digest: str | None,
     trusted_root: str | None,
+    digest_alg: str,
     pub_key: str | None,
     slsa_verifier: str | None,
     builtin: bool,
@@ -242,6 +251,7 @@ def verify_cmd(
             pub_key=pub_key,
             slsa_verifier=slsa_verifier,
             builtin=builtin,
+            digest_alg=digest_alg,
         )
     except ProvenanceError as exc:
         if as_json:  # one document on stdout for every outcome; the message still goes to stderr
@@ -292,6 +302,7 @@ def _verify(
     pub_key: str | None,
     slsa_verifier: str | None,
     builtin: bool,
+    digest_alg: str = "sha256",
 ) -> SlsaResult:
     from provenance.errors import UsageError
     from provenance.signing import load_public_key
@@ -301,7 +312,9 @@ def _verify(
         verify_with_slsa_verifier,
     )
 
-    use_builtin = builtin or pub_key or artifact_digest or expect.needs_builtin
+    use_builtin = (
+        builtin or pub_key or artifact_digest or expect.needs_builtin or digest_alg != "sha256"
+    )
     binary = None if use_builtin else find_slsa_verifier(slsa_verifier)
     if binary:
         if not artifact:
@@ -315,6 +328,7 @@ def _verify(
         trusted_root=trusted_root,
         key=key,
         digest=artifact_digest,
+        digest_alg=digest_alg,
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from provenance.errors import InputError
 from provenance.slsa import _identity, _policy
 from provenance.slsa._expect import Expectations
-from provenance.slsa._formats import PROVENANCE_TYPES, VSA_TYPES, subject_matches
+from provenance.slsa._formats import PROVENANCE_TYPES, VSA_TYPES
 from provenance.slsa._inputs import check_inputs
 from provenance.slsa._result import Failure, SlsaResult
 
@@ -87,16 +87,20 @@ def _check_type(statement: dict[str, Any], result: SlsaResult, expected: tuple[s
 
 
 def _check_subject(statement: dict[str, Any], result: SlsaResult) -> None:
-    if not subject_matches(statement, result.sha256):
+    from provenance.slsa._rekor_intoto import match_subject
+
+    alg = result.digest_alg
+    if match_subject(statement.get("subject"), alg, result.sha256) is None:
+        subjects = statement.get("subject")
         names = [
-            f"{s.get('name')}:sha256:{(s.get('digest') or {}).get('sha256')}"
-            for s in statement.get("subject") or []
+            f"{s.get('name')}:{alg}:{(s.get('digest') or {}).get(alg)}"
+            for s in (subjects if isinstance(subjects, list) else [])
             if isinstance(s, dict)
         ]
         result.failures.append(
             Failure(
-                "no subject has the artifact's sha256 (wrong artifact, or artifact modified)",
-                f"sha256:{result.sha256}",
+                f"no subject has the artifact's {alg} (wrong artifact, or artifact modified)",
+                f"{alg}:{result.sha256}",
                 ", ".join(names[:5]) + (f" (+{len(names) - 5} more)" if len(names) > 5 else ""),
             )
         )

@@ -36,6 +36,8 @@ VSA_TYPES = (
 )
 # Log entry kinds sigstore-python verifies offline for DSSE envelopes.
 OFFLINE_ENTRIES = (("dsse", "0.0.1"), ("hashedrekord", "0.0.2"))
+# ... and those verified here: intoto/0.0.2 through its signed entry timestamp (`_rekor_intoto`).
+VERIFIED_ENTRIES = (*OFFLINE_ENTRIES, ("intoto", "0.0.2"))
 
 __all__ = ["Provenance", "ProvenanceFile", "UnsupportedProvenanceError", "load"]
 
@@ -49,19 +51,15 @@ class Provenance:
     source: str
     statement: dict[str, Any] = field(default_factory=dict)  # unverified: for selection only
 
-    def claims(self, sha256: str) -> bool:
+    def claims(self, digest: str, alg: str = "sha256") -> bool:
         """Whether the (unverified) statement names this digest: which candidate to try first."""
-        return subject_matches(self.statement, sha256)
-
-
-def subject_matches(statement: dict[str, Any], sha256: str) -> bool:
-    subjects = statement.get("subject")
-    return isinstance(subjects, list) and any(
-        isinstance(s, dict)
-        and isinstance(s.get("digest"), dict)
-        and s["digest"].get("sha256") == sha256
-        for s in subjects
-    )
+        subjects = self.statement.get("subject")
+        return isinstance(subjects, list) and any(
+            isinstance(s, dict)
+            and isinstance(s.get("digest"), dict)
+            and s["digest"].get(alg) == digest
+            for s in subjects
+        )
 
 
 def _peek_statement(envelope: dict[str, Any], source: str) -> dict[str, Any]:
@@ -151,15 +149,6 @@ def _classify_bundle(doc: dict[str, Any], source: str) -> Provenance:
             f"unsupported: BYOB provenance from the slsa-github-generator delegator "
             f"({workflow}); slsa-verifier verifies it with a --builder-id of the inner builder",
         )
-    entries = vm.get("tlogEntries") or []
-    if not entries:
-        raise UnsupportedProvenanceError(
-            source,
-            "unsupported: a Sigstore bundle without a transparency-log entry (timestamp-only, "
-            "as GitHub's own Sigstore instance issues for private repositories); "
-            "sigstore-python requires exactly one log entry. `gh attestation verify "
-            "--custom-trusted-root` verifies it",
-        )
     if workflow in OTHER_GENERATOR_WORKFLOWS:
         raise UnsupportedProvenanceError(
             source,
@@ -167,15 +156,18 @@ def _classify_bundle(doc: dict[str, Any], source: str) -> Provenance:
             "(container images, npm packages and BYOB builders: slsa-verifier `verify-image`, "
             "`verify-npm-package` or its BYOB path)",
         )
+    entries = vm.get("tlogEntries") or []  # none: timestamp-only (GitHub's own instance)
+    if not isinstance(entries, list):
+        raise InputError(source, "Sigstore bundle: tlogEntries is not a list")
     for entry in entries:
         kv = entry.get("kindVersion") if isinstance(entry, dict) else None
         kind = (kv.get("kind"), kv.get("version")) if isinstance(kv, dict) else (None, None)
-        if kind not in OFFLINE_ENTRIES:
+        if kind not in VERIFIED_ENTRIES:
             raise UnsupportedProvenanceError(
                 source,
                 f"unsupported: transparency-log entry type {kind[0]}/{kind[1]} cannot be "
-                "verified offline by this verifier (only dsse/0.0.1 and hashedrekord/0.0.2); "
-                "`gh attestation verify` accepts it",
+                "verified offline by this verifier (only dsse/0.0.1, hashedrekord/0.0.2 and "
+                "intoto/0.0.2)",
             )
     return Provenance("bundle", doc, source, _peek_statement(envelope, source))
 

@@ -236,7 +236,13 @@ def check_body(entry: Any, parts: BundleParts) -> None:
             f"log entry body: payload type {envelope['payloadType']!r} is not the bundle's "
             f"{parts.payload_type!r}"
         )
-    if "payload" in envelope and _b64(envelope["payload"], "payload") != parts.payload:
+    # Rekor's intoto/0.0.2 stores the envelope's payload and signatures base64-encoded once
+    # more (their DSSE base64 text, base64-encoded): decode twice, as for the signature below.
+    if (
+        "payload" in envelope
+        and _b64(_b64(envelope["payload"], "payload").decode("ascii", "replace"), "payload")
+        != parts.payload
+    ):
         raise BundleRefused("log entry body: payload is not the bundle's payload")
     sigs = envelope["signatures"]
     if not isinstance(sigs, list) or len(sigs) != 1:

@@ -47,7 +47,7 @@ class SlsaResult:
 
     artifact: str
     verifier: str
-    sha256: str
+    sha256: str  # the artifact's digest in `digest_alg` (sha256 unless gh's --digest-alg sha512)
     provenance: str | None = None
     provenance_sha256: str | None = None  # of the exact bytes verified
     producer: str | None = None
@@ -55,6 +55,7 @@ class SlsaResult:
     claims: dict[str, Any] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     authentic: bool = False  # the signature verified (the checks may still have failed)
+    digest_alg: str = "sha256"
 
     @property
     def ok(self) -> bool:
@@ -106,7 +107,7 @@ class SlsaResult:
             if self.facts.get("source_commit"):
                 verified += f" (commit {self.facts['source_commit']})"
             return (
-                f"PASS: {self.artifact} (sha256 {self.sha256}) verified: {verified}"
+                f"PASS: {self.artifact} ({self.digest_alg} {self.sha256}) verified: {verified}"
                 f"{self._claimed()} [verifier: {self.verifier}]"
             )
         reason = self.failures[0].message if self.failures else "not verified"
@@ -116,7 +117,8 @@ class SlsaResult:
         return {
             "artifact": self.artifact,
             "verifier": self.verifier,
-            "sha256": self.sha256,
+            self.digest_alg: self.sha256,
+            "digest": f"{self.digest_alg}:{self.sha256}",
             "provenance": self.provenance,
             "provenance_sha256": self.provenance_sha256,
             "producer": self.producer,

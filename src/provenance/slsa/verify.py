@@ -39,7 +39,10 @@ __all__ = [
     "verify_with_slsa_verifier",
 ]
 
-_DIGEST = re.compile(r"(?:sha256:)?([0-9a-f]{64})\Z")
+_DIGESTS = {
+    "sha256": re.compile(r"(?:sha256:)?([0-9a-f]{64})\Z"),
+    "sha512": re.compile(r"(?:sha512:)?([0-9a-f]{128})\Z"),
+}
 # slsa-verifier prints the builder it verified from the certificate on stderr.
 _VERIFIED_BUILDER = re.compile(r'Verified build using builder "([^"]+)"')
 
@@ -64,16 +67,37 @@ def sha256_file(path: str) -> str:
     return hash_file(path, path).hex()
 
 
-def artifact_digest(artifact: str | None, digest: str | None) -> tuple[str, str]:
-    """(name, sha256 hex) of the artifact, from its bytes or from a given `sha256:` digest."""
+def _file_digest(path: str, alg: str) -> str:
+    if alg == "sha256":
+        return sha256_file(path)
+    import hashlib
+
+    from provenance._fs import read_chunks
+
+    h = hashlib.new(alg)
+    for piece in read_chunks(path, 1 << 62, 1 << 20, "artifact"):
+        h.update(piece)
+    return h.hexdigest()
+
+
+def artifact_digest(
+    artifact: str | None, digest: str | None, alg: str = "sha256"
+) -> tuple[str, str]:
+    """(name, hex digest in `alg`) of the artifact, from its bytes or a given `ALG:HEX`."""
+    if alg not in _DIGESTS:
+        raise UsageError(f"--digest-alg {alg!r}: expected one of {', '.join(_DIGESTS)}")
     if bool(artifact) == bool(digest):
         raise UsageError("give exactly one of ARTIFACT or --artifact-digest")
     if digest:
-        m = _DIGEST.match(digest.strip().lower())
+        m = _DIGESTS[alg].match(digest.strip().lower())
         if not m:
-            raise UsageError(f"--artifact-digest {digest!r}: expected sha256:<64 hex digits>")
-        return f"sha256:{m.group(1)}", m.group(1)
-    return str(artifact), sha256_file(str(artifact))
+            size = 64 if alg == "sha256" else 128
+            raise UsageError(
+                f"--artifact-digest {digest!r}: expected {alg}:<{size} hex digits> "
+                f"(--digest-alg {alg})"
+            )
+        return f"{alg}:{m.group(1)}", m.group(1)
+    return str(artifact), _file_digest(str(artifact), alg)
 
 
 def _verify_keyed(prov: Provenance, result: SlsaResult, expect: Expectations, key: Key) -> bool:
@@ -105,13 +129,14 @@ def verify_builtin(
     trusted_root: str | None = None,
     key: Key | None = None,
     digest: str | None = None,
+    digest_alg: str = "sha256",
 ) -> SlsaResult:
     """Verify `provenance` for the artifact; several documents: the one for this artifact wins.
 
     Give a `ProvenanceFile` to verify bytes already read (the gate signs their digest); a path
     is read once here.
     """
-    name, sha256 = artifact_digest(artifact, digest)
+    name, sha256 = artifact_digest(artifact, digest, digest_alg)
     loaded = (
         provenance if isinstance(provenance, ProvenanceFile) else ProvenanceFile.read(provenance)
     )
@@ -119,7 +144,7 @@ def verify_builtin(
     usable = [d for d in docs if isinstance(d, Provenance)]
     errors = [d for d in docs if isinstance(d, InputError)]
     # The documents naming this digest first, as slsa-verifier does with .intoto.jsonl files.
-    usable.sort(key=lambda p: not p.claims(sha256))
+    usable.sort(key=lambda p: not p.claims(sha256, digest_alg))
     if any(p.kind == "bundle" for p in usable):
         import sigstore
 
@@ -130,7 +155,12 @@ def verify_builtin(
     root: TrustedRoot | None = None
     for prov in usable:
         result = SlsaResult(
-            name, verifier, sha256, provenance=prov.source, provenance_sha256=loaded.sha256
+            name,
+            verifier,
+            sha256,
+            provenance=prov.source,
+            provenance_sha256=loaded.sha256,
+            digest_alg=digest_alg,
         )
         if prov.kind == "dsse":
             if key is None:
@@ -146,7 +176,7 @@ def verify_builtin(
         else:
             from provenance.slsa import _bundle
 
-            root_path = trusted_root or default_trusted_root()
+            root_path = resolve_root(trusted_root)
             if root is None:
                 root = _bundle.load_trusted_root(root_path)
             result.authentic = _bundle.verify_bundle(prov, result, expect, root, root_path)
@@ -158,6 +188,15 @@ def verify_builtin(
     if best is not None:
         return best
     raise errors[0] if errors else InputError(loaded.path, "no provenance document")
+
+
+def resolve_root(trusted_root: str | None) -> str:
+    """A root file path: a named root (`github`, `public-good`) or a file; default public-good."""
+    from provenance.slsa._roots import NAMES, named_root
+
+    if trusted_root in NAMES:
+        return named_root(str(trusted_root))
+    return trusted_root or default_trusted_root()
 
 
 def find_slsa_verifier(explicit: str | None) -> str | None:
