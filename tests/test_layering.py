@@ -1,5 +1,5 @@
 """Imports point downward only (DESIGN.md package map): cli > gate > slsa > attest >
-verification > record > layout/links > signing > hashing/_scanning > shared low-level modules."""
+verification > record > layout/links > signing > hashing/scanning > shared low-level modules."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ RANK = {
     "signing": 7,
     "datasets": 7.5,  # manifests and engines; may check signatures, builds on hashing
     "hashing": 8,
-    "_scanning": 8,
+    "scanning": 8,
     "_progress": 9,
     "_config": 9,
     "_fs": 9,

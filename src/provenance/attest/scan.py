@@ -14,7 +14,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from provenance._scanning import ScanReport
 from provenance.attest._fields import Fields
 from provenance.attest._resource import ResourceDescriptor
 from provenance.attest.statement import (
@@ -26,6 +25,7 @@ from provenance.attest.statement import (
     register,
 )
 from provenance.errors import UsageError, VerificationError
+from provenance.scanning import ScanReport
 
 PREDICATE_TYPE = "https://in-toto.io/attestation/test-result/v0.1"
 POLICY_NAME = "ml-provenance/scan-policy"
@@ -105,9 +105,6 @@ def build_scan_statement(report: ScanReport) -> Statement[TestResult]:
             name=POLICY_NAME,
             uri=POLICY_URI,
             annotations={"allowedPickles": list(report.allowed), "scanner": dict(report.scanner)},
-        ),
-        ResourceDescriptor(
-            name="picklescan", uri=f"pkg:pypi/picklescan@{report.scanner.get('picklescan', '')}"
         ),
     )
     predicate = TestResult(
