@@ -14,6 +14,7 @@ whoever runs its nodes chooses the digests they return.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -89,7 +90,11 @@ def _connect(ray: Any, source: LocalSource | ObjectSource) -> bool:
         return False
     env = {k: v for k, v in os.environ.items() if source.kind == "s3" and k.startswith(_FORWARDED)}
     address = os.environ.get("RAY_ADDRESS") or None
-    options: dict[str, Any] = {"log_to_driver": False, "runtime_env": {"env_vars": env}}
+    options: dict[str, Any] = {
+        "log_to_driver": False,
+        "logging_level": logging.WARNING,
+        "runtime_env": {"env_vars": env},
+    }
     if address is None:
         # Never join a stranger's cluster by accident: "local" always starts a private one.
         options.update(
