@@ -15,6 +15,6 @@ setup(
     package_data={
         "provenance": ["py.typed"],
         "provenance._example.layouts": ["*.yaml"],
-        "provenance.slsa": ["roots/*.json"],  # named Sigstore trusted roots (slsa/_roots.py)
+        "provenance.signing.sigstore": ["roots/*.json"],  # named Sigstore trusted roots (_roots.py)
     },
 )

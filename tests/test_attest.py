@@ -271,7 +271,7 @@ def test_slsa_provenance_from_slsa_attest_is_read_typed(
     """What `provenance slsa attest --key` writes is read strictly by the typed predicate, and a
     VSA given where provenance is expected is refused (exit 3)."""
     from provenance.attest import SlsaProvenance
-    from provenance.slsa.statement import build_statement, sign_with_key
+    from provenance.attest.slsa.build import build_statement, sign_with_key
     from provenance.verification import verify
 
     monkeypatch.chdir(tmp_path)

@@ -286,8 +286,8 @@ def test_fuzz_absurd_numbers_and_nesting_in_links(nest: int, number: str) -> Non
 
 
 def verify_provenance(world: dict[str, Any], blob: bytes, key: Any = None) -> None:
-    from provenance.slsa._formats import load
-    from provenance.slsa.verify import Expectations, verify_builtin
+    from provenance.attest.slsa._formats import load
+    from provenance.attest.slsa.verify import Expectations, verify_builtin
 
     path = world["root"] / "fuzz.intoto.jsonl"
     path.write_bytes(blob)

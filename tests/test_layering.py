@@ -1,4 +1,4 @@
-"""Imports point downward only (DESIGN.md package map): cli > gate > slsa > attest >
+"""Imports point downward only (DESIGN.md package map): cli > gate > attest >
 verification > record > layout/links > signing > hashing/scanning > shared low-level modules."""
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ RANK = {
     "stack": 1.5,  # starts servers for cli, demo and tests; never imports gate
     "report": 1.5,  # renders verification results; may use gate, attest, links
     "gate": 2,
-    "slsa": 3,
-    "attest": 3.5,  # consumes verification results; slsa builds on it
+    "attest": 3.5,  # consumes verification results; SLSA provenance is attest/slsa/
     "verification": 4,
     "record": 5,
     "layout": 6,

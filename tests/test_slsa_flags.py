@@ -20,8 +20,8 @@ from cryptography.x509.oid import NameOID
 
 from provenance.signing import dsse, load_signer
 from provenance.signing.keys import generate
-from provenance.slsa import _policy
-from provenance.slsa._result import Failure
+from provenance.attest.slsa import _policy
+from provenance.attest.slsa._result import Failure
 
 VECTORS = Path(__file__).parent / "vectors" / "slsa-verifier"
 INPUTS = VECTORS / "workflow-inputs"
@@ -183,7 +183,7 @@ def test_deny_self_hosted_runners_reads_the_runner_environment(
 ) -> None:
     """gh --deny-self-hosted-runners: RunnerEnvironment must be `github-hosted`. No public
     vector was built on a self-hosted runner, so the policy runs on a made-up certificate."""
-    from provenance.slsa._bundle import Collect
+    from provenance.attest.slsa._bundle import Collect
 
     collect = Collect([_policy.hosted_runner_check()])
     collect.verify(_certificate(runner))

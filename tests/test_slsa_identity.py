@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from provenance.slsa import _identity
+from provenance.attest.slsa import _identity
 
 VECTORS = Path(__file__).parent / "vectors"
 BCR = VECTORS / "slsa-verifier" / "bcr"

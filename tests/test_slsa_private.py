@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from provenance.slsa._roots import named_root
+from provenance.signing.sigstore._roots import named_root
 
 VECTORS = Path(__file__).parent / "vectors"
 GH = VECTORS / "gh"

@@ -20,9 +20,9 @@ import pytest
 from cryptography import x509
 
 from provenance.errors import InputError, UsageError
-from provenance.slsa._roots import load_root, named_root
-from provenance.slsa._sigstore_offline import BundleRefused, VerifiedBundle
-from provenance.slsa._tsa_only import is_tsa_only, verify_tsa_only
+from provenance.signing.sigstore._roots import load_root, named_root
+from provenance.signing.sigstore._material import BundleRefused, VerifiedBundle
+from provenance.signing.sigstore._tsa_only import is_tsa_only, verify_tsa_only
 
 VECTORS = Path(__file__).parent / "vectors"
 GH = VECTORS / "gh"
@@ -339,7 +339,7 @@ def test_pinned_private_sigstore_apis_exist() -> None:
 
 
 def test_route_sends_each_bundle_to_its_path() -> None:
-    from provenance.slsa._offline import route, verify_offline
+    from provenance.signing.sigstore._offline import route, verify_offline
 
     npm = json.loads((GH / "sigstore-js-2.1.0-bundle.json").read_text())
     dsse = json.loads(
@@ -363,7 +363,7 @@ def test_callers_sigstore_policy_is_applied_to_the_certificate() -> None:
     from sigstore.errors import VerificationError as SigstoreVerificationError
     from sigstore.verify.policy import Identity
 
-    from provenance.slsa._offline import verify_offline
+    from provenance.signing.sigstore._offline import verify_offline
 
     issuer = "https://token.actions.githubusercontent.com"
     signer = (
@@ -411,7 +411,7 @@ def test_every_field_replaced_is_refused_or_left_to_sigstore(path: Path, root_na
     BundleRefused), or None (not an offline shape; sigstore-python verifies it), never a crash
     and never a pass, except for the fields nothing signs."""
     from provenance.errors import ProvenanceError
-    from provenance.slsa._offline import verify_offline
+    from provenance.signing.sigstore._offline import verify_offline
 
     text = path.read_text()
     doc = json.loads(text if path.suffix == ".json" else text.splitlines()[0])
@@ -436,7 +436,7 @@ def test_certificate_is_checked_at_the_verified_time_not_now() -> None:
     """The leaf lives ten minutes: valid at the timestamp, refused eleven minutes later."""
     from datetime import timedelta
 
-    from provenance.slsa._sigstore_offline import parse_bundle, verify_chain_at
+    from provenance.signing.sigstore._material import parse_bundle, verify_chain_at
 
     parts = parse_bundle(demo())
     root = load_root(named_root("github"))

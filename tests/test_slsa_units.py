@@ -14,9 +14,9 @@ import pytest
 from cryptography import x509
 
 from provenance.errors import UsageError
-from provenance.slsa import _policy
-from provenance.slsa._expect import Expectations
-from provenance.slsa._result import Failure, SlsaResult
+from provenance.attest.slsa import _policy
+from provenance.attest.slsa._expect import Expectations
+from provenance.attest.slsa._result import Failure, SlsaResult
 
 VECTORS = Path(__file__).parent / "vectors"
 GENERIC = VECTORS / "slsa-verifier" / "gha_generic" / "v2.1.0"
@@ -99,7 +99,7 @@ def test_repo_forms_normalize_alike() -> None:
 def test_collect_is_sigstore_allof_and_records_every_mismatch() -> None:
     from sigstore.verify.policy import AllOf
 
-    from provenance.slsa._bundle import Collect
+    from provenance.attest.slsa._bundle import Collect
 
     cert = vector_cert()
     collect = Collect(
@@ -119,7 +119,7 @@ def test_collect_is_sigstore_allof_and_records_every_mismatch() -> None:
 def test_empty_collect_is_never_trivially_valid() -> None:
     from sigstore.errors import VerificationError
 
-    from provenance.slsa._bundle import Collect
+    from provenance.attest.slsa._bundle import Collect
 
     with pytest.raises(VerificationError):
         Collect([]).verify(vector_cert())
@@ -254,7 +254,7 @@ def test_digest_path_equals_file_path(cli) -> None:
 
 def _key_signed(tmp_path: Path, cli) -> tuple[Path, Path, Path]:  # type: ignore[no-untyped-def]
     from provenance.signing import load_signer
-    from provenance.slsa.statement import sign_with_key
+    from provenance.attest.slsa.build import sign_with_key
 
     assert cli("keygen", "builder", "--dir", str(tmp_path / "keys")).code == 0
     model = tmp_path / "model.bin"

@@ -16,20 +16,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
-from provenance._fs import read_bounded
+from provenance._fs import canonical_json, load_json_bounded, read_bounded
 from provenance.attest._fields import Fields, digest_set
 from provenance.attest._signature import key_map, verified_keyids
 from provenance.errors import InputError, UsageError, VerificationError
 from provenance.signing import dsse
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+STATEMENT_TYPE_V01 = "https://in-toto.io/Statement/v0.1"
 PAYLOAD_TYPE = dsse.IN_TOTO_PAYLOAD_TYPE
 MAX_ATTESTATION_BYTES = 64 * 1024 * 1024
-
-
-def canonical_json(doc: Any) -> bytes:
-    """The one serialisation we sign: sorted keys, no whitespace, UTF-8."""
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 @dataclass(frozen=True)
@@ -145,17 +141,20 @@ class SignedStatement(Generic[P]):
     envelope: dict[str, Any] = field(repr=False)
 
 
-def parse_statement(payload: bytes, source: str | None, cls: type[Predicate]) -> Statement[Any]:
-    """Parse an (already authenticated) payload as a Statement v1 whose predicate is `cls`."""
-    try:
-        doc = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(source, f"signed payload is not JSON ({exc})") from None
-    except RecursionError:
-        raise InputError(source, "signed payload is nested too deeply") from None
+def parse_statement(
+    payload: bytes, source: str | None, cls: type[Predicate], *, read_v01: bool = False
+) -> Statement[Any]:
+    """Parse an (already authenticated) payload as a Statement v1 whose predicate is `cls`.
+
+    The JSON is read by the project's bounded parser: a duplicated key (which parsers resolve
+    differently: the first or the last wins) is refused, never silently resolved. `read_v01`
+    also accepts Statement v0.1 (what slsa-github-generator writes around SLSA v0.2).
+    """
+    doc = load_json_bounded(payload, source or "<statement>", what="signed payload")
     f = Fields(doc, "statement", source)
     stype = f.text("_type")
-    if stype != STATEMENT_TYPE:
+    accepted = (STATEMENT_TYPE, STATEMENT_TYPE_V01) if read_v01 else (STATEMENT_TYPE,)
+    if stype not in accepted:
         raise InputError(source, f"statement _type is {stype!r}, expected {STATEMENT_TYPE!r}")
     ptype = f.text("predicateType")
     if ptype != cls.predicate_type:
@@ -167,7 +166,8 @@ def parse_statement(payload: bytes, source: str | None, cls: type[Predicate]) ->
     subjects = [Subject.from_dict(s, source, i) for i, s in enumerate(f.array("subject"))]
     predicate = cls.from_dict(f.obj("predicate"), source)
     f.done()
-    _library_check(doc, source)
+    if stype == STATEMENT_TYPE:  # the reference bindings know Statement v1 only
+        _library_check(doc, source)
     try:
         return Statement(tuple(subjects), predicate)
     except UsageError as exc:

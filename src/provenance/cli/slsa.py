@@ -12,7 +12,7 @@ from provenance import _config
 from provenance.cli._common import emit_json, guard_output, json_option, report, say
 
 if TYPE_CHECKING:
-    from provenance.slsa.verify import Expectations, SlsaResult
+    from provenance.attest.slsa.verify import Expectations, SlsaResult
 
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
 
@@ -86,7 +86,7 @@ def attest(
     from provenance._fs import write_atomic
     from provenance.errors import UsageError, VerificationError
     from provenance.signing import load_signer
-    from provenance.slsa.statement import build_statement, sign_with_key, sign_with_sigstore
+    from provenance.attest.slsa.build import build_statement, sign_with_key, sign_with_sigstore
     from provenance.verification import verify
 
     if bool(key) == use_sigstore:
@@ -270,8 +270,8 @@ def verify_cmd(
 
 def _expectations(options: dict[str, Any]) -> Expectations:
     """The expectation flags, by name, as validated Expectations (usage errors: exit 2)."""
-    from provenance.slsa._expect import parse_inputs
-    from provenance.slsa.verify import Expectations
+    from provenance.attest.slsa._expect import parse_inputs
+    from provenance.attest.slsa.verify import Expectations
 
     return Expectations(
         options["source_uri"],
@@ -306,7 +306,7 @@ def _verify(
 ) -> SlsaResult:
     from provenance.errors import UsageError
     from provenance.signing import load_public_key
-    from provenance.slsa.verify import (
+    from provenance.attest.slsa.verify import (
         find_slsa_verifier,
         verify_builtin,
         verify_with_slsa_verifier,

@@ -112,7 +112,7 @@ def _slsa(files_dir: str, files: Manifest, check: SlsaCheck) -> tuple[list[str],
     (slsa-github-generator), L2 for another GitHub-hosted workflow's Sigstore signature, L1
     for a key (it proves who signed, not how the build ran).
     """
-    from provenance.slsa.verify import Expectations, ProvenanceFile, verify_builtin
+    from provenance.attest.slsa.verify import Expectations, ProvenanceFile, verify_builtin
 
     loaded = ProvenanceFile.read(check.provenance)
     failures, producers, runners = [], set(), set()

@@ -207,7 +207,7 @@ def _certificate(raw_b64: str) -> dict[str, str]:
     """Identity, issuer, source and validity of a Fulcio certificate (display only)."""
     from cryptography import x509
 
-    from provenance.slsa import _policy
+    from provenance.attest.slsa import _policy
 
     cert = x509.load_der_x509_certificate(base64.b64decode(raw_b64))
     out = {
@@ -234,12 +234,12 @@ def _bundle_root_check(bundle_doc: dict[str, Any], d: Description) -> None:
         from sigstore.verify import Verifier
         from sigstore.verify.policy import UnsafeNoOp
 
-        from provenance.slsa._bundle import load_trusted_root
-        from provenance.slsa.verify import default_trusted_root
+        from provenance.attest.slsa._bundle import load_trusted_root
+        from provenance.attest.slsa.verify import default_trusted_root
     except ImportError:
         d.note = "certificate chain not checked (install ml-provenance[sigstore])"
         return
-    from provenance.slsa._formats import OFFLINE_ENTRIES
+    from provenance.attest.slsa._formats import OFFLINE_ENTRIES
 
     vm = _obj(bundle_doc, "verificationMaterial")
     for entry in _arr(vm, "tlogEntries"):

@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from provenance.slsa._rekor_intoto import is_intoto_v002, verify_intoto_v002
-from provenance.slsa._sigstore_offline import BundleRefused, VerifiedBundle
-from provenance.slsa._tsa_only import is_tsa_only, verify_tsa_only
+from provenance.signing.sigstore._material import BundleRefused, VerifiedBundle
+from provenance.signing.sigstore._rekor_intoto import is_intoto_v002, verify_intoto_v002
+from provenance.signing.sigstore._tsa_only import is_tsa_only, verify_tsa_only
 
 if TYPE_CHECKING:
     from sigstore.models import TrustedRoot

@@ -24,8 +24,8 @@ from typing import Any
 from cryptography import x509
 from cryptography.x509 import ObjectIdentifier
 
-from provenance.slsa import _policy
-from provenance.slsa._result import Failure
+from provenance.attest.slsa import _policy
+from provenance.attest.slsa._result import Failure
 
 SLSA_V1 = "https://slsa.dev/provenance/v1"
 # The builder ids GitHub artifact attestations write: `${server}/actions/runner/${environment}`.

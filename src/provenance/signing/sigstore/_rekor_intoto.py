@@ -49,7 +49,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from provenance.errors import InputError, UsageError
-from provenance.slsa._sigstore_offline import (
+from provenance.signing.sigstore._material import (
     BundleParts,
     BundleRefused,
     VerifiedBundle,
@@ -59,7 +59,7 @@ from provenance.slsa._sigstore_offline import (
     in_window,
     parse_bundle,
 )
-from provenance.slsa._tsa_only import verify_timestamps
+from provenance.signing.sigstore._tsa_only import verify_timestamps
 
 if TYPE_CHECKING:
     from sigstore.models import TrustedRoot

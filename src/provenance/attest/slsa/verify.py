@@ -18,12 +18,12 @@ import subprocess
 from importlib import resources
 from typing import TYPE_CHECKING
 
+from provenance.attest.slsa import _policy
+from provenance.attest.slsa._claims import check_statement, decode_payload
+from provenance.attest.slsa._expect import Expectations
+from provenance.attest.slsa._formats import Provenance, ProvenanceFile, load
+from provenance.attest.slsa._result import Failure, SlsaResult
 from provenance.errors import InputError, UsageError
-from provenance.slsa import _policy
-from provenance.slsa._claims import check_statement, decode_payload
-from provenance.slsa._expect import Expectations
-from provenance.slsa._formats import Provenance, ProvenanceFile, load
-from provenance.slsa._result import Failure, SlsaResult
 
 if TYPE_CHECKING:
     from securesystemslib.signer import Key
@@ -174,7 +174,7 @@ def verify_builtin(
                 continue
             result.authentic = _verify_keyed(prov, result, expect, key)
         else:
-            from provenance.slsa import _bundle
+            from provenance.attest.slsa import _bundle
 
             root_path = resolve_root(trusted_root)
             if root is None:
@@ -192,7 +192,7 @@ def verify_builtin(
 
 def resolve_root(trusted_root: str | None) -> str:
     """A root file path: a named root (`github`, `public-good`) or a file; default public-good."""
-    from provenance.slsa._roots import NAMES, named_root
+    from provenance.signing.sigstore._roots import NAMES, named_root
 
     if trusted_root in NAMES:
         return named_root(str(trusted_root))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from provenance.slsa._result import Failure
+from provenance.attest.slsa._result import Failure
 
 SLSA_V1 = "https://slsa.dev/provenance/v1"
 

@@ -35,7 +35,7 @@ NAMES = ("github", "public-good")
 def named_root(name: str) -> str:
     """The path of a shipped trusted root by name; UsageError for an unknown name."""
     if name == "github":
-        path = resources.files("provenance.slsa") / "roots" / "github.json"
+        path = resources.files("provenance.signing.sigstore") / "roots" / "github.json"
     elif name == "public-good":
         path = (
             resources.files("sigstore._store")
@@ -51,7 +51,7 @@ def named_root(name: str) -> str:
 
 def load_root(path: str) -> TrustedRoot:
     """Load a trusted root file, GitHub's (no `tlogs`/`ctlogs` keys) included."""
-    from provenance.slsa._sigstore_offline import load_root_json
+    from provenance.signing.sigstore._material import load_root_json
 
     try:
         raw = Path(path).read_bytes()

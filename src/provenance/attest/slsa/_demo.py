@@ -16,9 +16,9 @@ def slsa_stage(
     workdir: Path, report: Any, say: Callable[[str], None], verification: VerificationResult
 ) -> None:
     from provenance._fs import write_atomic
+    from provenance.attest.slsa.build import build_statement, sign_with_key
+    from provenance.attest.slsa.verify import Expectations, verify_builtin
     from provenance.signing import load_public_key, load_signer
-    from provenance.slsa.statement import build_statement, sign_with_key
-    from provenance.slsa.verify import Expectations, verify_builtin
 
     statement = build_statement(
         ["models/**"],

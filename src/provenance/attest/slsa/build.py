@@ -8,13 +8,13 @@ plus the source commit; the links themselves are byproducts. Everything comes fr
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from provenance._fs import canonical_json
 from provenance._github import context as github_context
 from provenance.errors import UsageError
 from provenance.hashing import hash_artifacts
@@ -138,49 +138,22 @@ def build_statement(
 
 def sign_with_key(statement: dict[str, Any], signer: Any) -> bytes:
     """DSSE envelope (one JSON line, `.intoto.jsonl` style)."""
-    payload = json.dumps(statement, sort_keys=True, separators=(",", ":")).encode()
-    return dsse.dumps(dsse.sign(payload, signer)) + b"\n"
+    return dsse.dumps(dsse.sign(canonical_json(statement), signer)) + b"\n"
 
 
 def sign_with_sigstore(statement: dict[str, Any]) -> bytes:
-    """A Sigstore bundle, signed with the ambient OIDC identity (GitHub Actions' id-token)."""
-    from sigstore.oidc import IdentityToken, detect_credential
+    """A Sigstore bundle over the statement, signed with the ambient OIDC identity.
 
-    token = detect_credential()
-    if not token:
-        raise UsageError(
-            "--sigstore needs an ambient OIDC identity (GitHub Actions with "
-            "`permissions: id-token: write`); none was found. Use --key instead."
-        )
-    from sigstore.dsse import Statement
-    from sigstore.models import ClientTrustConfig
-    from sigstore.sign import SigningContext
-
-    builder = _signing_workflow(token)
-    if builder is not None:
-        # The builder a verifier accepts is the workflow that signs (the certificate's Build
-        # Signer URI): inside a reusable workflow that is the reusable one, not GITHUB_WORKFLOW_REF.
-        statement["predicate"]["runDetails"]["builder"]["id"] = builder
-    ctx = SigningContext.from_trust_config(ClientTrustConfig.production())
-    payload = json.dumps(statement, sort_keys=True, separators=(",", ":")).encode()
-    with ctx.signer(IdentityToken(token)) as signer:
-        bundle = signer.sign_dsse(Statement(payload))
-    return bundle.to_json().encode() + b"\n"
-
-
-def _signing_workflow(token: str) -> str | None:
-    """`https://github.com/` + the token's `job_workflow_ref` claim: the identity Fulcio certifies.
-
-    Read without verifying the token: it is only used to write our own statement, which the
-    verifier then compares with the certificate Fulcio issued for this very token.
+    The builder id a verifier accepts is the workflow that signs: it is set from the identity
+    token (`provenance.signing.sigstore.signing_workflow`) before signing.
     """
-    try:
-        part = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-    except (IndexError, ValueError):
-        return None
-    ref = claims.get("job_workflow_ref") if isinstance(claims, dict) else None
-    return f"https://github.com/{ref}" if isinstance(ref, str) and ref else None
+    from provenance.signing import sigstore
+
+    token = sigstore.ambient_token()
+    builder = sigstore.signing_workflow(token)
+    if builder is not None:
+        statement["predicate"]["runDetails"]["builder"]["id"] = builder
+    return sigstore.sign_dsse(canonical_json(statement), token)
 
 
 def decode_statement(payload: bytes, source: str) -> dict[str, Any]:

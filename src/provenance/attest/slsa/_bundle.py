@@ -31,14 +31,14 @@ from sigstore.models import Bundle, TrustedRoot
 from sigstore.verify import Verifier
 from sigstore.verify.policy import AllOf
 
+from provenance.attest.slsa import _policy
+from provenance.attest.slsa._claims import check_statement, decode_payload
+from provenance.attest.slsa._expect import Expectations
+from provenance.attest.slsa._formats import Provenance
+from provenance.attest.slsa._identity import certificate_facts
+from provenance.attest.slsa._result import Failure, SlsaResult
 from provenance.errors import InputError
-from provenance.slsa import _policy
-from provenance.slsa._claims import check_statement, decode_payload
-from provenance.slsa._expect import Expectations
-from provenance.slsa._formats import Provenance
-from provenance.slsa._identity import certificate_facts
-from provenance.slsa._offline import BundleRefused, route, verify_offline
-from provenance.slsa._result import Failure, SlsaResult
+from provenance.signing.sigstore._offline import BundleRefused, route, verify_offline
 
 IN_TOTO = "application/vnd.in-toto+json"
 
@@ -70,7 +70,7 @@ class Collect(AllOf):
 
 def load_trusted_root(path: str) -> TrustedRoot:
     """A trusted root file, GitHub's (no transparency or CT logs) included."""
-    from provenance.slsa._roots import load_root
+    from provenance.signing.sigstore._roots import load_root
 
     try:
         return load_root(path)
@@ -140,7 +140,7 @@ def _leaf_identity(doc: dict[str, Any]) -> str | None:
 
     Not trusted: the policy is then verified against the certificate verification established.
     """
-    from provenance.slsa._formats import _bundle_cert, _san_of
+    from provenance.attest.slsa._formats import _bundle_cert, _san_of
 
     return _san_of(_bundle_cert(doc))
 

@@ -6,9 +6,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from provenance.attest.slsa._formats import PROVENANCE_TYPES
+from provenance.attest.slsa._policy import GITHUB_ISSUER, parse_version
 from provenance.errors import UsageError
-from provenance.slsa._formats import PROVENANCE_TYPES
-from provenance.slsa._policy import GITHUB_ISSUER, parse_version
 
 _GIT_DIGEST = re.compile(r"(?:[0-9a-f]{40}|[0-9a-f]{64})\Z")
 _OWNER_REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+\Z")

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from provenance.attest.slsa import _identity, _policy
+from provenance.attest.slsa._expect import Expectations
+from provenance.attest.slsa._formats import PROVENANCE_TYPES, VSA_TYPES
+from provenance.attest.slsa._inputs import check_inputs
+from provenance.attest.slsa._result import Failure, SlsaResult
 from provenance.errors import InputError
-from provenance.slsa import _identity, _policy
-from provenance.slsa._expect import Expectations
-from provenance.slsa._formats import PROVENANCE_TYPES, VSA_TYPES
-from provenance.slsa._inputs import check_inputs
-from provenance.slsa._result import Failure, SlsaResult
 
 STATEMENT_TYPES = ("https://in-toto.io/Statement/v1", "https://in-toto.io/Statement/v0.1")
 
@@ -87,7 +87,7 @@ def _check_type(statement: dict[str, Any], result: SlsaResult, expected: tuple[s
 
 
 def _check_subject(statement: dict[str, Any], result: SlsaResult) -> None:
-    from provenance.slsa._rekor_intoto import match_subject
+    from provenance.signing.sigstore._rekor_intoto import match_subject
 
     alg = result.digest_alg
     if match_subject(statement.get("subject"), alg, result.sha256) is None:

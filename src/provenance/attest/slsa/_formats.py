@@ -90,7 +90,7 @@ def _san_of(der_b64: Any) -> str | None:
     """The certificate identity, to name an unsupported builder (never used to trust)."""
     from cryptography import x509
 
-    from provenance.slsa._policy import identity
+    from provenance.attest.slsa._policy import identity
 
     try:
         return identity(x509.load_der_x509_certificate(base64.b64decode(der_b64)))
@@ -112,7 +112,7 @@ def _bundle_cert(doc: dict[str, Any]) -> Any:
 
 
 def _classify_bundle(doc: dict[str, Any], source: str) -> Provenance:
-    from provenance.slsa._policy import (
+    from provenance.attest.slsa._policy import (
         DELEGATOR_WORKFLOWS,
         OTHER_GENERATOR_WORKFLOWS,
         generator_workflow,

@@ -40,7 +40,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from provenance.errors import InputError
-from provenance.slsa._sigstore_offline import (
+from provenance.signing.sigstore._material import (
     BundleParts,
     BundleRefused,
     VerifiedBundle,
