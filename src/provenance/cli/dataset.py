@@ -18,7 +18,13 @@ engine_option = click.option(
 
 @click.group()
 def dataset() -> None:
-    """Dataset manifests: one artifact listing every member of a directory or s3:// prefix."""
+    """Dataset manifests: one artifact listing every member of a directory or s3:// prefix.
+
+    \b
+    Example:
+      provenance dataset manifest s3://corpus/v3 -o v3.manifest --engine ray
+      provenance dataset verify v3.manifest s3://corpus/v3
+    """
 
 
 @dataset.command("manifest")

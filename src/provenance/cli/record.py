@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from provenance.cli._common import emit_json, json_option, quiet_option, say
+from provenance.datasets import Dataset
 from provenance.record import BaseModel, StepSpec, run_step
 
 
@@ -25,6 +26,27 @@ from provenance.record import BaseModel, StepSpec, run_step
     multiple=True,
     metavar="PATTERN",
     help="Product pattern (repeatable).",
+)
+@click.option(
+    "--dataset",
+    "datasets",
+    multiple=True,
+    metavar="SRC",
+    help="A dataset material (directory or s3:// prefix), recorded as one manifest artifact "
+    "(repeatable).",
+)
+@click.option(
+    "--dataset-product",
+    "dataset_products",
+    multiple=True,
+    metavar="SRC",
+    help="A dataset the command creates, recorded as one manifest product (repeatable).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default=None,
+    help="Engine hashing the datasets' members (default: the engine setting, else local).",
 )
 @click.option(
     "--key", envvar="PROVENANCE_KEY", help="Private key PEM or signer URI [env: PROVENANCE_KEY]."
@@ -51,6 +73,9 @@ def run(
     step: str,
     materials: tuple[str, ...],
     products: tuple[str, ...],
+    datasets: tuple[str, ...],
+    dataset_products: tuple[str, ...],
+    engine: str | None,
     key: str | None,
     pub_key: str | None,
     links_dir: str | None,
@@ -70,7 +95,8 @@ def run(
     COMMAND runs: a changed, missing or extra file or another key exits 1, an unreadable
     signature or key exits 3, and then COMMAND does not run and no link is written. Its files
     are added to the materials and the link names it (environment.base_models). Paths are
-    relative to --base.
+    relative to --base. A --dataset is recorded as one artifact, its manifest
+    (.provenance/datasets/NAME.manifest), with its member count in environment.datasets.
 
     \b
     Examples:
@@ -90,6 +116,8 @@ def run(
         excludes=excludes,
         quiet=quiet,
         base_models=tuple(BaseModel(d, s, k) for d, s, k in base_models),
+        dataset_materials=tuple(Dataset(d, engine=engine) for d in datasets),
+        dataset_products=tuple(Dataset(d, engine=engine) for d in dataset_products),
     )
     path = run_step(spec, command)
     if as_json:

@@ -10,6 +10,7 @@ and names what is missing, extra or changed.
 
 from __future__ import annotations
 
+from provenance.datasets._dataset import Dataset
 from provenance.datasets._engines import ENGINES
 from provenance.datasets._manifest import ManifestInfo, make_manifest, members, scan
 from provenance.datasets._sources import EngineStats
@@ -17,6 +18,7 @@ from provenance.datasets._verify import DatasetCheck, verify_dataset
 
 __all__ = [
     "ENGINES",
+    "Dataset",
     "DatasetCheck",
     "EngineStats",
     "ManifestInfo",

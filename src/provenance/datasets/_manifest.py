@@ -71,8 +71,10 @@ def make_manifest(
     if isinstance(source, LocalSource):
         _refuse_inside(output, source.root)
     parent = os.path.dirname(os.path.abspath(output))
-    if not os.path.isdir(parent):
-        raise OutputError(output, f"cannot write -o: {parent} is not a directory")
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(output, f"cannot write: {exc.strerror}") from None
     with _sorted_members(source, name, parent, quiet) as (lines, stats):
         digest = hashlib.sha256()
         totals: list[tuple[int, int]] = []

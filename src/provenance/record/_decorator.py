@@ -9,7 +9,8 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
-from provenance.record import _ranks, _recorder
+from provenance.datasets import Dataset
+from provenance.record import _datasets, _ranks, _recorder
 from provenance.record._lineage import BaseModel
 from provenance.record._params import record_parameters
 from provenance.record._recorder import StepSpec, prepare
@@ -52,8 +53,8 @@ def _entry_point(func: Callable[..., Any], base: str) -> str:
 def step(
     name: str,
     *,
-    materials: Sequence[str] = (),
-    products: Sequence[str] = (),
+    materials: Sequence[str | Dataset] = (),
+    products: Sequence[str | Dataset] = (),
     key: str | None = None,
     pub_key: str | None = None,
     links_dir: str | None = None,
@@ -67,6 +68,9 @@ def step(
 
     Materials are hashed before the call, products after it returns. If the function raises,
     the exception propagates unchanged and no link is written. There is no timeout.
+
+    A `Dataset("s3://bucket/prefix")` (or a directory) among the materials or products is
+    recorded as one manifest artifact listing its members (provenance.datasets).
 
     `base_models` are models the step fine-tunes: each one's OMS signature is verified before
     the call (a failure raises VerificationError and the function does not run), its directory
@@ -88,10 +92,14 @@ def step(
                                                            key="keys/vendor.pub")])
         def finetune() -> None: ...
     """
+    material_patterns, material_sets = _datasets.split(name, materials, "materials")
+    product_patterns, product_sets = _datasets.split(name, products, "products")
     spec = StepSpec(
         name,
-        materials=tuple(materials),
-        products=tuple(products),
+        materials=material_patterns,
+        products=product_patterns,
+        dataset_materials=material_sets,
+        dataset_products=product_sets,
         key=key,
         pub_key=pub_key,
         links_dir=links_dir,

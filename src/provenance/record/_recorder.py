@@ -19,6 +19,7 @@ from typing import Any
 from provenance import _config
 from provenance._fs import NAME_RE, check_writable_dir, relative_inside, utc_now
 from provenance._progress import hashing_progress
+from provenance.datasets import Dataset
 from provenance.errors import UsageError
 from provenance.hashing import (
     ArtifactSet,
@@ -30,7 +31,7 @@ from provenance.hashing import (
     objects,
 )
 from provenance.links import link_filename, link_payload, write_link
-from provenance.record import _environment, _lineage, _objects, _run_id
+from provenance.record import _datasets, _environment, _lineage, _objects, _run_id
 from provenance.record._lineage import BaseModel, BaseModelRecord
 from provenance.record._ranks import Ranks
 from provenance.signing import load_signer
@@ -52,6 +53,9 @@ class StepSpec:
     excludes: Sequence[str] = ()
     quiet: bool = False
     base_models: Sequence[BaseModel] = ()
+    # Datasets recorded as one manifest artifact each (datasets/); see record/_datasets.py.
+    dataset_materials: Sequence[Dataset] = ()
+    dataset_products: Sequence[Dataset] = ()
 
     def __post_init__(self) -> None:
         if not NAME_RE.match(self.name):
@@ -88,6 +92,7 @@ class Recording:
     distributed: dict[str, object] | None = None
     started_on: str = field(default_factory=utc_now)
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)  # s3:// size/ETag
+    datasets: dict[str, dict[str, Any]] = field(default_factory=dict)  # manifests recorded
     packages: _PackagesLater | None = None
 
     def finish(
@@ -97,6 +102,11 @@ class Recording:
         self.objects["products"] = _objects.hash_into(
             self.spec.name, "products", self.spec.products, products
         )
+        if self.spec.dataset_products:
+            made, self.datasets["products"] = _datasets.record(
+                self.base, self.spec.dataset_products, self.spec.quiet
+            )
+            products.add(made)
         if self.packages is not None:
             self.packages.settle()
         environment = _environment.capture(self.base, self.run_id)
@@ -113,6 +123,8 @@ class Recording:
             environment["distributed"] = self.distributed
         if any(self.objects.values()):
             environment["objects"] = self.objects
+        if self.datasets:
+            environment["datasets"] = self.datasets
         payload = link_payload(
             self.spec.name,
             command,
@@ -257,6 +269,9 @@ def prepare(spec: StepSpec, ranks: Ranks | None = None) -> Recording:
     rec.objects["materials"] = _objects.hash_into(
         spec.name, "materials", rec.material_patterns, rec.materials
     )
+    if spec.dataset_materials:
+        read, rec.datasets["materials"] = _datasets.record(base, spec.dataset_materials, spec.quiet)
+        rec.materials.add(read)
     # Only once the materials are readable may the step open a run (RUN_ID): a step refused
     # for its inputs leaves nothing behind.
     run = _run_id.current_run(links_dir, spec.name, root=base)

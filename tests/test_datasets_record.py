@@ -1,0 +1,232 @@
+"""Recording a dataset inside a step: one manifest artifact, a link that stays small.
+
+`provenance run --dataset` and `@step(materials=[Dataset(...)])` write the manifest below the
+project, record it as one material (or product) with its sha256, and describe it in
+`environment.datasets`. Layout rules (`create`, `match … from`) then work on the manifest like
+on any artifact: our verifier and upstream `in-toto-verify` pass the chain and refuse a dataset
+that changed between the steps.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provenance.datasets import Dataset
+from provenance.errors import UsageError
+from tests.conftest import Result, in_toto_verify
+
+COPY = "import shutil, sys; shutil.copytree(sys.argv[1], sys.argv[2])\n"
+
+
+def link(root: Path, step: str) -> dict[str, Any]:
+    (path,) = (root / ".provenance" / "links").glob(f"{step}.*.link")
+    return dict(json.loads(base64.b64decode(json.loads(path.read_text())["payload"])))
+
+
+def link_size(root: Path, step: str) -> int:
+    (path,) = (root / ".provenance" / "links").glob(f"{step}.*.link")
+    return path.stat().st_size
+
+
+@pytest.fixture
+def proj(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., Result]) -> Path:
+    root = tmp_path / "proj"
+    root.mkdir()
+    monkeypatch.chdir(root)
+    for name in ("data-eng", "trainer", "owner"):
+        assert cli("keygen", name, "--dir", "keys").code == 0
+    raw = root / "data" / "raw"
+    for i in range(40):
+        (raw / f"p{i % 4}").mkdir(parents=True, exist_ok=True)
+        (raw / f"p{i % 4}" / f"s{i:03d}.csv").write_text(f"x,y\n{i},{i * i}\n")
+    return root
+
+
+def run_prepare(cli: Callable[..., Result]) -> Result:
+    return cli(
+        "run",
+        "prepare",
+        "--dataset",
+        "data/raw",
+        "--dataset-product",
+        "data/clean",
+        "--key",
+        "keys/data-eng",
+        "--",
+        sys.executable,
+        "-c",
+        COPY,
+        "data/raw",
+        "data/clean",
+    )
+
+
+def test_run_records_each_dataset_as_one_manifest_artifact(
+    proj: Path, cli: Callable[..., Result]
+) -> None:
+    r = run_prepare(cli)
+    assert r.code == 0, r.err
+    doc = link(proj, "prepare")
+    (mat,) = doc["materials"]
+    (prod,) = doc["products"]
+    assert mat.startswith(".provenance/datasets/data_raw-") and mat.endswith(".manifest")
+    assert prod.startswith(".provenance/datasets/data_clean-")
+    for path in (mat, prod):
+        body = (proj / path).read_bytes()
+        assert body.startswith(b"#ml-provenance-dataset/1\tsha256\tlocal\n")
+    assert doc["materials"][mat]["sha256"] == hashlib.sha256((proj / mat).read_bytes()).hexdigest()
+    assert doc["products"][prod]["sha256"] == doc["materials"][mat]["sha256"]  # same members
+    env = doc["environment"]["datasets"]
+    assert env["materials"][mat] == {
+        "source": "data/raw",
+        "kind": "local",
+        "members": 40,
+        "bytes": sum(p.stat().st_size for p in (proj / "data/raw").rglob("*.csv")),
+        "engine": "local",
+    }
+    assert env["products"][prod]["source"] == "data/clean"
+
+
+def test_link_size_does_not_grow_with_the_member_count(
+    proj: Path, cli: Callable[..., Result]
+) -> None:
+    assert run_prepare(cli).code == 0
+    small = link_size(proj, "prepare")
+    for i in range(40, 5000):
+        (proj / "data" / "raw" / f"extra-{i:05d}.csv").write_text(str(i))
+    import shutil
+
+    shutil.rmtree(proj / "data" / "clean")
+    assert run_prepare(cli).code == 0
+    large = link_size(proj, "prepare")
+    assert abs(large - small) < 200 and large < 10_000, (small, large)
+
+
+LAYOUT = """\
+expires: 30d
+functionaries:
+  data-eng: keys/data-eng.pub
+  trainer: keys/trainer.pub
+steps:
+  - name: prepare
+    functionaries: [data-eng]
+    materials:
+      - allow: ".provenance/datasets/data_raw-*.manifest"
+    products:
+      - create: ".provenance/datasets/data_clean-*.manifest"
+  - name: train
+    functionaries: [trainer]
+    materials:
+      - match: ".provenance/datasets/data_clean-*.manifest"
+        from: prepare
+    products:
+      - create: "model.bin"
+"""
+
+
+def test_layout_rules_match_the_manifest_like_any_artifact(
+    proj: Path, cli: Callable[..., Result]
+) -> None:
+    assert run_prepare(cli).code == 0
+    train = "open('model.bin', 'w').write('weights')"
+    r = cli(
+        "run",
+        "train",
+        "--dataset",
+        "data/clean",
+        "-p",
+        "model.bin",
+        "--key",
+        "keys/trainer",
+        "--",
+        sys.executable,
+        "-c",
+        train,
+    )
+    assert r.code == 0, r.err
+    (proj / "layout.yaml").write_text(LAYOUT)
+    r = cli("layout", "sign", "layout.yaml", "--key", "keys/owner", "-o", "root.layout")
+    assert r.code == 0, r.err
+    r = cli("verify", "--layout", "root.layout", "--layout-key", "keys/owner.pub")
+    assert r.code == 0, r.out + r.err
+    assert in_toto_verify(proj).returncode == 0
+
+    # The dataset changes between the steps: train's manifest no longer matches prepare's.
+    (proj / "data" / "clean" / "p0" / "s000.csv").write_text("tampered")
+    r = cli(
+        "run",
+        "train",
+        "--dataset",
+        "data/clean",
+        "-p",
+        "model.bin",
+        "--key",
+        "keys/trainer",
+        "--",
+        sys.executable,
+        "-c",
+        train,
+    )
+    assert r.code == 0
+    r = cli("verify", "--layout", "root.layout", "--layout-key", "keys/owner.pub")
+    assert r.code == 1 and "data_clean-" in r.out + r.err
+    assert in_toto_verify(proj).returncode != 0
+
+
+def test_step_decorator_records_a_dataset_material(proj: Path) -> None:
+    script = proj / "train.py"
+    script.write_text(
+        "import provenance\n"
+        "from provenance.datasets import Dataset\n"
+        "@provenance.step('train', materials=[Dataset('data/raw'), 'train.py'],"
+        " products=['model.bin'], key='keys/trainer')\n"
+        "def train():\n"
+        "    open('model.bin', 'w').write('w')\n"
+        "train()\n"
+    )
+    subprocess.run([sys.executable, str(script)], cwd=proj, check=True, capture_output=True)
+    doc = link(proj, "train")
+    assert sorted(doc["materials"]) == [Dataset("data/raw").manifest_path, "train.py"]
+    assert (
+        doc["environment"]["datasets"]["materials"][Dataset("data/raw").manifest_path]["members"]
+        == 40
+    )
+
+
+def test_unreadable_dataset_member_writes_no_link_and_does_not_run(
+    proj: Path, cli: Callable[..., Result]
+) -> None:
+    (proj / "data" / "raw" / "broken").symlink_to(proj / "data" / "raw" / "gone")
+    r = cli(
+        "run",
+        "prepare",
+        "--dataset",
+        "data/raw",
+        "--key",
+        "keys/data-eng",
+        "--",
+        sys.executable,
+        "-c",
+        "open('ran', 'w')",
+    )
+    assert r.code == 3 and "broken" in r.err
+    assert not (proj / "ran").exists()
+    assert not list((proj / ".provenance").rglob("*.link"))
+
+
+def test_dataset_arguments_are_checked_when_declared() -> None:
+    with pytest.raises(UsageError):
+        Dataset("")
+    with pytest.raises(UsageError, match="unknown engine"):
+        Dataset("data", engine="spark")
+    with pytest.raises(Exception, match="escapes"):
+        Dataset("data", manifest="../outside.manifest")
