@@ -5,15 +5,24 @@ ETag and VersionId for objects) in a canonical, sorted, streamable text format
 (datasets/_format.py, docs/datasets.md); a link records the manifest file and its sha256 only,
 so the link stays small whatever the dataset's size. `make_manifest` hashes the members with
 the local engine or on Ray and writes the file atomically; `verify_dataset` re-hashes them
-and names what is missing, extra or changed.
+and names what is missing, extra or changed. `VerifiedShards` reads a dataset's shards once
+each during training and yields a shard's records only once its bytes match the manifest.
 """
 
 from __future__ import annotations
 
 from provenance.datasets._dataset import Dataset
 from provenance.datasets._engines import ENGINES
+from provenance.datasets._loader import (
+    ReadStats,
+    VerifiedShards,
+    tar_samples,
+    text_lines,
+    whole_shard,
+)
 from provenance.datasets._manifest import ManifestInfo, make_manifest, members, scan
 from provenance.datasets._sources import EngineStats
+from provenance.datasets._trusted import recorded_manifest
 from provenance.datasets._verify import DatasetCheck, verify_dataset
 
 __all__ = [
@@ -22,8 +31,14 @@ __all__ = [
     "DatasetCheck",
     "EngineStats",
     "ManifestInfo",
+    "ReadStats",
+    "VerifiedShards",
     "make_manifest",
     "members",
+    "recorded_manifest",
     "scan",
+    "tar_samples",
+    "text_lines",
     "verify_dataset",
+    "whole_shard",
 ]
