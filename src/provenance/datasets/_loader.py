@@ -104,7 +104,8 @@ class VerifiedShards(Generic[T]):
     `root`: the directory or `s3://bucket/prefix` the manifest's paths are relative to.
     `shards`: the shard names to read, in this order (default: every member, manifest order);
     a name the manifest does not list raises before anything is read. `decode` turns a
-    verified shard into records (`whole_shard`, `text_lines`, `tar_samples`, or your own).
+    verified shard into records (`whole_shard`, the default; `text_lines`, `tar_samples`, or
+    your own).
     """
 
     def __init__(
@@ -112,13 +113,13 @@ class VerifiedShards(Generic[T]):
         manifest: str | os.PathLike[str],
         root: str,
         *,
-        decode: Decoder[T] = whole_shard,  # type: ignore[assignment]
+        decode: Decoder[T] | None = None,
         shards: Sequence[str] | None = None,
         expect_sha256: str | None = None,
     ) -> None:
         self.manifest = os.fspath(manifest)
         self.root = root
-        self.decode = decode
+        self.decode: Decoder[T] = decode or whole_shard  # type: ignore[assignment]
         self.shards = None if shards is None else list(shards)
         self.expect_sha256 = expect_sha256
         self.stats = ReadStats()
