@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from provenance.errors import LayoutError
-from provenance.layout import compile_layout, lint, load_yaml, run_id_optional_steps
+from provenance.layout import LayoutPolicy, compile_layout, lint, load_yaml
 from tests.conftest import BIN, in_toto_verify, sign_layout, snapshot, verify
 
 LINKS = Path(".provenance/links")
@@ -207,13 +207,26 @@ def test_legacy_metablock_link_is_refused_with_the_fix(chain: Path, cli) -> None
 
 
 def test_malformed_signed_opt_in_fails_closed(chain: Path, cli) -> None:
-    # The declaration is signed in the layout's readme; if garbled it is neither opt-in nor ignored.
-    path = Path(write_layout(opt_in=False))
-    path.write_text(path.read_text() + 'readme: "ml-provenance run-id-optional: [clean"\n')
-    assert sign_layout(cli, str(path)).code == 0
+    # The declaration is signed in the layout's readme; if garbled it is neither opt-in nor ignored:
+    # the signed layout is refused as invalid input, naming it.
+    from tests.test_layout_policy import sign_with_declaration
+
+    sign_with_declaration(write_layout(opt_in=False), "ml-provenance run-id-optional: [clean")
+    before = snapshot(chain)
     r = verify(cli)
-    assert r.code == 1
-    assert "run-id-optional declaration is malformed: not JSON" in r.out
+    assert r.code == 3, r.err
+    assert "root.layout: the signed layout's run-id-optional declaration is malformed" in r.err
+    assert "not JSON" in r.err and "Traceback" not in r.err and r.out == ""
+    assert snapshot(chain) == before
+
+
+def test_an_owner_readme_cannot_forge_a_declaration(chain: Path, cli) -> None:
+    path = Path(write_layout(opt_in=False))
+    path.write_text(path.read_text() + 'readme: "ml-provenance run-id-optional: [\\"clean\\"]"\n')
+    r = sign_layout(cli, str(path))
+    assert r.code == 3
+    assert f"{path}:" in r.err and "reserved for the declarations ml-provenance writes" in r.err
+    assert not Path("root.layout").exists()
 
 
 def test_layout_key_is_strict_and_linted(
@@ -229,7 +242,8 @@ def test_layout_key_is_strict_and_linted(
     assert finding.line == spec.steps[1].line
     readme = compile_layout(spec).readme
     assert 'ml-provenance run-id-optional: ["clean"]' in readme.splitlines()
-    assert run_id_optional_steps(readme, {"fetch", "clean", "publish"}) == {"clean"}
+    steps = {"fetch", "clean", "publish"}
+    assert LayoutPolicy.from_readme(readme, steps=steps).run_id_optional == {"clean"}
     strict = load_yaml(write_layout(opt_in=False, name="strict.yaml"))
     assert "run-id-optional" not in compile_layout(strict).readme
     assert not any(f.code == "run-id-optional" for f in lint(strict))
@@ -253,5 +267,5 @@ def test_layout_key_is_strict_and_linted(
 )
 def test_malformed_declarations_raise(line: str, problem: str) -> None:
     with pytest.raises(LayoutError, match=problem):
-        run_id_optional_steps("readme\n" + line, {"clean"})
-    assert run_id_optional_steps("no declaration", {"clean"}) == frozenset()
+        LayoutPolicy.from_readme("readme\n" + line, steps={"clean"})
+    assert LayoutPolicy.from_readme("no declaration", steps={"clean"}).run_id_optional == set()

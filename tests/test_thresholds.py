@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from provenance.errors import LayoutError
-from provenance.layout import Threshold, compile_layout, lint, load_yaml, threshold_declarations
-from provenance.layout._compile import THRESHOLDS_MARKER
+from provenance.layout import LayoutPolicy, Threshold, compile_layout, lint, load_yaml
 from provenance.links import LinkData
 from provenance.verification._thresholds import MAX_METRICS_BYTES, check_thresholds
 from tests.conftest import sign_layout, snapshot, verify
@@ -107,11 +106,11 @@ def test_lint_refuses_a_threshold_file_the_step_does_not_produce(layout_dir: Pat
 def test_thresholds_ride_in_the_signed_readme_and_read_back(layout_dir: Path) -> None:
     spec = load_yaml(write_layout(layout_dir, one(cond='"< 0.25"')))
     readme = compile_layout(spec).readme
-    assert THRESHOLDS_MARKER + "[" in readme
-    assert threshold_declarations(readme, {"evaluate"}) == (
+    assert "ml-provenance thresholds: [" in readme
+    assert LayoutPolicy.from_readme(readme, steps={"evaluate"}).thresholds == (
         Threshold("evaluate", "metrics/metrics.json", "accuracy", "<", 0.25),
     )
-    assert threshold_declarations("no thresholds here", {"evaluate"}) == ()
+    assert LayoutPolicy.from_readme("no thresholds here", steps={"evaluate"}).thresholds == ()
 
 
 @pytest.mark.parametrize(
@@ -128,7 +127,7 @@ def test_thresholds_ride_in_the_signed_readme_and_read_back(layout_dir: Path) ->
 )
 def test_a_malformed_signed_declaration_is_an_error_not_no_thresholds(bad: str) -> None:
     with pytest.raises(LayoutError, match="thresholds declaration is malformed"):
-        threshold_declarations(THRESHOLDS_MARKER + bad, {"evaluate"})
+        LayoutPolicy.from_readme("ml-provenance thresholds: " + bad, steps={"evaluate"})
 
 
 @pytest.mark.parametrize(

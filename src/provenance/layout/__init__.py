@@ -3,14 +3,9 @@
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from provenance.layout._compile import (
-    compile_layout,
-    functionary_names,
-    model_declaration,
-    run_id_optional_steps,
-    threshold_declarations,
-)
-from provenance.layout._model import LayoutSpec, ModelDecl, Rule, StepDef, Threshold
+from provenance.layout._compile import compile_layout
+from provenance.layout._model import InspectionDef, LayoutSpec, ModelDecl, Rule, StepDef, Threshold
+from provenance.layout._policy import LayoutPolicy
 from provenance.layout.lint import Finding, lint
 
 if TYPE_CHECKING:
@@ -36,6 +31,8 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Finding",
+    "InspectionDef",
+    "LayoutPolicy",
     "LayoutSpec",
     "ModelDecl",
     "Rule",
@@ -43,11 +40,7 @@ __all__ = [
     "StepDef",
     "Threshold",
     "compile_layout",
-    "functionary_names",
     "lint",
     "load_yaml",
-    "model_declaration",
-    "run_id_optional_steps",
     "sign_layout",
-    "threshold_declarations",
 ]

@@ -13,13 +13,15 @@ import datetime as dt
 import math
 import os
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import yaml
 
-from provenance._fs import NAME_RE, read_bounded
+from provenance._fs import read_bounded
 from provenance.errors import InputError, LayoutError
 from provenance.layout._model import (
+    METRIC_RE,
     RULE_VERBS,
     InspectionDef,
     LayoutSpec,
@@ -27,7 +29,9 @@ from provenance.layout._model import (
     Rule,
     StepDef,
     Threshold,
+    check_name,
 )
+from provenance.layout._policy import check_readme_text
 
 MAX_YAML_BYTES = 1 << 20
 MAX_DEPTH = 32  # a layout nests 6 levels
@@ -37,8 +41,7 @@ _DURATION = re.compile(r"^(\d{1,6})\s*([dwy])$")
 _INT_TAG = "tag:yaml.org,2002:int"
 _REQUIREMENT = re.compile(r"^\s*(>=|<=|==|>|<)\s*([^\s]+)\s*$")
 _NUMBER = re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$")
-METRIC_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}(?:\.[A-Za-z0-9_-]{1,64}){0,15}$")
-"""A metric: object keys joined by dots (`eval.accuracy`), at most 16 levels."""
+T = TypeVar("T")
 
 
 class _Loader(yaml.SafeLoader):
@@ -88,6 +91,16 @@ class _Ctx:
             raise self.fail(
                 node, f"{what}: invalid value ({reason or type(exc).__name__})"
             ) from None
+
+    def built(self, node: yaml.Node, make: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`make(*args, **kwargs)`; a LayoutError of a self-validating type gets file and line."""
+        try:
+            return make(*args, **kwargs)
+        except LayoutError as exc:
+            if exc.path is not None:
+                raise
+            line = exc.line if exc.line is not None else node.start_mark.line + 1
+            raise LayoutError(self.path, str(exc), line) from None
 
     def fail(self, node: yaml.Node | None, message: str) -> LayoutError:
         line = node.start_mark.line + 1 if node is not None else None
@@ -202,7 +215,11 @@ def load_yaml(path: str) -> LayoutSpec:
         inspections = [
             _inspection(ctx, n) for n in ctx.sequence(top["inspections"][1], "inspections")
         ]
-    readme = ctx.string(top["readme"][1], "readme") if "readme" in top else ""
+    readme = ""
+    if "readme" in top:
+        readme = ctx.string(top["readme"][1], "readme")
+        lines["readme"] = top["readme"][0].start_mark.line + 1
+        ctx.built(top["readme"][1], check_readme_text, readme)
     _cross_check(ctx, steps, inspections, functionaries, top)
     model = _model(ctx, top["model"][1], steps) if "model" in top else None
     thresholds = _thresholds(ctx, top["thresholds"][1], steps) if "thresholds" in top else ()
@@ -224,7 +241,7 @@ def _model(ctx: _Ctx, node: yaml.Node, steps: list[StepDef]) -> ModelDecl:
         objects.compile_any(products)  # local, or s3:// (hashing/_objects.py)
     except InputError as exc:
         raise ctx.fail(f["products"][1], f"model products: {exc}") from None
-    return ModelDecl(step, products, node.start_mark.line + 1)
+    return ctx.built(node, ModelDecl, step, products, node.start_mark.line + 1)
 
 
 def _thresholds(ctx: _Ctx, node: yaml.Node, steps: list[StepDef]) -> tuple[Threshold, ...]:
@@ -262,7 +279,8 @@ def _thresholds(ctx: _Ctx, node: yaml.Node, steps: list[StepDef]) -> tuple[Thres
                 raise ctx.fail(knode, f"duplicate metric '{metric}' for {file}")
             seen.add(metric)
             op, value = _requirement(ctx, vnode, metric)
-            out.append(Threshold(step, file, metric, op, value, knode.start_mark.line + 1))
+            line = knode.start_mark.line + 1
+            out.append(ctx.built(knode, Threshold, step, file, metric, op, value, line))
     return tuple(out)
 
 
@@ -357,9 +375,7 @@ def _inline_key(ctx: _Ctx, node: yaml.MappingNode, name: str) -> Any:
 
 def _name(ctx: _Ctx, node: yaml.Node, what: str) -> str:
     name = ctx.string(node, what)
-    if not NAME_RE.match(name):
-        raise ctx.fail(node, f"{what} '{name}' may hold letters, digits, '_', '.', '-' (max 128)")
-    return name
+    return ctx.built(node, check_name, name, what)
 
 
 def _rules(ctx: _Ctx, node: yaml.Node, what: str) -> tuple[Rule, ...]:
@@ -382,21 +398,16 @@ def _rules(ctx: _Ctx, node: yaml.Node, what: str) -> tuple[Rule, ...]:
         pattern = _pattern(ctx, fields[verb][1], f"the pattern of '{verb}' in {what}")
         line = rnode.start_mark.line + 1
         if verb != "match":
-            rules.append(Rule(verb, pattern, line))
+            rules.append(ctx.built(rnode, Rule, verb, pattern, line))
             continue
         of = ctx.string(fields["of"][1], "of") if "of" in fields else "products"
         if of not in ("products", "materials"):
             raise ctx.fail(fields["of"][1], f"'of' must be 'products' or 'materials', got '{of}'")
+        from_step = _name(ctx, fields["from"][1], "from")
+        in_prefix = _prefix(ctx, fields["in"][1], "in") if "in" in fields else None
+        with_prefix = _prefix(ctx, fields["with"][1], "with") if "with" in fields else None
         rules.append(
-            Rule(
-                "match",
-                pattern,
-                line,
-                from_step=_name(ctx, fields["from"][1], "from"),
-                of=of,
-                in_prefix=_prefix(ctx, fields["in"][1], "in") if "in" in fields else None,
-                with_prefix=_prefix(ctx, fields["with"][1], "with") if "with" in fields else None,
-            )
+            ctx.built(rnode, Rule, "match", pattern, line, from_step, of, in_prefix, with_prefix)
         )
     return tuple(rules)
 
@@ -438,18 +449,19 @@ def _step(ctx: _Ctx, node: yaml.Node) -> StepDef:
     def opt(k: str) -> tuple[Rule, ...]:
         return _rules(ctx, f[k][1], f"{k} of {where}") if k in f else ()
 
-    return StepDef(
-        name=name,
-        functionaries=ctx.strings(f["functionaries"][1], f"functionaries of {where}"),
-        threshold=_threshold(ctx, f["threshold"][1]) if "threshold" in f else 1,
-        materials=opt("materials"),
-        products=opt("products"),
-        command=ctx.strings(f["command"][1], f"command of {where}") if "command" in f else (),
-        line=node.start_mark.line + 1,
-        run_id_optional=_run_id(ctx, f["run_id"][1], where) == "optional"
+    fields: dict[str, Any] = {
+        "name": name,
+        "functionaries": ctx.strings(f["functionaries"][1], f"functionaries of {where}"),
+        "threshold": _threshold(ctx, f["threshold"][1]) if "threshold" in f else 1,
+        "materials": opt("materials"),
+        "products": opt("products"),
+        "command": ctx.strings(f["command"][1], f"command of {where}") if "command" in f else (),
+        "line": node.start_mark.line + 1,
+        "run_id_optional": _run_id(ctx, f["run_id"][1], where) == "optional"
         if "run_id" in f
         else False,
-    )
+    }
+    return ctx.built(node, StepDef, **fields)
 
 
 def _run_id(ctx: _Ctx, node: yaml.Node, where: str) -> str:
@@ -468,15 +480,18 @@ def _inspection(ctx: _Ctx, node: yaml.Node) -> InspectionDef:
     )
     name = _name(ctx, f["name"][1], "inspection name")
     where = f"inspection '{name}'"
-    return InspectionDef(
-        name=name,
-        run=ctx.strings(f["run"][1], f"run of {where}"),
-        materials=_rules(ctx, f["materials"][1], f"materials of {where}")
+    fields: dict[str, Any] = {
+        "name": name,
+        "run": ctx.strings(f["run"][1], f"run of {where}"),
+        "materials": _rules(ctx, f["materials"][1], f"materials of {where}")
         if "materials" in f
         else (),
-        products=_rules(ctx, f["products"][1], f"products of {where}") if "products" in f else (),
-        line=node.start_mark.line + 1,
-    )
+        "products": _rules(ctx, f["products"][1], f"products of {where}")
+        if "products" in f
+        else (),
+        "line": node.start_mark.line + 1,
+    }
+    return ctx.built(node, InspectionDef, **fields)
 
 
 def _cross_check(
@@ -494,9 +509,7 @@ def _cross_check(
                 ctx.path, f"duplicate step or inspection name '{item.name}'", item.line
             )
         seen.add(item.name)
-    for step in steps:
-        if not step.functionaries:
-            raise LayoutError(ctx.path, f"step '{step.name}' has no functionaries", step.line)
+    for step in steps:  # a step's own invariants (functionaries, threshold) hold: StepDef
         for fname in step.functionaries:
             if fname not in functionaries:
                 raise LayoutError(
@@ -505,13 +518,6 @@ def _cross_check(
                     f"(defined: {', '.join(sorted(functionaries))})",
                     step.line,
                 )
-        if step.threshold > len(set(step.functionaries)):
-            raise LayoutError(
-                ctx.path,
-                f"step '{step.name}' threshold {step.threshold} exceeds its "
-                f"{len(set(step.functionaries))} functionaries",
-                step.line,
-            )
     for item in items:
         for rule in (*item.materials, *item.products):
             if rule.verb == "match" and rule.from_step not in seen:

@@ -167,10 +167,8 @@ def _flows(steps: list[StepView], model: Any = None) -> list[Flow]:
 
 def build_view(result: VerificationResult, attestations: list[Row] | None = None) -> ChainView:
     """The report's content: only what `result` verified (links only when verification passed)."""
-    from provenance.layout import functionary_names
-
     layout = result.layout_obj
-    names = functionary_names(layout.readme or "") if layout is not None else {}
+    names = result.policy.names if result.policy is not None else {}
     reports = {s.name: s for s in result.steps}
     order = [s.name for s in layout.steps] if layout is not None else list(reports)
     steps: list[StepView] = []

@@ -15,12 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from provenance.hashing import check_relative
 from provenance.links import LinkData
-from provenance.verification._files import (
-    check_files,
-    expected_products,
-    failures_from_diff,
-    model_manifest,
-)
+from provenance.verification._diff import failures_from_diff
+from provenance.verification._files import check_files, expected_products, model_manifest
 from provenance.verification._layout import check_expiry, load_signed_layout
 from provenance.verification._links import Chain, check_consistency, load_chain, stray_links
 from provenance.verification._rules import check_rules
@@ -73,16 +69,9 @@ def verify(
     layout's inspections in `base` (where those files are). Metrics files the layout's
     thresholds read are taken from `evidence` (a directory, or recorded path -> local file),
     by default from `base`.
-    Returns a VerificationResult; raises InputError subclasses for unreadable/invalid inputs.
+    Returns a VerificationResult; raises InputError subclasses for unreadable/invalid inputs
+    (a malformed policy declaration in the signed layout is a LayoutError, exit 3).
     """
-    from provenance.errors import LayoutError
-    from provenance.layout import (
-        functionary_names,
-        model_declaration,
-        run_id_optional_steps,
-        threshold_declarations,
-    )
-
     for pattern in artifacts:
         check_relative(pattern.rstrip("/") or ".", what=f"--artifact '{pattern}'")
     keys = _keys(layout_keys)
@@ -93,25 +82,18 @@ def verify(
         result.failures.extend(failures)
         return not failures
 
-    lay, result.layout_bytes, failures = load_signed_layout(layout, keys)
-    if not phase("layout-signature", failures) or lay is None:
+    lay, policy, result.layout_bytes, failures = load_signed_layout(layout, keys)
+    if not phase("layout-signature", failures) or lay is None or policy is None:
         return result
-    result.layout_obj = lay
-    result.model = model_declaration(lay.readme or "", {s.name for s in lay.steps})
+    result.layout_obj, result.policy = lay, policy
     if not phase("layout-expiry", check_expiry(lay, layout)):
         return result
-    names = functionary_names(lay.readme or "")
-    chain, failures = load_chain(lay, links_dir, names)
+    chain, failures = load_chain(lay, links_dir, policy.names)
     result.steps = chain.reports
     result.ignored = stray_links(lay, links_dir)
     if not phase("links", failures):
         return result
-    try:
-        optional = run_id_optional_steps(lay.readme or "", {s.name for s in lay.steps})
-    except LayoutError as exc:
-        phase("consistency", [Failure("run-id", f"{layout}: {exc}")])
-        return result
-    run_id, failures, result.warnings = check_consistency(chain, optional)
+    run_id, failures, result.warnings = check_consistency(chain, policy.run_id_optional)
     result.run_id = run_id
     if not phase("consistency", failures):
         return result
@@ -121,12 +103,7 @@ def verify(
         return result
     if lay.inspect and not phase("inspections", _inspections(lay, links, base)):
         return result
-    try:
-        thresholds = threshold_declarations(lay.readme or "", {s.name for s in lay.steps})
-    except LayoutError as exc:
-        phase("thresholds", [Failure("thresholds", f"{layout}: {exc}")])
-        return result
-    if thresholds:
+    if policy.thresholds:
         source = base if evidence is None else evidence
         where = (
             f"the base directory {base}"
@@ -135,11 +112,11 @@ def verify(
             if isinstance(evidence, str)
             else "the evidence (log it with `provenance register --evidence FILE`)"
         )
-        result.thresholds, failures = check_thresholds(thresholds, links, source, where)
+        result.thresholds, failures = check_thresholds(policy.thresholds, links, source, where)
         if not phase("thresholds", failures):
             return result
     if model_files is not None:
-        if result.model is None:
+        if policy.model is None:
             phase(
                 "model",
                 [
@@ -151,9 +128,9 @@ def verify(
                 ],
             )
             return result
-        want = model_manifest(result.model, links)
+        want = model_manifest(policy.model, links)
         result.artifacts_checked = len(model_files)
-        owner = dict.fromkeys(want.files, result.model.step)
+        owner = dict.fromkeys(want.files, policy.model.step)
         if not phase(
             "model", failures_from_diff(list(want.diff(model_files)), model_source, owner)
         ):

@@ -27,9 +27,9 @@ from provenance.hashing import (
 )
 from provenance.layout import ModelDecl
 from provenance.links import ArtifactMap, LinkData, shas_of
+from provenance.verification._diff import failures_from_diff
+from provenance.verification._objects import check_objects, split_objects
 from provenance.verification.result import Failure
-
-MAX_LISTED = 50
 
 
 def expected_products(
@@ -117,39 +117,6 @@ def _claims(pattern: Any, path: str) -> bool:
     return bool(pattern.root and path.startswith(pattern.root + "/")) or bool(pattern.matches(path))
 
 
-def _whose(change: Change, step: str) -> str:
-    if change.expected is not None:
-        return f" (product of step '{step}')"
-    if step == "--artifact":
-        return " (selected by --artifact)"
-    return f" (under the products of step '{step}')" if step != "?" else ""
-
-
-def failures_from_diff(
-    changes: Sequence[Change], where: str, owner: Mapping[str, str] | None = None
-) -> list[Failure]:
-    """One Failure per changed file, each naming path, expected and actual (capped)."""
-    owner = owner or {}
-    failures = [
-        Failure(
-            "files",
-            change.message(where)
-            + (_whose(change, owner[change.path]) if change.path in owner else ""),
-            step=owner[change.path]
-            if owner.get(change.path, "?") not in ("?", "--artifact")
-            else None,
-            artifact=change.path,
-            expected=change.expected or "absent",
-            actual=change.actual or "missing",
-        )
-        for change in changes
-    ]
-    if len(failures) > MAX_LISTED:
-        extra = len(failures) - MAX_LISTED
-        failures = [*failures[:MAX_LISTED], Failure("files", f"... and {extra} more file problems")]
-    return failures
-
-
 def check_files(
     layout: Any, links: Mapping[str, LinkData], base: str, links_dir: str, only: Sequence[str] = ()
 ) -> tuple[int, list[Failure]]:
@@ -164,8 +131,6 @@ def check_files(
             if s.name in links
             for p in links[s.name].patterns("products")
         ]
-    from provenance.verification._objects import check_objects, split_objects
-
     expected, claims, stored_shas, stored_claims = split_objects(expected, claims)  # s3://
     claimed = [p for p, _ in claims]
     rel_links = relative_inside(links_dir, base)

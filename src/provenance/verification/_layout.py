@@ -1,4 +1,8 @@
-"""Phase 1-2: the layout's signatures (checked before its payload is parsed) and its expiry."""
+"""Phase 1-2: the layout's signatures (checked before its payload is parsed) and its expiry.
+
+The layout's own policy (model, thresholds, functionary names, run-id opt-ins) is parsed here,
+once, right after the signatures: every later phase and consumer reads the LayoutPolicy.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from provenance._fs import load_json_bounded, parse_utc, read_bounded
 from provenance.errors import LayoutError
+from provenance.layout import LayoutPolicy
 from provenance.signing import dsse
 from provenance.verification.result import Failure
 
@@ -17,10 +22,15 @@ if TYPE_CHECKING:
 
 def load_signed_layout(
     path: str, layout_keys: Sequence[Key]
-) -> tuple[Any | None, bytes, list[Failure]]:
-    """Return (in-toto Layout, the exact signed bytes, failures); every key must have signed.
+) -> tuple[Any | None, LayoutPolicy | None, bytes, list[Failure]]:
+    """Return (in-toto Layout, its policy, the exact signed bytes, failures).
 
-    The bytes are read once: what is verified here is what the digest and consumers use.
+    Every key must have signed. The bytes are read once: what is verified here is what the
+    digest and consumers use.
+
+    Raises:
+        LayoutError: the file, its envelope, its payload or its policy declarations are
+            malformed (a malformed declaration is never read as "no policy").
     """
     from in_toto.models.layout import Layout
 
@@ -42,16 +52,20 @@ def load_signed_layout(
                 )
             )
     if failures:
-        return None, data, failures
+        return None, None, data, failures
     try:
         doc = load_json_bounded(envelope.payload, path, what="layout payload", error=LayoutError)
         if not isinstance(doc, dict) or doc.get("_type") != "layout":
             raise LayoutError(path, "signed payload is not an in-toto layout")
-        return Layout.read(doc), data, []
+        layout = Layout.read(doc)
     except LayoutError:
         raise
     except Exception as exc:  # noqa: BLE001 - in-toto raises several types for bad layouts
         raise LayoutError(path, f"invalid layout payload: {exc}") from None
+    for insp in layout.inspect:  # in-toto accepts `run: []`, which could never run
+        if not insp.run or not all(isinstance(arg, str) for arg in insp.run):
+            raise LayoutError(path, f"inspection '{insp.name}' does not name a command to run")
+    return layout, LayoutPolicy.from_layout(layout, path), data, []
 
 
 def check_expiry(layout: Any, path: str, now: dt.datetime | None = None) -> list[Failure]:

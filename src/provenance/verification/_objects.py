@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from provenance.hashing import Manifest, objects
 from provenance.links import LinkData
+from provenance.verification._diff import failures_from_diff
 from provenance.verification.result import Failure
 
 WHERE = "the object store"
@@ -83,8 +84,6 @@ def check_objects(
 
     `sources`: also re-hash the source material objects (not when only some artifacts are asked).
     """
-    from provenance.verification._files import failures_from_diff
-
     want = {**(source_materials(layout, links) if sources else {}), **expected}
     if not want and not claims:
         return 0, []

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from provenance.layout import ModelDecl
+    from provenance.layout import LayoutPolicy, ModelDecl
     from provenance.links import VerifiedLink
 
 
@@ -56,8 +56,10 @@ class VerificationResult:
     """The outcome of `verify`, carrying exactly what was verified.
 
     `layout_bytes` are the signed layout as read and checked (nothing re-reads the file);
-    `links` holds, per step, the accepted link with its exact bytes. Consumers (promote, SLSA
-    attest, reports) take these and never re-open the layout or the links directory.
+    `policy` is what it declares beyond in-toto (model, thresholds, functionary names, run-id
+    opt-ins), parsed once when it was read; `links` holds, per step, the accepted link with its
+    exact bytes. Consumers (promote, SLSA attest, reports) take these and never re-open the
+    layout or the links directory, nor parse its readme again.
     """
 
     layout: str
@@ -70,12 +72,17 @@ class VerificationResult:
     layout_bytes: bytes = field(default=b"", repr=False)
     layout_obj: Any = field(default=None, repr=False)  # in_toto.models.layout.Layout
     links: dict[str, VerifiedLink] = field(default_factory=dict, repr=False)
-    model: ModelDecl | None = None
+    policy: LayoutPolicy | None = None  # None until the layout's signatures were checked
     # The layout's thresholds as checked: step, file, metric, op, value, actual, met.
     thresholds: list[dict[str, Any]] = field(default_factory=list)
     ignored: list[dict[str, str]] = field(default_factory=list)  # files no step reads: file, reason
     # What passed but weakens the guarantee (e.g. a link accepted without a pipeline run id).
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def model(self) -> ModelDecl | None:
+        """The model the signed layout declares (from `policy`), if any."""
+        return self.policy.model if self.policy is not None else None
 
     @property
     def layout_sha256(self) -> str | None:
