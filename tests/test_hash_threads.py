@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -276,3 +277,16 @@ def test_nothing_in_the_package_forks_the_calling_process() -> None:
         if "os.fork" in line or "forkpty" in line or 'get_context("fork")' in line
     ]
     assert offenders == []
+
+
+def test_a_worker_killed_while_idle_is_replaced_by_the_next_job(tmp_path: Path) -> None:
+    files = [f"f{i}" for i in range(_engine.POOL_MIN_FILES)]
+    for name in files:
+        (tmp_path / name).write_bytes(name.encode())
+    hash_paths(str(tmp_path), files, workers=2)
+    victim = _pool.idle_pids()[0]
+    os.kill(victim, signal.SIGKILL)
+    psutil.Process(victim).wait(10)
+    got = hash_paths(str(tmp_path), files, workers=2)
+    assert got == [hashlib.sha256(name.encode()).digest() for name in files]
+    assert victim not in _pool.idle_pids() and len(_pool.idle_pids()) == 2

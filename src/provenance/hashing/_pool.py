@@ -54,7 +54,7 @@ def worker_argv() -> list[str]:
 
 def available() -> bool:
     """True when worker processes can be started (a POSIX interpreter that knows its path)."""
-    return os.name == "posix" and bool(sys.executable) and bool(_worker.__file__)
+    return os.name == "posix" and bool(sys.executable) and os.path.isfile(_worker.__file__)
 
 
 class _Proc:
@@ -87,7 +87,11 @@ class Workers:
         self.owner = os.getpid()
 
     def grow(self, n: int) -> None:
-        """Start workers until there are `n` (in parallel: each starts while the next does)."""
+        """Start workers until `n` are alive (in parallel: each starts while the next does)."""
+        for p in self.procs:
+            if p.popen.poll() is not None:  # died while idle (OOM killer, a stray signal)
+                p.close_pipes()
+        self.procs = [p for p in self.procs if p.popen.returncode is None]
         while len(self.procs) < n:
             self.procs.append(_Proc())
 
@@ -257,15 +261,17 @@ class Job:
         self.big = big
         self.limit = 1 if big else QUEUED
         self.queued = [0] * n
-        self.pending: dict[int, tuple[int, int, int]] = {}  # start -> (worker, cost, end)
+        self.pending: dict[int, tuple[int, int, Sequence[str]]] = {}  # start -> worker, cost, files
+        self.changed: list[str] = []  # files whose worker died of SIGBUS (truncated while mapped)
         self.alive = [True] * n
         self.bufs = [bytearray() for _ in range(n)]
         self.sel = selectors.DefaultSelector()
         args = JOB_ARGS.pack(large, window) + os.fsencode(os.path.abspath(base))
         msg = IN.pack(JOB, BIG if big else 0, 0, len(args)) + args
         for w, p in enumerate(self.procs):
-            write_all(p.task, msg)
             self.sel.register(p.res, selectors.EVENT_READ, w)
+        for w in range(n):
+            self._write(w, msg)
 
     def send(self, start: int, batch: Sequence[str]) -> None:
         """Hand files `start .. start + len(batch)` to the least busy worker."""
@@ -280,16 +286,18 @@ class Job:
         while self.queued[w] and self.queued[w] + cost > self.limit:
             self._poll()
             w = self._least_busy()
-        write_all(self.procs[w].task, msg)
+        if not self._write(w, msg):
+            self.send(start, batch)  # to another worker (one fewer each time)
+            return
         self.queued[w] += cost
-        self.pending[start] = (w, cost, end)
+        self.pending[start] = (w, cost, batch)
 
     def finish(self) -> Results:
         """Wait for every batch; the results (errors are the caller's to raise)."""
         msg = IN.pack(END, 0, 0, 0)
-        for w, p in enumerate(self.procs):
+        for w in range(len(self.procs)):
             if self.alive[w]:
-                write_all(p.task, msg)
+                self._write(w, msg)
         try:
             while self.sel.get_map():
                 self._poll()
@@ -299,9 +307,19 @@ class Job:
 
     def _least_busy(self) -> int:
         live = [w for w in range(len(self.procs)) if self.alive[w]]
-        if not live:
-            raise ArtifactError(self.base, "a hashing worker process failed")
+        if not live:  # every worker met a truncated file: name the first
+            name = min(self.changed, default=self.base)
+            raise ArtifactError(name, "file changed while it was being hashed")
         return min(live, key=self.queued.__getitem__)
+
+    def _write(self, w: int, msg: bytes) -> bool:
+        """Send `msg` to worker `w`; False if it had died (see `_died`)."""
+        try:
+            write_all(self.procs[w].task, msg)
+        except BrokenPipeError:
+            self._died(w, self.procs[w].res)
+            return False
+        return True
 
     def _poll(self) -> None:
         for key, _ in self.sel.select():
@@ -319,16 +337,21 @@ class Job:
 
     def _died(self, w: int, fd: int) -> None:
         """A worker's results ended before its DONE: a truncated mapped file, or a failure."""
-        self.sel.unregister(fd)
+        if fd in self.sel.get_map():
+            self.sel.unregister(fd)
         self.alive[w] = False
+        while (got := self.results.read(fd, self.bufs[w])) is not None:
+            for start in got[0]:  # what it answered before it died
+                del self.pending[start]
         status = self.procs[w].popen.wait()
         if not (self.big and _SIGBUS and status == -_SIGBUS):
             raise ArtifactError(self.base, "a hashing worker process failed")
         # SIGBUS: a file shrank under the mapping; the files it never answered for changed.
-        for start, (owner, _, end) in list(self.pending.items()):
+        for start, (owner, _, batch) in list(self.pending.items()):
             if owner == w:
                 del self.pending[start]
-                self.results.errors += [(i, -1) for i in range(start, end)]
+                self.results.errors += [(start + k, -1) for k in range(len(batch))]
+                self.changed += batch
 
     @property
     def lost_worker(self) -> bool:
