@@ -27,9 +27,10 @@ from provenance.signing import generate
 SRC = Path(__file__).resolve().parents[1] / "src" / "provenance"
 
 # Run with `python -c` (a __main__ nothing can import) in a process whose other threads hold
-# logging's module lock and a handler's lock most of the time, log, and hash in a loop, while a
-# step records 2,100 materials (the streamed worker path) and heavy products (mapped by the
-# workers). Each round starts the workers afresh, under that load.
+# logging's module lock, a handler's lock and a library lock most of the time, log, and hash in a
+# loop, while a step records 2,100 materials (the streamed worker path) and heavy products
+# (mapped by the workers). Each round starts the workers afresh, under that load. The forking
+# engine this replaced hangs here on its first fork; a timeout is the failure detector.
 BUSY_STEP = """
 import hashlib, json, logging, os, sys, threading, time
 
@@ -60,7 +61,19 @@ def hash_busily():
         hashlib.sha256(b"small").hexdigest()
 
 
-for target in (hold_logging_locks, log_busily, hash_busily, hash_busily):
+# Stands for a C library's lock that is not reset at fork (an OpenMP or CUDA runtime's): a child
+# forked in Python runs the at-fork hooks, needs it, and it stays held there forever.
+library_lock = threading.Lock()
+
+
+def hold_library_lock():
+    while not stop.is_set():
+        with library_lock:
+            time.sleep(0.01)
+
+
+os.register_at_fork(after_in_child=library_lock.acquire)
+for target in (hold_logging_locks, hold_library_lock, log_busily, hash_busily, hash_busily):
     threading.Thread(target=target, daemon=True).start()
 
 import provenance
