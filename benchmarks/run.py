@@ -383,6 +383,7 @@ def main() -> None:
                 rows.append((label, name, secs, anchor / secs))
             if label == "single file":
                 rows.append((label, VS_OPENSSL, medians[OURS], medians[OURS] / medians[OPENSSL]))
+            load.append(os.getloadavg()[0])  # after each data set: the machine is shared
         mem = memory(60_000 if args.small else 1_000_000, key, tmp)
         load.append(os.getloadavg()[0])
         other: dict[str, float] = {}

@@ -53,8 +53,16 @@ def worker_argv() -> list[str]:
 
 
 def available() -> bool:
-    """True when worker processes can be started (a POSIX interpreter that knows its path)."""
-    return os.name == "posix" and bool(sys.executable) and os.path.isfile(_worker.__file__)
+    """True when worker processes can be started (a POSIX interpreter that knows its path).
+
+    A frozen application's executable is not an interpreter: it hashes with threads.
+    """
+    return (
+        os.name == "posix"
+        and bool(sys.executable)
+        and not getattr(sys, "frozen", False)
+        and os.path.isfile(_worker.__file__)
+    )
 
 
 class _Proc:
