@@ -230,3 +230,39 @@ def test_dataset_arguments_are_checked_when_declared() -> None:
         Dataset("data", engine="spark")
     with pytest.raises(Exception, match="escapes"):
         Dataset("data", manifest="../outside.manifest")
+
+
+PREPARE_ONLY = """\
+expires: 30d
+functionaries:
+  data-eng: keys/data-eng.pub
+steps:
+  - name: prepare
+    functionaries: [data-eng]
+    materials:
+      - allow: ".provenance/datasets/data_raw-*.manifest"
+    products:
+      - create: ".provenance/datasets/data_clean-*.manifest"
+"""
+
+
+def test_verify_checks_a_final_dataset_product_against_its_real_members(
+    proj: Path, cli: Callable[..., Result]
+) -> None:
+    assert run_prepare(cli).code == 0
+    (proj / "layout.yaml").write_text(PREPARE_ONLY)
+    assert (
+        cli("layout", "sign", "layout.yaml", "--key", "keys/owner", "-o", "root.layout").code == 0
+    )
+    r = cli("verify", "--layout", "root.layout", "--layout-key", "keys/owner.pub", "--json")
+    assert r.code == 0, r.out
+    assert "datasets" in json.loads(r.out)["phases"]
+
+    # The manifest file is untouched, but the members it lists are not what is on disk.
+    (proj / "data" / "clean" / "p1" / "s001.csv").write_text("tampered")
+    (proj / "data" / "clean" / "planted.csv").write_text("p")
+    r = cli("verify", "--layout", "root.layout", "--layout-key", "keys/owner.pub")
+    assert r.code == 1
+    assert "dataset data/clean of step 'prepare' does not match its manifest" in r.out
+    assert "1 extra, 1 changed" in r.out
+    assert "hash mismatch for 'p1/s001.csv'" in r.out and "extra file: 'planted.csv'" in r.out

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from provenance.hashing import check_relative
 from provenance.links import LinkData
+from provenance.verification._datasets import check_datasets
 from provenance.verification._diff import failures_from_diff
 from provenance.verification._files import check_files, expected_products, model_manifest
 from provenance.verification._layout import check_expiry, load_signed_layout
@@ -139,6 +140,8 @@ def verify(
         checked, failures = check_files(lay, links, base, links_dir, artifacts)
         result.artifacts_checked = checked
         if not phase("files", failures):
+            return result
+        if not phase("datasets", check_datasets(lay, links, base)):
             return result
     result.links = accepted
     return result
