@@ -18,10 +18,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from provenance.signing import dsse, load_signer
-from provenance.signing.keys import generate
 from provenance.attest.slsa import _policy
 from provenance.attest.slsa._result import Failure
+from provenance.signing import dsse, load_signer
+from provenance.signing.keys import generate
 
 VECTORS = Path(__file__).parent / "vectors" / "slsa-verifier"
 INPUTS = VECTORS / "workflow-inputs"

@@ -18,6 +18,8 @@ import pytest
 from cryptography import x509
 
 from provenance.attest.slsa import _identity
+from provenance.attest.slsa_provenance import SlsaProvenance
+from provenance.errors import InputError
 
 VECTORS = Path(__file__).parent / "vectors"
 BCR = VECTORS / "slsa-verifier" / "bcr"
@@ -146,15 +148,16 @@ def test_builder_is_signer_follows_slsa_verifier_matches_full(
     assert _identity.builder_is_signer(builder, signer) is same
 
 
-def _statement(builder: object, workflow: object = None) -> dict:
+def _statement(builder: object, workflow: object = None) -> SlsaProvenance:
+    """A typed SLSA v1 predicate, read strictly as the verifier reads one."""
     ext = {} if workflow is None else {"workflow": workflow}
-    return {
-        "predicateType": "https://slsa.dev/provenance/v1",
-        "predicate": {
-            "buildDefinition": {"externalParameters": ext},
+    return SlsaProvenance.from_dict(
+        {
+            "buildDefinition": {"buildType": "https://example.com/t@v1", "externalParameters": ext},
             "runDetails": {"builder": {"id": builder}},
         },
-    }
+        "test",
+    )
 
 
 FACTS = {
@@ -175,8 +178,6 @@ FACTS = {
         ("https://github.com/actions/runner/github-hosted2", False),
         ("https://github.com/loosebazooka/aa-test", False),  # a repository is not a builder
         ("https://example.com/made-up", False),
-        (None, False),
-        (42, False),
     ],
 )
 def test_runner_ids_are_claims_that_must_agree_with_the_certificate(
@@ -184,6 +185,12 @@ def test_runner_ids_are_claims_that_must_agree_with_the_certificate(
 ) -> None:
     failures = _identity.check_builder(_statement(builder), FACTS, runner_ok=True)
     assert (failures == []) is ok, failures
+
+
+@pytest.mark.parametrize("builder", [None, 42, "", ["x"]])
+def test_a_builder_id_that_is_not_a_string_is_malformed_provenance(builder: object) -> None:
+    with pytest.raises(InputError, match="builder"):
+        _statement(builder)
 
 
 def test_trusted_generators_may_not_name_a_runner() -> None:

@@ -19,9 +19,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from provenance.errors import InputError, UsageError
-from provenance.signing.sigstore._rekor_intoto import is_intoto_v002, match_subject, verify_intoto_v002
-from provenance.signing.sigstore._roots import load_root, named_root
 from provenance.signing.sigstore._material import BundleRefused
+from provenance.signing.sigstore._rekor_intoto import (
+    is_intoto_v002,
+    match_subject,
+    verify_intoto_v002,
+)
+from provenance.signing.sigstore._roots import load_root, named_root
 
 VECTORS = Path(__file__).parent / "vectors"
 GH = VECTORS / "gh"

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from provenance.errors import UsageError
 from provenance.attest.slsa import _policy
 from provenance.attest.slsa._expect import Expectations
 from provenance.attest.slsa._result import Failure, SlsaResult
+from provenance.errors import UsageError
 
 VECTORS = Path(__file__).parent / "vectors"
 GENERIC = VECTORS / "slsa-verifier" / "gha_generic" / "v2.1.0"
@@ -253,8 +253,8 @@ def test_digest_path_equals_file_path(cli) -> None:
 
 
 def _key_signed(tmp_path: Path, cli) -> tuple[Path, Path, Path]:  # type: ignore[no-untyped-def]
-    from provenance.signing import load_signer
     from provenance.attest.slsa.build import sign_with_key
+    from provenance.signing import load_signer
 
     assert cli("keygen", "builder", "--dir", str(tmp_path / "keys")).code == 0
     model = tmp_path / "model.bin"

@@ -84,9 +84,9 @@ def attest(
           --layout-key keys/owner.pub --key keys/trainer -o model.intoto.jsonl
     """
     from provenance._fs import write_atomic
+    from provenance.attest.slsa.build import build_statement, sign_with_key, sign_with_sigstore
     from provenance.errors import UsageError, VerificationError
     from provenance.signing import load_signer
-    from provenance.attest.slsa.build import build_statement, sign_with_key, sign_with_sigstore
     from provenance.verification import verify
 
     if bool(key) == use_sigstore:
@@ -304,16 +304,23 @@ def _verify(
     builtin: bool,
     digest_alg: str = "sha256",
 ) -> SlsaResult:
-    from provenance.errors import UsageError
-    from provenance.signing import load_public_key
     from provenance.attest.slsa.verify import (
         find_slsa_verifier,
         verify_builtin,
         verify_with_slsa_verifier,
     )
+    from provenance.errors import UsageError
+    from provenance.signing import load_public_key
 
+    # slsa-verifier takes neither a trusted root nor an issuer: with either, the built-in
+    # verifier runs (never drop a check by delegating; slsa-verifier would also go online).
     use_builtin = (
-        builtin or pub_key or artifact_digest or expect.needs_builtin or digest_alg != "sha256"
+        builtin
+        or pub_key
+        or artifact_digest
+        or trusted_root
+        or expect.needs_builtin
+        or digest_alg != "sha256"
     )
     binary = None if use_builtin else find_slsa_verifier(slsa_verifier)
     if binary:

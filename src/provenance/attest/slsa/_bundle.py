@@ -32,7 +32,7 @@ from sigstore.verify import Verifier
 from sigstore.verify.policy import AllOf
 
 from provenance.attest.slsa import _policy
-from provenance.attest.slsa._claims import check_statement, decode_payload
+from provenance.attest.slsa._claims import check_statement
 from provenance.attest.slsa._expect import Expectations
 from provenance.attest.slsa._formats import Provenance
 from provenance.attest.slsa._identity import certificate_facts
@@ -196,6 +196,5 @@ def verify_bundle(
     if ptype != IN_TOTO:
         result.failures.append(Failure("DSSE payload type", IN_TOTO, ptype))
         return True
-    statement = decode_payload(payload, prov.source)
-    check_statement(statement, result, expect, producer=producer)
+    check_statement(payload, prov.source, result, expect, producer=producer)
     return True

@@ -120,7 +120,8 @@ class Expectations:
     def needs_builtin(self) -> bool:
         """Expectations slsa-verifier has no flag for (gh's): only the built-in verifier checks."""
         return bool(
-            self.owner
+            self.issuer != GITHUB_ISSUER
+            or self.owner
             or self.signer_workflow
             or self.signer_repo
             or self.signer_digest

@@ -19,6 +19,7 @@ Key-signed statements prove only the key: every field is that key holder's claim
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from cryptography import x509
@@ -26,8 +27,9 @@ from cryptography.x509 import ObjectIdentifier
 
 from provenance.attest.slsa import _policy
 from provenance.attest.slsa._result import Failure
+from provenance.attest.slsa_provenance import PREDICATE_TYPE, SlsaProvenance, SlsaProvenanceV02
 
-SLSA_V1 = "https://slsa.dev/provenance/v1"
+SLSA_V1 = PREDICATE_TYPE
 # The builder ids GitHub artifact attestations write: `${server}/actions/runner/${environment}`.
 RUNNER_IDS = {
     "https://github.com/actions/runner/github-hosted": "github-hosted",
@@ -63,21 +65,18 @@ def certificate_facts(cert: x509.Certificate) -> dict[str, str]:
         value = _policy.extension(cert, v2, v1)
         if value:
             facts[name] = value
+    repo = facts.get("source_repository")
+    if repo is not None and "://" not in repo:  # Fulcio's v1 extension: `ORG/REPO`
+        facts["source_repository"] = _policy.repo_url(repo)
     return facts
 
 
-def _dig(doc: Any, *keys: str) -> Any:
-    for key in keys:
-        doc = doc.get(key) if isinstance(doc, dict) else None
-    return doc
+Provenance = SlsaProvenance | SlsaProvenanceV02
 
 
-def builder_claim(statement: dict[str, Any]) -> Any:
+def builder_claim(pred: Provenance) -> str:
     """The builder id the statement names (v1 `runDetails.builder.id`, v0.2 `builder.id`)."""
-    pred = statement.get("predicate")
-    if statement.get("predicateType") == SLSA_V1:
-        return _dig(pred, "runDetails", "builder", "id")
-    return _dig(pred, "builder", "id")
+    return pred.builder_id
 
 
 def builder_is_signer(builder: str, signer: str) -> bool:
@@ -93,14 +92,10 @@ def builder_is_signer(builder: str, signer: str) -> bool:
     return version == want_ref or f"refs/tags/{version}" == want_ref
 
 
-def check_builder(
-    statement: dict[str, Any], facts: dict[str, str], *, runner_ok: bool
-) -> list[Failure]:
+def check_builder(pred: Provenance, facts: dict[str, str], *, runner_ok: bool) -> list[Failure]:
     """The statement's builder id against the signing identity (certificate-signed only)."""
     signer = facts.get("signer", "")
-    builder = builder_claim(statement)
-    if not isinstance(builder, str) or not builder:
-        return [Failure("builder id in the statement (vs the signing workflow)", signer, None)]
+    builder = pred.builder_id
     if builder_is_signer(builder, signer):
         return []
     if runner_ok and builder in RUNNER_IDS:
@@ -123,41 +118,120 @@ def check_builder(
     ]
 
 
-def _workflow_claim(statement: dict[str, Any]) -> tuple[Any, Any, Any] | None:
+def _workflow_claim(pred: Provenance) -> tuple[Any, Any, Any] | None:
     """(repository, path, ref) of the workflow the statement names, or None if it names none.
 
     Three shapes: GitHub's buildType (`externalParameters.workflow` = {repository, path,
     ref}); this project's own statements (`externalParameters.workflow` = `ORG/REPO/PATH@REF`,
     GITHUB_WORKFLOW_REF); v0.2 (`invocation.configSource` uri@ref + entryPoint).
+    `externalParameters` is free-form by the spec (its meaning is the buildType's): read as JSON.
     """
-    pred = statement.get("predicate")
-    if statement.get("predicateType") == SLSA_V1:
-        workflow = _dig(pred, "buildDefinition", "externalParameters", "workflow")
-        if workflow is None:
+    if isinstance(pred, SlsaProvenanceV02):
+        source = pred.config_source
+        if not (source.uri or source.entry_point):
             return None
-        if isinstance(workflow, str):
-            url, at, ref = _policy.workflow_url(workflow).partition("@")
-            parts = url.split("/", 5)  # https: '' host org repo path
-            if not at or len(parts) < 6:
-                return (workflow, None, None)
-            return "/".join(parts[:5]), parts[5], ref
-        if not isinstance(workflow, dict):
-            return ("<not an object>", None, None)
-        return workflow.get("repository"), workflow.get("path"), workflow.get("ref")
-    source = _dig(pred, "invocation", "configSource")
-    if source is None:
+        repo, _, ref = source.uri.partition("@")
+        return repo, source.entry_point, ref or None
+    workflow = pred.external_parameters.get("workflow")
+    if workflow is None:
         return None
-    uri = source.get("uri") if isinstance(source, dict) else None
-    if not isinstance(uri, str):
-        return (uri, None, None)
-    repo, _, ref = uri.removeprefix("git+").partition("@")
-    return repo, _dig(source, "entryPoint"), ref or None
+    if isinstance(workflow, str):
+        url, at, ref = _policy.workflow_url(workflow).partition("@")
+        parts = url.split("/", 5)  # https: '' host org repo path
+        if not at or len(parts) < 6:
+            return (workflow, None, None)
+        return "/".join(parts[:5]), parts[5], ref
+    if not isinstance(workflow, dict):
+        return ("<not an object>", None, None)
+    return workflow.get("repository"), workflow.get("path"), workflow.get("ref")
 
 
-def check_workflow(statement: dict[str, Any], facts: dict[str, str]) -> list[Failure]:
-    """The workflow the statement names is the certificate's Build Config URI and repository."""
-    claim = _workflow_claim(statement)
-    failures = _check_repository_ref(statement, facts)
+def _repo_of(uri: str) -> str:
+    """The repository a claimed URI names, compared exactly.
+
+    Only a git URI's `git+` prefix and `@ref` suffix are taken off; nothing else (no case
+    folding, no `.git` or slash trimming, no `@` cut from a plain URL): the certificate's Source
+    Repository URI is canonical, and a claim spelled otherwise is refused.
+    """
+    return uri.removeprefix("git+").partition("@")[0] if uri.startswith("git+") else uri
+
+
+def _candidates(pred: Provenance) -> dict[str, list[Any]]:
+    """Every value the statement gives, anywhere, for what the certificate also states.
+
+    A field read from one place and checked in another lets a statement say one thing to the
+    check and another to the reader (a trigger under `internalParameters.github` and a different
+    one at the top level). So every place is collected, and every value must agree.
+    """
+    out: dict[str, list[Any]] = {"source_repository": [], "source_ref": [], "trigger": []}
+    workflow = _workflow_claim(pred)
+    if workflow is not None:
+        out["source_repository"].append(workflow[0])
+        out["source_ref"].append(workflow[2])
+    if isinstance(pred, SlsaProvenance):
+        ext = pred.external_parameters
+        for key, name in (("repository", "source_repository"), ("ref", "source_ref")):
+            if key in ext:
+                out[name].append(ext[key])
+        source = ext.get("source")
+        if source is not None:
+            uri = source.get("uri") if isinstance(source, dict) else source
+            out["source_repository"].append(uri)
+            if isinstance(uri, str) and "@" in uri:
+                out["source_ref"].append(uri.partition("@")[2])
+    out["trigger"] = _event_names(pred)
+    return out
+
+
+def _event_names(pred: Provenance) -> list[Any]:
+    """The GitHub event name wherever the statement records one (any key case)."""
+    places: list[Any] = []
+    if isinstance(pred, SlsaProvenanceV02):
+        places.append(pred.environment)
+    else:
+        places.append(pred.internal_parameters)
+        places.append(pred.internal_parameters.get("github"))
+    names = []
+    for ctx in places:
+        if isinstance(ctx, Mapping):
+            names += [v for k, v in ctx.items() if str(k).lower() in _EVENT_KEYS]
+    return names
+
+
+_EVENT_KEYS = ("event_name", "github_event_name")
+
+
+def _commits(pred: Provenance, repo: str | None) -> list[Any]:
+    """The commits the statement names for `repo` (None: for whatever it names first)."""
+    if isinstance(pred, SlsaProvenanceV02):
+        found = [(pred.config_source.uri, pred.config_source.digest.get("sha1"))]
+        found += [(m.uri, m.digest.get("sha1")) for m in pred.materials]
+    else:
+        found = [(d.uri, d.digest.get("gitCommit")) for d in pred.resolved_dependencies]
+    found = [(uri, c) for uri, c in found if c is not None]
+    if repo is None:
+        return [c for _, c in found[:1]]
+    return [c for uri, c in found if _repo_of(uri) == repo]
+
+
+def check_workflow(pred: Provenance, facts: dict[str, str]) -> list[Failure]:
+    """Every repository, ref and workflow the statement names is the certificate's."""
+    failures = []
+    cert_repo, cert_ref = facts.get("source_repository"), facts.get("source_ref")
+    values = _candidates(pred)
+    for repo in values["source_repository"]:
+        if not isinstance(repo, str) or cert_repo is None or _repo_of(repo) != cert_repo:
+            failures.append(
+                Failure(
+                    "source repository in the statement (vs the certificate)", cert_repo, str(repo)
+                )
+            )
+    for ref in values["source_ref"]:
+        if ref != cert_ref:
+            failures.append(
+                Failure("source ref in the statement (vs the certificate)", cert_ref, str(ref))
+            )
+    claim = _workflow_claim(pred)
     if claim is None:
         return failures
     repo, path, ref = claim
@@ -170,7 +244,7 @@ def check_workflow(statement: dict[str, Any], facts: dict[str, str]) -> list[Fai
                 f"{repo!r}, {path!r}, {ref!r}",
             ),
         ]
-    named = f"{_policy.repo_url(str(repo))}/{str(path).lstrip('/')}@{ref}"
+    named = f"{_repo_of(str(repo))}/{path!s}@{ref}"
     config = facts.get("build_config")
     if config is None:
         # Without the Build Config URI the path cannot be compared: a claim that cannot be
@@ -184,119 +258,64 @@ def check_workflow(statement: dict[str, Any], facts: dict[str, str]) -> list[Fai
         )
     elif named != config:
         failures.append(Failure("workflow in the statement (vs Build Config URI)", config, named))
-    cert_repo = facts.get("source_repository")
-    if cert_repo and _policy.normalize_repo(str(repo)) != _policy.normalize_repo(cert_repo):
-        failures.append(
-            Failure(
-                "source repository in the statement (vs the certificate)",
-                _policy.repo_url(cert_repo),
-                _policy.repo_url(str(repo)),
-            )
-        )
     return failures
 
 
-def _check_repository_ref(statement: dict[str, Any], facts: dict[str, str]) -> list[Failure]:
-    """This project's own v1 statements: `externalParameters.repository` / `ref`."""
-    if statement.get("predicateType") != SLSA_V1:
-        return []
-    ext = _dig(statement.get("predicate"), "buildDefinition", "externalParameters")
+def commit_claim(pred: Provenance, repo: str | None = None) -> Any:
+    """The source commit the statement names for `repo` (default: the first it names)."""
+    commits = _commits(pred, repo)
+    return commits[0] if commits else None
+
+
+def check_context(pred: Provenance, facts: dict[str, str]) -> list[Failure]:
+    """Commits, triggers and run invocation named by the statement, against the certificate."""
     failures = []
-    repo, ref = _dig(ext, "repository"), _dig(ext, "ref")
-    cert_repo, cert_ref = facts.get("source_repository"), facts.get("source_ref")
-    if repo is not None and (
-        not isinstance(repo, str)
-        or cert_repo is None
-        or _policy.normalize_repo(repo) != _policy.normalize_repo(cert_repo)
-    ):
-        failures.append(
-            Failure("source repository in the statement (vs the certificate)", cert_repo, str(repo))
-        )
-    if ref is not None and ref != cert_ref:
-        failures.append(
-            Failure("source ref in the statement (vs the certificate)", cert_ref, str(ref))
-        )
-    return failures
-
-
-def commit_claim(statement: dict[str, Any]) -> Any:
-    """The source commit the statement names, if any (v1: the first gitCommit dependency)."""
-    pred = statement.get("predicate")
-    if statement.get("predicateType") == SLSA_V1:
-        deps = _dig(pred, "buildDefinition", "resolvedDependencies")
-        commits = [_dig(d, "digest", "gitCommit") for d in deps] if isinstance(deps, list) else []
-        return next((c for c in commits if c is not None), None)
-    return _dig(pred, "invocation", "configSource", "digest", "sha1")
-
-
-def _github_context(statement: dict[str, Any]) -> dict[str, Any]:
-    """The GitHub context the statement records (v1 internalParameters, v0.2 environment)."""
-    pred = statement.get("predicate")
-    if statement.get("predicateType") == SLSA_V1:
-        ctx = _dig(pred, "buildDefinition", "internalParameters", "github")
-        if not isinstance(ctx, dict):  # slsa-github-generator v1: upper-case keys at the top
-            ctx = _dig(pred, "buildDefinition", "internalParameters")
-    else:
-        ctx = _dig(pred, "invocation", "environment")
-    return {str(k).lower(): v for k, v in ctx.items()} if isinstance(ctx, dict) else {}
-
-
-def check_context(statement: dict[str, Any], facts: dict[str, str]) -> list[Failure]:
-    """Commit, trigger and run invocation named by the statement, against the certificate."""
-    failures = []
-    commit = commit_claim(statement)
-    cert_commit = facts.get("source_commit")
-    if commit is not None and cert_commit is not None and commit != cert_commit:
-        failures.append(
-            Failure("source commit in the statement (vs the certificate)", cert_commit, str(commit))
-        )
-    ctx = _github_context(statement)
-    event = ctx.get("event_name", ctx.get("github_event_name"))
+    cert_commit, cert_repo = facts.get("source_commit"), facts.get("source_repository")
+    if cert_repo is not None:
+        for commit in _commits(pred, cert_repo):
+            if commit != cert_commit:
+                failures.append(
+                    Failure(
+                        "source commit in the statement (vs the certificate)",
+                        cert_commit,
+                        str(commit),
+                    )
+                )
     cert_trigger = facts.get("trigger")
-    if event is not None and cert_trigger is not None and event != cert_trigger:
-        failures.append(
-            Failure("trigger in the statement (vs the certificate)", cert_trigger, str(event))
-        )
-    invocation = _dig(statement.get("predicate"), "runDetails", "metadata", "invocationId")
+    for event in _event_names(pred):
+        if event != cert_trigger:
+            failures.append(
+                Failure("trigger in the statement (vs the certificate)", cert_trigger, str(event))
+            )
+    invocation = pred.invocation_id
     cert_run = facts.get("run_invocation")
-    if (
-        isinstance(invocation, str)
-        and invocation.startswith("https://")
-        and cert_run is not None
-        and invocation != cert_run
-    ):
+    if invocation.startswith("https://") and cert_run is not None and invocation != cert_run:
         failures.append(
             Failure("run invocation in the statement (vs the certificate)", cert_run, invocation)
         )
     return failures
 
 
-def claims(statement: dict[str, Any]) -> dict[str, Any]:
+def claims(pred: Provenance) -> dict[str, Any]:
     """The statement's own words, shown as claims of whoever signed it (never as facts)."""
-    out: dict[str, Any] = {}
-    builder = builder_claim(statement)
-    if isinstance(builder, str):
-        out["builder_id"] = builder
-    workflow = _workflow_claim(statement)
+    out: dict[str, Any] = {"builder_id": pred.builder_id}
+    values = _candidates(pred)
+    for name in ("source_repository", "source_ref", "trigger"):
+        seen = [v for v in dict.fromkeys(map(str, values[name]))]
+        if seen:
+            out[name] = seen[0] if len(seen) == 1 else seen
+    repo = out.get("source_repository")
+    workflow = _workflow_claim(pred)
     if workflow is not None and all(isinstance(x, str) and x for x in workflow):
-        repo, path, ref = workflow
-        out["source_repository"] = _policy.repo_url(str(repo))
-        out["workflow"] = f"{path}@{ref}"
-        out["source_ref"] = ref
-    ext = _dig(statement.get("predicate"), "buildDefinition", "externalParameters")
-    for key, name in (("repository", "source_repository"), ("ref", "source_ref")):
-        value = _dig(ext, key)
-        if isinstance(value, str) and name not in out:
-            out[name] = _policy.repo_url(value) if key == "repository" else value
-    if "source_repository" not in out:  # slsa-github-generator v1 (BYOB, container)
-        uri = _dig(ext, "source", "uri")
-        if isinstance(uri, str):
-            out["source_repository"] = _policy.repo_url(uri)
-    commit = commit_claim(statement)
+        out["workflow"] = f"{workflow[1]}@{workflow[2]}"
+    commit = commit_claim(pred, _repo_of(repo) if isinstance(repo, str) else None)
+    if commit is None:
+        commit = commit_claim(pred)
     if isinstance(commit, str):
         out["source_commit"] = commit
-    ctx = _github_context(statement)
-    event = ctx.get("event_name", ctx.get("github_event_name"))
-    if isinstance(event, str):
-        out["trigger"] = event
+    from provenance.attest.slsa._inputs import recorded_inputs
+
+    inputs = recorded_inputs(pred)
+    if isinstance(inputs, Mapping):
+        out["workflow_inputs"] = dict(inputs)
     return out

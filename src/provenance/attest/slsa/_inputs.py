@@ -9,30 +9,25 @@ inputs, so an expectation of inputs never passes on them (as in slsa-verifier).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from provenance.attest.slsa._identity import Provenance
 from provenance.attest.slsa._result import Failure
+from provenance.attest.slsa_provenance import SlsaProvenanceV02
 
-SLSA_V1 = "https://slsa.dev/provenance/v1"
 
-
-def _environment(statement: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:
+def _environment(pred: Provenance) -> tuple[Mapping[str, Any] | None, bool]:
     """The GitHub context the predicate records, and whether its keys are upper-case."""
-    pred = statement.get("predicate")
-    if not isinstance(pred, dict):
-        return None, False
-    if statement.get("predicateType") == SLSA_V1:
-        definition = pred.get("buildDefinition")
-        env = definition.get("internalParameters") if isinstance(definition, dict) else None
-        return (env if isinstance(env, dict) else None), True
-    invocation = pred.get("invocation")
-    env = invocation.get("environment") if isinstance(invocation, dict) else None
-    return (env if isinstance(env, dict) else None), False
+    if isinstance(pred, SlsaProvenanceV02):
+        env = pred.environment
+        return (env if isinstance(env, Mapping) else None), False
+    return pred.internal_parameters, True
 
 
-def recorded_inputs(statement: dict[str, Any]) -> dict[str, Any] | Failure:
+def recorded_inputs(pred: Provenance) -> Mapping[str, Any] | Failure:
     """The run's inputs, or the Failure that says why the provenance has none to compare."""
-    env, upper = _environment(statement)
+    env, upper = _environment(pred)
 
     def key(name: str) -> str:
         return name.upper() if upper else name
@@ -53,11 +48,28 @@ def recorded_inputs(statement: dict[str, Any]) -> dict[str, Any] | Failure:
     return inputs
 
 
-def check_inputs(statement: dict[str, Any], expected: tuple[tuple[str, str], ...]) -> list[Failure]:
-    """Every expected `key=value` the provenance does not record, got vs expected."""
+def check_inputs(pred: Provenance, expected: tuple[tuple[str, str], ...]) -> list[Failure]:
+    """Every expected `key=value` the provenance does not record, got vs expected.
+
+    The inputs are what the signer recorded (a trusted generator's record, or a claim of the
+    workflow that signed): they are compared, and shown among the claims, never as verified.
+    Every event name the statement records must agree (one place must not say
+    `workflow_dispatch` while another, checked against the certificate, says `push`).
+    """
     if not expected:
         return []
-    inputs = recorded_inputs(statement)
+    from provenance.attest.slsa._identity import _event_names
+
+    events = {str(e) for e in _event_names(pred)}
+    if len(events) > 1:
+        return [
+            Failure(
+                "build workflow inputs: the statement records several events",
+                None,
+                str(sorted(events)),
+            )
+        ]
+    inputs = recorded_inputs(pred)
     if isinstance(inputs, Failure):
         return [inputs]
     failures = []

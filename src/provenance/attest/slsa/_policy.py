@@ -148,7 +148,7 @@ def parse_version(tag: str) -> tuple[int, ...] | None:
 
 def versioned_tag_matches(ref: str | None, wanted: str) -> bool:
     """slsa-verifier's --source-versioned-tag: the given components equal, missing ones are 0."""
-    if not ref or not ref.startswith("refs/tags/"):
+    if not ref or not ref.startswith("refs/tags/v"):  # slsa-verifier: a `v` semver tag only
         return False
     got, want = parse_version(ref.removeprefix("refs/tags/")), parse_version(wanted)
     if got is None or want is None:

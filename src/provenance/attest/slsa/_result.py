@@ -103,7 +103,7 @@ class SlsaResult:
         if self.ok:
             verified = f"signed by {self.signer}"
             if self.source:
-                verified += f" from {self.source}@{self.ref}"
+                verified += f" from {self.source}" + (f"@{self.ref}" if self.ref else "")
             if self.facts.get("source_commit"):
                 verified += f" (commit {self.facts['source_commit']})"
             return (

@@ -19,7 +19,7 @@ from importlib import resources
 from typing import TYPE_CHECKING
 
 from provenance.attest.slsa import _policy
-from provenance.attest.slsa._claims import check_statement, decode_payload
+from provenance.attest.slsa._claims import check_statement
 from provenance.attest.slsa._expect import Expectations
 from provenance.attest.slsa._formats import Provenance, ProvenanceFile, load
 from provenance.attest.slsa._result import Failure, SlsaResult
@@ -104,6 +104,11 @@ def _verify_keyed(prov: Provenance, result: SlsaResult, expect: Expectations, ke
     from provenance.signing import dsse
 
     env = dsse.parse(json.dumps(prov.document).encode(), prov.source)
+    if env.payload_type != dsse.IN_TOTO_PAYLOAD_TYPE:
+        result.failures.append(
+            Failure("DSSE payload type", dsse.IN_TOTO_PAYLOAD_TYPE, env.payload_type)
+        )
+        return False
     if not env.verified_keyids({key.keyid: key}):
         result.failures.append(
             Failure(
@@ -116,8 +121,7 @@ def _verify_keyed(prov: Provenance, result: SlsaResult, expect: Expectations, ke
         return False
     result.producer = "key-signed"
     result.facts = {"key": key.keyid}
-    statement = decode_payload(env.payload, prov.source)
-    check_statement(statement, result, expect, producer="key-signed")
+    check_statement(env.payload, prov.source, result, expect, producer="key-signed")
     return True
 
 
@@ -173,6 +177,16 @@ def verify_builtin(
                 )
                 continue
             result.authentic = _verify_keyed(prov, result, expect, key)
+        elif key is not None:
+            # --key asks for provenance signed by that key: a keyless bundle, however genuine,
+            # is not signed by it (and would otherwise raise the level a key can claim).
+            result.failures.append(
+                Failure(
+                    "signature: a Sigstore bundle (keyless), not signed by the key given",
+                    f"key {key.keyid[:16]}",
+                    "a Fulcio certificate",
+                )
+            )
         else:
             from provenance.attest.slsa import _bundle
 

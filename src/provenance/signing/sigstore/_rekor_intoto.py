@@ -159,7 +159,12 @@ def _verify_entry(entry: Any, root: TrustedRoot) -> datetime:
         )
     if inner.integrated_time is None or inner.inclusion_promise is None:
         raise BundleRefused("log entry has no signed entry timestamp (SET)")
-    when = datetime.fromtimestamp(int(inner.integrated_time), tz=timezone.utc)
+    try:
+        when = datetime.fromtimestamp(int(inner.integrated_time), tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        raise BundleRefused(
+            f"log entry: integratedTime {inner.integrated_time} is not a time"
+        ) from None
     if not in_window(log.public_key.valid_for, when):
         raise BundleRefused(
             f"log entry: integrated time {when.isoformat()} is outside the validity window of "
