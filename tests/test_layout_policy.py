@@ -184,6 +184,8 @@ def test_verification_carries_the_policy_it_parsed(owner: Path, cli) -> None:
             "duplicate key 'products'",
         ),
         ('ml-provenance model: {"step": "train", "products": "b"}', False, "appears 2 times"),
+        ('ml-provenance model:{"step": "train", "products": "b"}', False, "appears 2 times"),
+        ("ml-provenance model:", True, "model declaration is malformed: the value is not JSON"),
         ('ml-provenance functionaries: ["trainer"]', True, "functionary names declaration"),
         (
             'ml-provenance functionaries: {"trainer": "' + "0" * 64 + '"}',

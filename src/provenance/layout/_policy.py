@@ -36,7 +36,8 @@ RUN_ID_OPTIONAL = "run-id-optional"  # ["step", ...]
 DECLARATIONS = (FUNCTIONARIES, MODEL, THRESHOLDS, RUN_ID_OPTIONAL)
 # Any readme line of this shape is a declaration: the known ones above, or one this version
 # cannot honour. The owner's own readme text may not take this shape (refused when loading).
-_DECLARATION = re.compile(r"ml-provenance ([a-z][a-z-]*): ")
+# (The writer puts a space after the colon; a reader that required it would skip `model:{...}`.)
+_DECLARATION = re.compile(r"ml-provenance ([a-z][a-z-]*):")
 
 
 @dataclass(frozen=True)
