@@ -296,7 +296,7 @@ def test_slsa_provenance_from_slsa_attest_is_read_typed(
     pred = signed.statement.predicate
     assert pred.builder_id == "https://example.com/b@v1"
     assert pred.external_parameters["repository"] == "https://github.com/o/r"
-    expected = json.loads(json.dumps(doc["predicate"]))
+    expected = json.loads(json.dumps(doc.to_dict()["predicate"]))
     for part, key in (("buildDefinition", "resolvedDependencies"), ("runDetails", "byproducts")):
         if not expected[part].get(key):
             expected[part].pop(key, None)  # empty lists are omitted, as the spec allows
@@ -312,8 +312,12 @@ def test_slsa_provenance_from_slsa_attest_is_read_typed(
         read_statements(vsa, [keys["gate.pub"]], SlsaProvenance)
     assert e.value.exit_code == 3
     # A misspelt field inside the provenance is refused, not ignored.
-    doc["predicate"]["runDetails"]["builder"]["idd"] = "x"
-    path.write_bytes(sign_with_key(doc, keys["gate"]))
+    from provenance._fs import canonical_json
+    from provenance.signing import dsse
+
+    raw = doc.to_dict()
+    raw["predicate"]["runDetails"]["builder"]["idd"] = "x"
+    path.write_bytes(dsse.dumps(dsse.sign(canonical_json(raw), keys["gate"])) + b"\n")
     with pytest.raises(InputError, match=r"runDetails.builder: unknown field\(s\) 'idd'"):
         read_statements(path, [keys["gate.pub"]], SlsaProvenance)
 

@@ -253,8 +253,7 @@ def test_digest_path_equals_file_path(cli) -> None:
 
 
 def _key_signed(tmp_path: Path, cli) -> tuple[Path, Path, Path]:  # type: ignore[no-untyped-def]
-    from provenance.attest.slsa.build import sign_with_key
-    from provenance.signing import load_signer
+    from provenance.signing import dsse, load_signer
 
     assert cli("keygen", "builder", "--dir", str(tmp_path / "keys")).code == 0
     model = tmp_path / "model.bin"
@@ -277,7 +276,8 @@ def _key_signed(tmp_path: Path, cli) -> tuple[Path, Path, Path]:  # type: ignore
         },
     }
     prov = tmp_path / "model.intoto.jsonl"
-    prov.write_bytes(sign_with_key(statement, load_signer(str(tmp_path / "keys" / "builder"))))
+    signer = load_signer(str(tmp_path / "keys" / "builder"))
+    prov.write_bytes(dsse.dumps(dsse.sign(json.dumps(statement).encode(), signer)) + b"\n")
     return model, prov, tmp_path / "keys" / "builder.pub"
 
 

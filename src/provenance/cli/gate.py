@@ -143,15 +143,17 @@ def promote(
 
     if vsa_output:  # before any work: never over an input or a key
         guard_output(vsa_output, [layout, provenance_path, trusted_root], [gate_key, *layout_keys])
-    slsa = None
+    checks = []
     if provenance_path:
         if not source_uri:
             raise UsageError("--provenance needs --source-uri")
-        slsa = SlsaCheck(
-            provenance_path,
-            source_uri,
-            load_public_key(provenance_key) if provenance_key else None,
-            trusted_root,
+        checks.append(
+            SlsaCheck(
+                provenance_path,
+                source_uri,
+                load_public_key(provenance_key) if provenance_key else None,
+                trusted_root,
+            )
         )
     result = run_promote(
         model,
@@ -161,7 +163,7 @@ def promote(
         layout_keys=[load_public_key(k) for k in layout_keys],
         gate_signer=load_signer(gate_key, pub_key),
         links_dir=_config.links_dir(links_dir) if links_dir else None,
-        slsa=slsa,
+        attestations=checks,
         scan_allow=scan_allow,
         tracking_uri=tracking_uri,
         evidence_dir=evidence_dir,

@@ -104,6 +104,12 @@ def attest(
     verification = verify(layout, list(layout_keys), links, base)
     if not verification.ok:
         raise VerificationError(verification.verdict)
+    token = None
+    if use_sigstore:  # the builder is the workflow the certificate will name
+        from provenance.signing import sigstore
+
+        token = sigstore.ambient_token()
+        builder_id = sigstore.signing_workflow(token)
     statement = build_statement(
         subjects,
         verification,
@@ -112,20 +118,20 @@ def attest(
         repository=repository,
         ref=ref,
     )
-    subject_files = [os.path.normpath(os.path.join(base, s["name"])) for s in statement["subject"]]
+    subject_files = [os.path.normpath(os.path.join(base, s.name)) for s in statement.subjects]
     guard_output(output, [layout, *link_files, *subject_files], [key, pub_key])
     data = (
-        sign_with_sigstore(statement)
-        if use_sigstore
+        sign_with_sigstore(statement, token)
+        if token is not None
         else sign_with_key(statement, load_signer(str(key), pub_key))
     )
     write_atomic(output, data)
     if as_json:
-        emit_json({"output": output, "statement": statement})
+        emit_json({"output": output, "statement": statement.to_dict()})
     else:
         say(
-            f"wrote {output}: {len(statement['subject'])} subject(s), builder "
-            f"{statement['predicate']['runDetails']['builder']['id']} (a claim of the signer)"
+            f"wrote {output}: {len(statement.subjects)} subject(s), builder "
+            f"{statement.predicate.builder_id} (a claim of the signer)"
         )
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from provenance.errors import UsageError
+from provenance.gate._checks import AttestationCheck, CheckOutcome
 from provenance.gate._decision import (
     FAILED,
     PASSED,
@@ -31,22 +32,10 @@ from provenance.gate._decision import (
 from provenance.gate._tree import hash_tree
 from provenance.gate._vsa import sign_vsa
 from provenance.gate.registry import Registry
-from provenance.hashing import Manifest
 from provenance.verification import Failure, VerificationResult, verify
 
 if TYPE_CHECKING:
     from securesystemslib.signer import Key, Signer
-
-
-@dataclass(frozen=True)
-class SlsaCheck:
-    """SLSA provenance that must also cover the model files."""
-
-    provenance: str
-    source_uri: str
-    key: Any = None  # public key for key-signed provenance, else Sigstore
-    trusted_root: str | None = None
-    builder_id: str | None = None
 
 
 @dataclass
@@ -58,7 +47,7 @@ class PromotionResult:
     alias: str
     promoted: bool = False
     verification: VerificationResult | None = None
-    slsa: list[str] = field(default_factory=list)
+    attestations: list[str] = field(default_factory=list)  # failures of the attestation checks
     failures: list[Failure] = field(default_factory=list)
     artifacts_sha256: str | None = None
     files: dict[str, str] = field(default_factory=dict)
@@ -96,45 +85,12 @@ class PromotionResult:
             "failures": [f.summary() for f in self.failures],
             "artifacts_sha256": self.artifacts_sha256,
             "files": self.files,
-            "slsa": self.slsa,
+            "attestations": self.attestations,
             "decision": self.decision.to_dict() if self.decision else None,
             "vsa": self.vsa,
             "scan": self.scan,
             "verification": self.verification.to_dict() if self.verification else None,
         }
-
-
-def _slsa(files_dir: str, files: Manifest, check: SlsaCheck) -> tuple[list[str], Any, str]:
-    """Verify the provenance for every model file; (failures, the bytes' record, level).
-
-    The provenance is read once: the digest the VSA signs is of the very bytes verified. The
-    level is what the verified signer supports: Build L3 only for a trusted isolated builder
-    (slsa-github-generator), L2 for another GitHub-hosted workflow's Sigstore signature, L1
-    for a key (it proves who signed, not how the build ran).
-    """
-    from provenance.attest.slsa.verify import Expectations, ProvenanceFile, verify_builtin
-
-    loaded = ProvenanceFile.read(check.provenance)
-    failures, producers, runners = [], set(), set()
-    for rel in sorted(files.files):
-        result = verify_builtin(
-            os.path.join(files_dir, rel),
-            loaded,
-            Expectations(check.source_uri, check.builder_id),
-            trusted_root=check.trusted_root,
-            key=check.key,
-        )
-        if not result.ok:
-            failures.append(f"SLSA provenance for '{rel}': {result.failures[0]}")
-        producers.add(result.producer)
-        runners.add(result.facts.get("runner_environment"))
-    if producers == {"slsa-github-generator"}:
-        level = "SLSA_BUILD_LEVEL_3"
-    elif producers == {"github-workflow"} and runners == {"github-hosted"}:
-        level = "SLSA_BUILD_LEVEL_2"
-    else:
-        level = "SLSA_BUILD_LEVEL_1"
-    return failures, loaded, level
 
 
 def _scan(files_dir: str, allow: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
@@ -147,15 +103,13 @@ def _scan(files_dir: str, allow: Sequence[str]) -> tuple[dict[str, Any], list[st
 
 
 def _levels(
-    verified: bool, scanned: bool, slsa_level: str | None, thresholds_met: bool = False
+    verified: bool, scanned: bool, attested: Sequence[str], thresholds_met: bool = False
 ) -> list[str]:
     """What this decision establishes (docs/attestations.md#levels)."""
     from provenance.attest import ML_MODEL_SCANNED, ML_PROVENANCE_CHAIN_VERIFIED
     from provenance.attest.vsa import ML_EVALUATION_THRESHOLDS_MET
 
-    levels = []
-    if slsa_level is not None:  # only when the provenance verified (see `_slsa`)
-        levels.append(slsa_level)
+    levels = list(attested)  # only what checks that passed established
     if verified:
         levels.append(ML_PROVENANCE_CHAIN_VERIFIED)
     if scanned:
@@ -187,7 +141,7 @@ def promote(
     gate_signer: Signer,
     registry: Registry | None = None,
     links_dir: str | None = None,
-    slsa: SlsaCheck | None = None,
+    attestations: Sequence[AttestationCheck] = (),
     scan_allow: Sequence[str] = (),
     tracking_uri: str | None = None,
     evidence_dir: str | None = None,
@@ -213,8 +167,7 @@ def promote(
 
         registry = MlflowRegistry(tracking_uri)
     result = PromotionResult(model, version, alias)
-    slsa_file: Any = None  # the provenance bytes verified (their digest goes into the VSA)
-    slsa_level: str | None = None
+    outcomes: list[CheckOutcome] = []
     info = registry.get_version(model, version)
     with tempfile.TemporaryDirectory(prefix="provenance-gate-") as tmp:
         files_dir = registry.download(model, version, os.path.join(tmp, "files"))
@@ -247,13 +200,12 @@ def promote(
         else:
             result.scan, scan_failures = _scan(files_dir, scan_allow)
             result.failures = [Failure("scan", f) for f in scan_failures]
-            if slsa is not None:
-                result.slsa, slsa_file, slsa_level = _slsa(files_dir, files, slsa)
-                result.failures += [Failure("slsa", f) for f in result.slsa]
+            outcomes = [check.check(files_dir, files) for check in attestations]
+            result.attestations = [f for o in outcomes for f in o.failures]
+            result.failures += [Failure("attestation", f) for f in result.attestations]
     result.artifacts_sha256 = files.digest()
     inputs = [(f"{v.file}", v.sha256) for v in verification.links.values()]
-    if slsa_file is not None:
-        inputs.append((os.path.basename(slsa_file.path), slsa_file.sha256))
+    inputs += [i for o in outcomes for i in o.inputs]  # the very bytes each check verified
     vsa = (
         None
         if not files.files
@@ -268,7 +220,7 @@ def promote(
             levels=_levels(
                 verification.ok,
                 result.scan is not None and not result.failures,
-                slsa_level if not result.slsa and slsa_file is not None else None,
+                [lv for o in outcomes if o.ok for lv in o.levels] if not result.failures else [],
                 thresholds_met=bool(verification.thresholds),
             ),
             signer=gate_signer,

@@ -28,11 +28,11 @@ def slsa_stage(
         ref="refs/heads/main",
     )
     write_atomic("provenance.intoto.jsonl", sign_with_key(statement, load_signer("keys/trainer")))
-    deps = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+    deps = statement.predicate.resolved_dependencies
     report.add(
         "slsa attest",
         "signed",
-        f"{len(statement['subject'])} subjects, {len(deps)} "
+        f"{len(statement.subjects)} subjects, {len(deps)} "
         "resolved dependencies -> provenance.intoto.jsonl",
     )
     result = verify_builtin(

@@ -8,14 +8,16 @@ plus the source commit; the links themselves are byproducts. Everything comes fr
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from provenance._fs import canonical_json
+from provenance._fs import utc_now
 from provenance._github import context as github_context
+from provenance.attest._resource import ResourceDescriptor
+from provenance.attest.slsa_provenance import SlsaProvenance
+from provenance.attest.statement import Statement, Subject
 from provenance.errors import UsageError
 from provenance.hashing import hash_artifacts
 from provenance.links import LinkData
@@ -25,8 +27,6 @@ from provenance.signing import dsse
 if TYPE_CHECKING:
     from provenance.verification import VerificationResult
 
-STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
-PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
 BUILD_TYPE = "https://github.com/ml-provenance/ml-provenance/blob/main/docs/slsa.md#buildtype-v1"
 DEFAULT_BUILDER = "https://github.com/ml-provenance/ml-provenance/builders/local@v1"
 
@@ -60,8 +60,12 @@ def build_statement(
     builder_id: str | None = None,
     repository: str | None = None,
     ref: str | None = None,
-) -> dict[str, Any]:
-    """The SLSA v1 statement for the files `subjects` select, from a passed verification."""
+) -> Statement[SlsaProvenance]:
+    """The SLSA v1 statement for the files `subjects` select, from a passed verification.
+
+    Built as the typed `Statement`/`SlsaProvenance` the attestation layer reads back, so what
+    is signed is validated exactly as what is verified (in-toto-attestation's checks too).
+    """
     if not verification.ok or not verification.links:
         raise UsageError(f"the chain did not verify: {verification.verdict}")
     hashed = hash_artifacts(base, subjects)
@@ -95,77 +99,50 @@ def build_statement(
         deps.insert(0, {"uri": uri, "digest": {"gitCommit": commit}})
     run_ids = sorted({str(e.get("pipeline_run_id")) for e in envs if e.get("pipeline_run_id")})
     times = sorted(t for e in envs for t in (e.get("started_on"), e.get("finished_on")) if t)
-    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    metadata: dict[str, Any] = {
-        "invocationId": gh.invocation_id if gh else (run_ids[0] if run_ids else now),
-        "startedOn": times[0] if times else now,
-        "finishedOn": times[-1] if times else now,
-    }
-    return {
-        "_type": STATEMENT_TYPE,
-        "subject": [
-            {"name": p, "digest": {"sha256": d}} for p, d in sorted(hashed.digests.items())
-        ],
-        "predicateType": PREDICATE_TYPE,
-        "predicate": {
-            "buildDefinition": {
-                "buildType": BUILD_TYPE,
-                "externalParameters": {k: v for k, v in external.items() if v is not None},
-                "internalParameters": {
-                    "pipelineRunIds": run_ids,
-                    "python": sorted({str(e.get("python")) for e in envs if e.get("python")}),
-                    "packagesSha256": sorted(
-                        {str(e["packages_sha256"]) for e in envs if e.get("packages_sha256")}
-                    ),
-                },
-                "resolvedDependencies": deps,
-            },
-            "runDetails": {
-                "builder": {"id": builder_id or (gh.builder_id if gh else DEFAULT_BUILDER)},
-                "metadata": metadata,
-                "byproducts": [
-                    {
-                        "name": lk.file,
-                        "digest": {"sha256": lk.sha256},
-                        "mediaType": "application/vnd.in-toto+dsse",
-                    }
-                    for lk in verified
-                ],
-            },
+    now = utc_now()
+    where = "slsa attest"
+    predicate = SlsaProvenance(
+        build_type=BUILD_TYPE,
+        builder_id=builder_id or (gh.builder_id if gh else DEFAULT_BUILDER),
+        external_parameters={k: v for k, v in external.items() if v is not None},
+        internal_parameters={
+            "pipelineRunIds": run_ids,
+            "python": sorted({str(e.get("python")) for e in envs if e.get("python")}),
+            "packagesSha256": sorted(
+                {str(e["packages_sha256"]) for e in envs if e.get("packages_sha256")}
+            ),
         },
-    }
+        resolved_dependencies=tuple(
+            ResourceDescriptor.from_dict(d, f"resolvedDependencies[{i}]", where)
+            for i, d in enumerate(deps)
+        ),
+        invocation_id=gh.invocation_id if gh else (run_ids[0] if run_ids else now),
+        started_on=times[0] if times else now,
+        finished_on=times[-1] if times else now,
+        byproducts=tuple(
+            ResourceDescriptor(
+                name=lk.file,
+                digest={"sha256": lk.sha256},
+                media_type="application/vnd.in-toto+dsse",
+            )
+            for lk in verified
+        ),
+    )
+    subjects_ = tuple(Subject(p, {"sha256": d}) for p, d in sorted(hashed.digests.items()))
+    return Statement(subjects_, predicate)
 
 
-def sign_with_key(statement: dict[str, Any], signer: Any) -> bytes:
-    """DSSE envelope (one JSON line, `.intoto.jsonl` style)."""
-    return dsse.dumps(dsse.sign(canonical_json(statement), signer)) + b"\n"
+def sign_with_key(statement: Statement[SlsaProvenance], signer: Any) -> bytes:
+    """DSSE envelope (one JSON line, `.intoto.jsonl` style) over the canonical statement."""
+    return dsse.dumps(statement.sign(signer)) + b"\n"
 
 
-def sign_with_sigstore(statement: dict[str, Any]) -> bytes:
-    """A Sigstore bundle over the statement, signed with the ambient OIDC identity.
+def sign_with_sigstore(statement: Statement[SlsaProvenance], token: str) -> bytes:
+    """A Sigstore bundle over the canonical statement, signed with the identity `token`.
 
-    The builder id a verifier accepts is the workflow that signs: it is set from the identity
-    token (`provenance.signing.sigstore.signing_workflow`) before signing.
+    Build the statement with `builder_id=signing.sigstore.signing_workflow(token)`: the
+    builder a verifier accepts is the workflow the certificate names.
     """
     from provenance.signing import sigstore
 
-    token = sigstore.ambient_token()
-    builder = sigstore.signing_workflow(token)
-    if builder is not None:
-        statement["predicate"]["runDetails"]["builder"]["id"] = builder
-    return sigstore.sign_dsse(canonical_json(statement), token)
-
-
-def decode_statement(payload: bytes, source: str) -> dict[str, Any]:
-    from provenance.errors import InputError
-
-    try:
-        doc = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise InputError(source, "signed payload is not JSON") from None
-    if not isinstance(doc, dict) or doc.get("_type") not in (
-        STATEMENT_TYPE,
-        "https://in-toto.io/Statement/v0.1",
-    ):
-        raise InputError(source, "signed payload is not an in-toto Statement")
-    return doc
+    return sigstore.sign_dsse(statement.to_json(), token)
