@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from provenance._fs import UTC_FORMAT
 from provenance._version import __version__
 from provenance.errors import UsageError, VerificationError
 from provenance.record import BaseModelRecord, base_models_of
@@ -250,7 +251,7 @@ def build_bom(result: VerificationResult) -> dict[str, Any]:
         "serialNumber": uuid.uuid4().urn,
         "version": 1,
         "metadata": {
-            "timestamp": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "timestamp": dt.datetime.now(dt.timezone.utc).strftime(UTC_FORMAT),
             "tools": {
                 "components": [
                     {"type": "application", "name": "ml-provenance", "version": __version__}

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from provenance._fs import UTC_FORMAT
 from provenance._version import __version__
 from provenance.attest._fields import Fields
 from provenance.attest._resource import ResourceDescriptor
@@ -46,7 +47,6 @@ ML_LEVELS = (ML_PROVENANCE_CHAIN_VERIFIED, ML_MODEL_SCANNED, ML_EVALUATION_THRES
 Result = Literal["PASSED", "FAILED"]
 _LEVEL = re.compile(r"[A-Z][A-Z0-9_]*\Z")
 _SLSA_LEVEL = re.compile(r"SLSA_(BUILD|SOURCE)_LEVEL_[0-4]\Z")
-_RFC3339 = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def _check_level(level: str, source: str | None, *, ours: bool) -> None:
@@ -213,7 +213,7 @@ def build_vsa(
         policy=ResourceDescriptor(uri=policy_uri, digest={"sha256": policy_sha256}),
         verification_result="PASSED" if passed else "FAILED",
         verified_levels=levels,
-        time_verified=when.strftime(_RFC3339),
+        time_verified=when.strftime(UTC_FORMAT),
         verifier_version={"ml-provenance": __version__},
         input_attestations=inputs,
         dependency_levels=dict(dependency_levels or {}),

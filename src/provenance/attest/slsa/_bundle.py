@@ -31,6 +31,7 @@ from sigstore.models import Bundle, TrustedRoot
 from sigstore.verify import Verifier
 from sigstore.verify.policy import AllOf
 
+from provenance._fs import UTC_FORMAT
 from provenance.attest.slsa import _policy
 from provenance.attest.slsa._claims import check_statement
 from provenance.attest.slsa._expect import Expectations
@@ -188,9 +189,7 @@ def verify_bundle(
     # Authentic from here on: what the certificate states is what was verified.
     result.facts = certificate_facts(cert)
     if verified is not None:
-        result.facts["signed_at"] = ", ".join(
-            t.strftime("%Y-%m-%dT%H:%M:%SZ") for t in verified.times
-        )
+        result.facts["signed_at"] = ", ".join(t.strftime(UTC_FORMAT) for t in verified.times)
         result.facts["time_source"] = verified.time_source
     result.failures += collect.failures
     if ptype != IN_TOTO:
