@@ -30,6 +30,7 @@ from tests.conftest import BIN
 
 OBJECT_STORE = str(80 * 1024 * 1024)
 START_TIMEOUT = 180
+ATTEMPTS = 3
 
 
 def free_port() -> int:
@@ -144,25 +145,45 @@ def _node_args() -> list[str]:
 
 
 @contextlib.contextmanager
-def running_cluster() -> Iterator[RayCluster]:
+def running_cluster(nodes: int = 2) -> Iterator[RayCluster]:
+    """A head node plus `nodes - 1` worker nodes, one CPU each."""
     # A short path: Ray's unix sockets live below it (108-byte limit).
     tmpdir = Path(tempfile.mkdtemp(prefix="rt-", dir="/tmp"))
     port = free_port()
     cluster = RayCluster(f"127.0.0.1:{port}", tmpdir)
     try:
-        head = [
-            "--head",
-            f"--port={port}",
-            "--include-dashboard=false",
-            f"--dashboard-port={free_port()}",
-            f"--temp-dir={tmpdir}",
-            *_node_args(),
-        ]
-        _start(cluster, head, tmpdir.parent / f"{tmpdir.name}-head.log")
-        _wait(cluster, 1)
-        worker = [f"--address={cluster.address}", *_node_args()]
-        _start(cluster, worker, tmpdir.parent / f"{tmpdir.name}-worker.log")
-        _wait(cluster, 2)
+        for attempt in range(1, ATTEMPTS + 1):
+            head = [
+                "--head",
+                f"--port={port}",
+                "--include-dashboard=false",
+                f"--dashboard-port={free_port()}",
+                f"--temp-dir={tmpdir}",
+                *_node_args(),
+            ]
+            _start(cluster, head, tmpdir.parent / f"{tmpdir.name}-head.log")
+            try:
+                _wait(cluster, 1)
+                break
+            except _StartFailed:
+                _drop_last(cluster)  # see below: the same 30 s limit
+                if attempt == ATTEMPTS:
+                    raise
+                port = free_port()
+                cluster.address = f"127.0.0.1:{port}"
+        for n in range(1, nodes):
+            for attempt in range(1, ATTEMPTS + 1):
+                worker = [f"--address={cluster.address}", *_node_args()]
+                _start(cluster, worker, tmpdir.parent / f"{tmpdir.name}-worker{n}.log")
+                try:
+                    _wait(cluster, n + 1)
+                    break
+                except _StartFailed:
+                    # `ray start` gives a node 30 s to register (hard-coded); on 2 busy
+                    # cores it can miss that. Stop what it left and start the node again.
+                    _drop_last(cluster)
+                    if attempt == ATTEMPTS:
+                        raise
         yield cluster
     finally:
         cluster.stop()
@@ -171,11 +192,28 @@ def running_cluster() -> Iterator[RayCluster]:
             log.unlink(missing_ok=True)
 
 
+class _StartFailed(AssertionError):
+    pass
+
+
+def _drop_last(cluster: RayCluster) -> None:
+    """Stop the processes of the node started last (by its session) and forget it."""
+    leader = cluster.leaders.pop()
+    proc = cluster.procs.pop()
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in session_pids(leader):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        time.sleep(2)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
+
+
 def _wait(cluster: RayCluster, nodes: int) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if any(proc.poll() is not None for proc in cluster.procs):
-            raise AssertionError(
+            raise _StartFailed(
                 f"ray start exited: {cluster.logs[-1].read_text(errors='replace')[-2000:]}"
             )
         if cluster.alive_nodes() >= nodes:

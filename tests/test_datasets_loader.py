@@ -200,3 +200,132 @@ def test_link_signed_by_another_key_is_refused(recorded: tuple[Path, str, str]) 
         recorded_manifest(link, "keys/other.pub", manifest)
     with pytest.raises(VerificationError, match="did not record"):
         recorded_manifest(link, "keys/data-eng.pub", ".provenance/datasets/other.manifest")
+
+
+# -- PyTorch -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_torch_dataloader_reads_each_shard_once(shards: Path, tmp_path: Path, workers: int) -> None:
+    torch_data = pytest.importorskip("torch.utils.data")
+    from provenance.datasets import torch_dataset
+
+    dataset = torch_dataset(loader(tmp_path, shards))
+    got = list(torch_data.DataLoader(dataset, batch_size=None, num_workers=workers))
+    assert sorted(s["__key__"] for s in got) == sorted(
+        f"{s:02d}{i:02d}" for s in range(SHARDS) for i in range(SAMPLES)
+    )
+
+
+def test_torch_dataloader_raises_on_a_tampered_shard(shards: Path, tmp_path: Path) -> None:
+    torch_data = pytest.importorskip("torch.utils.data")
+    from provenance.datasets import torch_dataset
+
+    tar_shard(shards / "shard-001.tar", 6)
+    dataset = torch_dataset(loader(tmp_path, shards))
+    got: list[Any] = []
+    with pytest.raises(Exception, match=r"shard 'shard-001\.tar' does not match"):
+        for sample in torch_data.DataLoader(dataset, batch_size=None, num_workers=2):
+            got.append(sample)
+    assert all(s["__shard__"] != "shard-001.tar" for s in got)
+
+
+# -- the training step records what the loader read ----------------------------------------------
+
+TRAIN = """\
+import sys
+from provenance.datasets import VerifiedShards, tar_samples
+manifest = sys.argv[1]
+n = sum(1 for _ in VerifiedShards(manifest, "shards", decode=tar_samples))
+open("model.bin", "w").write(str(n))
+"""
+
+
+def test_training_step_records_the_manifest_it_read_without_hashing_first(
+    recorded: tuple[Path, str, str], cli: Callable[..., Result]
+) -> None:
+    root, link, manifest = recorded
+    (root / "train.py").write_text(TRAIN)
+    r = cli(
+        "run",
+        "train",
+        "--dataset-read",
+        "shards",
+        "-p",
+        "model.bin",
+        "--key",
+        "keys/data-eng",
+        "--",
+        sys.executable,
+        "train.py",
+        manifest,
+    )
+    assert r.code == 0, r.err
+    import base64
+    import json
+
+    (train,) = (root / ".provenance" / "links").glob("train.*.link")
+    doc = json.loads(base64.b64decode(json.loads(train.read_text())["payload"]))
+    sha = recorded_manifest(link, "keys/data-eng.pub", manifest)
+    assert doc["materials"] == {manifest: {"sha256": sha}}
+    datasets = doc["environment"]["datasets"]
+    assert datasets["materials"][manifest]["engine"] == "verified while reading"
+    total = sum(p.stat().st_size for p in (root / "shards").iterdir())
+    assert datasets["read"] == {
+        sha: {
+            "members": SHARDS,
+            "shards_read": SHARDS,
+            "bytes_read": total,
+            "loaders": 1,
+            "completed": True,
+        }
+    }
+    assert (root / "model.bin").read_text() == str(SHARDS * SAMPLES)
+
+
+def test_training_step_with_a_tampered_shard_writes_no_link(
+    recorded: tuple[Path, str, str], cli: Callable[..., Result]
+) -> None:
+    root, _link, manifest = recorded
+    (root / "train.py").write_text(TRAIN)
+    tar_shard(root / "shards" / "shard-003.tar", 5)
+    r = cli(
+        "run",
+        "train",
+        "--dataset-read",
+        "shards",
+        "-p",
+        "model.bin",
+        "--key",
+        "keys/data-eng",
+        "--",
+        sys.executable,
+        "train.py",
+        manifest,
+    )
+    assert r.code == 1  # the command failed on the shard: no link
+    assert not list((root / ".provenance" / "links").glob("train.*.link"))
+    assert not (root / "model.bin").exists()
+
+
+def test_decorated_step_records_the_reads_of_its_loader(recorded: tuple[Path, str, str]) -> None:
+    import base64
+    import json
+    import subprocess
+
+    root, _link, manifest = recorded
+    (root / "train.py").write_text(
+        "import provenance\n"
+        "from provenance.datasets import Dataset, VerifiedShards, tar_samples\n"
+        f"@provenance.step('train', materials=[Dataset('shards', streamed=True)],"
+        " products=['model.bin'], key='keys/data-eng')\n"
+        "def train():\n"
+        f"    it = iter(VerifiedShards({manifest!r}, 'shards', decode=tar_samples, shards=['shard-000.tar', 'shard-001.tar']))\n"
+        "    open('model.bin', 'w').write(str(sum(1 for _ in it)))\n"
+        "train()\n"
+    )
+    subprocess.run([sys.executable, "train.py"], cwd=root, check=True, capture_output=True)
+    (train,) = (root / ".provenance" / "links").glob("train.*.link")
+    doc = json.loads(base64.b64decode(json.loads(train.read_text())["payload"]))
+    (read,) = doc["environment"]["datasets"]["read"].values()
+    assert read["shards_read"] == 2 and read["members"] == SHARDS and read["completed"] is True

@@ -21,8 +21,8 @@ RANK = {
     "record": 5,
     "layout": 6,
     "links": 6,
+    "datasets": 6.5,  # manifests, engines, the verifying loader: on signing and hashing
     "signing": 7,
-    "datasets": 7.5,  # manifests and engines; may check signatures, builds on hashing
     "hashing": 8,
     "scanning": 8,
     "_progress": 9,

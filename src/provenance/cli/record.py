@@ -36,6 +36,15 @@ from provenance.record import BaseModel, StepSpec, run_step
     "(repeatable).",
 )
 @click.option(
+    "--dataset-read",
+    "datasets_read",
+    multiple=True,
+    metavar="SRC",
+    help="A dataset material COMMAND reads through the verifying loader (VerifiedShards): "
+    "only its existing manifest is hashed before, the link records what was read "
+    "(repeatable).",
+)
+@click.option(
     "--dataset-product",
     "dataset_products",
     multiple=True,
@@ -74,6 +83,7 @@ def run(
     materials: tuple[str, ...],
     products: tuple[str, ...],
     datasets: tuple[str, ...],
+    datasets_read: tuple[str, ...],
     dataset_products: tuple[str, ...],
     engine: str | None,
     key: str | None,
@@ -116,7 +126,10 @@ def run(
         excludes=excludes,
         quiet=quiet,
         base_models=tuple(BaseModel(d, s, k) for d, s, k in base_models),
-        dataset_materials=tuple(Dataset(d, engine=engine) for d in datasets),
+        dataset_materials=(
+            *(Dataset(d, engine=engine) for d in datasets),
+            *(Dataset(d, streamed=True) for d in datasets_read),
+        ),
         dataset_products=tuple(Dataset(d, engine=engine) for d in dataset_products),
     )
     path = run_step(spec, command)

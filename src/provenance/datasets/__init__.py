@@ -22,6 +22,7 @@ from provenance.datasets._loader import (
 )
 from provenance.datasets._manifest import ManifestInfo, make_manifest, members, scan
 from provenance.datasets._sources import EngineStats
+from provenance.datasets._torch import torch_dataset
 from provenance.datasets._trusted import recorded_manifest
 from provenance.datasets._verify import DatasetCheck, verify_dataset
 
@@ -39,6 +40,7 @@ __all__ = [
     "scan",
     "tar_samples",
     "text_lines",
+    "torch_dataset",
     "verify_dataset",
     "whole_shard",
 ]

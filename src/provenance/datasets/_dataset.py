@@ -23,11 +23,18 @@ class Dataset:
     project root; by default `.provenance/datasets/<name>.manifest`) as one artifact, and the
     member count, bytes and source in the link's `environment.datasets`. `engine`: "local" or
     "ray" (default: the `engine` setting, else local).
+
+    `streamed=True` (materials only): the members are not hashed before the step runs. The
+    manifest must exist already (a product of the step that made the dataset); the step
+    records it, and the training code reads the shards through `VerifiedShards`, which checks
+    each shard as it is read. The link's `environment.datasets.read` then says, per manifest,
+    how many shards and bytes the loaders read and whether they read to the end.
     """
 
     source: str
     manifest: str | None = None
     engine: str | None = None
+    streamed: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.source, str) or not self.source.strip():

@@ -19,6 +19,7 @@ or that a dataset directory holds nothing else (use `provenance dataset verify` 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tarfile
 import tempfile
@@ -34,6 +35,7 @@ from provenance.hashing import objects, printable
 T = TypeVar("T")
 CHUNK = 1 << 20
 SPOOL_BYTES = 256 << 20  # a shard is held in memory up to this, then in a temporary file
+READS_ENV = "PROVENANCE_DATASET_READS"  # where a recording step collects what loaders read
 
 Decoder = Callable[[str, IO[bytes]], Iterable[T]]
 
@@ -133,8 +135,13 @@ class VerifiedShards(Generic[T]):
                     f"{self.expect_sha256}; no shard was read"
                 )
             self.stats = ReadStats(manifest_sha256=digest, members=count)
-            for member in self._planned(spool):
-                yield from self._read(member)
+            try:
+                for member in self._planned(spool):
+                    yield from self._read(member)
+            except BaseException:
+                _report(self.stats, completed=False)
+                raise
+            _report(self.stats, completed=True)
 
     def _planned(self, spool: IO[bytes]) -> Iterator[Member]:
         spool.seek(0)
@@ -177,6 +184,27 @@ class VerifiedShards(Generic[T]):
             self.stats.read.append(member.path)
             shard.seek(0)
             yield from self.decode(member.path, shard)
+
+
+def _report(stats: ReadStats, completed: bool) -> None:
+    """Tell the step recording this process (or its parent) what was read: one JSON line.
+
+    A step whose datasets are verified while read sets READS_ENV to a file of its own
+    (record/_datasets.py); DataLoader workers each append their line (O_APPEND).
+    """
+    path = os.environ.get(READS_ENV)
+    if not path:
+        return
+    line = json.dumps({**stats.to_dict(), "completed": completed}, sort_keys=True) + "\n"
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError:
+        return  # the recorder then records no reads, which says the loader was not seen
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
 
 
 def _copy_manifest(path: str, spool: IO[bytes]) -> tuple[str, int]:

@@ -8,11 +8,15 @@ A link therefore grows by one artifact per dataset, not by one per member.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from provenance.datasets import Dataset, make_manifest
+from provenance.datasets import Dataset, make_manifest, scan
+from provenance.datasets._loader import READS_ENV
 from provenance.errors import UsageError
 
 
@@ -39,15 +43,71 @@ def record(
         rel = ds.manifest_path
         if rel in digests:
             raise UsageError(f"two datasets of one step share the manifest path {rel}")
-        info, stats = make_manifest(
-            ds.source_path(base), os.path.join(base, rel), engine=ds.engine, quiet=quiet
-        )
+        if ds.streamed:
+            # Checked as it is read (VerifiedShards): only the existing manifest is hashed.
+            info = scan(os.path.join(base, rel))
+            engine = "verified while reading"
+        else:
+            info, stats = make_manifest(
+                ds.source_path(base), os.path.join(base, rel), engine=ds.engine, quiet=quiet
+            )
+            engine = stats.engine
         digests[rel] = info.sha256
         described[rel] = {
             "source": ds.source,
             "kind": info.kind,
             "members": info.members,
             "bytes": info.bytes,
-            "engine": stats.engine,
+            "engine": engine,
         }
     return digests, described
+
+
+MAX_READS_BYTES = 1 << 20  # what loaders report: one short line per iteration
+
+
+def start_reads() -> str:
+    """A file of this step's own for the loaders' reports, named in READS_ENV for them."""
+    fd, path = tempfile.mkstemp(prefix="provenance-reads-", suffix=".jsonl")
+    os.close(fd)
+    os.environ[READS_ENV] = path
+    return path
+
+
+def collect_reads(path: str) -> dict[str, dict[str, Any]]:
+    """Manifest sha256 -> shards and bytes read (summed over loaders), whether all ended."""
+    os.environ.pop(READS_ENV, None)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_READS_BYTES)
+    except OSError:
+        data = b""
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    reads: dict[str, dict[str, Any]] = {}
+    for line in data.splitlines():
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        sha = doc.get("manifest_sha256") if isinstance(doc, dict) else None
+        if not isinstance(sha, str) or not all(
+            type(doc.get(k)) is int for k in ("members", "shards_read", "bytes_read")
+        ):
+            continue
+        entry = reads.setdefault(
+            sha,
+            {
+                "members": doc["members"],
+                "shards_read": 0,
+                "bytes_read": 0,
+                "loaders": 0,
+                "completed": True,
+            },
+        )
+        entry["shards_read"] += doc["shards_read"]
+        entry["bytes_read"] += doc["bytes_read"]
+        entry["loaders"] += 1
+        entry["completed"] = entry["completed"] and doc.get("completed") is True
+    return reads

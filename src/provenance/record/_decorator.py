@@ -135,7 +135,11 @@ def step(
                     ", ".join(unrecordable),
                 )
             recording = prepare(spec, ranks)
-            result = func(*args, **kwargs)
+            try:
+                result = func(*args, **kwargs)
+            except BaseException:
+                _recorder.discard(recording)
+                raise
             command = [_entry_point(func, recording.base), params_json]
             recording.finish(command, {"return-value": 0}, params_json)
             return result

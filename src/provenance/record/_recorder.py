@@ -93,6 +93,7 @@ class Recording:
     started_on: str = field(default_factory=utc_now)
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)  # s3:// size/ETag
     datasets: dict[str, dict[str, Any]] = field(default_factory=dict)  # manifests recorded
+    reads_file: str | None = None  # where VerifiedShards report (datasets verified on read)
     packages: _PackagesLater | None = None
 
     def finish(
@@ -107,6 +108,8 @@ class Recording:
                 self.base, self.spec.dataset_products, self.spec.quiet
             )
             products.add(made)
+        if self.reads_file is not None:
+            self.datasets["read"] = _datasets.collect_reads(self.reads_file)
         if self.packages is not None:
             self.packages.settle()
         environment = _environment.capture(self.base, self.run_id)
@@ -144,6 +147,13 @@ class Recording:
         )
         _log_to_mlflow(path, self.spec.name, environment)
         return path
+
+
+def discard(rec: Recording) -> None:
+    """The step failed: forget what its loaders reported (no link will be written)."""
+    if rec.reads_file is not None:
+        _datasets.collect_reads(rec.reads_file)
+        rec.reads_file = None
 
 
 class _PackagesLater:
@@ -272,6 +282,8 @@ def prepare(spec: StepSpec, ranks: Ranks | None = None) -> Recording:
     if spec.dataset_materials:
         read, rec.datasets["materials"] = _datasets.record(base, spec.dataset_materials, spec.quiet)
         rec.materials.add(read)
+        if any(d.streamed for d in spec.dataset_materials):
+            rec.reads_file = _datasets.start_reads()
     # Only once the materials are readable may the step open a run (RUN_ID): a step refused
     # for its inputs leaves nothing behind.
     run = _run_id.current_run(links_dir, spec.name, root=base)

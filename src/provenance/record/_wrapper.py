@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from provenance.errors import StepFailedError, UsageError
 from provenance.record import _ranks
-from provenance.record._recorder import StepSpec, base_dir, prepare
+from provenance.record._recorder import StepSpec, base_dir, discard, prepare
 
 log = logging.getLogger("provenance")
 
@@ -28,7 +28,11 @@ def run_step(spec: StepSpec, argv: Sequence[str]) -> str | None:
         _run(spec, argv, base)
         return None
     recording = prepare(spec, ranks)
-    _run(spec, argv, recording.base)
+    try:
+        _run(spec, argv, recording.base)
+    except BaseException:
+        discard(recording)
+        raise
     return recording.finish(list(argv), {"return-value": 0})
 
 
