@@ -159,7 +159,7 @@ def _later_stages() -> list[Stage]:
 
 def attestation_stages() -> list[Stage]:
     """SLSA provenance of the weights, then the ML-BOM (skipped without the `bom` extra)."""
-    from provenance.attest.slsa._demo import slsa_stage
+    from provenance.attest.slsa.demo import slsa_stage
 
     stages: list[Stage] = [slsa_stage]
     if importlib.util.find_spec("cyclonedx") is None:

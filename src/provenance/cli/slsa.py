@@ -276,7 +276,7 @@ def verify_cmd(
 
 def _expectations(options: dict[str, Any]) -> Expectations:
     """The expectation flags, by name, as validated Expectations (usage errors: exit 2)."""
-    from provenance.attest.slsa._expect import parse_inputs
+    from provenance.attest.slsa import parse_inputs
     from provenance.attest.slsa.verify import Expectations
 
     return Expectations(

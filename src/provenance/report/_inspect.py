@@ -207,18 +207,20 @@ def _certificate(raw_b64: str) -> dict[str, str]:
     """Identity, issuer, source and validity of a Fulcio certificate (display only)."""
     from cryptography import x509
 
-    from provenance.attest.slsa import _policy
+    from provenance._fs import UTC_FORMAT
+    from provenance.attest.slsa import certificate_facts
 
     cert = x509.load_der_x509_certificate(base64.b64decode(raw_b64))
     out = {
-        "not_before": cert.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "not_after": cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "not_before": cert.not_valid_before_utc.strftime(UTC_FORMAT),
+        "not_after": cert.not_valid_after_utc.strftime(UTC_FORMAT),
     }
+    facts = certificate_facts(cert)
     values = {
-        "identity": _policy.identity(cert),
-        "issuer": _policy.extension(cert, _policy.OID_ISSUER_V2, _policy.OID_ISSUER_V1),
-        "source": _policy.extension(cert, _policy.OID_REPO_V2, _policy.OID_REPO_V1),
-        "ref": _policy.extension(cert, _policy.OID_REF_V2, _policy.OID_REF_V1),
+        "identity": facts.get("signer"),
+        "issuer": facts.get("issuer"),
+        "source": facts.get("source_repository"),
+        "ref": facts.get("source_ref"),
     }
     out.update({k: v for k, v in values.items() if v})
     return out
@@ -234,12 +236,11 @@ def _bundle_root_check(bundle_doc: dict[str, Any], d: Description) -> None:
         from sigstore.verify import Verifier
         from sigstore.verify.policy import UnsafeNoOp
 
-        from provenance.attest.slsa._bundle import load_trusted_root
-        from provenance.attest.slsa.verify import default_trusted_root
+        from provenance.attest.slsa import default_trusted_root, load_trusted_root
     except ImportError:
         d.note = "certificate chain not checked (install ml-provenance[sigstore])"
         return
-    from provenance.attest.slsa._formats import OFFLINE_ENTRIES
+    from provenance.attest.slsa import OFFLINE_ENTRIES
 
     vm = _obj(bundle_doc, "verificationMaterial")
     for entry in _arr(vm, "tlogEntries"):

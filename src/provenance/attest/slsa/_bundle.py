@@ -39,7 +39,7 @@ from provenance.attest.slsa._formats import Provenance
 from provenance.attest.slsa._identity import certificate_facts
 from provenance.attest.slsa._result import Failure, SlsaResult
 from provenance.errors import InputError
-from provenance.signing.sigstore._offline import BundleRefused, route, verify_offline
+from provenance.signing.sigstore import BundleRefused, route, verify_offline
 
 IN_TOTO = "application/vnd.in-toto+json"
 
@@ -71,7 +71,7 @@ class Collect(AllOf):
 
 def load_trusted_root(path: str) -> TrustedRoot:
     """A trusted root file, GitHub's (no transparency or CT logs) included."""
-    from provenance.signing.sigstore._roots import load_root
+    from provenance.signing.sigstore import load_root
 
     try:
         return load_root(path)

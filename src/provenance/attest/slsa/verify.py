@@ -206,7 +206,7 @@ def verify_builtin(
 
 def resolve_root(trusted_root: str | None) -> str:
     """A root file path: a named root (`github`, `public-good`) or a file; default public-good."""
-    from provenance.signing.sigstore._roots import NAMES, named_root
+    from provenance.signing.sigstore import NAMES, named_root
 
     if trusted_root in NAMES:
         return named_root(str(trusted_root))
