@@ -317,5 +317,5 @@ def test_the_vsa_level_needs_a_verified_chain_with_thresholds(
 ) -> None:
     from provenance.gate._promote import _levels
 
-    levels = _levels(verified, True, None, thresholds_met=met)
+    levels = _levels(verified, True, (), thresholds_met=met)
     assert ("ML_EVALUATION_THRESHOLDS_MET" in levels) is level
