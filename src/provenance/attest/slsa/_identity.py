@@ -179,11 +179,11 @@ def _candidates(pred: Provenance) -> dict[str, list[Any]]:
             out["source_repository"].append(uri)
             if isinstance(uri, str) and "@" in uri:
                 out["source_ref"].append(uri.partition("@")[2])
-    out["trigger"] = _event_names(pred)
+    out["trigger"] = event_names(pred)
     return out
 
 
-def _event_names(pred: Provenance) -> list[Any]:
+def event_names(pred: Provenance) -> list[Any]:
     """The GitHub event name wherever the statement records one (any key case)."""
     places: list[Any] = []
     if isinstance(pred, SlsaProvenanceV02):
@@ -282,7 +282,7 @@ def check_context(pred: Provenance, facts: dict[str, str]) -> list[Failure]:
                     )
                 )
     cert_trigger = facts.get("trigger")
-    for event in _event_names(pred):
+    for event in event_names(pred):
         if event != cert_trigger:
             failures.append(
                 Failure("trigger in the statement (vs the certificate)", cert_trigger, str(event))
@@ -313,9 +313,38 @@ def claims(pred: Provenance) -> dict[str, Any]:
         commit = commit_claim(pred)
     if isinstance(commit, str):
         out["source_commit"] = commit
-    from provenance.attest.slsa._inputs import recorded_inputs
-
     inputs = recorded_inputs(pred)
     if isinstance(inputs, Mapping):
         out["workflow_inputs"] = dict(inputs)
     return out
+
+
+def _environment(pred: Provenance) -> tuple[Mapping[str, Any] | None, bool]:
+    """The GitHub context the predicate records, and whether its keys are upper-case."""
+    if isinstance(pred, SlsaProvenanceV02):
+        env = pred.environment
+        return (env if isinstance(env, Mapping) else None), False
+    return pred.internal_parameters, True
+
+
+def recorded_inputs(pred: Provenance) -> Mapping[str, Any] | Failure:
+    """The run's inputs, or the Failure that says why the provenance has none to compare."""
+    env, upper = _environment(pred)
+
+    def key(name: str) -> str:
+        return name.upper() if upper else name
+
+    event = env.get(key("github_event_name")) if env else None
+    if not isinstance(event, str):
+        return Failure("build workflow inputs", None, "the provenance records no GitHub event")
+    if event != "workflow_dispatch":
+        return Failure(
+            "build workflow inputs (only a workflow_dispatch run has inputs): trigger",
+            "workflow_dispatch",
+            event,
+        )
+    payload = env.get(key("github_event_payload")) if env else None
+    inputs = payload.get("inputs") if isinstance(payload, dict) else None
+    if not isinstance(inputs, dict):
+        return Failure("build workflow inputs", None, "the provenance records no inputs")
+    return inputs
