@@ -264,8 +264,8 @@ def test_odd_fetch_destination_is_refused(files: Path, make, words: str) -> None
     ids=["huge-int", "nan", "duplicate-payload", "deep"],
 )
 def test_envelope_and_provenance_with_absurd_json_are_refused(tmp_path: Path, blob: bytes) -> None:
-    from provenance.signing import dsse
     from provenance.attest.slsa._formats import load
+    from provenance.signing import dsse
 
     with pytest.raises(InputError, match=r"^train\.abcd1234\.link: link "):
         dsse.parse(blob, "train.abcd1234.link", "link")

@@ -1,6 +1,9 @@
-"""The end-to-end demo behind `make demo` / `provenance demo`: a fresh workspace, the example
-pipeline run as recorded steps, the layout signed and the run verified, then the later stages
-(SLSA provenance, MLflow promotion) when their extras are installed."""
+"""The end-to-end demo behind `make demo` / `provenance demo`.
+
+A fresh workspace, the example pipeline run as recorded steps, the layout signed and the run
+verified, then the later stages (SLSA provenance, MLflow promotion) when their extras are
+installed.
+"""
 
 from __future__ import annotations
 
@@ -114,8 +117,10 @@ def sign_and_verify(
     links_dir: str,
     where: str = "files on disk",
 ) -> VerificationResult:
-    """Sign `layout` with keys/owner into root.layout and verify the links in `links_dir`
-    (cwd: the workspace); a failure raises VerificationError after its row is added."""
+    """Sign `layout` with keys/owner into root.layout and verify the links in `links_dir`.
+
+    Runs in the workspace; a failure raises VerificationError after its row is added.
+    """
     from provenance.layout import sign_layout
     from provenance.signing import load_public_key, load_signer
     from provenance.verification import verify

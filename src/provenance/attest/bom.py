@@ -108,8 +108,9 @@ def _flatten(doc: Any, prefix: str = "") -> Iterable[tuple[str, float | int]]:
 
 def _metrics(result: VerificationResult, order: list[str]) -> list[dict[str, str]]:
     # Each entry: type (the metric), value (JSON text), file (where it was read).
-    """Metrics the thresholds checked, then other recorded `*metrics*.json` products whose bytes
-    in the verified base still have the recorded sha256.
+    """Metrics the thresholds checked, then other recorded `*metrics*.json` products.
+
+    Only products whose bytes in the verified base still have the recorded sha256.
     """
     from provenance.verification._thresholds import load_metrics
 

@@ -55,6 +55,7 @@ class TestResult(Predicate):
             object.__setattr__(self, name, tuple(getattr(self, name)))
 
     def to_dict(self) -> dict[str, Any]:
+        """The predicate as in-toto test-result JSON."""
         doc: dict[str, Any] = {
             "result": self.result,
             "configuration": [c.to_dict() for c in self.configuration],
@@ -68,6 +69,7 @@ class TestResult(Predicate):
 
     @classmethod
     def from_dict(cls, doc: Any, source: str | None) -> TestResult:
+        """Read a test-result predicate strictly (InputError naming `source` on any bad field)."""
         f = Fields(doc, "predicate", source)
         result = f.req_text("result")
         if result not in ("PASSED", "WARNED", "FAILED"):
@@ -88,6 +90,7 @@ class TestResult(Predicate):
 
 
 def test_name(path: str) -> str:
+    """The test name a scan records for one model file."""
     return f"scan:{path}"
 
 
@@ -123,9 +126,10 @@ def check_scan_attestation(
     keys: Mapping[str, Any] | Iterable[Any],
     files: Mapping[str, str],
 ) -> list[str]:
-    """Failures (empty when fine): every model file must be covered by a PASSED scan whose
-    subject has the same sha256. Signature failures are failures; malformed input raises
-    InputError (exit 3).
+    """Failures (empty when fine) of the scan attestations over the model files.
+
+    Every model file must be covered by a PASSED scan whose subject has the same sha256.
+    Signature failures are failures; malformed input raises InputError (exit 3).
     """
     where = os.fspath(path)
     if not files:

@@ -46,6 +46,7 @@ class SlsaProvenance(Predicate):
     byproducts: tuple[ResourceDescriptor, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
+        """The predicate as SLSA Provenance v1 JSON (empty optional parts left out)."""
         build: dict[str, Any] = {
             "buildType": self.build_type,
             "externalParameters": dict(self.external_parameters),
@@ -77,6 +78,7 @@ class SlsaProvenance(Predicate):
 
     @classmethod
     def from_dict(cls, doc: Any, source: str | None) -> SlsaProvenance:
+        """Read SLSA Provenance v1 strictly (InputError naming `source` on any bad field)."""
         f = Fields(doc, "predicate", source)
         b = Fields(f.obj("buildDefinition"), "predicate.buildDefinition", source)
         build_type = b.req_text("buildType")
@@ -130,6 +132,7 @@ class ConfigSource:
     entry_point: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """The configSource as v0.2 JSON."""
         doc: dict[str, Any] = {}
         if self.uri:
             doc["uri"] = self.uri
@@ -148,6 +151,7 @@ class Material:
     digest: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """The material as v0.2 JSON."""
         doc: dict[str, Any] = {"uri": self.uri} if self.uri else {}
         if self.digest:
             doc["digest"] = dict(self.digest)
@@ -183,6 +187,7 @@ class SlsaProvenanceV02(Predicate):
     materials: tuple[Material, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
+        """The predicate as SLSA Provenance v0.2 JSON."""
         invocation: dict[str, Any] = {}
         if self.config_source.to_dict():
             invocation["configSource"] = self.config_source.to_dict()
@@ -215,6 +220,7 @@ class SlsaProvenanceV02(Predicate):
 
     @classmethod
     def from_dict(cls, doc: Any, source: str | None) -> SlsaProvenanceV02:
+        """Read SLSA Provenance v0.2 strictly (InputError naming `source` on any bad field)."""
         f = Fields(doc, "predicate", source)
         bl = Fields(f.obj("builder"), "predicate.builder", source)
         builder_id = bl.req_text("id")

@@ -41,10 +41,12 @@ class Subject:
         object.__setattr__(self, "digest", digest_set(self.digest, f"subject '{self.name}'", None))
 
     def to_dict(self) -> dict[str, Any]:
+        """The subject as in-toto JSON."""
         return {"name": self.name, "digest": dict(self.digest)}
 
     @classmethod
     def from_dict(cls, doc: Any, source: str | None, index: int) -> Subject:
+        """Read subject number `index` strictly."""
         f = Fields(doc, f"subject[{index}]", source)
         name = f.text("name", required=False, empty=True) or ""
         digest = digest_set(f.obj("digest"), f"subject[{index}]", source)
@@ -58,7 +60,8 @@ class Predicate(abc.ABC):
     predicate_type: ClassVar[str]
 
     @abc.abstractmethod
-    def to_dict(self) -> dict[str, Any]: ...
+    def to_dict(self) -> dict[str, Any]:
+        """The predicate as JSON."""
 
     @classmethod
     @abc.abstractmethod
@@ -80,6 +83,7 @@ def register(cls: type[P]) -> type[P]:
 
 
 def predicate_class(predicate_type: str) -> type[Predicate]:
+    """The registered reader of `predicate_type` (UsageError when none is)."""
     try:
         return _REGISTRY[predicate_type]
     except KeyError:
@@ -106,9 +110,11 @@ class Statement(Generic[P]):
 
     @property
     def predicate_type(self) -> str:
+        """The predicate type URI of the statement's predicate."""
         return self.predicate.predicate_type
 
     def to_dict(self) -> dict[str, Any]:
+        """The statement as in-toto Statement v1 JSON."""
         return {
             "_type": STATEMENT_TYPE,
             "subject": [s.to_dict() for s in self.subjects],
@@ -117,6 +123,7 @@ class Statement(Generic[P]):
         }
 
     def to_json(self) -> bytes:
+        """The canonical bytes that are signed, checked by in-toto-attestation's bindings first."""
         doc = self.to_dict()
         _library_check(doc, None)
         return canonical_json(doc)

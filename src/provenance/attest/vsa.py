@@ -102,9 +102,11 @@ class VerificationSummary(Predicate):
 
     @property
     def passed(self) -> bool:
+        """True when the summary's result is PASSED."""
         return self.verification_result == "PASSED"
 
     def to_dict(self) -> dict[str, Any]:
+        """The predicate as SLSA VSA v1 JSON."""
         verifier: dict[str, Any] = {"id": self.verifier_id}
         if self.verifier_version:
             verifier["version"] = dict(self.verifier_version)
@@ -127,6 +129,7 @@ class VerificationSummary(Predicate):
 
     @classmethod
     def from_dict(cls, doc: Any, source: str | None) -> VerificationSummary:
+        """Read a SLSA VSA v1 predicate strictly (InputError naming `source` on any bad field)."""
         f = Fields(doc, "predicate", source)
         v = Fields(f.obj("verifier"), "predicate.verifier", source)
         verifier_id = v.req_text("id")

@@ -22,6 +22,7 @@ def _fmt(value: Any) -> str:
 
 
 def render(desc: Any) -> None:
+    """Print one described file: its kind, signature, identity and fields."""
     say(f"{desc.source}: {desc.kind}")
     bundle = desc.kind.startswith("Sigstore bundle")
     if desc.signature == "VALID" and bundle:

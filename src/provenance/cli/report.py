@@ -44,8 +44,10 @@ def report(
     scan_file: str | None,
     attestation_keys: tuple[str, ...],
 ) -> None:
-    """Verify the chain and render it: steps and signers, the artifacts flowing between them,
-    the verdict of every phase and rule, and the SLSA / VSA / scan status.
+    """Verify the chain and render it as a report (markdown or a self-contained HTML page).
+
+    Steps and signers, the artifacts flowing between them, the verdict of every phase and rule,
+    and the SLSA / VSA / scan status.
 
     The HTML page fetches nothing (inline CSS and SVG, a CSP that forbids the network). The
     report is written even when verification fails; the exit code is then 1, as for `verify`.

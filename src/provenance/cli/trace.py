@@ -30,6 +30,7 @@ def _add(tree: Any, node: Any) -> None:
 
 
 def render(lineage: Any) -> None:
+    """Print a lineage as a tree."""
     from rich.console import Console
     from rich.markup import escape
     from rich.tree import Tree
@@ -79,8 +80,7 @@ def trace(
     gate_key: str | None,
     as_json: bool,
 ) -> None:
-    """Show which step produced a file (by path or sha256), from which materials, back to the
-    raw inputs, as a tree.
+    """Show which step produced a file (by path or sha256), back to the raw inputs, as a tree.
 
     With --layout/--layout-key the chain is verified first and only accepted links are used;
     without, every link is read unverified and the tree says so. With --tracking-uri, --model

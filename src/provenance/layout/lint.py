@@ -14,16 +14,20 @@ _EVERYTHING = {"*", "**", "**/*", "*/**"}
 
 @dataclass(frozen=True)
 class Finding:
+    """One lint finding: severity, message, and the line of the layout it is about."""
+
     severity: str  # "error" | "warning"
     code: str
     message: str
     line: int | None = None
 
     def render(self, path: str) -> str:
+        """The finding as one line, `PATH[:LINE]: severity: message`."""
         where = f"{path}:{self.line}" if self.line else path
         return f"{where}: {self.severity}: {self.message} [{self.code}]"
 
     def to_dict(self) -> dict[str, object]:
+        """The finding as JSON."""
         return asdict(self)
 
 
@@ -77,6 +81,7 @@ def _check_rules(
 
 
 def lint(spec: LayoutSpec, *, now: dt.datetime | None = None) -> list[Finding]:
+    """Every fail-open rule set, missing restriction and expired or near-expiry date in `spec`."""
     now = now or dt.datetime.now(dt.timezone.utc)
     out: list[Finding] = []
     line = spec.lines.get("expires")

@@ -182,8 +182,10 @@ def _describe_payload(payload: bytes, ptype: str, d: Description) -> None:
 
 
 def _check(env: Any, keys: Mapping[str, Any], d: Description) -> None:
-    """Which of `keys` signed `env`. Key ids in an envelope are hints (other producers use
-    their own, e.g. `keystore://…`), so every key is tried against every signature.
+    """Which of `keys` signed `env`.
+
+    Key ids in an envelope are hints (other producers use their own, e.g. `keystore://…`), so
+    every key is tried against every signature.
     """
     from provenance.attest._signature import verified_keyids
 

@@ -61,6 +61,7 @@ def _signers(signers: list[Signer]) -> str:
 
 
 def mermaid(view: ChainView) -> str:
+    """The chain as a mermaid flowchart: steps, and the artifacts passed between them."""
     ids = {s.name: f"s{i}" for i, s in enumerate(view.steps)}
     ids[INPUTS], ids[OUTPUTS] = "inputs", "outputs"
     lines = ["```mermaid", "flowchart LR"]
@@ -106,6 +107,7 @@ def _rows(rows: list[Row]) -> list[list[str]]:
 
 
 def render_markdown(view: ChainView) -> str:
+    """The chain report as markdown: verdict, steps, phases, rules and attestations."""
     mark = "✅" if view.ok else "❌"
     out = [f"## {mark} ML supply chain: {cell(view.verdict)}", ""]
     meta = [f"layout <code>{cell(view.layout)}</code>"]

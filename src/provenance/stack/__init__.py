@@ -1,5 +1,7 @@
-"""`provenance stack`: a local production-like MLflow (PostgreSQL + S3 + basic auth + the gate's
-registry plugin) for demos and integration tests, and probes of the servers a deployment uses.
+"""`provenance stack`: a local production-like MLflow for demos and integration tests.
+
+PostgreSQL + S3 + basic auth + the gate's registry plugin, and probes of the servers a
+deployment uses.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""`mlflow server` for the stack: PostgreSQL stores, the gate's registry plugin, S3 artifacts,
-basic auth, two workers.
+"""`mlflow server` for the stack.
+
+PostgreSQL stores, the gate's registry plugin, S3 artifacts, basic auth, two workers.
 
 Store URIs carry the database password, so they reach the server through its environment
 (MLFLOW_BACKEND_STORE_URI / MLFLOW_REGISTRY_STORE_URI, the documented equivalents of
@@ -123,8 +124,9 @@ def start(
 def _request(
     url: str, user: str | None, password: str | None, body: dict[str, Any] | None = None
 ) -> tuple[int, bytes]:
-    """One HTTP call (POST with a JSON body, else GET); returns status and body, never raises
-    for an HTTP error status.
+    """One HTTP call (POST with a JSON body, else GET): status and body.
+
+    Never raises for an HTTP error status.
     """
     data = json.dumps(body).encode() if body is not None else None
     if not url.startswith(("http://", "https://")):
@@ -144,9 +146,11 @@ def _request(
 
 
 def wait_ready(proc: Proc, port: int, timeout: float, admin_password: str | None = None) -> None:
-    """Wait until the server answers: /health, then (with the admin password) an authenticated
-    API call through the database several times in a row, so that every worker is serving and
-    the first client request does not meet a worker still starting (503).
+    """Wait until the server answers, every worker of it.
+
+    /health, then (with the admin password) an authenticated API call through the database
+    several times in a row, so that the first client request does not meet a worker still
+    starting (503).
     """
     deadline = time.monotonic() + timeout
     last = "no answer"

@@ -73,9 +73,10 @@ def _untraversable(path: Path) -> Path | None:
 
 
 def runnable_binaries(directory: Path, bindir: Path) -> Path:
-    """`bindir`, or a copy of the wheel's server under D when root's `nobody` cannot reach it
-    (a virtualenv inside /root, say). The copy keeps the wheel's relative layout: the binaries
-    find their libraries through $ORIGIN-relative paths.
+    """`bindir`, or a copy of the wheel's server under D when root's `nobody` cannot reach it.
+
+    Such as a virtualenv inside /root. The copy keeps the wheel's relative layout: the
+    binaries find their libraries through $ORIGIN-relative paths.
     """
     if _run_as() is None or _untraversable(bindir) is None:
         return bindir

@@ -236,8 +236,10 @@ def port_open(port: int, timeout: float = 0.5) -> bool:
 
 
 def port_free(port: int) -> bool:
-    """True when a server could listen on 127.0.0.1:`port` now (servers set SO_REUSEADDR, so
-    connections of a killed process lingering in TIME_WAIT do not count).
+    """True when a server could listen on 127.0.0.1:`port` now.
+
+    Servers set SO_REUSEADDR, so connections of a killed process lingering in TIME_WAIT do
+    not count.
     """
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

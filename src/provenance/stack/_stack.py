@@ -31,7 +31,9 @@ class Timing:
 
 
 def component_state(comp: _state.Component, main_port: str) -> str:
-    """running: the recorded process is alive and its port answers; crashed: it should run but
+    """The component's status: running, crashed or stopped.
+
+    running: the recorded process is alive and its port answers; crashed: it should run but
     does not; stopped: `down` stopped it (or it was never started).
     """
     if not comp.started:

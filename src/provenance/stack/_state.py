@@ -147,8 +147,10 @@ def locked(directory: Path) -> Iterator[None]:
 
 
 def create(directory: Path, gate_public_key: str, gate_private_key: str | None) -> State:
-    """A new state for an absent or empty D (made 0700; 0711 when PostgreSQL runs as another
-    user, which must traverse D to reach its data directory).
+    """A new state for an absent or empty D.
+
+    D is made 0700; 0711 when PostgreSQL runs as another user, which must traverse D to reach
+    its data directory.
     """
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o711 if os.geteuid() == 0 else 0o700)

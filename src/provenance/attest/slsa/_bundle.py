@@ -122,9 +122,11 @@ def _gh_checks(expect: Expectations) -> list[_policy.Check]:
 
 
 def _crypto_failure(message: str, collect: Collect, root: str) -> Failure:
-    """Name what did not verify. Before sigstore reaches the policy it establishes time and
-    builds the certificate chain: a failure there means the material does not lead to the
-    trusted root given (staging, another instance, or a forged chain).
+    """Name what did not verify.
+
+    Before sigstore reaches the policy it establishes time and builds the certificate chain: a
+    failure there means the material does not lead to the trusted root given (staging, another
+    instance, or a forged chain).
     """
     first = message.splitlines()[0] if message else "verification failed"
     if not collect.called:

@@ -26,8 +26,10 @@ STATEMENT_TYPES = ("https://in-toto.io/Statement/v1", "https://in-toto.io/Statem
 
 
 def decode_payload(payload: bytes, source: str) -> dict[str, Any]:
-    """The signed payload as JSON, bounded; a duplicated key is refused (parsers disagree on
-    which one wins), so what is checked here is what any other reader would see.
+    """The signed payload as JSON, bounded.
+
+    A duplicated key is refused (parsers disagree on which one wins), so what is checked here
+    is what any other reader would see.
     """
     doc = load_json_bounded(payload, source, what="signed payload")
     if not isinstance(doc, dict) or doc.get("_type") not in STATEMENT_TYPES:

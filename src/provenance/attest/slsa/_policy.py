@@ -171,8 +171,7 @@ class Check:
 
 
 class SignerWorkflow:
-    """The certificate identity is this workflow (gh --signer-workflow, slsa-verifier
-    --builder-id).
+    """The certificate identity is this workflow (gh --signer-workflow, slsa --builder-id).
 
     The workflow is given with a full ref, a short tag ref (`@v2.1.0`), a commit SHA, or no ref.
     """
@@ -198,9 +197,10 @@ class TrustedGenerator:
 
 
 class WorkflowUnder:
-    """The signing workflow lives under this URL prefix, compared case-insensitively as gh's
-    `(?i)^https://github.com/OWNER[/REPO]/` does: gh's default (the source repository or
-    owner) and its `--signer-repo`.
+    """The signing workflow lives under this URL prefix, compared case-insensitively.
+
+    As gh's `(?i)^https://github.com/OWNER[/REPO]/` does: gh's default (the source repository
+    or owner) and its `--signer-repo`.
     """
 
     def __init__(self, prefix: str) -> None:

@@ -15,6 +15,7 @@ REPOSITORY = "https://github.com/ml-provenance/example-pipeline"
 def slsa_stage(
     workdir: Path, report: Any, say: Callable[[str], None], verification: VerificationResult
 ) -> None:
+    """The demo's SLSA stage: attest the verified chain with the trainer key, then verify it."""
     from provenance._fs import write_atomic
     from provenance.attest.slsa.build import build_statement, sign_with_key
     from provenance.attest.slsa.verify import Expectations, verify_builtin
