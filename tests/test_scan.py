@@ -4,6 +4,7 @@ formats are checked for well-formedness; the verdict is a signed test-result att
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -294,3 +295,221 @@ def test_random_bytes_never_crash_the_scanner(tmp_path: Path, name: str) -> None
         assert len(report.files) == 1
 
     run()
+
+
+# --- Paths: any path, shown as given; --base decides what is recorded -------------------------
+
+
+def test_absolute_path_outside_the_current_directory_is_shown_as_given(
+    tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "elsewhere" / "models"
+    elsewhere.mkdir(parents=True)
+    _safetensors(elsewhere / "w.safetensors")
+    (elsewhere / "evil.pkl").write_bytes(pickle.dumps({"a": 1}))
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    r = cli("scan", str(elsewhere), "--json")
+    assert r.code == 1
+    doc = json.loads(r.out)
+    assert doc["failures"][0].startswith(f"{elsewhere}/evil.pkl: opened by pickle.load")
+    assert {f["file"] for f in doc["files"]} == {
+        f"{elsewhere}/w.safetensors",
+        f"{elsewhere}/evil.pkl",
+    }
+    # --base only changes what the signed result records.
+    r = cli(
+        "scan", str(elsewhere / "w.safetensors"), "--base", str(tmp_path / "elsewhere"), "--json"
+    )
+    [f] = json.loads(r.out)["files"]
+    assert (f["file"], f["path"]) == (str(elsewhere / "w.safetensors"), "models/w.safetensors")
+    # Signing a file outside --base would record a path that escapes it: a usage error.
+    assert cli("keygen", "scanner", "--dir", "keys").code == 0
+    r = cli("scan", str(elsewhere / "w.safetensors"), "--key", "keys/scanner", "-o", "s.jsonl")
+    assert r.code == 2 and "is outside --base" in r.err
+    assert not Path("s.jsonl").exists()
+
+
+# --- Containers: opened with bounds; what cannot be opened cleanly is refused (exit 1) ---------
+
+
+def _allowed_scan(cli, path: Path) -> tuple[int, str]:
+    r = cli("scan", str(path), "--allow", str(path))
+    return r.code, r.out + r.err
+
+
+def test_decompression_bomb_is_refused(tmp_path: Path, cli) -> None:
+    import gzip
+
+    path = tmp_path / "frame.pkl.gz"
+    path.write_bytes(gzip.compress(b"\0" * (64 * 1024 * 1024), 9))
+    code, out = _allowed_scan(cli, path)
+    assert code == 1 and "a decompression bomb?" in out
+
+
+def test_containers_nested_past_the_depth_limit_are_refused(tmp_path: Path, cli) -> None:
+    import gzip
+
+    data = pickle.dumps({"a": 1})
+    for _ in range(6):
+        data = gzip.compress(data)
+    path = tmp_path / "deep.pkl.gz"
+    path.write_bytes(data)
+    code, out = _allowed_scan(cli, path)
+    assert code == 1 and "containers nested deeper than 4" in out
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "why"),
+    [
+        ("cut.pt", b"PK\x03\x04" + b"\0" * 40, "not a zip archive that opens cleanly"),
+        ("cut.pkl.gz", b"\x1f\x8b\x08\x00" + b"\0" * 10, "gzip stream"),
+        ("cut.pkl.bz2", b"BZh9" + b"\x31\x41\x59\x26" + b"\0" * 8, "bzip2 stream"),
+        ("cut.pkl.xz", b"\xfd7zXZ\x00" + b"\0" * 12, "xz stream"),
+        ("lz4.joblib", b"\x04\x22\x4d\x18rest", "cannot open (lz4/zstd/ZF)"),
+    ],
+)
+def test_archive_that_cannot_be_opened_cleanly_is_exit_1_not_4(
+    tmp_path: Path, cli, name: str, content: bytes, why: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    for args in ([str(path)], [str(path), "--allow", str(path)]):
+        r = cli("scan", *args)
+        assert r.code == 1, r.out + r.err
+        assert f"- {path}: " in r.out and why in r.out
+
+
+def test_zip_with_duplicate_or_prefixed_members_is_refused(tmp_path: Path, cli) -> None:
+    ok = pickle.dumps({"a": 1})
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("archive/data.pkl", ok)
+    (tmp_path / "prefixed.pt").write_bytes(b"junk" * 4 + buf.getvalue())
+    code, out = _allowed_scan(cli, tmp_path / "prefixed.pt")
+    assert code == 1 and "16 bytes of other data before the zip" in out
+
+
+# --- Formats: parsed, not searched ------------------------------------------------------------
+
+
+def test_keras_config_over_the_node_limit_is_refused_not_truncated(
+    tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from provenance.scanning import _keras
+
+    monkeypatch.setattr(_keras, "MAX_NODES", 1000)
+    config = {"class_name": "Sequential", "config": {"layers": [
+        {"class_name": "Dense", "config": {"name": "d", "pad": list(range(2000))}}]}}  # fmt: skip
+    with zipfile.ZipFile(tmp_path / "m.keras", "w") as zf:
+        zf.writestr("config.json", json.dumps(config))
+    r = cli("scan", str(tmp_path / "m.keras"))
+    assert r.code == 1 and "more than 1000 JSON nodes: refused, not walked in part" in r.out
+
+
+@pytest.mark.parametrize(
+    ("config", "why"),
+    [
+        ({"module": "os", "class_name": "system", "config": {}}, "from module 'os'"),
+        ({"module": "keras.layers", "class_name": "Evil"}, "'Evil' at $ is not a built-in"),
+        (
+            {"class_name": "function", "config": "system", "module": "keras.src.utils"},
+            "function 'system' at $ is not a built-in one",
+        ),
+        ({"class_name": "Dense", "registered_name": "my>Dense"}, "custom object 'my>Dense'"),
+        ({"class_name": "Dense", "config": {"activation": "os.system"}}, "activation 'os.system'"),
+        ({"class_name": "__lambda__", "config": {"code": "4wEA"}}, "Lambda layer '__lambda__'"),
+    ],
+)
+def test_keras_objects_outside_the_allow_list_are_refused(
+    tmp_path: Path, cli, config: dict, why: str
+) -> None:
+    with zipfile.ZipFile(tmp_path / "m.keras", "w") as zf:
+        zf.writestr("config.json", json.dumps({"class_name": "Sequential", "config": config}))
+    r = cli("scan", str(tmp_path / "m.keras"))
+    assert r.code == 1 and why.replace("at $", "at $.config") in r.out, r.out
+
+
+def _gguf_with_template(template: str) -> bytes:
+    def s(text: str) -> bytes:
+        raw = text.encode()
+        return struct.pack("<Q", len(raw)) + raw
+
+    kv = s("tokenizer.chat_template") + struct.pack("<I", 8) + s(template)
+    return b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + kv
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{% for m in messages %}{{ '<|' + m['role'] + '|>' + m['content'] | trim }}{% endfor %}",
+        "{% if messages[0]['role'] == 'system' %}{{ raise_exception('no system') }}{% endif %}",
+        "{% for m in messages[1:] %}{% if loop.last %}{{ m['content'] ~ eos_token }}{% endif %}"
+        "{% endfor %}{% set x = messages | length %}{{ x is divisibleby 2 }}",
+    ],
+)
+def test_plain_chat_templates_pass(tmp_path: Path, cli, template: str) -> None:
+    (tmp_path / "m.gguf").write_bytes(_gguf_with_template(template))
+    r = cli("scan", str(tmp_path / "m.gguf"))
+    assert r.code == 0, r.out
+
+
+@pytest.mark.parametrize(
+    ("template", "why"),
+    [
+        ("{{ message.content }}", "uses attribute access .content"),
+        ("{{ x[k] }}", "uses a computed subscript"),
+        ("{{ x['_private'] }}", "uses a computed subscript"),
+        ("{{ x | attr('y') }}", "uses the filter 'attr'"),
+        ("{{ lipsum() }}", "calls something other than raise_exception"),
+        ("{% include 'x' %}", "uses Include"),
+        ("{% macro m() %}{% endmacro %}", "uses Macro"),
+        ("{{ '__class__' }}", "has the string '__class__'"),
+        ("{{ _x }}", "uses the name '_x'"),
+        ("{% for", "is not a valid Jinja2 template"),
+    ],
+)
+def test_chat_templates_outside_the_grammar_are_refused(
+    tmp_path: Path, cli, template: str, why: str
+) -> None:
+    (tmp_path / "m.gguf").write_bytes(_gguf_with_template(template))
+    r = cli("scan", str(tmp_path / "m.gguf"))
+    assert r.code == 1 and why in r.out, r.out
+
+
+def test_onnx_custom_domain_or_external_data_is_refused(tmp_path: Path, cli) -> None:
+    _onnx(tmp_path / "custom.onnx", domain="my.ops")
+    tensor = b"\x08\x01" + b"\x70\x01"  # dims 1, data_location EXTERNAL (field 14 = 1)
+    graph = _pb(1, _pb(4, b"Relu")) + _pb(5, tensor)
+    (tmp_path / "external.onnx").write_bytes(b"\x08\x08" + _pb(7, graph))
+    r = cli("scan", str(tmp_path))
+    assert r.code == 1
+    assert "custom.onnx: custom operator domain(s) 'my.ops' need a custom-op library" in r.out
+    assert "external.onnx: a tensor keeps its data in an external file" in r.out
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "why"),
+    [
+        ("p.yaml", b"a: !!python/name:os.system\n", "tag tag:yaml.org,2002:python/name:os.system"),
+        ("c.yaml", b"a: !custom 1\n", "tag !custom"),
+        ("v.txt", b"hello\x00world", "control character 0x00"),
+        ("w", b"no suffix", "not a format on the allow-list"),
+        ("w.gz", b"\x1f\x8b", "not a format on the allow-list (would be opened by a .gz archive"),
+    ],
+)
+def test_text_formats_and_unknown_names_are_refused(
+    tmp_path: Path, cli, name: str, content: bytes, why: str
+) -> None:
+    (tmp_path / name).write_bytes(content)
+    r = cli("scan", str(tmp_path / name))
+    assert r.code == 1 and why in r.out, r.out
+
+
+def test_npy_whose_data_disagrees_with_its_header_is_refused(tmp_path: Path, cli) -> None:
+    buf = io.BytesIO()
+    np.save(buf, np.arange(4.0))
+    (tmp_path / "short.npy").write_bytes(buf.getvalue()[:-8])
+    r = cli("scan", str(tmp_path / "short.npy"))
+    assert r.code == 1 and "data is 152 bytes, the header says 160" in r.out

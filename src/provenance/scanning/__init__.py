@@ -16,6 +16,7 @@ import io
 import mmap
 import os
 import re
+import zipfile
 from collections.abc import Iterable, Sequence
 from typing import IO
 
@@ -34,12 +35,17 @@ from provenance.scanning._pickle import PickleRefusal, judge_pickle, sniff_pickl
 __all__ = ["FileReport", "Finding", "ScanReport", "scan_paths"]
 
 MAX_PICKLE_FILE = 8 * 1024**3  # an allowed pickle-capable file is read whole
-MAX_SNIFF = 1024**3  # bytes of a safe-format file also walked as a pickle would read them
+MAX_SNIFF = 16 * 1024**2  # bytes of a safe-format file also walked as pickle.load reads them
 _TORCH_RAW = re.compile(
     r"[^/]+/(data/\d+|version|byteorder|\.data/serialization_id|\.data/version"
     r"|\.format_version|\.storage_alignment)\Z"
 )
 _KERAS_MEMBERS = {"config.json", "metadata.json", "model.weights.h5", "model.weights.npz"}
+
+
+def _within(label: str, part: str) -> str:
+    """Where in a file: ``outer > inner`` through container layers."""
+    return f"{label} > {part}" if label else part
 
 
 def _pickle_blob(data: bytes, label: str, depth: int, budget: ct.Budget) -> list[Finding]:
@@ -48,12 +54,14 @@ def _pickle_blob(data: bytes, label: str, depth: int, budget: ct.Budget) -> list
     if depth > ct.MAX_DEPTH:
         return [Finding("container", f"{who}containers nested deeper than {ct.MAX_DEPTH}")]
     kind = ct.sniff(data[:512])
+    if kind is None and zipfile.is_zipfile(io.BytesIO(data)):
+        kind = "zip"  # a zip after other bytes: zipfile (pandas, keras) opens it anyway
     try:
         if kind == "unsupported":
             return [Finding("container", f"{who}compression the scan cannot open (lz4/zstd/ZF)")]
         if kind in ("gzip", "bzip2", "xz", "lzma", "zlib"):
             inner = ct.decompress(data, kind, budget, label or "file")
-            return _pickle_blob(inner, f"{label}({kind})", depth + 1, budget)
+            return _pickle_blob(inner, _within(label, f"{kind} data"), depth + 1, budget)
         if kind == "zip":
             zf, infos = ct.open_zip(io.BytesIO(data), label or "zip")
             findings: list[Finding] = []
@@ -62,12 +70,12 @@ def _pickle_blob(data: bytes, label: str, depth: int, budget: ct.Budget) -> list
                 if len(files) > 1 and _TORCH_RAW.match(info.filename):
                     continue  # raw tensor bytes torch.load reads as storage, never unpickles
                 body = ct.read_member(zf, info, budget, label or "zip")
-                findings += _pickle_blob(body, f"{label}{info.filename}", depth + 1, budget)
+                findings += _pickle_blob(body, _within(label, info.filename), depth + 1, budget)
             return findings
         if kind == "tar":
             findings = []
             for name, body in ct.tar_members(data, budget, label or "tar"):
-                findings += _pickle_blob(body, f"{label}{name}", depth + 1, budget)
+                findings += _pickle_blob(body, _within(label, name), depth + 1, budget)
             return findings
     except ct.ContainerError as exc:
         return [Finding("container", str(exc))]
@@ -214,7 +222,7 @@ def _inspect(f: IO[bytes], size: int, rel: str, allowed: bool) -> tuple[str, lis
     findings = _safe_format(f, size, r, allowed)
     f.seek(0)
     head = f.read(min(size, MAX_SNIFF))
-    why = sniff_pickle(head)
+    why = sniff_pickle(head, prefix=size > len(head))
     if why:
         findings.append(Finding("polyglot", f"{r.kind} file {why}"))
     return r.kind, findings
@@ -252,9 +260,10 @@ def _recorded(full: str, base: str) -> str:
 def scan_paths(paths: Sequence[str], *, base: str = ".", allow: Iterable[str] = ()) -> ScanReport:
     """Scan files and directories (recursively); `allow` names pickle-capable files accepted.
 
-    Files are shown as the user named them (a directory's files joined to it) and recorded
-    relative to `base`. Raises InputError/ArtifactError (exit 3) for a path that is missing
-    or unreadable, UsageError for an --allow naming no scanned file.
+    Files are shown as the user named them (a directory's files joined to it; the files of
+    `base` itself relative to it) and recorded relative to `base`. Raises InputError or
+    ArtifactError (exit 3) for a path that is missing or unreadable, UsageError for an
+    --allow naming no scanned file.
     """
     if not paths:
         raise UsageError("give at least one file or directory to scan")
@@ -266,8 +275,11 @@ def scan_paths(paths: Sequence[str], *, base: str = ".", allow: Iterable[str] = 
             rels = collect(path, compile_patterns(["**"]), Excludes(Excludes.DEFAULT))
             if not rels:
                 raise InputError(path, "no file to scan")
+            # The --base directory itself is shown as it is recorded: relative to it.
+            same = os.path.realpath(path) == os.path.realpath(base)
             for rel in rels:
-                found.setdefault(os.path.abspath(os.path.join(path, rel)), _join(path, rel))
+                shown = rel if same else _join(path, rel)
+                found.setdefault(os.path.abspath(os.path.join(path, rel)), shown)
         else:
             found.setdefault(os.path.abspath(path), path)
     allowed = {os.path.abspath(a) for a in allow}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import struct
+import warnings
 from typing import IO, Any
 
 from provenance.scanning._model import Finding
@@ -120,8 +121,10 @@ def npy_info(f: IO[bytes]) -> tuple[Any, int, int] | str:
     if reader is None:  # numpy 2 keeps it in the implementation module
         reader = importlib.import_module("numpy.lib._format_impl")._read_array_header
     try:
-        version = npformat.read_magic(f)
-        shape, _fortran, dtype = reader(f, version, max_header_size=MAX_NPY_HEADER)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numpy warns about Python 2 headers it still reads
+            version = npformat.read_magic(f)
+            shape, _fortran, dtype = reader(f, version, max_header_size=MAX_NPY_HEADER)
     except (ValueError, TypeError, SyntaxError, EOFError, OverflowError, MemoryError) as exc:
         return f"not a .npy file numpy reads ({exc})"
     count = 1

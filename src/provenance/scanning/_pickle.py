@@ -18,6 +18,7 @@ import _compat_pickle
 import io
 import pickletools
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,10 @@ class PickleRefusal(Exception):
 
 class _Called(PickleRefusal):
     """Sniffing: the stream calls a global."""
+
+
+class _Truncated(PickleRefusal):
+    """The data ends inside an opcode or before STOP."""
 
 
 class _BadOpcode(PickleRefusal):
@@ -150,6 +155,11 @@ class _Walk:
 
     def run(self, ops: int) -> tuple[int, int]:
         """Walk one stream from self.start; return (end offset, ops used)."""
+        with warnings.catch_warnings():  # pickletools warns on escapes in hostile literals
+            warnings.simplefilter("ignore")
+            return self._run(ops)
+
+    def _run(self, ops: int) -> tuple[int, int]:
         f = io.BytesIO(self.data)
         f.seek(self.start)
         gen = pickletools.genops(f)
@@ -162,6 +172,8 @@ class _Walk:
             except ValueError as exc:
                 if "unknown" in str(exc) and pos < len(self.data):
                     raise _BadOpcode(f"at byte {pos}: invalid opcode") from None
+                if any(w in str(exc) for w in ("not enough data", "exhausted", "no newline")):
+                    raise _Truncated(f"at byte {pos}: cannot be parsed ({exc})") from None
                 raise _fail(pos, f"cannot be parsed ({exc})") from None
             ops += 1
             if ops > MAX_OPS:
@@ -180,7 +192,7 @@ class _Walk:
             self.proto = arg
         elif name == "FRAME":
             if arg > len(self.data) - f.tell():
-                raise _fail(pos, "frame runs past the end of the data")
+                raise _Truncated(f"at byte {pos}: frame runs past the end of the data")
         elif name in ("INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4"):
             s.append(arg)
         elif name in ("FLOAT", "BINFLOAT", "NONE", "NEWTRUE", "NEWFALSE"):
@@ -420,18 +432,23 @@ def judge_pickle(data: bytes) -> PickleScan:
     return scan
 
 
-def sniff_pickle(data: bytes) -> str | None:
+def sniff_pickle(data: bytes, *, prefix: bool = False) -> str | None:
     """Why `data` (a file no loader should unpickle) would run code as a pickle, or None.
 
     The walk reads as ``pickle.load`` would from byte 0: a stream that calls a global outside
     the allow-list before it breaks, or a complete stream that imports anything, makes the file
-    a live pickle.
+    a live pickle. With `prefix` (`data` is the start of a larger file), a walk that is still
+    going at its end cannot rule a pickle out and is reported too.
     """
     scan = PickleScan()
     try:
         _Walk(data, 0, False, scan, sniff=True).run(0)
     except _Called as exc:
         return f"is also a pickle stream that {exc}"
+    except _Truncated:
+        if prefix:
+            return f"reads as a pickle stream past its first {len(data)} bytes"
+        return None
     except PickleRefusal:
         return None
     if scan.globals:
