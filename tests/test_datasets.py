@@ -251,7 +251,7 @@ GOOD = header("local") + f"a\t1\t{DIGEST}\n".encode() + f"b\t2\t{DIGEST}\n".enco
         ),
         (GOOD.replace(b"a\t1", b"a\t1\textra"), "expected 3 tab-separated fields"),
         (GOOD.replace(b"a\t1", b"\xff\xfe\t1"), "not valid UTF-8"),
-        (GOOD.replace(b"a\t1", b"a" * 9000 + b"\t1"), "longer than"),
+        (GOOD.replace(b"a\t1", b"a" * 17000 + b"\t1"), "longer than"),
     ],
 )
 def test_malformed_manifest_exits_3_naming_the_line(
@@ -277,3 +277,9 @@ def test_manifest_swapped_for_another_is_refused_by_digest(data: Path, tmp_path:
     make_manifest(str(data), tmp_path / "m")
     with pytest.raises(InputError, match=f"expected {info.sha256}"):
         verify_dataset(str(tmp_path / "m"), str(data), expect_sha256=info.sha256)
+
+
+def test_a_store_etag_that_cannot_be_recorded_is_refused_by_name() -> None:
+    with pytest.raises(ArtifactError, match="k/obj"):
+        member_line("k/obj", 1, "0" * 64, "etag with space", None)
+    assert member_line("k/obj", 1, "0" * 64, "", None).endswith(b"\t-\t-\n")

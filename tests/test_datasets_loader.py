@@ -329,3 +329,12 @@ def test_decorated_step_records_the_reads_of_its_loader(recorded: tuple[Path, st
     doc = json.loads(base64.b64decode(json.loads(train.read_text())["payload"]))
     (read,) = doc["environment"]["datasets"]["read"].values()
     assert read["shards_read"] == 2 and read["members"] == SHARDS and read["completed"] is True
+
+
+def test_fifo_in_a_shards_place_is_refused_without_blocking(shards: Path, tmp_path: Path) -> None:
+    import os
+
+    (shards / "shard-000.tar").unlink()
+    os.mkfifo(shards / "shard-000.tar")
+    got, exc = read_all(loader(tmp_path, shards))
+    assert got == [] and exc is not None and "not a regular file" in str(exc)

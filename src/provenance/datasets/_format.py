@@ -22,14 +22,14 @@ import re
 from collections.abc import Iterator
 from typing import NamedTuple, Protocol
 
-from provenance.errors import InputError
-from provenance.hashing import is_safe_relative
+from provenance.errors import ArtifactError, InputError
+from provenance.hashing import is_safe_relative, printable
 
 MAGIC = b"#ml-provenance-dataset/1"
 ALGORITHM = "sha256"
 KINDS = ("local", "s3")
 TRAILER = b"#end\t"
-MAX_LINE = 8192  # a path of 1024 bytes escaped thrice over, plus the other fields
+MAX_LINE = 16384  # PATH_MAX (4096) escaped thrice over, plus the other fields
 NO_VERSION = "-"
 
 _ESCAPE = re.compile(r"[\x00-\x1f\x7f%#]")
@@ -81,8 +81,18 @@ def member_line(
     """One member's line; `etag` given means an object-store manifest (with a VersionId)."""
     line = f"{escape(path)}\t{size}\t{digest}"
     if etag is not None:
-        line += f"\t{etag}\t{version or NO_VERSION}"
-    return line.encode("utf-8") + b"\n"
+        extra = (etag or NO_VERSION, version or NO_VERSION)
+        if not all(_FIELD.match(x.encode("utf-8", "replace")) for x in extra):
+            raise ArtifactError(
+                printable(path), f"the store's ETag/VersionId {extra!r} cannot be recorded"
+            )
+        line += "\t" + "\t".join(extra)
+    data = line.encode("utf-8") + b"\n"
+    if len(data) > MAX_LINE:
+        raise ArtifactError(
+            printable(path[:200]), f"path too long for a manifest line ({MAX_LINE})"
+        )
+    return data
 
 
 class Member(NamedTuple):

@@ -18,9 +18,12 @@ or that a dataset directory holds nothing else (use `provenance dataset verify` 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
+import stat
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -35,6 +38,7 @@ from provenance.hashing import objects, printable
 T = TypeVar("T")
 CHUNK = 1 << 20
 SPOOL_BYTES = 256 << 20  # a shard is held in memory up to this, then in a temporary file
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 READS_ENV = "PROVENANCE_DATASET_READS"  # where a recording step collects what loaders read
 
 Decoder = Callable[[str, IO[bytes]], Iterable[T]]
@@ -162,16 +166,24 @@ class VerifiedShards(Generic[T]):
             yield found[name]
 
     def _read(self, member: Member) -> Iterator[T]:
-        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as shard:
-            h = hashlib.sha256()
-            size = 0
-            for chunk in _stream(self.root, member.path):
-                h.update(chunk)
-                size += len(chunk)
-                shard.write(chunk)
-                if size > member.size:
-                    break  # longer than recorded: no need to read the rest
-            got = h.hexdigest()
+        with contextlib.ExitStack() as stack:
+            if member.size <= SPOOL_BYTES:
+                # One read into one bytes object, hashed whole (hashlib drops the GIL), then
+                # decoded from a BytesIO that shares it: no copy beyond the read itself.
+                data = _read_bytes(self.root, member.path, member.size + 1)
+                size, got = len(data), hashlib.sha256(data).hexdigest()
+                shard: IO[bytes] = io.BytesIO(data)
+            else:
+                shard = stack.enter_context(tempfile.TemporaryFile())
+                h = hashlib.sha256()
+                size = 0
+                for chunk in _stream(self.root, member.path):
+                    h.update(chunk)
+                    size += len(chunk)
+                    shard.write(chunk)
+                    if size > member.size:
+                        break  # longer than recorded: no need to read the rest
+                got = h.hexdigest()
             if size != member.size or got != member.digest:
                 raise VerificationError(
                     f"shard '{printable(member.path)}' does not match {self.manifest}: "
@@ -184,6 +196,28 @@ class VerifiedShards(Generic[T]):
             self.stats.read.append(member.path)
             shard.seek(0)
             yield from self.decode(member.path, shard)
+
+
+def _read_bytes(root: str, rel: str, limit: int) -> bytes:
+    """Up to `limit` bytes of one shard (one read for a local file)."""
+    if objects.is_object_uri(root):
+        parts: list[bytes] = []
+        held = 0
+        for chunk in _stream_object(root, rel):
+            parts.append(chunk)
+            held += len(chunk)
+            if held >= limit:
+                break
+        return b"".join(parts)[:limit]
+    f = _open_shard(root, rel)
+    with f:
+        data = f.read(limit)
+        if len(data) < limit:  # a short read is not the end of a regular file: go on
+            rest = [data]
+            while len(data) < limit and (more := f.read(limit - len(data))):
+                rest.append(more)
+                data = b"".join(rest)
+        return data
 
 
 def _report(stats: ReadStats, completed: bool) -> None:
@@ -233,18 +267,27 @@ def _stream(root: str, rel: str) -> Iterator[bytes]:
     if objects.is_object_uri(root):
         yield from _stream_object(root, rel)
         return
-    path = os.path.join(root, rel)
+    with _open_shard(root, rel) as f:
+        while chunk := f.read(CHUNK):
+            yield chunk
+
+
+def _open_shard(root: str, rel: str) -> IO[bytes]:
+    """A local shard opened for reading; VerificationError naming it when it is missing."""
     try:
-        f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed below
+        # Non-blocking: a FIFO put in a shard's place must not hang the training loop.
+        fd = os.open(os.path.join(root, rel), os.O_RDONLY | os.O_NONBLOCK | _CLOEXEC)
     except FileNotFoundError:
         raise VerificationError(f"shard '{printable(rel)}' is missing from {root}") from None
     except OSError as exc:
         raise VerificationError(
             f"shard '{printable(rel)}' cannot be read: {exc.strerror}"
         ) from None
-    with f:
-        while chunk := f.read(CHUNK):
-            yield chunk
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise VerificationError(f"shard '{printable(rel)}' is not a regular file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb", buffering=0)
 
 
 def _stream_object(root: str, rel: str) -> Iterator[bytes]:
