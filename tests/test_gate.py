@@ -1073,3 +1073,21 @@ def test_slsa_provenance_claiming_another_source_is_refused_and_no_level_recorde
     predicate = _vsa_predicate(server, model, version)
     assert predicate["verificationResult"] == "FAILED"
     assert not any(level.startswith("SLSA_BUILD") for level in predicate["verifiedLevels"])
+
+
+def test_the_mlflow_registry_searches_versions_newest_first_and_by_run(
+    evidence, cli, server, model
+) -> None:
+    from provenance.errors import UsageError
+    from provenance.gate import resolve
+
+    first, second = register(cli, server, model), register(cli, server, model)
+    registry, ref = resolve(f"models:/{model}/{second}", location=server.uri)
+    assert (ref.name, ref.version, ref.alias) == (model, second, None)
+    found = registry.search_versions(model)
+    assert [v.version for v in found] == [second, first]
+    run = found[1].run_id
+    assert run and [v.version for v in registry.search_versions(model, run_id=run)] == [first]
+    assert registry.search_versions(model + "-none") == []
+    with pytest.raises(UsageError, match="quotes"):
+        registry.search_versions("x' or name != '")

@@ -1,9 +1,15 @@
-"""Settings lookup: explicit value > environment (PROVENANCE_*) > [tool.provenance] in pyproject."""
+"""Settings lookup: explicit value > environment (PROVENANCE_*) > [tool.provenance] in pyproject.
+
+The one place the package reads environment variables (`environment`), so that every setting
+resolves in the same order and `[tool.provenance]` applies wherever a variable does
+(docs/configuration.md lists them).
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -34,17 +40,46 @@ def _pyproject_table(root: str) -> dict[str, Any]:
     return table
 
 
+def environment(variable: str) -> str | None:
+    """The environment variable `variable` (its full documented name); None when unset."""
+    return os.environ.get(variable)
+
+
 def setting(
-    name: str, explicit: str | None = None, *, root: str | os.PathLike[str] = "."
+    name: str,
+    explicit: str | None = None,
+    *,
+    root: str | os.PathLike[str] = ".",
+    env: str | None = None,
 ) -> str | None:
-    """Resolve setting `name` (e.g. ``links_dir``) by precedence; None when unset everywhere."""
+    """Resolve setting `name` by precedence; None when unset everywhere.
+
+    Args:
+        name: The `[tool.provenance]` key, e.g. ``links_dir``.
+        explicit: A flag's or argument's value; wins when not None.
+        root: The project root whose pyproject.toml is read.
+        env: The environment variable, when it is not ``PROVENANCE_<NAME>`` (e.g.
+            ``MLFLOW_TRACKING_URI``); an empty value counts as unset.
+
+    Raises:
+        InputError: The project's pyproject.toml cannot be read.
+    """
     if explicit is not None:
         return str(explicit)
-    env = os.environ.get("PROVENANCE_" + name.upper())
-    if env:
-        return env
-    value = _pyproject_table(str(Path(root).resolve())).get(name)
-    return None if value is None else str(value)
+    value = environment(env or "PROVENANCE_" + name.upper())
+    if value:
+        return value
+    found = _pyproject_table(str(Path(root).resolve())).get(name)
+    return None if found is None else str(found)
+
+
+def default(name: str, *, env: str | None = None) -> Callable[[], str | None]:
+    """A click option default that resolves setting `name` when the command runs.
+
+    Used instead of click's ``envvar=`` so that a flag's environment variable and its
+    ``[tool.provenance]`` key resolve in the one documented order.
+    """
+    return lambda: setting(name, env=env)
 
 
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}

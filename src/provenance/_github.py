@@ -6,8 +6,9 @@ invocation) take from GitHub, so both always agree.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
+
+from provenance import _config
 
 
 @dataclass(frozen=True)
@@ -39,15 +40,20 @@ class GitHubContext:
 
 def context() -> GitHubContext | None:
     """The current workflow run, or None outside GitHub Actions (or without a run id)."""
-    env = os.environ
-    if env.get("GITHUB_ACTIONS") != "true" or not env.get("GITHUB_RUN_ID"):
+
+    def env(name: str, default: str = "") -> str:
+        value = _config.environment(name)
+        return default if value is None else value
+
+    run_id = env("GITHUB_RUN_ID")
+    if env("GITHUB_ACTIONS") != "true" or not run_id:
         return None
     return GitHubContext(
-        server=env.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/"),
-        repository=env.get("GITHUB_REPOSITORY", ""),
-        run_id=env["GITHUB_RUN_ID"],
-        run_attempt=env.get("GITHUB_RUN_ATTEMPT", "1"),
-        ref=env.get("GITHUB_REF", ""),
-        sha=env.get("GITHUB_SHA", ""),
-        workflow_ref=env.get("GITHUB_WORKFLOW_REF", ""),
+        server=env("GITHUB_SERVER_URL", "https://github.com").rstrip("/"),
+        repository=env("GITHUB_REPOSITORY"),
+        run_id=run_id,
+        run_attempt=env("GITHUB_RUN_ATTEMPT", "1"),
+        ref=env("GITHUB_REF"),
+        sha=env("GITHUB_SHA"),
+        workflow_ref=env("GITHUB_WORKFLOW_REF"),
     )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from provenance import _config
 
 DELAY_S = 1.0
 
@@ -17,7 +18,7 @@ def hashing_progress(
     label: str, *, quiet: bool = False
 ) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
     """Yield (set_total, advance) callbacks; a bar appears once hashing has taken ~1 s."""
-    enabled = not quiet and sys.stderr.isatty() and not os.environ.get("CI")
+    enabled = not quiet and sys.stderr.isatty() and not _config.environment("CI")
     state: dict[str, Any] = {"total": 0, "done": 0, "start": time.monotonic(), "bar": None}
 
     def set_total(total: int) -> None:

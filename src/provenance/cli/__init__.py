@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import click
 
+from provenance import _config
 from provenance._version import __version__
 from provenance.cli._commands import LazyGroup
 from provenance.cli._common import begin_command, emit_error_json, json_requested
@@ -52,7 +53,7 @@ def _quiet_mlflow(verbose: int) -> None:
     level the user set is kept. If mlflow is already loaded, its logger is set directly.
     """
     level = "DEBUG" if verbose > 1 else "INFO" if verbose else "WARNING"
-    if "MLFLOW_LOGGING_LEVEL" in os.environ:
+    if _config.environment("MLFLOW_LOGGING_LEVEL") is not None:
         return
     os.environ["MLFLOW_LOGGING_LEVEL"] = level
     if "mlflow" in sys.modules:

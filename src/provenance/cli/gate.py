@@ -9,7 +9,7 @@ from provenance.cli._common import emit_json, guard_output, json_option, report,
 
 tracking_option = click.option(
     "--tracking-uri",
-    envvar="MLFLOW_TRACKING_URI",
+    default=_config.default("tracking_uri", env="MLFLOW_TRACKING_URI"),
     help="MLflow tracking URI [env: MLFLOW_TRACKING_URI].",
 )
 
@@ -44,9 +44,9 @@ def register(
       provenance register digits models --links .provenance/links \\
           --evidence metrics/metrics.json
     """
-    from provenance.gate.mlflow import register_files
+    from provenance.gate import register as run_register
 
-    reg = register_files(
+    reg = run_register(
         model,
         path,
         links_dir=links_dir,
@@ -71,7 +71,7 @@ def register(
 @click.option(
     "--gate-key",
     required=True,
-    envvar="PROVENANCE_GATE_KEY",
+    default=_config.default("gate_key"),
     help="Gate private key or signer URI [env: PROVENANCE_GATE_KEY].",
 )
 @click.option("--pub-key", help="Public key of a signer-URI gate key (e.g. a KMS key).")
@@ -182,7 +182,7 @@ def promote(
 @click.option(
     "--gate-key",
     required=True,
-    envvar="PROVENANCE_GATE_KEY",
+    default=_config.default("gate_key"),
     help="Gate private key or signer URI [env: PROVENANCE_GATE_KEY].",
 )
 @click.option("--pub-key", help="Public key of a signer-URI gate key (e.g. a KMS key).")
@@ -229,7 +229,7 @@ def revoke(
     "--gate-pub-key",
     "--gate-key",
     "gate_key",
-    envvar="PROVENANCE_GATE_PUBLIC_KEY",
+    default=_config.default("gate_public_key"),
     help="Gate public key [env: PROVENANCE_GATE_PUBLIC_KEY].",
 )
 @click.option("--force", is_flag=True, help="Replace DEST if it exists and is not empty.")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
 
+from provenance import _config
 from provenance.cli._common import emit_json, json_option, say
 from provenance.errors import UsageError
 from provenance.signing.keys import KEY_TYPES, PASSPHRASE_ENV, generate
@@ -14,7 +14,7 @@ from provenance.signing.keys import KEY_TYPES, PASSPHRASE_ENV, generate
 
 def _new_passphrase() -> str:
     """From PROVENANCE_KEY_PASSPHRASE, else asked twice in a terminal; never from a pipe."""
-    env = os.environ.get(PASSPHRASE_ENV)
+    env = _config.environment(PASSPHRASE_ENV)
     if env:
         return env
     if not sys.stdin.isatty():

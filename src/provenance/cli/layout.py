@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from provenance import _config
 from provenance.cli._common import emit_json, guard_output, json_option, say
 from provenance.layout import lint as run_lint
 from provenance.layout import load_yaml, sign_layout
@@ -48,7 +49,10 @@ def lint(file: str, as_json: bool) -> None:
 @layout.command()
 @click.argument("file")
 @click.option(
-    "--key", required=True, envvar="PROVENANCE_LAYOUT_KEY", help="Owner private key or signer URI."
+    "--key",
+    required=True,
+    default=_config.default("layout_key"),
+    help="Owner private key or signer URI.",
 )
 @click.option("--pub-key", help="Public key of a URI signer.")
 @click.option("-o", "--output", default="root.layout", show_default=True)

@@ -8,7 +8,7 @@ import click
 
 from provenance import _config
 from provenance.cli._common import emit_json, json_option, say, warn
-from provenance.record._run_id import links_of_other_runs, start_run
+from provenance.record import links_of_other_runs, start_run
 
 
 @click.group()

@@ -57,9 +57,7 @@ from provenance.record import BaseModel, StepSpec, run_step
     default=None,
     help="Engine hashing the datasets' members (default: the engine setting, else local).",
 )
-@click.option(
-    "--key", envvar="PROVENANCE_KEY", help="Private key PEM or signer URI [env: PROVENANCE_KEY]."
-)
+@click.option("--key", help="Private key PEM or signer URI [env: PROVENANCE_KEY].")
 @click.option("--pub-key", help="Public key of a URI signer.")
 @click.option("--links", "links_dir", help="Links directory [env: PROVENANCE_LINKS_DIR].")
 @click.option("--base", "base_dir", help="Project root the patterns are relative to [default: .].")

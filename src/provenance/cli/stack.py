@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import click
 
+from provenance import _config
 from provenance.cli._common import emit_json, json_option, say, warn
 
 dir_option = click.option(
@@ -132,14 +132,20 @@ def down(directory: Path | None) -> None:
     default=None,
     help="Probe this local stack (with the gate's credentials) instead of the environment's.",
 )
-@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="[env: MLFLOW_TRACKING_URI]")
 @click.option(
-    "--s3-endpoint", envvar="MLFLOW_S3_ENDPOINT_URL", help="[env: MLFLOW_S3_ENDPOINT_URL]"
+    "--tracking-uri",
+    default=_config.default("tracking_uri", env="MLFLOW_TRACKING_URI"),
+    help="[env: MLFLOW_TRACKING_URI]",
 )
-@click.option("--bucket", envvar="PROVENANCE_S3_BUCKET", help="[env: PROVENANCE_S3_BUCKET]")
+@click.option(
+    "--s3-endpoint",
+    default=_config.default("s3_endpoint", env="MLFLOW_S3_ENDPOINT_URL"),
+    help="[env: MLFLOW_S3_ENDPOINT_URL]",
+)
+@click.option("--bucket", default=_config.default("s3_bucket"), help="[env: PROVENANCE_S3_BUCKET]")
 @click.option(
     "--backend-store-uri",
-    envvar="MLFLOW_BACKEND_STORE_URI",
+    default=_config.default("backend_store_uri", env="MLFLOW_BACKEND_STORE_URI"),
     help="PostgreSQL URI of the registry database.  [env: MLFLOW_BACKEND_STORE_URI]",
 )
 @json_option
@@ -169,15 +175,15 @@ def check(
     if directory is not None:
         target = target_for(load(directory))
     else:
-        env = os.environ
+        env = _config.environment  # credentials: from the environment only
         target = Target(
             tracking_uri=tracking_uri,
-            username=env.get("MLFLOW_TRACKING_USERNAME"),
-            password=env.get("MLFLOW_TRACKING_PASSWORD"),
+            username=env("MLFLOW_TRACKING_USERNAME"),
+            password=env("MLFLOW_TRACKING_PASSWORD"),
             s3_endpoint=s3_endpoint,
             bucket=bucket,
-            access_key=env.get("AWS_ACCESS_KEY_ID"),
-            secret_key=env.get("AWS_SECRET_ACCESS_KEY"),
+            access_key=env("AWS_ACCESS_KEY_ID"),
+            secret_key=env("AWS_SECRET_ACCESS_KEY"),
             backend_store_uri=backend_store_uri,
         )
     if not (target.tracking_uri or target.bucket or target.backend_store_uri):

@@ -31,7 +31,7 @@ from provenance.verification import verify as run_verify
 @click.option("--base", default=".", show_default=True, help="Where the real files are.")
 @click.option(
     "--tracking-uri",
-    envvar="MLFLOW_TRACKING_URI",
+    default=_config.default("tracking_uri", env="MLFLOW_TRACKING_URI"),
     help="MLflow tracking URI for --links mlflow:… [env: MLFLOW_TRACKING_URI].",
 )
 @click.option(

@@ -1,26 +1,48 @@
-"""The promotion gate: verify, then promote; revoke; verified loading; the registry seam.
+"""The promotion gate: verify, then promote; revoke; register; verified loading.
 
-Registry-agnostic: MLflow lives in `provenance.gate.mlflow` and is imported lazily.
+Registry-agnostic: every function speaks the `Registry` protocol (`gate.registry`), chosen from
+the model URI's scheme or passed in; MLflow lives in `provenance.gate.mlflow` and is imported
+lazily.
 """
 
 from provenance.gate._checks import AttestationCheck, CheckOutcome, SlsaCheck
 from provenance.gate._decision import Decision, Revocation
 from provenance.gate._load import LoadedModel, load_verified
 from provenance.gate._promote import PromotionResult, promote, revoke
-from provenance.gate.registry import ModelVersion, Registry, parse_model_uri
+from provenance.gate._register import register
+from provenance.gate.registry import (
+    ModelRef,
+    ModelVersion,
+    Registered,
+    Registry,
+    RegistryFactory,
+    open_registry,
+    parse_model_uri,
+    register_scheme,
+    registry_factory,
+    resolve,
+)
 
 __all__ = [
     "AttestationCheck",
     "CheckOutcome",
     "Decision",
     "LoadedModel",
+    "ModelRef",
     "ModelVersion",
     "PromotionResult",
+    "Registered",
     "Registry",
+    "RegistryFactory",
     "Revocation",
     "SlsaCheck",
     "load_verified",
+    "open_registry",
     "parse_model_uri",
     "promote",
+    "register",
+    "register_scheme",
+    "registry_factory",
+    "resolve",
     "revoke",
 ]

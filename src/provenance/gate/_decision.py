@@ -240,8 +240,11 @@ def decision_for(
 def revocation_of(
     tags: Mapping[str, str], gate_key: Key, model: str, version: str
 ) -> Revocation | None:
-    """The version's revocation if it has one. A revocation tag that does not verify is an
-    error, not an absence: failing closed beats serving a version someone tried to revoke."""
+    """The version's revocation if it has one.
+
+    A revocation tag that does not verify is an error, not an absence: failing closed beats
+    serving a version someone tried to revoke.
+    """
     value = tags.get(REVOKED_TAG)
     if value is None:
         return None

@@ -14,12 +14,13 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
+from provenance import _config
 from provenance._fs import check_output_dir
 from provenance.errors import InputError, UsageError, VerificationError
 from provenance.gate._decision import DECISION_PREFIX, decision_for, open_record, revocation_of
 from provenance.gate._tree import hash_tree
 from provenance.gate._vsa import check_stored_vsa
-from provenance.gate.registry import ModelVersion, Registry, parse_model_uri
+from provenance.gate.registry import ModelVersion, Registry, registry_factory
 from provenance.hashing import Manifest
 
 
@@ -58,14 +59,33 @@ def load_verified(
 ) -> LoadedModel:
     """Download `uri` into `dest` only if the gate's decision holds.
 
-    `gate_key`: the gate's public key (path, signer-URI public key, or Key); default
-    PROVENANCE_GATE_PUBLIC_KEY. `dest` must be absent or empty unless `force`.
+    The gate's decision for the alias must verify and have passed, the version must not be
+    revoked, and the downloaded files must hash to the signed digest; otherwise nothing is left
+    in `dest`.
+
+    Args:
+        uri: A model URI whose scheme names the registry (``models:/NAME@ALIAS``,
+            ``models:/NAME/VERSION``: MLflow; see `gate.registry`).
+        dest: Where the files go; absent or empty unless `force`.
+        gate_key: The gate's public key (path, signer-URI public key, or Key); default the
+            ``gate_public_key`` setting (PROVENANCE_GATE_PUBLIC_KEY).
+        force: Replace a non-empty `dest`.
+        registry: Use this registry instead of opening the one the URI names.
+        tracking_uri: Where the URI's registry is (default MLFLOW_TRACKING_URI).
+
+    Raises:
+        UsageError: A malformed URI, an unknown scheme, or no gate key.
+        InputError: The model, version or alias does not exist.
+        VerificationError: No passed decision, a revocation, or files that changed.
+        InfrastructureError: The registry cannot be reached.
     """
     from provenance.signing import load_public_key
 
-    name, alias, version = parse_model_uri(uri)
+    factory = registry_factory(uri)
+    ref = factory.parse_uri(uri)
+    name, alias, version = ref.name, ref.alias, ref.version
     if gate_key is None:
-        gate_key = os.environ.get("PROVENANCE_GATE_PUBLIC_KEY")
+        gate_key = _config.setting("gate_public_key")
         if not gate_key:
             raise UsageError(
                 "no gate public key: pass gate_key / --gate-pub-key or set "
@@ -76,9 +96,7 @@ def load_verified(
     check_output_dir(dest, "DEST", replace=force)  # before any download
     parent = os.path.dirname(os.path.abspath(dest)) or "."
     if registry is None:
-        from provenance.gate.mlflow import MlflowRegistry
-
-        registry = MlflowRegistry(tracking_uri)
+        registry = factory(tracking_uri)
     if alias:
         found = registry.get_by_alias(name, alias)
         if found is None:

@@ -31,7 +31,7 @@ from provenance.gate._decision import (
 )
 from provenance.gate._tree import hash_tree
 from provenance.gate._vsa import sign_vsa
-from provenance.gate.registry import Registry
+from provenance.gate.registry import Registry, open_registry
 from provenance.verification import Failure, VerificationResult, verify
 
 if TYPE_CHECKING:
@@ -148,24 +148,37 @@ def promote(
 ) -> PromotionResult:
     """Verify `model` `version` and, only if everything holds, point `alias` at it.
 
-    The model files are also scanned (`provenance scan`'s policy; `scan_allow` names pickle
-    files accepted anyway), and the decision is recorded as a signed record and a SLSA VSA.
+    The model files are also scanned (`provenance scan`'s policy), and the decision — passed or
+    failed — is recorded on the version as a signed record and a SLSA VSA. A verification
+    failure is a result (``promoted`` False) with a signed FAILED decision for this alias.
 
-    Metrics files the layout's thresholds read come from `evidence_dir` (laid out by their
-    recorded paths), by default from the evidence the version's run logged (`register
-    --evidence`).
+    Args:
+        model: The registered model's name.
+        version: The version to verify.
+        alias: The alias to set when everything holds (e.g. ``champion``).
+        layout: Path of the signed layout.
+        layout_keys: The owner keys that must have signed the layout.
+        gate_signer: The gate's key: signs the decision and the VSA.
+        registry: The registry; default the MLflow registry at `tracking_uri`.
+        links_dir: The links to verify; default those the version's run logged.
+        attestations: Further checks of the model files (e.g. `SlsaCheck`).
+        scan_allow: Pickle-based files (paths in the version) the scan accepts anyway.
+        tracking_uri: Where the default registry is (default MLFLOW_TRACKING_URI).
+        evidence_dir: Metrics files the layout's thresholds read, laid out by their recorded
+            paths; default the evidence the version's run logged (`register --evidence`).
 
-    `registry` defaults to the MLflow registry at `tracking_uri`. Raises InputError for bad
-    inputs and InfrastructureError when the registry is unreachable; a verification failure is
-    a result (promoted False) with a signed FAILED decision recorded for this alias.
+    Returns:
+        What was decided and why, with the signed record and VSA.
+
+    Raises:
+        UsageError: `evidence_dir` is not a directory, or there are no links to verify.
+        InputError: The version, the layout or a key cannot be read.
+        InfrastructureError: The registry cannot be reached.
     """
     version = str(version)
     if evidence_dir is not None and not os.path.isdir(evidence_dir):
         raise UsageError(f"--evidence {evidence_dir}: not a directory")
-    if registry is None:
-        from provenance.gate.mlflow import MlflowRegistry
-
-        registry = MlflowRegistry(tracking_uri)
+    registry = open_registry(registry, tracking_uri)
     result = PromotionResult(model, version, alias)
     outcomes: list[CheckOutcome] = []
     info = registry.get_version(model, version)
@@ -262,13 +275,25 @@ def revoke(
     registry: Registry | None = None,
     tracking_uri: str | None = None,
 ) -> Revocation:
-    """Record a gate-signed revocation; the version then holds no protected alias, and every
-    alias that pointed at it on the strength of a gate decision is removed."""
-    version = str(version)
-    if registry is None:
-        from provenance.gate.mlflow import MlflowRegistry
+    """Record a gate-signed revocation of `model` `version`.
 
-        registry = MlflowRegistry(tracking_uri)
+    The version then holds no protected alias, and every alias that pointed at it on the
+    strength of a gate decision is removed. Revoking twice returns the first revocation.
+
+    Args:
+        model: The registered model's name.
+        version: The version to revoke.
+        gate_signer: The gate's key: signs the revocation.
+        reason: Why (recorded and signed).
+        registry: The registry; default the MLflow registry at `tracking_uri`.
+        tracking_uri: Where the default registry is (default MLFLOW_TRACKING_URI).
+
+    Raises:
+        InputError: The version does not exist.
+        InfrastructureError: The registry cannot be reached.
+    """
+    version = str(version)
+    registry = open_registry(registry, tracking_uri)
     info = registry.get_version(model, version)
     existing = revocation_of(info.tags, gate_signer.public_key, model, version)
     if existing is not None:

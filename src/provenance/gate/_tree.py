@@ -7,9 +7,11 @@ from provenance.hashing import Manifest, hash_paths, walk_all
 
 
 def hash_tree(root: str, source: str) -> Manifest:
-    """Manifest of every file under `root`. Whatever the registry serves (a planted
-    `__pycache__/` or `.git/` included) must be accounted for; a symlink or special file in a
-    download is refused by name."""
+    """Manifest of every file under `root`.
+
+    Whatever the registry serves (a planted `__pycache__/` or `.git/` included) must be
+    accounted for; a symlink or special file in a download is refused by name.
+    """
     files, refused = walk_all(root, ["."])
     if refused:
         path, why = refused[0]

@@ -81,8 +81,11 @@ def check_stored_vsa(
     expected_sha256: str,
     files: Mapping[str, str] | None,
 ) -> list[str]:
-    """Failures of the VSA stored for `alias` (empty: it is the one the decision names, signed by
-    the gate, about this version, PASSED, and — when `files` are given — exactly about them)."""
+    """Failures of the VSA stored for `alias`.
+
+    Empty when it is the one the decision names, signed by the gate, about this version,
+    PASSED, and — when `files` are given — exactly about them.
+    """
     from provenance.attest import VerificationSummary, check_vsa, read_statement
 
     value = tags.get(vsa_tag(alias))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import platform
 import subprocess
-import sys
 from functools import lru_cache
 from typing import Any
+
+from provenance.record._mlflow_run import active_run_id
 
 
 def _git(base: str, *args: str) -> str | None:
@@ -72,15 +73,11 @@ def packages_digest() -> str:
 
 def mlflow_run_id() -> str | None:
     """The active MLflow run, only if the program already uses mlflow (never imported here)."""
-    mlflow = sys.modules.get("mlflow")
-    if mlflow is None:
-        return None
-    run = mlflow.active_run()
-    return None if run is None else str(run.info.run_id)
+    return active_run_id()
 
 
 def capture(base: str, run_id: str) -> dict[str, Any]:
-    """The environment block of a link (`run_id` comes from `record._run_id`)."""
+    """The environment block of a link (`run_id` comes from `record.context`)."""
     git = git_state(base)
     return {
         "pipeline_run_id": run_id,

@@ -10,7 +10,6 @@ because a guess could leave a pipeline with no link, or with one per rank.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 
 from provenance import _config
@@ -65,9 +64,9 @@ def current(step: str, record_rank: int | None = None, *, root: str = ".") -> Ra
     record_rank`` > 0.
     """
     for rank_var, size_var, source in _SOURCES:
-        rank_text, size_text = os.environ.get(rank_var), os.environ.get(size_var)
+        rank_text, size_text = _config.environment(rank_var), _config.environment(size_var)
         if source == "Slurm" and size_text is None:
-            size_text = os.environ.get("SLURM_NPROCS")
+            size_text = _config.environment("SLURM_NPROCS")
             if rank_text is not None and size_text is None and rank_text.strip() == "0":
                 continue  # a plain batch job without --ntasks: one process
         if rank_text is None and size_text is None:

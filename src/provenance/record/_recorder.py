@@ -2,7 +2,8 @@
 
 1. prepare: resolve settings, load the signer (a bad key fails before hours of training), verify
    the base models' OMS signatures (`_lineage`), hash materials;  2. the step runs;
-3. finish: hash products, sign and write the link atomically.
+3. finish: hash products, sign and write the link atomically into the links directory, then
+   hand it to the other link sinks (`record.sinks`: the active MLflow run, ...).
 A step that fails never reaches `finish`, so no link exists that could later verify.
 """
 
@@ -30,10 +31,11 @@ from provenance.hashing import (
     hash_artifacts,
     objects,
 )
-from provenance.links import link_filename, link_payload, write_link
+from provenance.links import link_filename, link_payload
 from provenance.record import _datasets, _environment, _lineage, _objects, _run_id
 from provenance.record._lineage import BaseModel, BaseModelRecord
 from provenance.record._ranks import Ranks
+from provenance.record.sinks import DirectorySink, publish
 from provenance.signing import load_signer
 
 log = logging.getLogger("provenance")
@@ -136,7 +138,10 @@ class Recording:
             byproducts,
             environment,
         )
-        path = write_link(payload, self.signer, self.spec.name, self.links_dir)
+        link = DirectorySink(self.links_dir).write(
+            payload, self.signer, self.spec.name, environment
+        )
+        path = link.path
         log.info(
             "step '%s': %d materials, %d products, signed by %s -> %s",
             self.spec.name,
@@ -145,7 +150,8 @@ class Recording:
             self.signer.public_key.keyid[:8],
             path,
         )
-        _log_to_mlflow(path, self.spec.name, environment)
+        for where in publish(link):
+            log.info("step '%s': link stored in %s", self.spec.name, where)
         return path
 
 
@@ -177,7 +183,11 @@ class _PackagesLater:
 
 def _may_prompt(key: str) -> bool:
     """True when loading `key` may ask for a passphrase: no progress bar may draw meanwhile."""
-    if sys.stdin is None or not sys.stdin.isatty() or os.environ.get("PROVENANCE_KEY_PASSPHRASE"):
+    if (
+        sys.stdin is None
+        or not sys.stdin.isatty()
+        or _config.environment("PROVENANCE_KEY_PASSPHRASE")
+    ):
         return False
     try:
         with open(key, "rb") as f:
@@ -291,10 +301,3 @@ def prepare(spec: StepSpec, ranks: Ranks | None = None) -> Recording:
     _run_id.warn_about_other_runs(links_dir, run, spec.name, own)
     rec.run_id = run.value
     return rec
-
-
-def _log_to_mlflow(path: str, step: str, environment: dict[str, Any]) -> None:
-    if environment.get("mlflow_run_id"):
-        from provenance.record._mlflow_run import log_link
-
-        log_link(path, step, environment)

@@ -1,27 +1,24 @@
 """The pipeline run id: what ties the links of one run together, and where it comes from.
 
-A run id is never inherited from an old run by accident. In order of precedence it is:
-
-1. ``PROVENANCE_RUN_ID`` (an orchestrator or a person names the run);
-2. the GitHub Actions run and attempt (``gha:owner/repo/RUN_ID/ATTEMPT``);
-3. the parent of the active MLflow run (``mlflow:RUN_ID``), when steps are nested MLflow runs;
-4. the id kept in ``LINKS_DIR/RUN_ID``: ``provenance pipeline start`` opens a new one, and the
-   first step in a fresh links directory opens one when nobody did.
+A run id is never inherited from an old run by accident. The `RunContext`s of
+`provenance.record.context` are asked first (``PROVENANCE_RUN_ID``, an orchestrator, GitHub
+Actions, the MLflow parent run); when none dictates one, the id kept in ``LINKS_DIR/RUN_ID`` is
+used: ``provenance pipeline start`` opens a new one, and the first step in a fresh links
+directory opens one when nobody did.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import sys
 import uuid
-from dataclasses import dataclass
 
 from provenance import _config
 from provenance._fs import write_atomic
-from provenance._github import context as github_context
 from provenance.errors import InputError, UsageError
 from provenance.links import claimed_run_id, list_links
+from provenance.record._mlflow_run import active_run_id
+from provenance.record.context import RunId, dictated_run_id
 
 log = logging.getLogger("provenance.record")
 
@@ -29,43 +26,9 @@ RUN_ID_FILE = "RUN_ID"
 _MAX_ID = 200
 
 
-@dataclass(frozen=True)
-class RunId:
-    """A pipeline run id and where it came from (for messages)."""
-
-    value: str
-    source: str
-
-
 def from_environment() -> RunId | None:
     """The run id an orchestrator dictates, or None when the workspace decides."""
-    explicit = os.environ.get("PROVENANCE_RUN_ID", "").strip()
-    if explicit:
-        return RunId(explicit, "PROVENANCE_RUN_ID")
-    gh = github_context()
-    if gh is not None:
-        return RunId(gh.pipeline_run_id, "GITHUB_RUN_ID")
-    parent = _mlflow_parent_run()
-    if parent:
-        return RunId(f"mlflow:{parent}", "MLflow parent run")
-    return None
-
-
-def _mlflow_active() -> bool:
-    mlflow = sys.modules.get("mlflow")
-    return mlflow is not None and mlflow.active_run() is not None
-
-
-def _mlflow_parent_run() -> str | None:
-    """The parent of the active MLflow run, only if the program already uses mlflow."""
-    mlflow = sys.modules.get("mlflow")
-    if mlflow is None:
-        return None
-    run = mlflow.active_run()
-    if run is None:
-        return None
-    parent = run.data.tags.get("mlflow.parentRunId")
-    return str(parent) if parent else None
+    return dictated_run_id()
 
 
 def _file(links_dir: str) -> str:
@@ -118,7 +81,7 @@ def current_run(links_dir: str, step: str = "", *, root: str = ".") -> RunId:
         write_atomic(path, (value + "\n").encode(), overwrite=False)
     except FileExistsError:  # a parallel step opened it first: join that run
         return RunId(_read_file(path) or value, path)
-    if _mlflow_active():
+    if active_run_id() is not None:
         # Links go to a shared server: another job would silently record a run of its own.
         log.warning(
             "step '%s' opened a new pipeline run %s; steps in other jobs join it only with "

@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from provenance import _config
 from provenance._fs import is_key_file, read_bounded, write_atomic
 from provenance.errors import KeyLoadError, UsageError
 
@@ -263,7 +264,7 @@ def _passphrase(path: str, given: str | None) -> str:
     """The passphrase: given, else PROVENANCE_KEY_PASSPHRASE, else a prompt in a terminal."""
     if given:
         return given
-    env = os.environ.get(PASSPHRASE_ENV)
+    env = _config.environment(PASSPHRASE_ENV)
     if env:
         return env
     if sys.stdin is not None and sys.stdin.isatty():

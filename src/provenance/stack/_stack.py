@@ -7,13 +7,13 @@ ends with the tail of its log. A stack that already runs is left alone (same doc
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from provenance import _config
 from provenance.errors import ComponentError, UsageError
 from provenance.stack import _mlflow, _postgres, _proc, _s3, _state
 from provenance.stack._state import COMPONENTS, State
@@ -288,4 +288,4 @@ def document(state: State, timing: Timing | None = None) -> dict[str, Any]:
 
 
 def default_dir() -> Path:
-    return Path(os.environ.get("PROVENANCE_STACK_DIR") or ".provenance-stack")
+    return Path(_config.setting("stack_dir") or ".provenance-stack")

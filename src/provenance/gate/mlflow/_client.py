@@ -12,17 +12,23 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from provenance import _config
 from provenance.errors import InfrastructureError, InputError, VerificationError
 
 
 def client(tracking_uri: str | None = None) -> Any:
+    """An MlflowClient for the registry at `tracking_uri`.
+
+    Default: `tracking_uri` setting (MLFLOW_TRACKING_URI, then ``[tool.provenance]``); the HTTP
+    retries are bounded unless the environment already bounds them.
+    """
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     from mlflow import MlflowClient
 
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    uri = tracking_uri or _config.setting("tracking_uri", env="MLFLOW_TRACKING_URI")
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -58,8 +64,11 @@ def mlflow_errors(what: str) -> Iterator[None]:
 
 
 def _unavailable(message: str) -> str | None:
-    """The client retried a 5xx until it gave up: the answer's body (which names the cause) is
-    gone, so say what the status means and where the cause is written down."""
+    """What a 5xx the client retried until it gave up means.
+
+    The answer's body (which names the cause) is gone, so say what the status means and where
+    the cause is written down.
+    """
     import re
 
     found = re.search(r"too many (50[0-9]) error responses", message)

@@ -13,8 +13,11 @@ MODEL = "digits-classifier"
 
 @dataclass(frozen=True)
 class Registry:
-    """Where the stage registers and promotes: the embedded SQLite file, or a shared server
-    (`provenance demo --stack`: its links gathered from the server, the stack's gate key)."""
+    """Where the stage registers and promotes.
+
+    The embedded SQLite file, or a shared server (`provenance demo --stack`: its links gathered
+    from the server, the stack's gate key).
+    """
 
     tracking_uri: str
     links_dir: str = ".provenance/links"

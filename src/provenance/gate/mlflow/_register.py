@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import posixpath
-import stat
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from provenance.errors import UsageError
 from provenance.gate.mlflow import _client
-from provenance.hashing import is_safe_relative
-from provenance.record._mlflow_run import LINKS_ARTIFACT_DIR
+from provenance.gate.registry import Registered
+from provenance.record import MLFLOW_LINKS_ARTIFACT_DIR
 
 EVIDENCE_ARTIFACT_DIR = "provenance/evidence"
 """Run artifacts the gate reads beside the links: other steps' products (metrics) by path."""
-
-
-@dataclass(frozen=True)
-class Registered:
-    name: str
-    version: str
-    run_id: str
-    source: str
 
 
 def register_files(
@@ -36,16 +25,44 @@ def register_files(
 ) -> Registered:
     """Log `path` (a directory) as run artifacts and create a model version from them.
 
-    `evidence` files (paths relative to the project root, as the links record them, e.g.
-    `metrics/metrics.json`) are logged under `provenance/evidence/<path>` for the layout's
-    thresholds. MLflow 3 registers plain files through `create_model_version(source=...)`.
+    The MLflow face of `provenance.gate.register` (kept for existing callers).
+
+    Args:
+        name: The registered model (created when missing).
+        path: The directory of model files.
+        links_dir: Links to log with the run (``provenance/links/``), for `promote`.
+        run_id: Log into this existing run instead of a new one.
+        tracking_uri: The MLflow server; default MLFLOW_TRACKING_URI.
+        evidence: Files (paths relative to the project root, as the links record them, e.g.
+            ``metrics/metrics.json``) logged under ``provenance/evidence/<path>`` for the
+            layout's thresholds.
+
+    Raises:
+        UsageError: `path` is not a directory or an evidence file is not inside the project.
+        InfrastructureError: MLflow cannot be reached.
     """
-    if not os.path.isdir(path):
-        raise UsageError(f"{path} is not a directory of model files")
-    recorded = [_evidence_path(e) for e in evidence]
+    from provenance.gate._register import register
+
+    return register(
+        name, path, links_dir=links_dir, run_id=run_id, evidence=evidence, tracking_uri=tracking_uri
+    )
+
+
+def create_version(
+    mc: Any,
+    name: str,
+    path: str,
+    *,
+    links_dir: str | None = None,
+    evidence: Mapping[str, str] | None = None,
+    run_id: str | None = None,
+) -> Registered:
+    """`MlflowRegistry.create_version` with client `mc`.
+
+    MLflow 3 registers plain files through `create_model_version(source=...)`.
+    """
     from mlflow.exceptions import MlflowException
 
-    mc = _client.client(tracking_uri)
     with _client.mlflow_errors(f"registering '{name}'"):
         own_run = run_id is None
         if run_id is None:
@@ -53,8 +70,8 @@ def register_files(
             run_id = mc.create_run(experiment.experiment_id if experiment else "0").info.run_id
         mc.log_artifacts(run_id, path, artifact_path="model")
         if links_dir:
-            mc.log_artifacts(run_id, links_dir, artifact_path=LINKS_ARTIFACT_DIR)
-        for local, rel in zip(evidence, recorded, strict=True):
+            mc.log_artifacts(run_id, links_dir, artifact_path=MLFLOW_LINKS_ARTIFACT_DIR)
+        for rel, local in (evidence or {}).items():
             where = posixpath.join(EVIDENCE_ARTIFACT_DIR, posixpath.dirname(rel)).rstrip("/")
             mc.log_artifact(run_id, local, artifact_path=where)
         artifact_uri = mc.get_run(run_id).info.artifact_uri
@@ -73,22 +90,4 @@ def register_files(
         mv = mc.create_model_version(name, source=source, run_id=run_id)
         if own_run:
             mc.set_terminated(run_id)
-    return Registered(name, str(mv.version), run_id, source)
-
-
-def _evidence_path(local: str) -> str:
-    """The recorded (project-relative POSIX) path of evidence file `local`; checked up front so
-    a bad argument never leaves a half-registered version."""
-    try:
-        mode = os.stat(local).st_mode
-    except OSError as exc:
-        raise UsageError(f"--evidence {local}: {exc.strerror}") from None
-    if not stat.S_ISREG(mode):
-        raise UsageError(f"--evidence {local}: not a regular file")
-    rel = os.path.relpath(os.path.abspath(local)).replace(os.sep, "/")
-    if not is_safe_relative(rel):
-        raise UsageError(
-            f"--evidence {local}: must be inside the current directory (the project root), "
-            "where the links record it"
-        )
-    return rel
+    return Registered(name, str(mv.version), str(run_id), source)

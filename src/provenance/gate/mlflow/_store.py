@@ -1,11 +1,11 @@
-"""MLflow model-registry store plugin: only the gate decides what protected aliases point at.
+r"""MLflow model-registry store plugin: only the gate decides what protected aliases point at.
 
 MLflow has no pre-promotion hook and one EDIT permission covers aliases, tags and versions, so
 the checks live in the registry store itself. Run the server with
 
-    PROVENANCE_GATE_PUBLIC_KEY=/etc/provenance/gate.pub \\
-    PROVENANCE_PROTECTED_ALIASES=champion,production \\
-    mlflow server --backend-store-uri postgresql://… \\
+    PROVENANCE_GATE_PUBLIC_KEY=/etc/provenance/gate.pub \
+    PROVENANCE_PROTECTED_ALIASES=champion,production \
+    mlflow server --backend-store-uri postgresql://… \
                   --registry-store-uri provenance-postgresql://…
 
 What the store enforces, for every client and user:
@@ -34,6 +34,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import PERMISSION_DENIED, TEMPORARILY_UNAVAILABLE
 from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
 
+from provenance import _config
 from provenance.errors import ProvenanceError
 from provenance.gate._decision import (
     DECISION_PREFIX,
@@ -81,8 +82,9 @@ def protected_aliases(raw: str | None) -> frozenset[str]:
 
 
 def _int_env(name: str, default: int) -> int:
+    raw = _config.environment(name)
     try:
-        value = int(os.environ.get(name, default))
+        value = int(raw if raw is not None else default)
     except ValueError:
         log.error("%s is not an integer; using %d", name, default)
         return default
@@ -94,7 +96,7 @@ class ProvenanceRegistryStore(SqlAlchemyStore):
 
     def __init__(self, db_uri: str) -> None:
         super().__init__(db_uri)
-        self.protected = protected_aliases(os.environ.get("PROVENANCE_PROTECTED_ALIASES"))
+        self.protected = protected_aliases(_config.environment("PROVENANCE_PROTECTED_ALIASES"))
         self.max_bytes = _int_env("PROVENANCE_REHASH_MAX_BYTES", 100 << 30)
         self.rehash_wait = _int_env("PROVENANCE_REHASH_WAIT_SECONDS", 120)
         self._rehash_slots = threading.BoundedSemaphore(
@@ -111,7 +113,7 @@ class ProvenanceRegistryStore(SqlAlchemyStore):
     def _load_gate_key() -> tuple[Any, str | None]:
         from provenance.signing import load_public_key
 
-        path = os.environ.get("PROVENANCE_GATE_PUBLIC_KEY")
+        path = _config.environment("PROVENANCE_GATE_PUBLIC_KEY")
         if not path:
             return None, "PROVENANCE_GATE_PUBLIC_KEY is not set; protected changes are refused"
         try:
@@ -133,8 +135,11 @@ class ProvenanceRegistryStore(SqlAlchemyStore):
         return alias.casefold() in self.protected
 
     def _guard(self, what: str, check: Any) -> None:
-        """Run `check`; an unexpected error refuses with a reason instead of a 500, and an
-        unreachable artifact store is a 503 (the client's "try again later", exit 4)."""
+        """Run `check`, refusing with a reason when it fails.
+
+        An unexpected error refuses with a reason instead of a 500, and an unreachable artifact
+        store is a 503 (the client's "try again later", exit 4).
+        """
         try:
             check()
         except MlflowException:
@@ -311,9 +316,12 @@ class ProvenanceRegistryStore(SqlAlchemyStore):
     def create_model_version(
         self, name: str, source: str, run_id: Any = None, tags: Any = None, *args: Any, **kw: Any
     ) -> Any:
-        """New versions never start with gate records: `copy_model_version` (which MLflow's
-        client implements as a create with the source's tags) gets a copy without them, since a
-        decision is bound to the version it was made for."""
+        """Create a version; it never starts with gate records.
+
+        `copy_model_version` (which MLflow's client implements as a create with the source's
+        tags) gets a copy without them, since a decision is bound to the version it was made
+        for.
+        """
         kept = [t for t in tags or () if not is_reserved(t.key)]
         if len(kept) != len(tags or ()):
             log.warning(
@@ -358,15 +366,18 @@ class ProvenanceRegistryStore(SqlAlchemyStore):
     # --- bounded re-hash ----------------------------------------------------------------
 
     def _rehash(self, name: str, version: str) -> Manifest:
-        """Hash the version's files from the artifact store this server serves, streaming each
-        file (no copy of the version), at most N at a time, refusing versions over the cap."""
+        """Hash the version's files from the artifact store this server serves.
+
+        Each file is streamed (no copy of the version), at most N at a time; versions over the
+        cap are refused.
+        """
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
         source = self.get_model_version_download_uri(name, version)
         if source.startswith("mlflow-artifacts:"):
             from mlflow.server import ARTIFACTS_DESTINATION_ENV_VAR
 
-            root = os.environ.get(ARTIFACTS_DESTINATION_ENV_VAR)
+            root = _config.environment(ARTIFACTS_DESTINATION_ENV_VAR)
             if not root:
                 raise _refuse(f"cannot read {source} from this process to re-check its files")
             source = root.rstrip("/") + "/" + source.split(":", 1)[1].lstrip("/")
@@ -399,10 +410,12 @@ def _unreachable(exc: Exception) -> bool:
 
 
 def _racing_insert(write: Callable[[], None], recheck: Callable[[], None] | None) -> None:
-    """Run `write` (an upsert of a tag or alias row); when a concurrent request inserted the
-    same row first, our insert violates the primary key: check again against what that request
-    wrote, then retry, which now updates the row. Without this, two promotions racing for one
-    version or alias make one of them a server error."""
+    """Run `write` (an upsert of a tag or alias row), surviving a concurrent insert.
+
+    When a concurrent request inserted the same row first, our insert violates the primary key:
+    check again against what that request wrote, then retry, which now updates the row. Without
+    this, two promotions racing for one version or alias make one of them a server error.
+    """
     from sqlalchemy.exc import IntegrityError
 
     for attempt in range(_INSERT_ATTEMPTS):
@@ -426,9 +439,12 @@ def _list_files(repo: Any, path: str) -> Iterator[tuple[str, int]]:
 
 
 def _digest(repo: Any, path: str, listed: int) -> str:
-    """sha256 of one artifact, read in place (local), streamed in ranged parts (S3), or one
-    file at a time. Local files and S3 objects must still be the size their listing said (the
-    cap was checked on those sizes); other stores may not report sizes."""
+    """sha256 of one artifact.
+
+    Read in place (local), streamed in ranged parts (S3), or one file at a time. Local files
+    and S3 objects must still be the size their listing said (the cap was checked on those
+    sizes); other stores may not report sizes.
+    """
     import stat
 
     from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository

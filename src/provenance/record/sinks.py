@@ -1,0 +1,82 @@
+"""Where links go: `LinkSink`s the recorder hands each signed link to, in order.
+
+A step's link is first signed and written atomically into its links directory (the
+`DirectorySink`, always first: `provenance verify` reads it there, next to the run's `RUN_ID`).
+Only a step that finished gets that far, so a failed step leaves no link anywhere. Then every
+further sink stores the same file: the active MLflow run's artifacts (built in), an object
+store or an orchestrator's artifact store (added with `add_link_sink`). A sink that raises
+fails the step after the local link exists, as a failed upload always has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from provenance.links import write_link
+from provenance.record._mlflow_run import MlflowRunSink
+
+if TYPE_CHECKING:
+    from securesystemslib.signer import Signer
+
+
+@dataclass(frozen=True)
+class StoredLink:
+    """A signed link as its step wrote it."""
+
+    step: str
+    path: str  # the link file in the links directory, complete (written atomically)
+    environment: Mapping[str, Any]  # its environment block: pipeline_run_id, mlflow_run_id, ...
+
+
+class LinkSink(Protocol):
+    """Somewhere a step's signed link is stored besides its links directory."""
+
+    def store(self, link: StoredLink) -> str | None:
+        """Store the link file `link.path`.
+
+        Returns:
+            Where it went (for the log), or None when this sink does not apply to the link
+            (e.g. no MLflow run was active).
+        """
+        ...
+
+
+class DirectorySink:
+    """The links directory: where each link is signed into a file first."""
+
+    def __init__(self, links_dir: str) -> None:
+        self.links_dir = links_dir
+
+    def write(
+        self, payload: bytes | bytearray, signer: Signer, step: str, environment: Mapping[str, Any]
+    ) -> StoredLink:
+        """Sign `payload` into ``<step>.<keyid[:8]>.link`` atomically."""
+        return StoredLink(step, write_link(payload, signer, step, self.links_dir), environment)
+
+
+_BUILTIN: tuple[LinkSink, ...] = (MlflowRunSink(),)
+_ADDED: list[LinkSink] = []
+
+
+def add_link_sink(sink: LinkSink) -> None:
+    """Also store every link in `sink`, after the built-in sinks; adding it again does nothing."""
+    if sink not in _ADDED:
+        _ADDED.append(sink)
+
+
+def remove_link_sink(sink: LinkSink) -> None:
+    """Stop storing links in `sink` (added with `add_link_sink`)."""
+    if sink in _ADDED:
+        _ADDED.remove(sink)
+
+
+def link_sinks() -> list[LinkSink]:
+    """The sinks after the links directory, in the order they store a link."""
+    return [*_BUILTIN, *_ADDED]
+
+
+def publish(link: StoredLink) -> list[str]:
+    """Hand `link` to every sink in order; return where it went."""
+    return [where for sink in link_sinks() if (where := sink.store(link)) is not None]
