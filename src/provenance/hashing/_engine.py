@@ -137,7 +137,7 @@ def _hash_pooled(
 
 
 def _heavy(base: str, relpaths: Sequence[str]) -> bool:
-    """True when these (few) files hold enough bytes to be worth forking for."""
+    """True when these (few) files hold enough bytes to be worth the worker processes."""
     total = 0
     for rel in relpaths:
         try:
