@@ -496,6 +496,8 @@ def test_onnx_custom_domain_or_external_data_is_refused(tmp_path: Path, cli) -> 
         ("c.yaml", b"a: !custom 1\n", "tag !custom"),
         ("v.txt", b"hello\x00world", "control character 0x00"),
         ("w", b"no suffix", "not a format on the allow-list"),
+        ("config.json", b'{"auto_map": {"AutoModel": "evil.Model"}}', "auto_map names model code"),
+        ("tokenizer.model", b"\n\x03abc", "not a format on the allow-list"),
         ("w.gz", b"\x1f\x8b", "not a format on the allow-list (would be opened by a .gz archive"),
     ],
 )

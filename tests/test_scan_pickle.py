@@ -135,6 +135,8 @@ def test_walk_sees_exactly_what_the_c_unpickler_imports(name: str) -> None:
         (b"\x80\x02ccollections\nOrdered\\x44ict\n.", "not a plain dotted name"),
         (b"\x80\x02U\x05posixU\x06system\x93.", "STACK_GLOBAL operands are not str"),
         (b"", "empty"),
+        # Protocol 4 resolves "_utils._rebuild_tensor_v2" attribute by attribute: not as listed.
+        (b"\x80\x04" + s4("torch") + s4("_utils._rebuild_tensor_v2") + b"\x93.", "dotted name"),
     ],
 )
 def test_streams_the_walk_cannot_follow_exactly_are_refused(data: bytes, why: str) -> None:

@@ -267,6 +267,25 @@ def joblib_pandas() -> None:
         tf.addfile(info, io.BytesIO(raw))
     add(m, "frame.pkl.tar", t.getvalue(), pd, "tar inferred from .tar", "picklescan GHSA list")
 
+    t = io.BytesIO()
+    with tarfile.open(fileobj=t, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+        body = pickle.dumps({"w": 1}, protocol=2)
+        info = tarfile.TarInfo(f"cposix\nsystem\n(V{CMD}\ntR.")  # the member's *name*
+        info.size = len(body)
+        tf.addfile(info, io.BytesIO(body))
+    benign = io.BytesIO()
+    with tarfile.open(fileobj=benign, mode="w") as tf:
+        body = pickle.dumps({"w": 1}, protocol=2)
+        info = tarfile.TarInfo("frame.pkl")
+        info.size = len(body)
+        tf.addfile(info, io.BytesIO(body))
+    add(m, "tar_then_zip.pkl.zip", benign.getvalue() + z.getvalue(), pd,
+        "a benign tar with a zip appended: tar at byte 0, zipfile finds the zip at the end",
+        "arXiv 2508.19774 (loading-path differentials); found while testing this scanner")  # fmt: skip
+    add(m, "tar_name_polyglot.pkl", t.getvalue(), "pickle.load",
+        "a valid tar whose first member name is a pickle payload (container vs. pickle.load)",
+        "arXiv 2508.19774 (loading-path differentials); found while testing this scanner")  # fmt: skip
+
     allowed = "allowed"
     from sklearn.linear_model import LinearRegression, LogisticRegression
     from sklearn.preprocessing import StandardScaler
@@ -408,6 +427,15 @@ def keras_files() -> None:
     add(h, "dense.keras", tmp.read_bytes(), kl, "Dense model", "control")
     model.save(h5)
     add(h, "dense.h5", h5.read_bytes(), kl, "legacy HDF5 Dense model", "control")
+    inp = keras.Input((8,))
+    x = keras.layers.Dense(4, activation="gelu", kernel_regularizer="l2")(inp)
+    x = keras.layers.Dropout(0.1)(keras.layers.LayerNormalization()(x))
+    out = keras.layers.Dense(1, activation="sigmoid")(keras.layers.Concatenate()([x, inp]))
+    functional = keras.Model(inp, out)
+    functional.compile(optimizer=keras.optimizers.AdamW(1e-3), loss="binary_crossentropy",
+                       metrics=["accuracy", keras.metrics.AUC()])  # fmt: skip
+    functional.save(tmp)
+    add(h, "functional.keras", tmp.read_bytes(), kl, "functional model, compiled", "control")
     model.save_weights(HERE / "tmp.weights.h5")
     add(h, "model.weights.h5", (HERE / "tmp.weights.h5").read_bytes(), "Model.load_weights",
         "Keras weights file", "control")  # fmt: skip

@@ -54,8 +54,14 @@ def _pickle_blob(data: bytes, label: str, depth: int, budget: ct.Budget) -> list
     if depth > ct.MAX_DEPTH:
         return [Finding("container", f"{who}containers nested deeper than {ct.MAX_DEPTH}")]
     kind = ct.sniff(data[:512])
-    if kind is None and zipfile.is_zipfile(io.BytesIO(data)):
+    if kind != "zip" and zipfile.is_zipfile(io.BytesIO(data)):
+        if kind is not None:  # e.g. a tar with a zip appended: tarfile and zipfile differ
+            return [Finding("container", f"{who}both {kind} and zip data (which one loads?)")]
         kind = "zip"  # a zip after other bytes: zipfile (pandas, keras) opens it anyway
+    if kind is not None:  # pickle.load reads the same bytes as opcodes (a tar name can be some)
+        why = sniff_pickle(data)
+        if why:
+            return [Finding("polyglot", f"{who}{kind} data {why}")]
     try:
         if kind == "unsupported":
             return [Finding("container", f"{who}compression the scan cannot open (lz4/zstd/ZF)")]
@@ -63,15 +69,7 @@ def _pickle_blob(data: bytes, label: str, depth: int, budget: ct.Budget) -> list
             inner = ct.decompress(data, kind, budget, label or "file")
             return _pickle_blob(inner, _within(label, f"{kind} data"), depth + 1, budget)
         if kind == "zip":
-            zf, infos = ct.open_zip(io.BytesIO(data), label or "zip")
-            findings: list[Finding] = []
-            files = [i for i in infos if not i.is_dir()]
-            for info in files:
-                if len(files) > 1 and _TORCH_RAW.match(info.filename):
-                    continue  # raw tensor bytes torch.load reads as storage, never unpickles
-                body = ct.read_member(zf, info, budget, label or "zip")
-                findings += _pickle_blob(body, _within(label, info.filename), depth + 1, budget)
-            return findings
+            return _zip_members(io.BytesIO(data), label, depth, budget)
         if kind == "tar":
             findings = []
             for name, body in ct.tar_members(data, budget, label or "tar"):
@@ -84,6 +82,19 @@ def _pickle_blob(data: bytes, label: str, depth: int, budget: ct.Budget) -> list
     except PickleRefusal as exc:
         return [Finding("pickle", f"{who}pickle stream {exc}")]
     return []
+
+
+def _zip_members(f: IO[bytes], label: str, depth: int, budget: ct.Budget) -> list[Finding]:
+    """Every member of a zip a pickle-capable loader opens, except torch's raw tensor bytes."""
+    zf, infos = ct.open_zip(f, label or "zip")
+    findings: list[Finding] = []
+    files = [i for i in infos if not i.is_dir()]
+    for info in files:
+        if len(files) > 1 and _TORCH_RAW.match(info.filename):
+            continue  # raw tensor bytes torch.load reads as storage, never unpickles
+        body = ct.read_member(zf, info, budget, label or "zip")
+        findings += _pickle_blob(body, _within(label, info.filename), depth + 1, budget)
+    return findings
 
 
 def _read(f: IO[bytes], size: int, limit: int) -> bytes | None:
@@ -211,6 +222,18 @@ def _inspect(f: IO[bytes], size: int, rel: str, allowed: bool) -> tuple[str, lis
                     f"opened by {r.loader}, which can run code: refused unless --allow names it",
                 )
             )
+        if ct.sniff(f.read(512)) == "zip":  # opened in place: a large checkpoint is not read whole
+            f.seek(0)
+            head = f.read(MAX_SNIFF)
+            why = sniff_pickle(head, prefix=size > len(head))
+            if why:
+                return "pickle", [*findings, Finding("polyglot", f"zip data {why}")]
+            f.seek(0)
+            try:
+                return "pickle", findings + _zip_members(f, "", 0, ct.Budget())
+            except ct.ContainerError as exc:
+                return "pickle", [*findings, Finding("container", str(exc))]
+        f.seek(0)
         data = _read(f, size, MAX_PICKLE_FILE)
         if data is None:
             return "pickle", [*findings, Finding("pickle", "too large to inspect")]

@@ -148,9 +148,11 @@ def parse_json(raw: bytes) -> Any:
 def check_json(raw: bytes) -> list[Finding]:
     """A JSON document."""
     try:
-        parse_json(raw)
+        doc = parse_json(raw)
     except (UnicodeDecodeError, ValueError) as exc:
         return _bad("json", f"not valid JSON ({exc})")
+    if isinstance(doc, dict) and "auto_map" in doc:
+        return _bad("json", "auto_map names model code that trust_remote_code=True would run")
     return []
 
 

@@ -39,7 +39,7 @@ _OTHERS = (
     "MeanSquaredError MeanAbsoluteError BinaryCrossentropy CategoricalCrossentropy "
     "SparseCategoricalCrossentropy Huber Accuracy BinaryAccuracy CategoricalAccuracy "
     "SparseCategoricalAccuracy AUC Precision Recall Mean MeanMetricWrapper "
-    "DTypePolicy FloatDTypePolicy __tuple__ __numpy__ __bytes__"
+    "DTypePolicy FloatDTypePolicy __tuple__ __numpy__ __bytes__ __keras_tensor__"
 )
 CLASSES = frozenset((_LAYERS + " " + _OTHERS).split())
 FUNCTIONS = frozenset(

@@ -42,6 +42,7 @@ _SAFE = {
 _KERAS = {".keras": "keras", ".h5": "hdf5", ".hdf5": "hdf5"}
 # Plain-text files models ship without a suffix.
 _TEXT_NAMES = ("LICENSE", "README", "NOTICE", "COPYING", "AUTHORS", "CITATION")
+_GIT_FILES = (".gitattributes", ".gitignore")
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,6 @@ def route(path: str) -> Route:
             return Route("pickle", loader, stripped)
     if stripped:
         return Route("unknown", f"a {stripped} archive reader")
-    if not ext and name.upper().startswith(_TEXT_NAMES):
+    if (not ext and name.upper().startswith(_TEXT_NAMES)) or name in _GIT_FILES:
         return Route("text", "a text reader")
     return Route("unknown", "no loader the scan knows")

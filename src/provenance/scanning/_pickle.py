@@ -108,6 +108,8 @@ def _resolve(module: str, name: str, proto: int, pos: int) -> str:
     elif py2:
         raise _fail(pos, f"{module}.{name} is a Python 2 name at protocol {proto} (ambiguous)")
     full = f"{module}.{name}"
+    if "." in name:  # protocol 4 resolves it attribute by attribute, not as listed
+        raise _fail(pos, f"imports {full} through a dotted name")
     if full not in ALLOWED:
         raise _fail(pos, f"imports {full}, which is not on the allow-list")
     return full
