@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 
 from provenance.errors import InputError
-from provenance.links import read_link
+from provenance.links import _reader, read_link
 from provenance.signing import dsse, load_public_key
-from provenance.verification import _links
 from tests.conftest import links_in, verify
 
 
@@ -45,7 +44,7 @@ def test_verification_reports_the_same_links_when_none_is_kept(
 ) -> None:
     kept = verify(cli, "--json")
     assert kept.code == 0, kept.out
-    monkeypatch.setattr(_links, "KEEP_ENVELOPE_BYTES", 0)
+    monkeypatch.setattr(_reader, "KEEP_ENVELOPE_BYTES", 0)
     not_kept = verify(cli, "--json")
     assert not_kept.code == 0, not_kept.out
     a, b = json.loads(kept.out), json.loads(not_kept.out)
@@ -57,7 +56,7 @@ def test_verification_reports_the_same_links_when_none_is_kept(
 
 def _in_pieces(cli, monkeypatch: pytest.MonkeyPatch):
     with monkeypatch.context() as m:
-        m.setattr(_links, "KEEP_ENVELOPE_BYTES", 0)
+        m.setattr(_reader, "KEEP_ENVELOPE_BYTES", 0)
         m.setattr(dsse, "_PIECE", 64)
         return verify(cli, "--json")
 

@@ -1,5 +1,10 @@
 """Link payloads parsed section by section give exactly what parsing the whole payload gives.
 
+This is the contract of `provenance.links._sections`, checked two ways on every payload below:
+against the standard-library `json.loads` of the whole payload (what the section parser accepts,
+json reads identically), and against `parse_link` with the section path turned off (the same
+link or the same refusal).
+
 `parse_link` cuts a canonical payload's `materials` and `products` out at their markers, parses
 the rest with placeholders in the holes, and caches sections by their bytes across links. Every
 payload here — canonical ones, decoys that put the markers elsewhere, duplicate keys, odd
@@ -17,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from provenance.errors import LinkFormatError
-from provenance.links import _model
+from provenance.links import _model, _sections
 from provenance.links._artifacts import ArtifactMap
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -43,17 +48,50 @@ def _link(materials: Any, products: Any, **extra: Any) -> dict[str, Any]:
 
 def _outcome(payload: bytes, *, fast: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
     with monkeypatch.context() as m:
-        m.setattr(_model, "_MIN_SECTION", 0)  # small test payloads take the section path too
-        m.setattr(_model, "_CHUNK", 40)  # and are parsed in many pieces
+        m.setattr(_sections, "_MIN_SECTION", 0)  # small test payloads take the section path too
+        m.setattr(_sections, "_CHUNK", 40)  # and are parsed in many pieces
         if not fast:
-            m.setattr(_model, "_fast_parse", lambda *a: None)
+            m.setattr(_model, "fast_parse", lambda *a: None)
         try:
             return _model.parse_link(payload, "x.link")
         except LinkFormatError as exc:
             return ("refused", str(exc))
 
 
+def _standard_library(payload: bytes) -> Any:
+    """The oracle: `json.loads` of the whole payload, duplicate keys refused."""
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        if len({k for k, _ in pairs}) != len(pairs):
+            raise ValueError("duplicate key")
+        return dict(pairs)
+
+    return json.loads(payload, object_pairs_hook=unique)
+
+
+def _agrees_with_json(
+    payload: bytes, monkeypatch: pytest.MonkeyPatch, sections: dict[bytes, Any] | None = None
+) -> None:
+    """The module's contract: whatever `fast_parse` returns (None = "parse it whole") is what
+    the standard-library parse of the whole payload gives, entries in the same order."""
+    with monkeypatch.context() as m:
+        m.setattr(_sections, "_MIN_SECTION", 0)
+        m.setattr(_sections, "_CHUNK", 40)
+        doc = _sections.fast_parse(payload, "x.link", dict(sections or {}))
+    if doc is None:
+        return
+    ref = _standard_library(payload)  # the section parser accepted it: so must json
+    assert isinstance(ref, dict) and ref.keys() == doc.keys(), payload[:300]
+    for key, value in ref.items():
+        if key in ("materials", "products"):
+            assert isinstance(doc[key], ArtifactMap) and doc[key] == value, key
+            assert list(doc[key]) == list(value), key
+        else:
+            assert doc[key] == value, key
+
+
 def _same(payload: bytes, monkeypatch: pytest.MonkeyPatch) -> Any:
+    _agrees_with_json(payload, monkeypatch)
     fast = _outcome(payload, fast=True, monkeypatch=monkeypatch)
     whole = _outcome(payload, fast=False, monkeypatch=monkeypatch)
     assert fast == whole, payload[:300]
@@ -198,8 +236,12 @@ def _primed() -> tuple[dict[bytes, Any], Any]:
 def _same_extended(payload: bytes, monkeypatch: pytest.MonkeyPatch) -> Any:
     """`payload` read after ingest's link (cache primed) equals the whole-payload parse."""
     with monkeypatch.context() as m:
-        m.setattr(_model, "_MIN_SECTION", 0)
-        m.setattr(_model, "_CHUNK", 40)
+        m.setattr(_sections, "_MIN_SECTION", 0)
+        primed, _ = _primed()
+    _agrees_with_json(payload, monkeypatch, primed)
+    with monkeypatch.context() as m:
+        m.setattr(_sections, "_MIN_SECTION", 0)
+        m.setattr(_sections, "_CHUNK", 40)
         sections, _ = _primed()
         try:
             fast = _model.parse_link(payload, "x.link", sections)
@@ -325,7 +367,7 @@ def test_a_cached_section_ending_in_whitespace_is_not_cut_short() -> None:
     with pytest.raises(LinkFormatError, match="not JSON"):
         _model.parse_link(payload, "x.link", {})
     with pytest.MonkeyPatch.context() as m_:
-        m_.setattr(_model, "_fast_parse", lambda *a: None)
+        m_.setattr(_model, "fast_parse", lambda *a: None)
         with pytest.raises(LinkFormatError, match="not JSON"):
             _model.parse_link(payload, "x.link", {})
 
@@ -334,7 +376,7 @@ def test_only_the_most_recent_cached_sections_are_searched() -> None:
     """A functionary signing many links cannot make reading quadratic: a section extending an
     older cached one is parsed whole (the same result, its entries not shared)."""
     sections, ingest = _primed()
-    for i in range(_model._EXTEND_CANDIDATES):  # newer, unrelated large sections
+    for i in range(_sections._EXTEND_CANDIDATES):  # newer, unrelated large sections
         other = _big(f"o{i}", 60)  # large enough to be searched, shorter than the new one
         _model.parse_link(_canonical(_link({}, other)), f"o{i}.link", sections)
     materials = {"code/a": {"sha256": "cd" * 32}, **DATA}
@@ -369,4 +411,4 @@ def test_the_extension_search_looks_at_a_bounded_number_of_cached_sections() -> 
     materials = {"code/a": {"sha256": "cd" * 32}, **DATA}
     link = _model.parse_link(_canonical(_link(materials, {})), "evaluate.link", sections)
     assert link.materials == materials
-    assert 0 < sections.seen <= 2 * _model._EXTEND_CANDIDATES
+    assert 0 < sections.seen <= 2 * _sections._EXTEND_CANDIDATES

@@ -18,11 +18,14 @@ from provenance.links._files import (
     write_link,
 )
 from provenance.links._model import LinkData, link_payload
+from provenance.links._reader import KEEP_ENVELOPE_BYTES, LinkReader
 
 __all__ = [
     "ArtifactMap",
     "FILE_RE",
+    "KEEP_ENVELOPE_BYTES",
     "LinkData",
+    "LinkReader",
     "Rejected",
     "VerifiedLink",
     "claimed_run_id",

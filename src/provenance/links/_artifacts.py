@@ -42,7 +42,7 @@ class ArtifactMap(Mapping[str, Mapping[str, str]]):
         return None
 
     def sha256_getter(self) -> Callable[[str], str | None]:
-        """path -> hex or None; the dict's own `get` (C speed) when the map has one part."""
+        """Path -> hex or None; the dict's own `get` (C speed) when the map has one part."""
         if len(self._parts) == 1:
             return self._parts[0].get
         return self.sha256
@@ -97,6 +97,13 @@ def shas_of(artifacts: ArtifactMap, paths: list[str]) -> list[str | None]:
     """The sha256 hex of each of `paths` (None where absent), looked up at C speed.
 
     The largest part answers first; only the paths it lacks are looked up in the others.
+
+    Args:
+        artifacts: a link's artifact section.
+        paths: the paths to look up.
+
+    Returns:
+        One hex digest or None per path, in the order of `paths`.
     """
     parts = sorted(artifacts.parts, key=len, reverse=True)
     out: list[str | None] = list(map(parts[0].get, paths))

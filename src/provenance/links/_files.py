@@ -30,14 +30,32 @@ FILE_RE = re.compile(r"(?P<step>[A-Za-z0-9_.-]{1,128})\.(?P<keyid>[0-9a-f]{8})\.
 
 
 def link_filename(step: str, keyid: str) -> str:
+    """The file name in-toto gives the link of `step` signed by `keyid`.
+
+    Args:
+        step: the step name.
+        keyid: the signing key's id (hex; its first 8 digits are used).
+
+    Returns:
+        `<step>.<keyid[:8]>.link`.
+    """
     return f"{step}.{keyid[:8]}{SUFFIX}"
 
 
 def write_link(payload: bytes | bytearray, signer: Signer, step: str, links_dir: str) -> str:
-    """Sign `payload` and write `<step>.<keyid[:8]>.link` atomically; return its path.
+    """Sign `payload` and write `<step>.<keyid[:8]>.link` atomically.
 
     The file is byte for byte `dsse.dumps(dsse.sign(payload, signer))`, but the base64 of a
     large payload is streamed to disk in pieces instead of held as one string, twice.
+
+    Args:
+        payload: the link payload (`link_payload`).
+        signer: the functionary's securesystemslib signer.
+        step: the step name (the file name's first part).
+        links_dir: the directory to write to.
+
+    Returns:
+        The path written.
     """
     signature = dsse.sign_detached(payload, signer)
     path = os.path.join(links_dir, link_filename(step, signer.public_key.keyid))
@@ -46,7 +64,17 @@ def write_link(payload: bytes | bytearray, signer: Signer, step: str, links_dir:
 
 
 def list_links(links_dir: str) -> list[str]:
-    """Paths of every link file in `links_dir` (sorted); none when it does not exist."""
+    """Paths of every link file in `links_dir`.
+
+    Args:
+        links_dir: the links directory.
+
+    Returns:
+        The paths of the files named like links, sorted; none when the directory does not exist.
+
+    Raises:
+        LinkFormatError: `links_dir` is not a directory or cannot be listed.
+    """
     try:
         names = os.listdir(links_dir)
     except FileNotFoundError:
@@ -59,7 +87,7 @@ def list_links(links_dir: str) -> list[str]:
 
 
 def step_links(links_dir: str, step: str) -> list[str]:
-    """The link files named for `step`."""
+    """The link files named for `step` (`<step>.<keyid[:8]>.link`) in `links_dir`."""
     prefix = step + "."
     return [
         p
@@ -84,8 +112,13 @@ class VerifiedLink:
 
     @property
     def payload(self) -> bytes:
-        """The signed payload, decoded again from `envelope` when asked for (not kept: a
-        million-artifact link's payload is over 100 MB)."""
+        """The signed payload, decoded again from `envelope` when asked for.
+
+        It is not kept: a million-artifact link's payload is over 100 MB.
+
+        Raises:
+            InputError: the link was read without keeping its bytes (a large link).
+        """
         if self.envelope is None:
             raise InputError(self.file, "link bytes were not kept; read it again with read_link")
         return dsse.parse(self.envelope, self.file, "link").payload
@@ -100,23 +133,46 @@ class VerifiedLink:
 
     @property
     def name(self) -> str:
+        """The step name the link records."""
         return self.link.name
 
     @property
     def run_id(self) -> str | None:
+        """The pipeline run id the link records, or None."""
         return self.link.run_id
 
 
 @dataclass(frozen=True)
 class Rejected:
-    """A link file that did not verify, and why (for explanations, never for use)."""
+    """A link file that did not verify, and why (for explanations, never for use).
+
+    Attributes:
+        file: the file's base name.
+        reason: why it was rejected, in one line.
+        keyids: the key ids its signatures claim (unverified).
+        signed_by: key ids among the reader's `known` keys whose signature does verify (set by
+            `LinkReader.read` when no claimed key was allowed; empty otherwise).
+    """
 
     file: str
     reason: str
+    keyids: tuple[str, ...] = ()
+    signed_by: tuple[str, ...] = ()
 
 
 def read_envelope(path: str, data: bytes | None = None) -> tuple[bytes, dsse.ParsedEnvelope]:
-    """Bounded read of a link file and its envelope structure (nothing trusted yet)."""
+    """Bounded read of a link file and its envelope structure (nothing trusted yet).
+
+    Args:
+        path: the link file.
+        data: its bytes when the caller already read them.
+
+    Returns:
+        The file's bytes and its parsed (not yet verified) DSSE envelope.
+
+    Raises:
+        InputError: unreadable, larger than `dsse.MAX_ENVELOPE_BYTES`, or not an envelope.
+    """
     if data is None:
         data = read_bounded(path, dsse.MAX_ENVELOPE_BYTES, "link")
     return data, dsse.parse(data, path, "link")
@@ -131,15 +187,28 @@ def read_link(
     sections: dict[bytes, Any] | None = None,
     digest: str | None = None,
 ) -> VerifiedLink | Rejected:
-    """Read `path` and accept it only if one of `keys` (keyid -> Key) signed it.
+    """Read `path` and accept it only if one of `keys` signed it.
 
     The payload is parsed only after a signature verified; a malformed payload that verified is
-    an error (LinkFormatError), an unsigned or foreign-signed one is merely rejected. A caller
-    that already holds the file's bytes and their parsed `envelope` (from `read_envelope`)
-    passes both, so the envelope is parsed once. `sections`: see `parse_link` (one dict for
-    all the links of one verification). A caller that passes `envelope` with the file's sha256
-    as `digest` instead of its bytes has let the bytes go (a large link): the returned link
-    then holds the digest only.
+    an error, an unsigned or foreign-signed one is merely rejected. Verifying many (or large)
+    links: use `LinkReader`, which passes the arguments below.
+
+    Args:
+        path: the link file.
+        keys: keyid -> Key of the functionaries allowed to sign it.
+        data: the file's bytes, when the caller already holds them (with `envelope`, parsed
+            from them by `read_envelope`, so the envelope is parsed once).
+        envelope: the file's parsed envelope.
+        sections: the artifact-section cache of one verification (see `parse_link`).
+        digest: the file's sha256, passed with `envelope` instead of `data` by a caller that
+            let the bytes go (a large link): the returned link then holds the digest only.
+
+    Returns:
+        The verified link, or `Rejected` saying why no key of `keys` verified.
+
+    Raises:
+        InputError: the file is unreadable, too large or not a DSSE envelope.
+        LinkFormatError: the signed payload is not an in-toto link or is malformed.
     """
     raw: bytes | None
     if envelope is not None and (data is not None or digest is not None):
@@ -149,7 +218,11 @@ def read_link(
     good = env.verified_keyids(dict(keys))
     if not good:
         claimed = ", ".join(k[:8] for k in env.keyids) or "no signature"
-        return Rejected(os.path.basename(path), f"no valid signature by a trusted key ({claimed})")
+        return Rejected(
+            os.path.basename(path),
+            f"no valid signature by a trusted key ({claimed})",
+            tuple(env.keyids),
+        )
     if env.payload_type != dsse.IN_TOTO_PAYLOAD_TYPE:
         raise LinkFormatError(path, f"payload type '{env.payload_type}' is not in-toto")
     link = parse_link(env.payload_buffer, path, sections)
@@ -162,7 +235,13 @@ def claimed_run_id(path: str) -> str | None:
     """The pipeline run id a link claims, WITHOUT checking its signature.
 
     Only for diagnostics (a step naming stale links of another run in its folder); nothing may
-    trust it. None when the file is not a readable link.
+    trust it.
+
+    Args:
+        path: the link file.
+
+    Returns:
+        The claimed run id; None when there is none or the file is not a readable link.
     """
     try:
         _, env = read_envelope(path)

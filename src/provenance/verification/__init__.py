@@ -64,14 +64,33 @@ def verify(
 ) -> VerificationResult:
     """Verify `layout` (signed by every key in `layout_keys`) against the links and the files.
 
-    `layout_keys`: public keys or paths to them. The last phase compares the recorded products
-    with the files in `base`; with `model_files` (path -> sha256, e.g. a registered model
-    version) it instead compares those with exactly the model the layout declares, and runs the
-    layout's inspections in `base` (where those files are). Metrics files the layout's
-    thresholds read are taken from `evidence` (a directory, or recorded path -> local file),
-    by default from `base`.
-    Returns a VerificationResult; raises InputError subclasses for unreadable/invalid inputs
-    (a malformed policy declaration in the signed layout is a LayoutError, exit 3).
+    Named phases run in order (layout signature and expiry, links, consistency, rules,
+    inspections, thresholds, then the model or the files and datasets); the first phase that
+    fails ends the run, and its failures are in the result.
+
+    Args:
+        layout: path of the signed layout (a DSSE envelope).
+        layout_keys: the layout owners' public keys, as Key objects or paths to PEM files;
+            every one of them must have signed the layout.
+        links_dir: where the step links are.
+        base: the project root the recorded artifact paths are relative to.
+        artifacts: product patterns to re-check on disk instead of all products.
+        check_files_on_disk: False skips the last phase (the files themselves).
+        model_files: path -> sha256 of a registered model version: compared with exactly the
+            model the layout declares (instead of the files in `base`), and the layout's
+            inspections run in `base`, where those files are.
+        model_source: how `model_files` is named in messages.
+        evidence: where the metrics files the layout's thresholds read are (a directory, or
+            recorded path -> local file); by default `base`.
+
+    Returns:
+        The VerificationResult, carrying the verified layout bytes, its policy and the
+        accepted links (consumers never re-read them from disk).
+
+    Raises:
+        InputError: an unreadable or invalid input (a subclass names which: LayoutError for a
+            malformed layout or policy declaration, LinkFormatError for a validly signed but
+            malformed link, ...); exit 3.
     """
     for pattern in artifacts:
         check_relative(pattern.rstrip("/") or ".", what=f"--artifact '{pattern}'")

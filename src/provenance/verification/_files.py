@@ -35,7 +35,7 @@ from provenance.verification.result import Failure
 def expected_products(
     layout: Any, links: Mapping[str, LinkData], only: Sequence[str] = ()
 ) -> dict[str, tuple[str, str]]:
-    """path -> (sha256, step): the last product digest in layout order, minus later deletions.
+    """Path -> (sha256, step): the last product digest in layout order, minus later deletions.
 
     With `only` (artifact patterns), just the products they select: a deletion only ever
     removes a path, so selecting first gives what selecting the whole result would.
@@ -47,8 +47,11 @@ def expected_products(
 
 
 def producer(layout: Any, links: Mapping[str, LinkData], path: str) -> str:
-    """The step whose digest of product `path` is the expected one: the last in layout order
-    that recorded it (a step that deleted it only ever removes it)."""
+    """The step whose digest of product `path` is the expected one.
+
+    That is the last step in layout order that recorded it (a step that deleted it only ever
+    removes it).
+    """
     return str(
         next(
             s.name
@@ -96,8 +99,13 @@ def latest_products(
 
 
 def model_manifest(model: ModelDecl, links: Mapping[str, LinkData]) -> Manifest:
-    """The deliverable: the declared step's products matching the declared pattern, named
-    relative to the pattern's directory (as they sit in a registered model version)."""
+    """The deliverable: the declared step's products matching the declared pattern.
+
+    Named relative to the pattern's directory (as they sit in a registered model version).
+
+    Raises:
+        UsageError: the model's step has no verified link.
+    """
     link = links.get(model.step)
     if link is None:
         raise UsageError(f"the layout's model step '{model.step}' has no verified link")
@@ -183,9 +191,11 @@ def _changes(
     on_disk: Callable[[str], bool],
     outside: set[str],
 ) -> list[Change]:
-    """`Manifest.diff` of the expected products against the hashed files, sorted by path,
-    without a second million-entry map: the digests of each block of files are compared as one
-    string (in C), and only a block that differs is looked at file by file."""
+    """`Manifest.diff` of the expected products against the hashed files, sorted by path.
+
+    Without a second million-entry map: the digests of each block of files are compared as one
+    string (in C), and only a block that differs is looked at file by file.
+    """
     changes: list[Change] = []
     for start in range(0, len(present), _BLOCK):
         paths = present[start : start + _BLOCK]
@@ -216,8 +226,11 @@ def _regular(base: str, path: str) -> bool:
 def _under(
     base: str, patterns: Sequence[str], prune: Sequence[str]
 ) -> tuple[list[str], list[tuple[str, str]]]:
-    """Every entry the product patterns claim: all of a pattern's directory (`models/*` claims
-    `models/`), or for a pattern without one (`*.json`) the entries its regex matches."""
+    """Every entry the product patterns claim.
+
+    That is all of a pattern's directory (`models/*` claims `models/`), or for a pattern
+    without one (`*.json`) the entries its regex matches.
+    """
     compiled = compile_patterns(patterns)
     roots = sorted({p.root for p in compiled if p.root})
     found = walk_all(base, roots, prune)

@@ -6,7 +6,6 @@ parsed, the payload is validated field by field, and every artifact path must st
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 import re
@@ -16,15 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provenance.hashing import objects
-from provenance.links import (
-    FILE_RE,
-    Rejected,
-    VerifiedLink,
-    read_envelope,
-    read_link,
-    step_links,
-)
-from provenance.signing import dsse
+from provenance.links import FILE_RE, LinkReader, Rejected, VerifiedLink, step_links
 from provenance.verification.result import Failure, StepReport
 
 
@@ -33,22 +24,18 @@ def _label(keyid: str, names: dict[str, str]) -> str:
     return f"{name} ({keyid[:8]})" if name else keyid[:8]
 
 
-def _why_rejected(
-    env: dsse.ParsedEnvelope,
-    allowed: dict[str, Any],
-    all_keys: dict[str, Any],
-    names: dict[str, str],
-) -> str:
-    claimed = [k for k in env.keyids if k in allowed]
+def _why_rejected(got: Rejected, allowed: dict[str, Any], names: dict[str, str]) -> str:
+    claimed = [k for k in got.keyids if k in allowed]
     if claimed:
         return (
             f"the signature by {_label(claimed[0], names)} does not verify: the link was "
             "changed after it was signed"
         )
-    others = env.verified_keyids(all_keys)
-    if others:
-        return f"signed by {_label(others[0], names)}, which is not allowed to sign this step"
-    claimed_ids = ", ".join(k[:8] for k in env.keyids) or "(no signature)"
+    if got.signed_by:
+        return (
+            f"signed by {_label(got.signed_by[0], names)}, which is not allowed to sign this step"
+        )
+    claimed_ids = ", ".join(k[:8] for k in got.keyids) or "(no signature)"
     return (
         f"signed by unknown key {claimed_ids}, which is not allowed to sign this step "
         "(the key is not in the layout: a foreign key, or an old key rotated out)"
@@ -89,7 +76,7 @@ def load_chain(layout: Any, links_dir: str, names: dict[str, str]) -> tuple[Chai
 
     all_keys = {kid: Key.from_dict(kid, dict(k)) for kid, k in layout.keys.items()}
     chain, failures = Chain(), []
-    sections: dict[bytes, Any] = {}  # artifact sections shared by links are parsed once
+    reader = LinkReader()  # artifact sections shared by links are parsed once
     for step in layout.steps:
         allowed = {k: all_keys[k] for k in step.pubkeys if k in all_keys}
         allowed_text = ", ".join(_label(k, names) for k in sorted(allowed)) or "none"
@@ -97,23 +84,19 @@ def load_chain(layout: Any, links_dir: str, names: dict[str, str]) -> tuple[Chai
         rejected: list[str] = []
         ignored: list[dict[str, str]] = []
         for path in step_links(links_dir, step.name):
-            raw, env, digest = _read(path)
-            got = read_link(path, allowed, data=raw, envelope=env, sections=sections, digest=digest)
+            got = reader.read(path, allowed, known=all_keys)
             if isinstance(got, Rejected):
-                why = _why_rejected(env, allowed, all_keys, names)
+                why = _why_rejected(got, allowed, names)
                 rejected.append(f"{got.file}: {why}")
                 ignored.append({"file": got.file, "reason": why})
-                del raw, env  # a large link's payload goes before the next one is read
                 continue
             if got.link.name != step.name:
                 rejected.append(f"{got.file} records step '{got.link.name}', not '{step.name}'")
                 ignored.append(
                     {"file": got.file, "reason": f"records step '{got.link.name}' inside"}
                 )
-                del raw, env
                 continue
             accepted.setdefault(got.keyid, got)
-            del raw, env
         report = StepReport(
             step.name,
             [
@@ -161,26 +144,6 @@ def load_chain(layout: Any, links_dir: str, names: dict[str, str]) -> tuple[Chai
             )
         chain.links[step.name] = accepted
     return chain, failures
-
-
-# Larger link files are read in pieces and not kept by the verified link (their digest is): a
-# million-artifact link is ~150 MB, and a pipeline has several.
-KEEP_ENVELOPE_BYTES = 64 << 20
-
-
-def _read(path: str) -> tuple[bytes | None, dsse.ParsedEnvelope, str | None]:
-    """A link file's bytes (None when too large to keep), envelope and digest (when not kept)."""
-    try:
-        large = os.stat(path).st_size > KEEP_ENVELOPE_BYTES
-    except OSError:
-        large = False  # the ordinary read names the problem
-    streamed = dsse.read_large(path, "link") if large else None
-    if streamed is not None:  # read in pieces
-        return None, *streamed
-    raw, env = read_envelope(path)
-    if len(raw) > KEEP_ENVELOPE_BYTES:  # only its digest is kept, taken now
-        return None, env, hashlib.sha256(raw).hexdigest()
-    return raw, env, None
 
 
 # What `unsafe_paths` could refuse, looked for in all paths at once (joined by NUL, which no

@@ -25,6 +25,7 @@ class Failure:
     details: tuple[str, ...] = ()
 
     def render(self) -> str:
+        """The message, then each detail indented on a line of its own."""
         lines = [self.message]
         lines += [f"  {d}" for d in self.details]
         return "\n".join(lines)
@@ -86,14 +87,17 @@ class VerificationResult:
 
     @property
     def layout_sha256(self) -> str | None:
+        """sha256 hex of the signed layout bytes that were verified (None before they were read)."""
         return hashlib.sha256(self.layout_bytes).hexdigest() if self.layout_bytes else None
 
     @property
     def ok(self) -> bool:
+        """True when at least one phase ran and none failed."""
         return not self.failures and bool(self.phases_run)
 
     @property
     def verdict(self) -> str:
+        """The one-line verdict every run prints (PASS or FAIL, with the run id or the count)."""
         if self.ok:
             run = f", pipeline run {self.run_id[:12]}" if self.run_id else ""
             warned = f" ({len(self.warnings)} warning(s))" if self.warnings else ""
@@ -131,6 +135,7 @@ class VerificationResult:
         return out
 
     def to_dict(self) -> dict[str, Any]:
+        """The `--json` document of `provenance verify`."""
         return {
             "verified": self.ok,
             "verdict": self.verdict,
