@@ -302,7 +302,7 @@ def quiet_store_rehash(path: Path, sha256: str) -> dict[str, float]:
     that answers ranged GETs with sendfile(2): what the code reaches when the store is cheap."""
     import resource
 
-    from provenance.gate.mlflow._s3_digest import object_sha256
+    from provenance.hashing import objects
     from provenance.stack import _s3
 
     portfile = path.with_suffix(".port")
@@ -321,7 +321,7 @@ def quiet_store_rehash(path: Path, sha256: str) -> dict[str, float]:
             me = resource.getrusage(resource.RUSAGE_SELF)
             before = (tree_cpu(store.pid), me.ru_utime + me.ru_stime)
             t0 = time.perf_counter()
-            if object_sha256(client, "bench", path.name) != sha256:
+            if objects.object_sha256(client, "bench", path.name) != sha256:
                 raise SystemExit("the quiet store's re-hash gave another digest")
             wall = time.perf_counter() - t0
             me = resource.getrusage(resource.RUSAGE_SELF)

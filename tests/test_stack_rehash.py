@@ -23,10 +23,10 @@ PART = 1 << 16
 
 @pytest.fixture
 def small_parts(monkeypatch: pytest.MonkeyPatch) -> Any:
-    from provenance.gate.mlflow import _s3_digest
+    from provenance.hashing import _s3_read
 
-    monkeypatch.setattr(_s3_digest, "PART", PART)
-    return _s3_digest
+    monkeypatch.setattr(_s3_read, "PART", PART)
+    return _s3_read
 
 
 @pytest.mark.parametrize("size", [0, 1, PART - 1, PART, PART + 1, 9 * PART + 3])
@@ -203,3 +203,34 @@ def test_a_checksum_failure_is_a_refusal_not_an_outage() -> None:
 
     assert _unreachable(EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))
     assert not _unreachable(FlexibleChecksumError(error_msg="checksum mismatch"))
+
+
+@pytest.mark.parametrize("change", ["shorter", "longer", "partial-answer"])
+def test_recording_reads_objects_through_the_same_checks(stack: Stack, change: str) -> None:
+    """The recorder's one-GET read (many objects at once, bounded memory) is the same hasher:
+    a body not its announced length, or a 206 to a whole-object GET, is refused by URI."""
+    import io
+
+    from botocore.response import StreamingBody
+
+    from provenance.errors import ArtifactError
+    from provenance.hashing import objects
+
+    s3 = s3_client(stack)
+    key = _put(s3, 3 * PART + 5)
+    got = objects.hash_object(s3, f"s3://mlflow/{key}")
+    data = s3.get_object(Bucket="mlflow", Key=key)["Body"].read()
+    assert got is not None and got[0] == hashlib.sha256(data).hexdigest()
+    assert got[1].size == len(data) and got[1].etag
+
+    def edit(call: int, answer: Any) -> Any:
+        if change == "partial-answer":
+            answer["ResponseMetadata"]["HTTPStatusCode"] = 206
+            return answer
+        body = answer["Body"].read()
+        body = body[:-1] if change == "shorter" else body + b"x"
+        answer["Body"] = StreamingBody(io.BytesIO(body), len(body))
+        return answer
+
+    with pytest.raises(ArtifactError, match=key):
+        objects.hash_object(_Edited(s3, edit), f"s3://mlflow/{key}")

@@ -1,8 +1,9 @@
 """Object-store artifacts: `s3://bucket/key` patterns, listing, and sha256 of streamed bytes.
 
 DESIGN: an object is recorded under its URI with the sha256 of its bytes, like a local file under
-its path. Bodies are streamed (`get_object` -> `iter_chunks`), never copied to disk or held whole,
-and a few objects are hashed at once, so memory stays at a few chunks whatever the object size.
+its path. Bodies are streamed by the one S3 hasher (`_s3_read`: one GET per object here, read
+through a reused 1 MiB buffer, every answer checked), never copied to disk or held whole, and a
+few objects are hashed at once, so memory stays at a few chunks whatever the object size.
 Size, ETag and VersionId are kept beside the digests (`ObjectInfo`), never inside the link's
 digest dicts: upstream in-toto compares those dicts between links, so only `sha256` goes there.
 boto3 is imported when the first object is touched; credentials and endpoint come from the
@@ -11,7 +12,6 @@ standard environment (AWS_*, `AWS_ENDPOINT_URL`, or MLflow's `MLFLOW_S3_ENDPOINT
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -21,10 +21,35 @@ from typing import Any
 
 from provenance.errors import ArtifactError, ComponentError, PatternError
 from provenance.hashing._patterns import Pattern, check_glob, has_glob
+from provenance.hashing._s3_read import ObjectChanged, ObjectRead, object_sha256, read_object
+
+__all__ = [  # what other packages use, through `provenance.hashing.objects`
+    "COMPONENT",
+    "SCHEME",
+    "ObjectChanged",
+    "ObjectInfo",
+    "ObjectPattern",
+    "ObjectRead",
+    "ObjectSet",
+    "claimed_objects",
+    "client",
+    "compile_any",
+    "endpoint",
+    "hash_object",
+    "hash_objects",
+    "hash_uris",
+    "is_object_uri",
+    "list_objects",
+    "local_patterns",
+    "object_sha256",
+    "parse_uri",
+    "read_object",
+    "split_patterns",
+    "unsafe_artifacts",
+]
 
 SCHEME = "s3://"
 COMPONENT = "S3"
-CHUNK = 1 << 20  # bytes per read from a streamed body
 PARALLEL = 4  # objects hashed at once: bounded memory, enough to hide request latency
 TIMEOUT = 10.0
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]\Z")
@@ -295,32 +320,25 @@ def claimed_objects(s3: Any, pattern: ObjectPattern) -> list[str]:
 
 
 def hash_object(s3: Any, uri: str) -> tuple[str, ObjectInfo] | None:
-    """sha256 of one object's streamed bytes and what the store said; None when it is absent."""
+    """sha256 of one object's streamed bytes and what the store said; None when it is absent.
+
+    Read by the one S3 hasher (`hashing._s3_read`, one GET, every answer checked); an object
+    that changed while it was read is an ArtifactError naming it.
+    """
     from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, key = parse_uri(uri)
     try:
-        resp = s3.get_object(Bucket=bucket, Key=key)
-        body = resp["Body"]
-        h = hashlib.sha256()
-        size = 0
-        try:
-            for chunk in body.iter_chunks(CHUNK):
-                h.update(chunk)
-                size += len(chunk)
-        finally:
-            body.close()
+        got = read_object(s3, bucket, key, ranged=False)
     except ClientError as exc:
         if _missing(exc):
             return None
         raise _fail(exc, bucket) from None
     except BotoCoreError as exc:
         raise _fail(exc, bucket) from None
-    length = resp.get("ContentLength")
-    if isinstance(length, int) and length != size:
-        raise ArtifactError(uri, f"object changed while it was read ({size} of {length} bytes)")
-    info = ObjectInfo(size, str(resp.get("ETag", "")), resp.get("VersionId") or None)
-    return h.hexdigest(), info
+    except ObjectChanged as exc:
+        raise ArtifactError(uri, str(exc)) from None
+    return got.sha256, ObjectInfo(got.size, got.etag, got.version_id)
 
 
 def hash_uris(s3: Any, uris: Sequence[str]) -> dict[str, tuple[str, ObjectInfo] | None]:

@@ -450,7 +450,7 @@ def _digest(repo: Any, path: str, listed: int) -> str:
     from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
     from mlflow.store.artifact.s3_artifact_repo import S3ArtifactRepository
 
-    from provenance.gate.mlflow._s3_digest import object_sha256
+    from provenance.hashing import objects
 
     if isinstance(repo, LocalArtifactRepository):
         full = os.path.join(repo.artifact_dir, path)
@@ -463,7 +463,7 @@ def _digest(repo: Any, path: str, listed: int) -> str:
     if isinstance(repo, S3ArtifactRepository):
         bucket, prefix = repo.parse_s3_compliant_uri(repo.artifact_uri)
         key = "/".join(p for p in (prefix.strip("/"), path) if p)
-        return object_sha256(repo._get_s3_client(), bucket, key, size=listed)
+        return objects.object_sha256(repo._get_s3_client(), bucket, key, size=listed)
     with tempfile.TemporaryDirectory(prefix="provenance-store-") as tmp:
         local = repo.download_artifacts(path, dst_path=tmp)
         return hash_file(local, path).hex()
