@@ -124,6 +124,8 @@ def decompress(data: bytes, kind: str, budget: Budget, what: str) -> bytes:
 
 
 def _local_extent(f: IO[bytes], info: zipfile.ZipInfo) -> tuple[int, int]:
+    if info.header_offset < 0:
+        raise ContainerError(f"member {info.filename!r}: offset before the start of the file")
     f.seek(info.header_offset)
     head = f.read(30)
     if len(head) < 30 or head[:4] != b"PK\x03\x04":
@@ -137,7 +139,8 @@ def open_zip(f: IO[bytes], what: str) -> tuple[zipfile.ZipFile, list[zipfile.Zip
     try:
         zf = zipfile.ZipFile(f)
         infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error,
+            NotImplementedError, RuntimeError, UnicodeDecodeError) as exc:  # fmt: skip
         raise ContainerError(f"{what}: not a zip archive that opens cleanly ({exc})") from None
     if len(infos) > MAX_MEMBERS:
         raise ContainerError(f"{what}: more than {MAX_MEMBERS} members")
@@ -145,7 +148,10 @@ def open_zip(f: IO[bytes], what: str) -> tuple[zipfile.ZipFile, list[zipfile.Zip
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})[0]
         raise ContainerError(f"{what}: member name {dup!r} appears twice (which one loads?)")
-    extents = sorted(_local_extent(f, i) for i in infos)
+    try:
+        extents = sorted(_local_extent(f, i) for i in infos)
+    except (ContainerError, OSError, ValueError, struct.error) as exc:
+        raise ContainerError(f"{what}: {exc}") from None
     if extents and extents[0][0] != 0:
         raise ContainerError(f"{what}: {extents[0][0]} bytes of other data before the zip")
     for (_, end), (begin, _) in itertools.pairwise(extents):
@@ -182,7 +188,7 @@ def tar_members(data: bytes, budget: Budget, what: str) -> Iterator[tuple[str, b
     """Every regular member of an uncompressed tar, in order; links and devices refused."""
     try:
         tf = tarfile.open(fileobj=io.BytesIO(data), mode="r:")  # noqa: SIM115 - closed with data
-    except (tarfile.TarError, OSError, EOFError) as exc:
+    except (tarfile.TarError, OSError, EOFError, ValueError, UnicodeDecodeError) as exc:
         raise ContainerError(f"{what}: not a tar archive that opens cleanly ({exc})") from None
     seen: set[str] = set()
     try:
@@ -202,5 +208,5 @@ def tar_members(data: bytes, budget: Budget, what: str) -> Iterator[tuple[str, b
             if len(body) != member.size:
                 raise ContainerError(f"{what}: member {member.name!r} is truncated")
             yield member.name, body
-    except (tarfile.TarError, OSError, EOFError) as exc:
+    except (tarfile.TarError, OSError, EOFError, ValueError, UnicodeDecodeError) as exc:
         raise ContainerError(f"{what}: corrupt tar archive ({exc})") from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import struct
+import tokenize
 import warnings
 from typing import IO, Any
 
@@ -125,7 +126,8 @@ def npy_info(f: IO[bytes]) -> tuple[Any, int, int] | str:
             warnings.simplefilter("ignore")  # numpy warns about Python 2 headers it still reads
             version = npformat.read_magic(f)
             shape, _fortran, dtype = reader(f, version, max_header_size=MAX_NPY_HEADER)
-    except (ValueError, TypeError, SyntaxError, EOFError, OverflowError, MemoryError) as exc:
+    except (ValueError, TypeError, SyntaxError, EOFError, OverflowError, MemoryError,
+            RecursionError, KeyError, IndexError, tokenize.TokenError) as exc:  # fmt: skip
         return f"not a .npy file numpy reads ({exc})"
     count = 1
     for d in shape:
