@@ -1,5 +1,11 @@
 """DSSE envelopes whose large payload comes first are parsed without copying the payload through
-the JSON parser; the result, and every refusal, must be what the full JSON parse gives."""
+the JSON parser; the result, and every refusal, must be what the full JSON parse gives.
+
+Whatever the byte-level paths (`dsse.parse` cutting the payload out, `dsse.read_large` reading
+in pieces) accept is also checked against the standard library: `json.loads` of the whole
+envelope (duplicate keys refused) and `base64` decoding give the same payload, type and
+signatures.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ import base64
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from provenance.errors import InputError
 from provenance.signing import dsse
@@ -14,6 +22,29 @@ from provenance.signing import dsse
 PAYLOAD = json.dumps({"_type": "link", "materials": {f"f{i}": i for i in range(2000)}}).encode()
 B64 = base64.b64encode(PAYLOAD).decode()
 SIGS = [{"keyid": "ab" * 32, "sig": base64.b64encode(b"s" * 64).decode()}]
+
+
+def _standard_library(data: bytes) -> tuple[bytes, str, list[tuple[str, str]]]:
+    """The oracle: the envelope read with `json.loads` and `base64` only."""
+
+    def unique(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        if len({k for k, _ in pairs}) != len(pairs):
+            raise ValueError("duplicate key")
+        return dict(pairs)
+
+    def b64(text: str) -> bytes:
+        text += "=" * (-len(text) % 4)
+        if "-" in text or "_" in text:
+            return base64.urlsafe_b64decode(text)
+        return base64.b64decode(text, validate=True)
+
+    doc = json.loads(data, object_pairs_hook=unique)
+    sigs = [(s.get("keyid", ""), b64(s["sig"]).hex()) for s in doc["signatures"]]
+    return b64(doc["payload"]), doc["payloadType"], sigs
+
+
+def _agrees_with_json(data: bytes, got: tuple[bytes, str, list[tuple[str, str]]]) -> None:
+    assert got == _standard_library(data), data[:200]
 
 
 def envelope(**fields: object) -> bytes:
@@ -169,11 +200,13 @@ def _large_outcome(
     try:
         whole = dsse.parse(data, str(path), "link")
         expected: object = (whole.payload, whole.payload_type, whole.signatures)
+        _agrees_with_json(data, (whole.payload, whole.payload_type, whole.signatures))
     except InputError as exc:
         expected = str(exc)
     if isinstance(got, tuple):
         env, digest = got
         assert digest == hashlib.sha256(data).hexdigest()
+        _agrees_with_json(data, (env.payload, env.payload_type, env.signatures))
         return (env.payload, env.payload_type, env.signatures), expected
     return got, expected
 
@@ -297,3 +330,26 @@ def test_random_edits_of_a_large_envelope_never_disagree_with_the_whole_read(
                 data[at:at] = bytes([rnd.choice(alphabet)])
         got, expected = _large_outcome(tmp_path, bytes(data), monkeypatch, rnd.choice([4, 8]))
         assert got is None or got == expected, bytes(data)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.binary(min_size=3000, max_size=6000),
+    st.sampled_from([b"", b"\\/", b" ", b"\\n", b"=", b"-", b'"']),
+    st.integers(0, 8000),
+    st.sampled_from([b"", b',"payload":"QUFB"', b',"extra":NaN', b',"x":"\\ud800"']),
+)
+def test_whatever_parse_accepts_the_standard_library_reads_alike(
+    raw: bytes, insert: bytes, at: int, tail: bytes
+) -> None:
+    """Payloads large enough for the cut-out path, with an edit in the base64 and a decoy or
+    refusable member after it: a refusal is allowed, a different reading is not."""
+    text = base64.b64encode(raw)
+    at = min(at, len(text))
+    text = text[:at] + insert + text[at:]
+    data = b'{"payload":"' + text + b'","payloadType":"t","signatures":[]' + tail + b"}"
+    try:
+        got = dsse.parse(data, "x.link")
+    except InputError:
+        return
+    _agrees_with_json(data, (got.payload, got.payload_type, got.signatures))
