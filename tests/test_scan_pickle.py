@@ -202,3 +202,31 @@ def test_text_and_json_are_not_pickles_but_a_protocol_0_payload_is() -> None:
     assert sniff_pickle(b"cats\ndogs\nhello\n") is None  # imports only, never calls
     assert "calls posix.system" in (sniff_pickle(b"cposix\nsystem\n(Vtrue\ntR.") or "")
     assert sniff_pickle(struct.pack("<Q", 2) + b"{}") is None
+
+
+_OPCODE_BYTES = sorted({ord(op.code) for op in __import__("pickletools").opcodes})
+
+
+@pytest.mark.parametrize("low", _OPCODE_BYTES)
+def test_large_safetensors_is_not_taken_for_a_pickle_whatever_its_header_length(
+    low: int, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first byte of a safetensors file is its header length's low byte, which may be any
+    opcode; only a prefix is walked (64 KiB here, 16 MiB in use), and an opcode whose length
+    runs past the whole file, or whose partial line already fails, ends the walk as it ends the
+    unpickler."""
+    import json as _json
+
+    import provenance.scanning as scanning
+
+    monkeypatch.setattr(scanning, "MAX_SNIFF", 64 * 1024)
+    data = 1024 * 1024
+    header = _json.dumps({"w": {"dtype": "U8", "shape": [data], "data_offsets": [0, data]}})
+    raw = header.encode()
+    raw += b" " * ((len(raw) // 256 + 1) * 256 + low - len(raw))
+    path = tmp_path / "big.safetensors"
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(raw)) + raw)
+        f.write((b"\x3f\x80\x00\x00\x0a" * (data // 5 + 1))[:data])  # float-ish, newlines
+    report = scanning.scan_paths([str(path)], base=str(tmp_path))
+    assert report.ok, report.failures()

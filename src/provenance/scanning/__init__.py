@@ -225,7 +225,7 @@ def _inspect(f: IO[bytes], size: int, rel: str, allowed: bool) -> tuple[str, lis
         if ct.sniff(f.read(512)) == "zip":  # opened in place: a large checkpoint is not read whole
             f.seek(0)
             head = f.read(MAX_SNIFF)
-            why = sniff_pickle(head, prefix=size > len(head))
+            why = sniff_pickle(head, size=size)
             if why:
                 return "pickle", [*findings, Finding("polyglot", f"zip data {why}")]
             f.seek(0)
@@ -245,7 +245,7 @@ def _inspect(f: IO[bytes], size: int, rel: str, allowed: bool) -> tuple[str, lis
     findings = _safe_format(f, size, r, allowed)
     f.seek(0)
     head = f.read(min(size, MAX_SNIFF))
-    why = sniff_pickle(head, prefix=size > len(head))
+    why = sniff_pickle(head, size=size)
     if why:
         findings.append(Finding("polyglot", f"{r.kind} file {why}"))
     return r.kind, findings

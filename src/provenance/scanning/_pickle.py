@@ -40,7 +40,53 @@ class _Called(PickleRefusal):
 
 
 class _Truncated(PickleRefusal):
-    """The data ends inside an opcode or before STOP."""
+    """The data ends inside an opcode or before STOP; `need` is the length it would need."""
+
+    def __init__(self, message: str, need: int | None = None) -> None:
+        super().__init__(message)
+        self.need = need
+
+
+# Opcode byte -> (bytes of its length field, or of its fixed argument; is it a length?)
+_ARG = {
+    b"B": (4, True), b"T": (4, True), b"X": (4, True), b"\x8b": (4, True),
+    b"C": (1, True), b"U": (1, True), b"\x8c": (1, True), b"\x8a": (1, True),
+    b"\x8d": (8, True), b"\x8e": (8, True), b"\x96": (8, True), b"\x95": (8, True),
+    b"J": (4, False), b"K": (1, False), b"M": (2, False), b"G": (8, False), b"h": (1, False),
+    b"j": (4, False), b"q": (1, False), b"r": (4, False), b"\x80": (1, False),
+    b"\x82": (1, False), b"\x83": (2, False), b"\x84": (4, False),
+}  # fmt: skip
+
+
+_NUMBER_LINE = re.compile(rb"[ \t]*[-+]?[0-9_.eEinfaINFA]*\Z")
+_NAME_LINE = re.compile(rb"[A-Za-z0-9_.]*\Z")
+NEVER = 1 << 62  # "needs more than any file has": the unpickler fails on this opcode too
+
+
+def _needed(data: bytes, pos: int) -> int | None:
+    """How many bytes the opcode at `pos` needs, NEVER when its partial argument already makes
+    the unpickler fail, None when that cannot be known from the data at hand.
+    """
+    code = data[pos : pos + 1]
+    rest = data[pos + 1 :]
+    if code in (b"I", b"L", b"F", b"g", b"p"):  # a number on one line
+        return None if _NUMBER_LINE.match(rest) else NEVER
+    if code == b"S":  # a quoted string on one line
+        return None if rest[:1] in (b"'", b'"') else NEVER
+    if code in (b"c", b"i"):  # module and name lines
+        return (
+            None if _NAME_LINE.match(rest.split(b"\n", 1)[-1] if b"\n" in rest else rest) else NEVER
+        )
+    if code == b"P":  # a persistent id: pickle.load has no persistent_load
+        return NEVER
+    spec = _ARG.get(code)
+    if spec is None:
+        return None  # UNICODE: any line is a string
+    size, is_length = spec
+    field = data[pos + 1 : pos + 1 + size]
+    if len(field) < size:
+        return None
+    return pos + 1 + size + (int.from_bytes(field, "little") if is_length else 0)
 
 
 class _BadOpcode(PickleRefusal):
@@ -175,7 +221,8 @@ class _Walk:
                 if "unknown" in str(exc) and pos < len(self.data):
                     raise _BadOpcode(f"at byte {pos}: invalid opcode") from None
                 if any(w in str(exc) for w in ("not enough data", "exhausted", "no newline")):
-                    raise _Truncated(f"at byte {pos}: cannot be parsed ({exc})") from None
+                    need = None if "exhausted" in str(exc) else _needed(self.data, pos)
+                    raise _Truncated(f"at byte {pos}: cannot be parsed ({exc})", need) from None
                 raise _fail(pos, f"cannot be parsed ({exc})") from None
             ops += 1
             if ops > MAX_OPS:
@@ -194,7 +241,8 @@ class _Walk:
             self.proto = arg
         elif name == "FRAME":
             if arg > len(self.data) - f.tell():
-                raise _Truncated(f"at byte {pos}: frame runs past the end of the data")
+                need = f.tell() + arg
+                raise _Truncated(f"at byte {pos}: frame runs past the end of the data", need)
         elif name in ("INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4"):
             s.append(arg)
         elif name in ("FLOAT", "BINFLOAT", "NONE", "NEWTRUE", "NEWFALSE"):
@@ -434,21 +482,22 @@ def judge_pickle(data: bytes) -> PickleScan:
     return scan
 
 
-def sniff_pickle(data: bytes, *, prefix: bool = False) -> str | None:
+def sniff_pickle(data: bytes, *, size: int | None = None) -> str | None:
     """Why `data` (a file no loader should unpickle) would run code as a pickle, or None.
 
     The walk reads as ``pickle.load`` would from byte 0: a stream that calls a global outside
     the allow-list before it breaks, or a complete stream that imports anything, makes the file
-    a live pickle. With `prefix` (`data` is the start of a larger file), a walk that is still
-    going at its end cannot rule a pickle out and is reported too.
+    a live pickle. When `data` is the start of a file of `size` bytes, a walk still going at
+    its end cannot rule a pickle out and is reported too — unless the opcode it stopped in
+    needs more bytes than the whole file has (the unpickler stops there as well).
     """
     scan = PickleScan()
     try:
         _Walk(data, 0, False, scan, sniff=True).run(0)
     except _Called as exc:
         return f"is also a pickle stream that {exc}"
-    except _Truncated:
-        if prefix:
+    except _Truncated as exc:
+        if size is not None and size > len(data) and (exc.need is None or exc.need <= size):
             return f"reads as a pickle stream past its first {len(data)} bytes"
         return None
     except PickleRefusal:
