@@ -30,7 +30,8 @@ from tests.conftest import BIN
 
 OBJECT_STORE = str(80 * 1024 * 1024)
 START_TIMEOUT = 180
-ATTEMPTS = 3
+READY = "This command will now block forever"
+ATTEMPTS = 5
 
 
 def free_port() -> int:
@@ -85,14 +86,17 @@ class RayCluster:
             " log_to_driver=False)\n"
             "print(sum(1 for n in ray.nodes() if n['Alive']))\n"
         )
-        out = subprocess.run(
-            [sys.executable, "-c", probe],
-            capture_output=True,
-            text=True,
-            env=ray_env(),
-            timeout=60,
-            check=False,
-        )
+        try:
+            out = subprocess.run(
+                [sys.executable, "-c", probe],
+                capture_output=True,
+                text=True,
+                env=ray_env(),
+                timeout=120,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return 0
         lines = out.stdout.strip().splitlines()
         return int(lines[-1]) if lines and lines[-1].isdigit() else 0
 
@@ -129,9 +133,9 @@ def _start(cluster: RayCluster, args: list[str], log: Path) -> None:
     cluster.leaders.append(proc.pid)
 
 
-def _node_args() -> list[str]:
+def _node_args(cpus: int = 1) -> list[str]:
     return [
-        "--num-cpus=1",
+        f"--num-cpus={cpus}",
         f"--object-store-memory={OBJECT_STORE}",
         "--disable-usage-stats",
         "--node-ip-address=127.0.0.1",
@@ -145,8 +149,8 @@ def _node_args() -> list[str]:
 
 
 @contextlib.contextmanager
-def running_cluster(nodes: int = 2) -> Iterator[RayCluster]:
-    """A head node plus `nodes - 1` worker nodes, one CPU each."""
+def running_cluster(nodes: int = 2, head_cpus: int = 1) -> Iterator[RayCluster]:
+    """A head node (`head_cpus` worker processes) plus `nodes - 1` worker nodes of one CPU."""
     # A short path: Ray's unix sockets live below it (108-byte limit).
     tmpdir = Path(tempfile.mkdtemp(prefix="rt-", dir="/tmp"))
     port = free_port()
@@ -159,7 +163,7 @@ def running_cluster(nodes: int = 2) -> Iterator[RayCluster]:
                 "--include-dashboard=false",
                 f"--dashboard-port={free_port()}",
                 f"--temp-dir={tmpdir}",
-                *_node_args(),
+                *_node_args(head_cpus),
             ]
             _start(cluster, head, tmpdir.parent / f"{tmpdir.name}-head.log")
             try:
@@ -210,12 +214,23 @@ def _drop_last(cluster: RayCluster) -> None:
 
 
 def _wait(cluster: RayCluster, nodes: int) -> None:
+    """Until the node started last has registered with the cluster.
+
+    `ray start --block` prints READY once its node is registered (it waits for that itself),
+    so the log is read rather than a driver connected every second (which costs seconds of
+    CPU each on 2 busy cores). The node count is then confirmed once.
+    """
     deadline = time.monotonic() + START_TIMEOUT
+    log = cluster.logs[-1]
     while time.monotonic() < deadline:
         if any(proc.poll() is not None for proc in cluster.procs):
-            raise _StartFailed(
-                f"ray start exited: {cluster.logs[-1].read_text(errors='replace')[-2000:]}"
-            )
+            raise _StartFailed(f"ray start exited: {log.read_text(errors='replace')[-2000:]}")
+        if READY in log.read_text(errors="replace"):
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"the Ray node did not start in {START_TIMEOUT}s")
+    while time.monotonic() < deadline:
         if cluster.alive_nodes() >= nodes:
             return
         time.sleep(1)

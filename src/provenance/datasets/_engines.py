@@ -1,6 +1,6 @@
 """Engines hash a source's members in batches and hand each batch's lines to a sink.
 
-`local`: this machine (provenance.hashing's forked workers; a few objects at a time for S3).
+`local`: this machine (provenance.hashing's worker processes; a few objects at a time for S3).
 `ray`: Ray tasks on the cluster `RAY_ADDRESS` names, or a local one (datasets/_ray.py).
 Either way a member that cannot be read stops everything with its name, before any manifest
 is written.
@@ -23,7 +23,7 @@ from provenance.datasets._sources import (
 from provenance.errors import ArtifactError, UsageError
 
 ENGINES = ("local", "ray")
-LOCAL_BATCH = 20000  # members per call into the hashing engine: bounded memory, few forks
+LOCAL_BATCH = 20000  # members per call into the hashing engine: bounded memory, few calls
 
 
 def choose(explicit: str | None) -> str:

@@ -80,8 +80,12 @@ def batches(listing: Iterator[tuple[str, int]], limit: int) -> Iterator[list[str
 
 
 def hash_dataset_batch(spec: Spec, names: list[str]) -> tuple[int, BatchResult]:
-    """The Ray task body: the worker's pid (for the record) and `hash_batch`'s result."""
-    return os.getpid(), hash_batch(spec, names)
+    """The Ray task body: the worker's pid (for the record) and `hash_batch`'s result.
+
+    Objects are fetched a few at a time (threads hide the request latency; a Ray worker may
+    run threads, it must not fork), files one after another.
+    """
+    return os.getpid(), hash_batch(spec, names, parallel=spec[0] == "s3")
 
 
 def _connect(ray: Any, source: LocalSource | ObjectSource) -> bool:

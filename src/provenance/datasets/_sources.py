@@ -144,9 +144,9 @@ def source_of(text: str) -> LocalSource | ObjectSource:
 def hash_batch(spec: Spec, names: list[str], parallel: bool = False) -> BatchResult:
     """Member lines for `names` of the source `spec`; the first failure is returned, not raised.
 
-    `parallel`: the local engine lets provenance.hashing fork workers and S3 reads overlap; a
-    Ray task hashes its batch in its own process (Ray supplies the parallelism, and forking a
-    Ray worker, which runs threads, is not safe).
+    `parallel`: files are hashed by provenance.hashing's worker processes and objects a few at a
+    time on threads. A Ray task passes it for objects only: Ray supplies the parallelism, and
+    forking a Ray worker, which runs threads, is not safe.
     """
     try:
         if spec[0] == "local":
