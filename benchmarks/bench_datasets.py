@@ -298,7 +298,33 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--objects", type=int, default=0, help="also N objects on the stack")
     parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "bench-datasets"))
+    parser.add_argument(
+        "--objects-only",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only N objects on the stack; writes RESULTS-datasets-objects.md",
+    )
     args = parser.parse_args()
+    if args.objects_only:
+        load_start = os.getloadavg()
+        lines: list[str] = []
+        objects_bench(args.objects_only, lines)
+        load_end = os.getloadavg()
+        head = [
+            f"# Dataset manifests of {args.objects_only:,} objects: local engine vs Ray",
+            "",
+            f"Run {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `python "
+            f"benchmarks/bench_datasets.py --objects-only {args.objects_only}` on "
+            f"{os.cpu_count()} cores shared with other sessions (load average at start "
+            f"{load_start[0]:.2f} / {load_start[1]:.2f} / {load_start[2]:.2f}, at end "
+            f"{load_end[0]:.2f} / {load_end[1]:.2f} / {load_end[2]:.2f}).",
+            "",
+        ]
+        text = "\n".join(head + lines)
+        print(text)
+        (REPO / "benchmarks" / "RESULTS-datasets-objects.md").write_text(text)
+        return
     work = Path(args.work)
     src = work / f"files-{args.files}"
     load_start = os.getloadavg()
