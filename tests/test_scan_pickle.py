@@ -202,6 +202,8 @@ def test_text_and_json_are_not_pickles_but_a_protocol_0_payload_is() -> None:
     assert sniff_pickle(b"cats\ndogs\nhello\n") is None  # imports only, never calls
     assert "calls posix.system" in (sniff_pickle(b"cposix\nsystem\n(Vtrue\ntR.") or "")
     assert sniff_pickle(struct.pack("<Q", 2) + b"{}") is None
+    # BUILD on an imported class calls its __setstate__ (or setattr): a call too.
+    assert "calls a method of evil.Klass (BUILD)" in (sniff_pickle(b"cevil\nKlass\n}b.") or "")
 
 
 _OPCODE_BYTES = sorted({ord(op.code) for op in __import__("pickletools").opcodes})

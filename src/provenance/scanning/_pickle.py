@@ -294,7 +294,7 @@ class _Walk:
                 self.stack.append(dict(zip(items[::2], items[1::2], strict=True)))
         elif name in ("APPEND", "APPENDS"):
             items = [self.pop(pos)] if name == "APPEND" else self.pop_mark(pos)
-            target = self.top(pos)
+            target = self._target(pos, name)
             if not isinstance(target, list) or isinstance(target, _Set):
                 raise _fail(pos, f"{name} to a {type(target).__name__}, not a list")
             target.extend(items)
@@ -306,7 +306,7 @@ class _Walk:
                 items = self.pop_mark(pos)
                 if len(items) % 2:
                     raise _fail(pos, "odd number of items for SETITEMS")
-            target = self.top(pos)
+            target = self._target(pos, name)
             self._check_keys(items[::2], pos)
             if isinstance(target, dict):
                 target.update(zip(items[::2], items[1::2], strict=True))
@@ -314,7 +314,7 @@ class _Walk:
                 raise _fail(pos, f"{name} on a {type(target).__name__}, not a mapping")
         elif name == "ADDITEMS":
             items = self.pop_mark(pos)
-            target = self.top(pos)
+            target = self._target(pos, name)
             if not isinstance(target, _Set):
                 raise _fail(pos, "ADDITEMS to something that is not a set")
             self._check_keys(items, pos)
@@ -363,7 +363,7 @@ class _Walk:
             self._call(items[0], tuple(items[1:]), pos)
         elif name == "BUILD":
             state = self.pop(pos)
-            inst = self.top(pos)
+            inst = self._target(pos, name)
             if not isinstance(inst, Obj):
                 raise _fail(pos, f"BUILD on a {type(inst).__name__}")
             inst.state = state
@@ -394,8 +394,19 @@ class _Walk:
         self.scan.globals.add(full)
         return full
 
+    def _target(self, pos: int, op: str) -> Any:
+        """The object an opcode works on; on a class or function the unpickler calls its
+        methods (``__setstate__``, ``append``, ``__setitem__``, ``add``): a call when sniffing.
+        """
+        target = self.top(pos)
+        if self.sniff and isinstance(target, Global) and target.name not in ALLOWED:
+            raise _Called(f"calls a method of {target.name} ({op})")
+        return target
+
     def _check_keys(self, keys: list[Any], pos: int) -> None:
         for k in keys:
+            if self.sniff and isinstance(k, Global) and k.name not in ALLOWED:
+                raise _Called(f"hashes {k.name} (its metaclass may run code)")
             if not _hashable(k):
                 raise _fail(pos, f"unhashable or opaque key of type {type(k).__name__}")
 
