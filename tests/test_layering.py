@@ -30,6 +30,7 @@ RANK = {
     "_fs": 9,
     "_github": 9,
     "_example": 9,
+    "integrations": 1.2,  # orchestrator adapters over record's seams; may use gate
     "errors": 10,
     "_version": 10,
 }
