@@ -152,7 +152,7 @@ def _later_stages() -> list[Stage]:
 
     A stage whose extra is not installed is replaced by one line naming the extra to install.
     """
-    from provenance.gate.mlflow._demo import mlflow_stage
+    from provenance.gate.mlflow.demo import mlflow_stage
 
     stages = attestation_stages()
     if importlib.util.find_spec("mlflow") is None:

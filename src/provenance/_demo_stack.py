@@ -212,7 +212,7 @@ def run_stack_demo(
 ) -> DemoReport:
     """The demo against the stack in `stack_dir`: jobs, gathered links, verify, promote, fetch."""
     from provenance.gate.mlflow import MlflowRegistry
-    from provenance.gate.mlflow._demo import Registry, promote_and_fetch
+    from provenance.gate.mlflow.demo import Registry, promote_and_fetch
     from provenance.signing import generate
 
     doc = _stack(stack_dir.resolve())

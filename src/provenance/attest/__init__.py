@@ -8,6 +8,7 @@ library's own format). Importing this package registers the predicate readers; i
 
 from provenance.attest import scan, slsa_provenance, vsa
 from provenance.attest._resource import ResourceDescriptor
+from provenance.attest._signature import verified_keyids
 from provenance.attest.scan import TestResult, build_scan_statement, check_scan_attestation
 from provenance.attest.slsa_provenance import SlsaProvenance
 from provenance.attest.statement import (
@@ -60,6 +61,7 @@ __all__ = [
     "register",
     "scan",
     "slsa_provenance",
+    "verified_keyids",
     "vsa",
     "write_jsonl",
 ]

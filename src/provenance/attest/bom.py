@@ -112,7 +112,7 @@ def _metrics(result: VerificationResult, order: list[str]) -> list[dict[str, str
 
     Only products whose bytes in the verified base still have the recorded sha256.
     """
-    from provenance.verification._thresholds import load_metrics
+    from provenance.verification import load_metrics
 
     out: dict[tuple[str, str], str] = {}
     for t in result.thresholds:

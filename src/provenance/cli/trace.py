@@ -92,9 +92,8 @@ def trace(
       provenance trace models/model.safetensors --layout root.layout --layout-key keys/owner.pub
     """
     from provenance.errors import UsageError
+    from provenance.report import model_versions, on_disk, unverified_records, verified_records
     from provenance.report import trace as run_trace
-    from provenance.report import unverified_records, verified_records
-    from provenance.report._trace import model_versions, on_disk
     from provenance.signing import load_public_key
 
     if bool(layout) != bool(layout_keys):

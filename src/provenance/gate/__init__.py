@@ -6,7 +6,7 @@ lazily.
 """
 
 from provenance.gate._checks import AttestationCheck, CheckOutcome, SlsaCheck
-from provenance.gate._decision import Decision, Revocation
+from provenance.gate._decision import DECISION_PREFIX, Decision, Revocation, open_record
 from provenance.gate._load import LoadedModel, load_verified
 from provenance.gate._promote import PromotionResult, promote, revoke
 from provenance.gate._register import register
@@ -24,6 +24,7 @@ from provenance.gate.registry import (
 )
 
 __all__ = [
+    "DECISION_PREFIX",
     "AttestationCheck",
     "CheckOutcome",
     "Decision",
@@ -37,6 +38,7 @@ __all__ = [
     "Revocation",
     "SlsaCheck",
     "load_verified",
+    "open_record",
     "open_registry",
     "parse_model_uri",
     "promote",

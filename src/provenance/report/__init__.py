@@ -7,7 +7,15 @@ the link reader return, and renders it (HTML with an inline SVG diagram, Markdow
 from provenance.report._attestations import check as attestation_status
 from provenance.report._chain import ChainView, Flow, Row, StepView, build_view
 from provenance.report._inspect import Description, describe_document, inspect_file
-from provenance.report._trace import Lineage, Node, trace, unverified_records, verified_records
+from provenance.report._trace import (
+    Lineage,
+    Node,
+    model_versions,
+    on_disk,
+    trace,
+    unverified_records,
+    verified_records,
+)
 from provenance.report.html import render_html
 from provenance.report.markdown import render_markdown
 
@@ -23,6 +31,8 @@ __all__ = [
     "build_view",
     "describe_document",
     "inspect_file",
+    "model_versions",
+    "on_disk",
     "render_html",
     "render_markdown",
     "trace",

@@ -187,7 +187,7 @@ def _check(env: Any, keys: Mapping[str, Any], d: Description) -> None:
     Key ids in an envelope are hints (other producers use their own, e.g. `keystore://…`), so
     every key is tried against every signature.
     """
-    from provenance.attest._signature import verified_keyids
+    from provenance.attest import verified_keyids
 
     d.signers = list(env.keyids)
     if not keys:

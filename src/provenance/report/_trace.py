@@ -211,10 +211,8 @@ def model_versions(
     if "'" in model:
         raise UsageError(f"model name {model!r} contains a quote")
     from provenance.errors import VerificationError
-    from provenance.gate import Decision
-    from provenance.gate._decision import DECISION_PREFIX, open_record
-    from provenance.gate.mlflow import MlflowRegistry
-    from provenance.gate.mlflow._client import mlflow_errors
+    from provenance.gate import DECISION_PREFIX, Decision, open_record
+    from provenance.gate.mlflow import MlflowRegistry, mlflow_errors
 
     registry = MlflowRegistry(tracking_uri)
     with mlflow_errors(f"listing versions of model '{model}'"):

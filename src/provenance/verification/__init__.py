@@ -21,7 +21,7 @@ from provenance.verification._files import check_files, expected_products, model
 from provenance.verification._layout import check_expiry, load_signed_layout
 from provenance.verification._links import Chain, check_consistency, load_chain, stray_links
 from provenance.verification._rules import check_rules
-from provenance.verification._thresholds import Evidence, check_thresholds
+from provenance.verification._thresholds import Evidence, check_thresholds, load_metrics
 from provenance.verification.result import Failure, StepReport, VerificationResult
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ __all__ = [
     "VerificationResult",
     "expected_products",
     "failures_from_diff",
+    "load_metrics",
     "model_manifest",
     "verify",
 ]

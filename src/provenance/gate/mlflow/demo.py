@@ -27,6 +27,7 @@ class Registry:
 
 
 def mlflow_stage(workdir: Path, report: Any, say: Callable[[str], None], _: Any) -> None:
+    """The demo's MLflow stage on a file-backed registry in the workspace."""
     promote_and_fetch(Registry(f"sqlite:///{workdir / 'mlflow.db'}"), workdir, report, say)
 
 
