@@ -26,6 +26,9 @@ def client(tracking_uri: str | None = None) -> Any:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # MLflow draws tqdm bars on stderr whenever tqdm is installed (e.g. as gguf's dependency):
+    # stderr carries our log and error lines only.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow import MlflowClient
 
     uri = tracking_uri or _config.setting("tracking_uri", env="MLFLOW_TRACKING_URI")
