@@ -1,5 +1,6 @@
-"""GGUF files parsed in full (header, every metadata value, tensor infos), and chat templates
-held to a small Jinja2 grammar.
+"""GGUF files parsed in full, and chat templates held to a small Jinja2 grammar.
+
+The header, every metadata value and the tensor infos are parsed.
 
 llama.cpp front ends render ``tokenizer.chat_template`` with Jinja2; rendered outside a
 sandbox, a template is code (CVE-2024-34359: ``{{ ().__class__.__base__.__subclasses__() }}``).

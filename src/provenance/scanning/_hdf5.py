@@ -1,8 +1,10 @@
-"""HDF5 (.h5 Keras models and weights) read with h5py, when it is installed: the Keras config in
-``model_config``/``training_config`` judged by ``_keras``, and the file held to what Keras
-writes: no user block (bytes of another format in front), no soft/external links, external or
-virtual datasets, no filters other than HDF5's built-in ones (a filter plugin is a shared
-library HDF5 loads), no object or reference data. Without h5py an .h5 file is refused.
+"""HDF5 (.h5 Keras models and weights) read with h5py, when it is installed.
+
+The Keras config in ``model_config``/``training_config`` is judged by ``_keras``, and the file
+held to what Keras writes: no user block (bytes of another format in front), no soft/external
+links, external or virtual datasets, no filters other than HDF5's built-in ones (a filter
+plugin is a shared library HDF5 loads), no object or reference data. Without h5py an .h5 file
+is refused.
 """
 
 from __future__ import annotations

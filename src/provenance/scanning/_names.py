@@ -1,5 +1,7 @@
-"""Which loader a file's name sends it to: the loader is chosen by name and framework, not by
-sniffing, so the name decides what a file must be proven to be.
+"""Which loader a file's name sends it to.
+
+The loader is chosen by name and framework, not by sniffing, so the name decides what a file
+must be proven to be.
 """
 
 from __future__ import annotations

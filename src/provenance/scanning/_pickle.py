@@ -64,8 +64,10 @@ NEVER = 1 << 62  # "needs more than any file has": the unpickler fails on this o
 
 
 def _needed(data: bytes, pos: int) -> int | None:
-    """How many bytes the opcode at `pos` needs, NEVER when its partial argument already makes
-    the unpickler fail, None when that cannot be known from the data at hand.
+    """How many bytes the opcode at `pos` needs.
+
+    NEVER when its partial argument already makes the unpickler fail, None when that cannot be
+    known from the data at hand.
     """
     code = data[pos : pos + 1]
     rest = data[pos + 1 :]
@@ -395,8 +397,10 @@ class _Walk:
         return full
 
     def _target(self, pos: int, op: str) -> Any:
-        """The object an opcode works on; on a class or function the unpickler calls its
-        methods (``__setstate__``, ``append``, ``__setitem__``, ``add``): a call when sniffing.
+        """The object an opcode works on.
+
+        On a class or function the unpickler calls its methods (``__setstate__``, ``append``,
+        ``__setitem__``, ``add``): a call when sniffing.
         """
         target = self.top(pos)
         if self.sniff and isinstance(target, Global) and target.name not in ALLOWED:
@@ -469,9 +473,10 @@ def walk_pickles(data: bytes, *, joblib: bool = False) -> PickleScan:
 
 
 def judge_pickle(data: bytes) -> PickleScan:
-    """An allowed pickle file: complete under pickle's semantics, or (a joblib file with inline
-    arrays) complete under joblib's while, read as ``pickle.load`` reads it, calling nothing
-    outside the allow-list before it breaks.
+    """An allowed pickle file: complete under pickle's semantics, or joblib's.
+
+    A joblib file with inline arrays is complete under joblib's semantics while, read as
+    ``pickle.load`` reads it, it calls nothing outside the allow-list before it breaks.
     """
     try:
         return walk_pickles(data)
