@@ -278,3 +278,12 @@ def test_ray_manifest_equals_the_local_one_for_objects(
             "planted.bin",
             "shard-007.bin",
         ]
+
+    # Credentials the store refuses: the task's refusal comes back named, exit 4, no manifest.
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+    bad = tmp_path / "bad.mf"
+    r = cli("dataset", "manifest", uri, "-o", str(bad), "--engine", "ray")
+    assert (
+        r.code == 4 and r.err.startswith("error: S3:") and len(r.err.strip().splitlines()) == 1
+    ), r.err
+    assert not bad.exists()

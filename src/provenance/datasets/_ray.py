@@ -79,25 +79,37 @@ def batches(listing: Iterator[tuple[str, int]], limit: int) -> Iterator[list[str
         yield batch
 
 
-def hash_dataset_batch(spec: Spec, names: list[str]) -> tuple[int, BatchResult]:
-    """The Ray task body: the worker's pid (for the record) and `hash_batch`'s result.
+def hash_dataset_batch(
+    spec: Spec, names: list[str]
+) -> tuple[int, BatchResult, tuple[str, int] | None]:
+    """The Ray task body: the worker's pid, `hash_batch`'s result, and any other refusal.
 
     Objects are fetched a few at a time (threads hide the request latency; a Ray worker may
-    run threads, it must not fork), files one after another.
+    run threads, it must not fork), files one after another. An error of ours (S3 refusing
+    the credentials, say) comes back as (message, exit code): plain values, so the driver
+    never has to rebuild an exception object the cluster sent.
     """
-    return os.getpid(), hash_batch(spec, names, parallel=spec[0] == "s3")
+    try:
+        return os.getpid(), hash_batch(spec, names, parallel=spec[0] == "s3"), None
+    except ProvenanceError as exc:
+        return os.getpid(), ([], None), (str(exc), exc.exit_code)
+
+
+def _task_env(source: LocalSource | ObjectSource) -> dict[str, str]:
+    """The driver's S3 settings, for tasks that read objects."""
+    if source.kind != "s3":
+        return {}
+    return {k: v for k, v in os.environ.items() if k.startswith(_FORWARDED)}
 
 
 def _connect(ray: Any, source: LocalSource | ObjectSource) -> bool:
     """Join the cluster RAY_ADDRESS names, else start a local one; True when we started it."""
     if ray.is_initialized():
         return False
-    env = {k: v for k, v in os.environ.items() if source.kind == "s3" and k.startswith(_FORWARDED)}
     address = os.environ.get("RAY_ADDRESS") or None
     options: dict[str, Any] = {
         "log_to_driver": False,
         "logging_level": logging.WARNING,
-        "runtime_env": {"env_vars": env},
     }
     if address is None:
         # Never join a stranger's cluster by accident: "local" always starts a private one.
@@ -128,9 +140,10 @@ def run(
     stats = EngineStats("ray")
     pending: dict[Any, int] = {}
     try:
+        # The S3 settings go with each task, also on a cluster the caller had joined already.
         task = ray.remote(num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=False)(
             hash_dataset_batch
-        )
+        ).options(runtime_env={"env_vars": _task_env(source)})
         cpus = int(ray.cluster_resources().get("CPU", 1)) or 1
         window = IN_FLIGHT_PER_CPU * cpus + 1
         total = 0
@@ -157,14 +170,15 @@ def _collect(
     for ref in done:
         count = pending.pop(ref)
         try:
-            pid, (lines, failed) = ray.get(ref)
-        except ray.exceptions.RayTaskError as exc:
-            cause = getattr(exc, "cause", None)
-            if isinstance(cause, ProvenanceError):
-                raise cause from None
-            raise ArtifactError(None, f"a Ray hashing task failed: {exc}") from None
+            pid, (lines, failed), refused = ray.get(ref)
         except ray.exceptions.RayError as exc:
-            raise InfrastructureError(f"Ray: a hashing task was lost: {exc}") from None
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InfrastructureError(f"Ray: a hashing task failed: {first}") from None
+        if refused:
+            message, code = refused
+            if code == InfrastructureError.exit_code:
+                raise InfrastructureError(message)
+            raise InputError(None, message)
         if failed:
             raise ArtifactError(*failed)
         sink(lines)
