@@ -1,0 +1,214 @@
+"""Airflow: the digits DAG run by a real Airflow 3 (scheduler, dag-processor and api-server,
+LocalExecutor: each task in its own process), its links gathered and verified by the last task.
+
+Started once for this module (SQLite metadata DB in a temporary AIRFLOW_HOME), stopped by PID.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("airflow", reason="the airflow extra is part of test-heavy")
+
+from tests.conftest import BIN, FUNCTIONARIES, REPO
+from tests.mlflow_server import free_port
+
+DAGS = ("digits-honest", "digits-swapped", "digits-replayed")
+
+DAG_FILE = '''
+import glob, os, shutil, time
+from airflow.sdk import task
+from examples.airflow_digits.dag import digits_dag
+from provenance.integrations._core import run_dir
+from provenance.integrations.airflow import dag_run_id
+
+ROOT = {root!r}
+LINKS = os.path.join(ROOT, "links")
+
+digits_dag("digits-honest", project=os.path.join(ROOT, "digits-honest"), links=LINKS,
+           schedule="@once")
+
+
+def swap():
+    @task(task_id="swap")
+    def swap_weights() -> None:
+        """Unrecorded: evaluate gets other weights than train produced."""
+        path = os.path.join(ROOT, "digits-swapped", "models", "model.safetensors")
+        with open(path, "r+b") as f:
+            f.seek(-4, os.SEEK_END)
+            f.write(b"\\x00\\x00\\x80\\x3f")
+    return swap_weights()
+
+
+digits_dag("digits-swapped", project=os.path.join(ROOT, "digits-swapped"), links=LINKS,
+           schedule="@once", between_train_and_evaluate=swap)
+
+
+def replay():
+    @task(task_id="replay")
+    def replay_train_link() -> None:
+        """Unrecorded: put the honest run's train link in place of this run's."""
+        deadline = time.monotonic() + 150
+        while not (found := glob.glob(os.path.join(LINKS, "airflow_digits-honest_*", "train.*.link"))):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the honest run wrote no train link")
+            time.sleep(1)
+        mine = run_dir(LINKS, dag_run_id())
+        shutil.copy(found[0], os.path.join(mine, os.path.basename(found[0])))
+    return replay_train_link()
+
+
+digits_dag("digits-replayed", project=os.path.join(ROOT, "digits-replayed"), links=LINKS,
+           schedule="@once", between_train_and_evaluate=replay)
+'''
+
+
+def _project(root: Path, keys: Path) -> None:
+    """The example project; every run's functionaries sign with the same keys (`keys`)."""
+    shutil.copytree(REPO / "layouts", root / "layouts")
+    shutil.copytree(keys, root / "keys")
+    raw = root / "data" / "raw" / "digits.csv.gz"
+    raw.parent.mkdir(parents=True)
+    raw.write_bytes((resources.files("sklearn.datasets.data") / "digits.csv.gz").read_bytes())
+    subprocess.run(
+        [
+            str(BIN / "provenance"),
+            "layout",
+            "sign",
+            "layouts/train.yaml",
+            "--key",
+            "keys/owner",
+            "-o",
+            "root.layout",
+        ],
+        cwd=root,
+        check=True,
+        capture_output=True,
+    )
+
+
+@dataclass
+class Airflow:
+    home: Path
+    root: Path
+    states: dict[str, str]
+
+    def verify_log(self, dag_id: str) -> str:
+        logs = list((self.home / "logs" / f"dag_id={dag_id}").glob("run_id=*/task_id=verify/*"))
+        return "\n".join(p.read_text(errors="replace") for p in logs if p.is_file())
+
+    def run_links(self, dag_id: str) -> list[str]:
+        (run,) = (self.root / "links").glob(f"airflow_{dag_id}_*")
+        return sorted(p.name.split(".")[0] for p in run.glob("*.link"))
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
+    home = tmp_path_factory.mktemp("airflow")
+    root = tmp_path_factory.mktemp("digits")
+    from provenance.signing import generate
+
+    keys = tmp_path_factory.mktemp("keys")
+    for name in (*FUNCTIONARIES, "owner"):
+        generate(name, str(keys))
+    for dag_id in DAGS:
+        _project(root / dag_id, keys)
+    (home / "dags").mkdir()
+    (home / "dags" / "digits.py").write_text(DAG_FILE.format(root=str(root)))
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PROVENANCE_"))},
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONPATH": str(REPO),
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__PARALLELISM": "2",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
+    }
+    airflow_bin = str(Path(sys.executable).parent / "airflow")
+    subprocess.run([airflow_bin, "db", "migrate"], env=env, check=True, capture_output=True)
+    procs = []
+    for command in ("api-server", "dag-processor", "scheduler"):
+        log = (home / f"{command}.log").open("ab")
+        procs.append(
+            subprocess.Popen(
+                [airflow_bin, command],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+    try:
+        states: dict[str, str] = {}
+        deadline = time.monotonic() + 420
+        while time.monotonic() < deadline:
+            with sqlite3.connect(home / "airflow.db") as db:
+                states = dict(db.execute("select dag_id, state from dag_run").fetchall())
+            if len(states) == len(DAGS) and all(
+                s in ("success", "failed") for s in states.values()
+            ):
+                break
+            time.sleep(2)
+        yield Airflow(home, root, states)
+    finally:
+        for proc in procs:  # by PID: each command's own process group (its workers included)
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            except ProcessLookupError:
+                pass
+
+
+def test_digits_dag_tasks_record_links_and_the_last_task_verifies_them(airflow: Airflow) -> None:
+    assert airflow.states.get("digits-honest") == "success", airflow.states
+    assert airflow.run_links("digits-honest") == ["evaluate", "prepare", "train"]
+    log = airflow.verify_log("digits-honest")
+    assert re.search(
+        r"provenance: PASS: 3 step\(s\) verified against \S*/digits-honest/root.layout, "
+        r"pipeline run airflow:",
+        log,
+    ), log[-3000:]
+
+
+def test_an_output_swapped_between_tasks_fails_verification_naming_task_and_artifact(
+    airflow: Airflow,
+) -> None:
+    assert airflow.states.get("digits-swapped") == "failed", airflow.states
+    log = airflow.verify_log("digits-swapped")
+    assert "VerificationError" in log and "PASS" not in log
+    assert re.search(r"step 'evaluate'.*models/model\.safetensors", log), log[-3000:]
+
+
+def test_a_task_link_from_another_dag_run_is_named_as_such(airflow: Airflow) -> None:
+    assert airflow.states.get("digits-replayed") == "failed", airflow.states
+    log = airflow.verify_log("digits-replayed")
+    assert "PASS" not in log
+    assert re.search(r"train \(train\.\w+\.link\): from pipeline run airflow:digits-h", log), log[
+        -3000:
+    ]
