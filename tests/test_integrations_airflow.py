@@ -110,6 +110,12 @@ class Airflow:
         logs = list((self.home / "logs" / f"dag_id={dag_id}").glob("run_id=*/task_id=verify/*"))
         return "\n".join(p.read_text(errors="replace") for p in logs if p.is_file())
 
+    def task_pids(self, dag_id: str) -> dict[str, int]:
+        """The process each task instance ran in (Airflow records it)."""
+        with sqlite3.connect(self.home / "airflow.db") as db:
+            query = "select task_id, pid from task_instance where dag_id = ?"
+            return dict(db.execute(query, (dag_id,)).fetchall())
+
     def run_links(self, dag_id: str) -> list[str]:
         (run,) = (self.root / "links").glob(f"airflow_{dag_id}_*")
         return sorted(p.name.split(".")[0] for p in run.glob("*.link"))
@@ -142,6 +148,7 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
@@ -188,6 +195,9 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
 def test_digits_dag_tasks_record_links_and_the_last_task_verifies_them(airflow: Airflow) -> None:
     assert airflow.states.get("digits-honest") == "success", airflow.states
     assert airflow.run_links("digits-honest") == ["evaluate", "prepare", "train"]
+    pids = airflow.task_pids("digits-honest")
+    assert sorted(pids) == ["evaluate", "prepare", "train", "verify"]
+    assert len(set(pids.values())) == 4 and os.getpid() not in pids.values(), pids
     log = airflow.verify_log("digits-honest")
     assert re.search(
         r"provenance: PASS: 3 step\(s\) verified against \S*/digits-honest/root.layout, "
