@@ -176,3 +176,31 @@ def test_the_cycle_check_finds_a_cycle_hidden_in_a_function() -> None:
     source = "def f():\n    from provenance.verification import _files\n"
     tree = ast.parse(source)
     assert any(isinstance(n, ast.ImportFrom) for n in ast.walk(tree))
+
+
+def _private_imports(path: Path) -> list[str]:
+    """`provenance.X._y` (or a `_name` from provenance.X) imported from outside package X."""
+    rel = path.relative_to(SRC)
+    own = rel.parts[0].removesuffix(".py")
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not (isinstance(node, ast.ImportFrom) and node.module):
+            continue
+        parts = node.module.split(".")
+        if parts[0] != "provenance" or len(parts) < 2 or parts[1] == own:
+            continue
+        private = [p for p in parts[2:] if p.startswith("_") and not p.startswith("__")]
+        names = [
+            a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")
+        ]
+        if private or names:
+            found.append(
+                f"{rel}: from {node.module} import {', '.join(a.name for a in node.names)}"
+            )
+    return found
+
+
+def test_no_package_imports_another_packages_private_modules() -> None:
+    """A package's face is its `__init__`: what another package needs, it exports there."""
+    offenders = [line for path in MODULES for line in _private_imports(path)]
+    assert offenders == [], "\n".join(offenders)

@@ -11,9 +11,11 @@ each during training and yields a shard's records only once its bytes match the 
 
 from __future__ import annotations
 
+from provenance.datasets._chain import check_dataset_products
 from provenance.datasets._dataset import Dataset
 from provenance.datasets._engines import ENGINES
 from provenance.datasets._loader import (
+    READS_ENV,
     ReadStats,
     VerifiedShards,
     tar_samples,
@@ -28,6 +30,7 @@ from provenance.datasets._verify import DatasetCheck, verify_dataset
 
 __all__ = [
     "ENGINES",
+    "READS_ENV",
     "Dataset",
     "DatasetCheck",
     "EngineStats",
@@ -35,6 +38,7 @@ __all__ = [
     "ReadStats",
     "VerifiedShards",
     "make_manifest",
+    "check_dataset_products",
     "members",
     "recorded_manifest",
     "scan",

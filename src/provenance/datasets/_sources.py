@@ -22,10 +22,10 @@ from provenance.hashing import (
     compile_patterns,
     hash_paths_packed,
     is_safe_relative,
+    iter_collect,
     objects,
     printable,
 )
-from provenance.hashing._walk import iter_collect
 
 # What a batch task returns: member lines, or the first member that failed and why.
 BatchResult = tuple[list[bytes], tuple[str, str] | None]

@@ -34,6 +34,7 @@ __all__ = [
     "collect",
     "compile_patterns",
     "has_glob",
+    "iter_collect",
     "hash_artifacts",
     "hash_file",
     "hash_paths",

@@ -15,8 +15,7 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from provenance.datasets import Dataset, make_manifest, scan
-from provenance.datasets._loader import READS_ENV
+from provenance.datasets import READS_ENV, Dataset, make_manifest, scan
 from provenance.errors import UsageError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from provenance.datasets._chain import check_dataset_products
+from provenance.datasets import check_dataset_products
 from provenance.links import LinkData
 from provenance.verification._files import expected_products
 from provenance.verification.result import Failure
