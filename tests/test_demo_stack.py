@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from provenance.gate.mlflow._demo import MODEL
 
+from provenance.gate.mlflow.demo import MODEL
 from tests.conftest import BIN
 from tests.stack_fixture import Stack, client_env
 from tests.test_stack import creds, http

@@ -1,9 +1,11 @@
-"""SLSA Provenance v1 as a typed predicate, read strictly (https://slsa.dev/spec/v1.0/provenance).
+"""SLSA Provenance v1 and v0.2 as typed predicates, read strictly.
 
-`provenance slsa attest` still builds its statement in `provenance.slsa`; this class is how the
-attestation layer reads it (and any other SLSA v1 provenance) without trusting unknown fields.
-The free-form parts of the schema, `externalParameters` and `internalParameters`, are kept as
-JSON objects: their meaning belongs to the `buildType`.
+https://slsa.dev/spec/v1.0/provenance and https://slsa.dev/provenance/v0.2. `provenance slsa
+attest` builds its statements as `SlsaProvenance` (`attest/slsa/build.py`) and `slsa verify`
+reads every SLSA statement through these classes, so no unknown or mistyped field is trusted.
+The free-form parts of the schema (`externalParameters`, `internalParameters`, v0.2
+`parameters`/`environment`/`buildConfig`) are kept as JSON: their meaning belongs to the
+`buildType`.
 """
 
 from __future__ import annotations
