@@ -84,8 +84,8 @@ def hash_dataset_batch(
 ) -> tuple[int, BatchResult, tuple[str, int] | None]:
     """The Ray task body: the worker's pid, `hash_batch`'s result, and any other refusal.
 
-    Objects are fetched a few at a time (threads hide the request latency; a Ray worker may
-    run threads, it must not fork), files one after another. An error of ours (S3 refusing
+    Objects are fetched a few at a time (threads hide the request latency), files one after
+    another (Ray already runs one task per core). An error of ours (S3 refusing
     the credentials, say) comes back as (message, exit code): plain values, so the driver
     never has to rebuild an exception object the cluster sent.
     """

@@ -145,8 +145,8 @@ def hash_batch(spec: Spec, names: list[str], parallel: bool = False) -> BatchRes
     """Member lines for `names` of the source `spec`; the first failure is returned, not raised.
 
     `parallel`: files are hashed by provenance.hashing's worker processes and objects a few at a
-    time on threads. A Ray task passes it for objects only: Ray supplies the parallelism, and
-    forking a Ray worker, which runs threads, is not safe.
+    time on threads. A Ray task passes it for objects only: Ray supplies the parallelism for
+    files, so a task does not start worker processes of its own as well.
     """
     try:
         if spec[0] == "local":
