@@ -459,8 +459,15 @@ def test_plain_chat_templates_pass(tmp_path: Path, cli, template: str) -> None:
     ("template", "why"),
     [
         ("{{ message.content }}", "uses attribute access .content"),
-        ("{{ x[k] }}", "uses a computed subscript"),
-        ("{{ x['_private'] }}", "uses a computed subscript"),
+        ("{{ x[k] }}", "uses a subscript outside the chat-template keys"),
+        ("{{ x['_private'] }}", "uses a subscript outside the chat-template keys"),
+        # Red-team: a string key Jinja resolves as an attribute when the item is missing.
+        ("{{ ([1]|unique)['gi_frame'] }}", "uses a subscript outside the chat-template keys"),
+        ("{% set raise_exception = 1 %}", "assigns to 'raise_exception'"),
+        ("{% for loop in x %}{% endfor %}", "assigns to 'loop'"),
+        ("{{ x|join(attribute='gi_frame') }}", "attribute="),
+        ("{{ x|sort(false, false, 'gi_frame') }}", "attribute argument"),
+        ("{{ x|unique(false, 'gi_frame') }}", "attribute argument"),
         ("{{ x | attr('y') }}", "uses the filter 'attr'"),
         ("{{ lipsum() }}", "calls something other than raise_exception"),
         ("{% include 'x' %}", "uses Include"),
@@ -544,3 +551,55 @@ def test_mutated_corpus_files_never_crash_the_scanner(tmp_path: Path) -> None:
         except ProvenanceError:
             continue
         assert len(report.files) == 1
+
+
+# --- red-team findings on containers and Keras configs ----------------------------------------
+
+
+def _zip(path: Path, members: list[tuple[str, bytes]]) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members:
+            zf.writestr(zipfile.ZipInfo(name), data)
+    return path
+
+
+def test_a_zip_directory_entry_holding_a_pickle_is_refused_even_when_allowed(
+    tmp_path: Path, cli
+) -> None:
+    """pandas.read_pickle opens the only member of a .zip whatever its name: `x/` included."""
+    payload = pickle.dumps({"a": 1})
+    path = _zip(tmp_path / "model.pkl.zip", [("x/", payload)])
+    r = cli("scan", str(path), "--allow", str(path))
+    assert r.code == 1 and "directory entry 'x/' holds data" in r.out, r.out
+
+
+@pytest.mark.parametrize("name", ["model.pkl.zip", "model.keras", "model.pt"])
+def test_a_zip_member_with_an_empty_name_is_a_refusal_not_a_crash(
+    tmp_path: Path, cli, name: str
+) -> None:
+    path = _zip(tmp_path / name, [("", b"data")])
+    r = cli("scan", str(path))
+    assert r.code == 1 and "empty name" in r.out and "Traceback" not in r.err, r.out + r.err
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"class_name": ["Dense"], "config": {}},
+        {"class_name": {"a": 1}, "config": {}},
+        {"class_name": "function", "config": {"name": "relu"}},
+    ],
+)
+def test_a_keras_config_with_unhashable_names_is_a_refusal_not_a_crash(
+    tmp_path: Path, cli, config: dict
+) -> None:
+    import json as _json
+
+    path = _zip(
+        tmp_path / "model.keras",
+        [("metadata.json", b"{}"), ("config.json", _json.dumps(config).encode())],
+    )
+    r = cli("scan", str(path))
+    assert r.code == 1 and "Traceback" not in r.err, r.out + r.err

@@ -173,16 +173,17 @@ def test_random_streams_agree_with_the_c_unpickler(tokens: list[bytes], header: 
     assert scan.globals == set(seen)
 
 
-def test_joblib_inline_arrays_are_skipped_only_by_their_size(tmp_path) -> None:
+def test_joblib_inline_arrays_are_refused_even_when_allowed(tmp_path) -> None:
+    """joblib interleaves raw array bytes with opcodes and frames them its own way: a red-team
+    pass hid payloads there three ways (FRAME buffering, a duplicated 'dtype' key spelled as
+    bytes and as str, array bytes pickle.load reads as opcodes). What a walk cannot decide is
+    refused."""
     import joblib
     import numpy as np
 
     joblib.dump({"w": np.arange(12.0).reshape(3, 4), "i": np.arange(5)}, tmp_path / "m.joblib")
-    data = (tmp_path / "m.joblib").read_bytes()
-    scan = judge_pickle(data)
-    assert scan.joblib_arrays == 2 and "numpy.ndarray" in scan.globals
-    with pytest.raises(PickleRefusal):  # cut inside the array data: not a complete file
-        judge_pickle(data[:-30])
+    with pytest.raises(PickleRefusal):
+        judge_pickle((tmp_path / "m.joblib").read_bytes())
 
 
 def test_array_bytes_read_as_opcodes_by_pickle_load_may_not_call_anything() -> None:

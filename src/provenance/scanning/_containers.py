@@ -158,6 +158,11 @@ def open_zip(f: IO[bytes], what: str) -> tuple[zipfile.ZipFile, list[zipfile.Zip
         if begin < end:
             raise ContainerError(f"{what}: members overlap (a zip bomb construction)")
     for i in infos:
+        if not i.filename:
+            raise ContainerError(f"{what}: a member has an empty name")
+        if i.filename.endswith("/") and (i.file_size or i.compress_size):
+            # A loader that opens the only member (pandas) reads it whatever its name.
+            raise ContainerError(f"{what}: directory entry {i.filename!r} holds data")
         if i.flag_bits & 0x1:
             raise ContainerError(f"{what}: member {i.filename!r} is encrypted")
         if i.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2,

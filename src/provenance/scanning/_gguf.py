@@ -94,6 +94,19 @@ _TESTS = frozenset(
 )
 _LOOP_ATTRS = frozenset(["index", "index0", "revindex", "revindex0", "first", "last", "length"])
 _CALLS = frozenset({"raise_exception"})
+# Names a template may not rebind: the one callable and the loop object.
+_RESERVED = _CALLS | {"loop"}
+# String subscripts a chat template uses on its data (messages, tools, their JSON schema).
+_KEYS = frozenset(
+    [
+        "role", "content", "name", "type", "text", "id", "tool_calls", "tool_call_id",
+        "function", "arguments", "description", "parameters", "properties", "required",
+        "tools", "messages", "reasoning_content", "thinking", "image", "image_url", "url",
+        "video", "audio", "enum", "title", "default", "format_version", "system",
+    ]
+)  # fmt: skip
+# Filters whose later positional arguments name an attribute to read: at most this many.
+_FILTER_ARGS = {"join": 1, "sort": 2, "unique": 1}
 
 
 class GgufError(Exception):
@@ -174,16 +187,24 @@ def _template_problem(text: str) -> str | None:
             and node.attr in _LOOP_ATTRS
         ):  # fmt: skip
             return f"uses attribute access .{node.attr}"
+        if isinstance(node, nodes.Name) and node.ctx == "store" and node.name in _RESERVED:
+            return f"assigns to {node.name!r}"
         if isinstance(node, nodes.Getitem):
             arg = node.arg
+            # Jinja falls back to attribute access when a string key is missing
+            # (`([1]|unique)['gi_frame']` is `.gi_frame`): only known chat-template keys.
             const = isinstance(arg, nodes.Const) and (
-                type(arg.value) is int or (type(arg.value) is str and not arg.value.startswith("_"))
+                type(arg.value) is int or (type(arg.value) is str and arg.value in _KEYS)
             )
             neg = isinstance(arg, nodes.Neg) and isinstance(arg.node, nodes.Const)
             if not (const or neg or isinstance(arg, nodes.Slice)):
-                return "uses a computed subscript"
+                return "uses a subscript outside the chat-template keys (or a computed one)"
+        if isinstance(node, nodes.Keyword) and node.key == "attribute":
+            return "uses a filter's attribute= (attribute access)"
         if isinstance(node, nodes.Filter) and node.name not in _FILTERS:
             return f"uses the filter {node.name!r}"
+        if isinstance(node, nodes.Filter) and len(node.args) > _FILTER_ARGS.get(node.name, 9):
+            return f"passes the filter {node.name!r} an attribute argument"
         if isinstance(node, nodes.Test) and node.name not in _TESTS:
             return f"uses the test {node.name!r}"
         if isinstance(node, nodes.Call) and not (

@@ -102,6 +102,8 @@ def check_config(config: Any) -> None:
             continue
         if "class_name" in node:
             cls = node["class_name"]
+            if not isinstance(cls, str):
+                raise KerasError(f"class_name at {where} is not a string")
             module = node.get("module")
             registered = node.get("registered_name")
             name = ""
@@ -114,7 +116,7 @@ def check_config(config: Any) -> None:
                 raise KerasError(f"object {label} from module {module!r} (custom code)")
             if cls == "function":
                 fn = node.get("config")
-                if fn not in FUNCTIONS or registered not in (None, fn):
+                if not isinstance(fn, str) or fn not in FUNCTIONS or registered not in (None, fn):
                     raise KerasError(f"function {fn!r} at {where} is not a built-in one")
             elif cls not in CLASSES:
                 raise KerasError(f"class {label} is not a built-in Keras class on the allow-list")
