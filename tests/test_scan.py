@@ -603,3 +603,23 @@ def test_a_keras_config_with_unhashable_names_is_a_refusal_not_a_crash(
     )
     r = cli("scan", str(path))
     assert r.code == 1 and "Traceback" not in r.err, r.out + r.err
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"auto_map": {"AutoModel": "modeling.M"}},
+        {"text_config": {"auto_map": {"AutoModel": "modeling.M"}}},
+        {"custom_pipelines": {"x": {"impl": "pipe.P"}}},
+        {"configs": [{"custom_pipelines": {}}]},
+    ],
+)
+def test_configs_naming_remote_code_are_refused_wherever_they_nest(
+    tmp_path: Path, cli, doc: dict
+) -> None:
+    import json as _json
+
+    path = tmp_path / "config.json"
+    path.write_text(_json.dumps(doc))
+    r = cli("scan", str(path))
+    assert r.code == 1 and "trust_remote_code=True would run" in r.out, r.out

@@ -153,9 +153,24 @@ def check_json(raw: bytes) -> list[Finding]:
         doc = parse_json(raw)
     except (UnicodeDecodeError, ValueError) as exc:
         return _bad("json", f"not valid JSON ({exc})")
-    if isinstance(doc, dict) and "auto_map" in doc:
-        return _bad("json", "auto_map names model code that trust_remote_code=True would run")
+    # Keys under which Hugging Face configs name code that `trust_remote_code=True` imports
+    # (model and tokenizer classes, pipelines), wherever they nest (a sub-config too).
+    stack, nodes = [doc], 0
+    while stack:
+        node = stack.pop()
+        nodes += 1
+        if nodes > 2_000_000:
+            return _bad("json", "more than 2000000 JSON nodes: refused, not walked in part")
+        if isinstance(node, dict):
+            for key in _REMOTE_CODE_KEYS & node.keys():
+                return _bad("json", f"{key} names model code that trust_remote_code=True would run")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
     return []
+
+
+_REMOTE_CODE_KEYS = frozenset({"auto_map", "custom_pipelines"})
 
 
 def check_text(raw: bytes) -> list[Finding]:
