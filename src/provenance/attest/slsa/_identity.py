@@ -301,7 +301,7 @@ def claims(pred: Provenance) -> dict[str, Any]:
     out: dict[str, Any] = {"builder_id": pred.builder_id}
     values = _candidates(pred)
     for name in ("source_repository", "source_ref", "trigger"):
-        seen = [v for v in dict.fromkeys(map(str, values[name]))]
+        seen = list(dict.fromkeys(str(v) for v in values[name] if v is not None))
         if seen:
             out[name] = seen[0] if len(seen) == 1 else seen
     repo = out.get("source_repository")
