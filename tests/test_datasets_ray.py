@@ -32,7 +32,7 @@ pytest.importorskip("ray", reason="the ray extra (pip install 'ml-provenance[ray
 TASK = "hash_dataset_batch"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # stopped before other modules count their child processes
 def ray_cluster() -> Iterator[RayCluster]:
     with running_cluster() as cluster:
         yield cluster

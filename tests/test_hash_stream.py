@@ -37,9 +37,23 @@ def _streamed(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _no_workers_left() -> bool:
-    """No child process but the idle workers kept for the next job (a failed job kills its own)."""
-    children = {c.pid for c in psutil.Process().children(recursive=True)}
-    return children <= set(_pool.idle_pids())
+    """No hashing worker but the idle ones kept for the next job (a failed job kills its own).
+
+    Other children of the test process (a server another test module started) are not ours.
+    """
+    workers = {c.pid for c in _hashing_workers()}
+    return workers <= set(_pool.idle_pids())
+
+
+def _hashing_workers() -> list[psutil.Process]:
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if _worker.__file__ in child.cmdline():
+                found.append(child)
+        except psutil.Error:  # exited meanwhile
+            continue
+    return found
 
 
 def _tree(base: Path) -> dict[str, bytes]:
