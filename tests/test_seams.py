@@ -286,12 +286,13 @@ def test_an_added_link_sink_stores_the_signed_link_and_a_failed_step_stores_noth
 # --- Configuration -------------------------------------------------------------------------
 
 
-def test_flags_with_a_variable_also_read_tool_provenance(project: Path, cli) -> None:
-    """`gate_public_key` in pyproject reaches `fetch` (before: only the variable did)."""
-    (project / "pyproject.toml").write_text('[tool.provenance]\ngate_public_key = "absent.pub"\n')
+def test_a_trust_anchor_is_never_read_from_the_projects_pyproject(project: Path, cli) -> None:
+    """Whoever can write the working tree could name their own gate key in pyproject.toml:
+    `fetch` takes the gate's public key from the flag or the environment only."""
+    (project / "pyproject.toml").write_text('[tool.provenance]\ngate_public_key = "attacker.pub"\n')
     r = cli("fetch", "models:/digits@champion", "serving")
-    assert r.code == 3
-    assert "absent.pub" in r.err
+    assert r.code == 2 and "no gate public key" in r.err, r.err
+    assert "attacker.pub" not in r.err
     assert not (project / "serving").exists()
 
 

@@ -229,8 +229,8 @@ def revoke(
     "--gate-pub-key",
     "--gate-key",
     "gate_key",
-    default=_config.default("gate_public_key"),
-    help="Gate public key [env: PROVENANCE_GATE_PUBLIC_KEY].",
+    default=lambda: _config.environment("PROVENANCE_GATE_PUBLIC_KEY") or None,
+    help="Gate public key [env: PROVENANCE_GATE_PUBLIC_KEY; never read from pyproject.toml].",
 )
 @click.option("--force", is_flag=True, help="Replace DEST if it exists and is not empty.")
 @tracking_option

@@ -67,8 +67,8 @@ def load_verified(
         uri: A model URI whose scheme names the registry (``models:/NAME@ALIAS``,
             ``models:/NAME/VERSION``: MLflow; see `gate.registry`).
         dest: Where the files go; absent or empty unless `force`.
-        gate_key: The gate's public key (path, signer-URI public key, or Key); default the
-            ``gate_public_key`` setting (PROVENANCE_GATE_PUBLIC_KEY).
+        gate_key: The gate's public key (path, signer-URI public key, or Key); default
+            PROVENANCE_GATE_PUBLIC_KEY (a trust anchor: never read from pyproject.toml).
         force: Replace a non-empty `dest`.
         registry: Use this registry instead of opening the one the URI names.
         tracking_uri: Where the URI's registry is (default MLFLOW_TRACKING_URI).
@@ -85,7 +85,9 @@ def load_verified(
     ref = factory.parse_uri(uri)
     name, alias, version = ref.name, ref.alias, ref.version
     if gate_key is None:
-        gate_key = _config.setting("gate_public_key")
+        # A trust anchor: from the caller or the environment, never from the project's own
+        # pyproject.toml (whoever can write the working tree could name their own key there).
+        gate_key = _config.environment("PROVENANCE_GATE_PUBLIC_KEY")
         if not gate_key:
             raise UsageError(
                 "no gate public key: pass gate_key / --gate-pub-key or set "
