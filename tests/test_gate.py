@@ -983,44 +983,31 @@ def _vsa_predicate(server: MlflowServer, model: str, version: str) -> dict:
     return json.loads(base64.b64decode(envelope["payload"]))["predicate"]
 
 
+def _attest_and_promote(cli, server, model, gate_keys, repository: str, *extra: str):  # type: ignore[no-untyped-def]
+    """Key-signed provenance claiming `repository`, then promote checking it against the
+    expected github.com/example/digits; returns (promote result, version)."""
+    r = cli(
+        "slsa", "attest", "--subject", "models/**", "--layout", "root.layout",
+        "--layout-key", "keys/owner.pub", "--key", "keys/trainer", "-o", "model.intoto.jsonl",
+        "--repository", repository, "--ref", "refs/heads/main",
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    version = register(cli, server, model)
+    r = promote(
+        cli, server, model, version, gate_keys, "--provenance", "model.intoto.jsonl",
+        "--source-uri", "github.com/example/digits", "--provenance-key", "keys/trainer.pub",
+        *extra,
+    )  # fmt: skip
+    return r, version
+
+
 def test_slsa_provenance_is_read_once_and_its_verified_bytes_are_signed(
     evidence, cli, server, model, gate_keys
 ) -> None:
     """The VSA names the provenance by the digest of the bytes verified, at the level its
     signer supports: a key proves who signed, not an isolated builder (Build L1)."""
-    r = cli(
-        "slsa",
-        "attest",
-        "--subject",
-        "models/**",
-        "--layout",
-        "root.layout",
-        "--layout-key",
-        "keys/owner.pub",
-        "--key",
-        "keys/trainer",
-        "-o",
-        "model.intoto.jsonl",
-        "--repository",
-        "https://github.com/example/digits",
-        "--ref",
-        "refs/heads/main",
-    )
-    assert r.code == 0, r.err
-    version = register(cli, server, model)
-    r = promote(
-        cli,
-        server,
-        model,
-        version,
-        gate_keys,
-        "--provenance",
-        "model.intoto.jsonl",
-        "--source-uri",
-        "github.com/example/digits",
-        "--provenance-key",
-        "keys/trainer.pub",
-        "--json",
+    r, version = _attest_and_promote(
+        cli, server, model, gate_keys, "https://github.com/example/digits", "--json"
     )
     assert r.code == 0, r.out + r.err
     predicate = _vsa_predicate(server, model, version)
@@ -1035,38 +1022,8 @@ def test_slsa_provenance_is_read_once_and_its_verified_bytes_are_signed(
 def test_slsa_provenance_claiming_another_source_is_refused_and_no_level_recorded(
     evidence, cli, server, model, gate_keys
 ) -> None:
-    r = cli(
-        "slsa",
-        "attest",
-        "--subject",
-        "models/**",
-        "--layout",
-        "root.layout",
-        "--layout-key",
-        "keys/owner.pub",
-        "--key",
-        "keys/trainer",
-        "-o",
-        "model.intoto.jsonl",
-        "--repository",
-        "https://github.com/attacker/digits",
-        "--ref",
-        "refs/heads/main",
-    )
-    assert r.code == 0, r.err
-    version = register(cli, server, model)
-    r = promote(
-        cli,
-        server,
-        model,
-        version,
-        gate_keys,
-        "--provenance",
-        "model.intoto.jsonl",
-        "--source-uri",
-        "github.com/example/digits",
-        "--provenance-key",
-        "keys/trainer.pub",
+    r, version = _attest_and_promote(
+        cli, server, model, gate_keys, "https://github.com/attacker/digits"
     )
     assert r.code == 1 and "source repository (claimed by the key holder)" in r.out, r.out
     assert alias_version(server, model) is None
