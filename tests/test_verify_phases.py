@@ -1,0 +1,347 @@
+"""Each verification phase over the in-memory chain: one change, one failing phase, named.
+
+The simulator (tests/chain_sim.py) holds the honest chain; every test changes one thing and
+asserts the phase that fails, that no later phase ran, and what the failure names.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from provenance.layout import Rule, StepDef, Threshold
+from provenance.verification import VerificationResult, verify
+from tests.chain_sim import RUN_ID, ChainSimulator, SimLink, sha256, signer
+
+ALL_PHASES = [
+    "layout-signature",
+    "layout-expiry",
+    "links",
+    "consistency",
+    "rules",
+    "thresholds",
+    "files",
+    "datasets",
+]
+
+
+@pytest.fixture
+def sim() -> ChainSimulator:
+    return ChainSimulator()
+
+
+def failed_at(result: VerificationResult, phase: str) -> list[str]:
+    """Assert `phase` failed and ended the run; return its failure messages."""
+    assert not result.ok
+    assert result.phases_run[-1] == phase
+    assert result.phases_run == ALL_PHASES[: ALL_PHASES.index(phase) + 1]
+    assert {f.phase for f in result.failures} <= {phase, "run-id", "paths"}
+    return [f.render() for f in result.failures]
+
+
+def test_the_honest_chain_passes_every_phase(sim: ChainSimulator, tmp_path: Path) -> None:
+    result = sim.verify(tmp_path)
+    assert result.ok, [f.render() for f in result.failures]
+    assert result.phases_run == ALL_PHASES
+    assert result.run_id == RUN_ID
+    assert sorted(result.links) == ["evaluate", "prepare", "train"]
+    assert result.artifacts_checked == 5  # the final products: 2 processed, 2 model, 1 metrics
+
+
+# --- layout-signature and layout-expiry --------------------------------------------------
+
+
+def test_a_layout_signed_by_another_key_is_refused(sim: ChainSimulator, tmp_path: Path) -> None:
+    sim.layout_signer = "outsider"
+    result = sim.verify(tmp_path)
+    (message,) = failed_at(result, "layout-signature")
+    assert "root.layout" in message
+    assert result.links == {}
+
+
+def test_an_expired_layout_is_refused(sim: ChainSimulator, tmp_path: Path) -> None:
+    sim.expires = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)
+    (message,) = failed_at(sim.verify(tmp_path), "layout-expiry")
+    assert "expired" in message
+
+
+def test_a_layout_changed_after_signing_is_refused(sim: ChainSimulator, tmp_path: Path) -> None:
+    sim.publish(tmp_path)
+    envelope = json.loads((tmp_path / "root.layout").read_bytes())
+    # The signature stays; the payload gains an ALLOW * in front of train's products.
+    layout = json.loads(base64.b64decode(envelope["payload"]))
+    layout["steps"][1]["expected_products"].insert(0, ["ALLOW", "*"])
+    envelope["payload"] = base64.b64encode(json.dumps(layout).encode()).decode()
+    (tmp_path / "root.layout").write_text(json.dumps(envelope))
+    result = verify(
+        str(tmp_path / "root.layout"),
+        [signer("owner").public_key],
+        str(tmp_path / "links"),
+        str(tmp_path / "base"),
+    )
+    failed_at(result, "layout-signature")
+
+
+# --- links: who signed, thresholds, names ------------------------------------------------
+
+
+def test_a_link_signed_by_a_key_the_step_does_not_allow_is_not_counted(
+    sim: ChainSimulator, tmp_path: Path
+) -> None:
+    sim.link("train").signer = "evaluator"  # a functionary, but not train's
+    result = sim.verify(tmp_path)
+    (message,) = failed_at(result, "links")
+    failure = result.failures[0]
+    assert failure.step == "train"
+    assert "needs 1 link(s)" in message and "found 0 valid" in message
+    assert signer("trainer").public_key.keyid[:8] in (failure.expected or "")
+
+
+def test_a_link_signed_by_an_unknown_key_is_not_counted(
+    sim: ChainSimulator, tmp_path: Path
+) -> None:
+    sim.link("prepare").signer = "outsider"
+    result = sim.verify(tmp_path)
+    failed_at(result, "links")
+    assert result.failures[0].step == "prepare"
+    report = next(r for r in result.steps if r.name == "prepare")
+    assert report.links == [] and len(report.ignored) == 1
+
+
+def test_a_threshold_of_two_needs_two_functionaries_links(
+    sim: ChainSimulator, tmp_path: Path
+) -> None:
+    sim.functionaries["trainer-2"] = "outsider"
+    old = sim.steps[1]
+    sim.steps[1] = StepDef(old.name, ("trainer", "trainer-2"), 2, old.materials, old.products)
+    result = sim.verify(tmp_path)
+    (message,) = failed_at(result, "links")
+    assert "step 'train' needs 2 link(s)" in message and "found 1 valid" in message
+
+    # The second functionary's link, recording the same artifacts, satisfies it.
+    train = sim.link("train")
+    sim.links["train"].append(
+        SimLink("train", "outsider", dict(train.materials), dict(train.products))
+    )
+    assert sim.verify(tmp_path / "again").ok
+
+
+def test_functionaries_who_disagree_on_products_fail_the_step(
+    sim: ChainSimulator, tmp_path: Path
+) -> None:
+    sim.functionaries["trainer-2"] = "outsider"
+    old = sim.steps[1]
+    sim.steps[1] = StepDef(old.name, ("trainer", "trainer-2"), 2, old.materials, old.products)
+    train = sim.link("train")
+    other = dict(train.products, **{"models/model.safetensors": sha256(b"other weights")})
+    sim.links["train"].append(SimLink("train", "outsider", dict(train.materials), other))
+    (message,) = failed_at(sim.verify(tmp_path), "links")
+    assert "disagree on materials or products" in message
+
+
+def test_a_link_recording_another_step_inside_is_refused(
+    sim: ChainSimulator, tmp_path: Path
+) -> None:
+    # evaluate's functionary signs a link named like train's file but recording 'evaluate'.
+    sim.link("train").name_inside = "evaluate"
+    result = sim.verify(tmp_path)
+    (message,) = failed_at(result, "links")
+    assert "records step 'evaluate', not 'train'" in message
+
+
+def test_a_missing_link_is_named_with_the_file_it_looked_for(
+    sim: ChainSimulator, tmp_path: Path
+) -> None:
+    del sim.links["evaluate"]
+    result = sim.verify(tmp_path)
+    failed_at(result, "links")
+    assert result.failures[0].step == "evaluate"
+    assert "no link file evaluate.<keyid>.link" in (result.failures[0].actual or "")
+
+
+# --- consistency: run ids and paths ------------------------------------------------------
+
+
+def test_a_link_from_another_run_is_named_with_both_full_run_ids(
+    sim: ChainSimulator, tmp_path: Path
+) -> None:
+    sim.link("prepare").run_id = RUN_ID + "-but-an-older-run-with-a-long-shared-prefix"
+    result = sim.verify(tmp_path)
+    failed_at(result, "consistency")
+    (failure,) = result.failures
+    assert failure.phase == "run-id"
+    text = failure.render()
+    assert f"from pipeline run {RUN_ID}-but-an-older-run-with-a-long-shared-prefix" in text
+    assert f"not {RUN_ID} like the other links" in text
+
+
+def test_a_link_without_a_run_id_fails_unless_the_layout_opts_in(
+    sim: ChainSimulator, tmp_path: Path
+) -> None:
+    sim.link("prepare").run_id = None
+    result = sim.verify(tmp_path)
+    failed_at(result, "consistency")
+    assert "step 'prepare'" in result.failures[0].message
+    assert "no pipeline run id" in result.failures[0].message
+
+    old = sim.steps[0]
+    sim.steps[0] = StepDef(
+        old.name, old.functionaries, 1, old.materials, old.products, run_id_optional=True
+    )
+    again = sim.verify(tmp_path / "opted-in")
+    assert again.ok
+    assert any("step 'prepare'" in w and "run_id: optional" in w for w in again.warnings)
+
+
+@pytest.mark.parametrize(
+    "path", ["../outside.bin", "/etc/passwd", "models/../../x", "models//x", "C:/x", "a\\b"]
+)
+def test_a_path_that_escapes_the_base_is_refused(
+    sim: ChainSimulator, tmp_path: Path, path: str
+) -> None:
+    sim.link("train").products[path] = sha256(b"x")
+    result = sim.verify(tmp_path)
+    failed_at(result, "consistency")
+    failure = next(f for f in result.failures if f.phase == "paths")
+    assert failure.step == "train" and failure.artifact == path
+
+
+# --- rules -------------------------------------------------------------------------------
+
+
+def test_weights_swapped_between_train_and_evaluate_fail_the_match(
+    sim: ChainSimulator, tmp_path: Path
+) -> None:
+    sim.link("evaluate").materials["models/model.safetensors"] = sha256(b"swapped weights")
+    result = sim.verify(tmp_path)
+    failed_at(result, "rules")
+    failure = result.failures[0]
+    assert failure.step == "evaluate"
+    assert failure.artifact == "models/model.safetensors"
+    assert failure.rule == "DISALLOW models/*"  # the compiler's closing rule after the MATCH
+    assert "'MATCH models/* WITH PRODUCTS FROM train' did not accept it" in failure.message
+    assert "hash mismatch" in failure.message
+
+
+def test_a_product_the_layout_does_not_create_is_disallowed(
+    sim: ChainSimulator, tmp_path: Path
+) -> None:
+    sim.link("train").products["backdoor.py"] = sha256(b"import os")
+    result = sim.verify(tmp_path)
+    failed_at(result, "rules")
+    failure = result.failures[0]
+    assert (failure.step, failure.artifact) == ("train", "backdoor.py")
+    assert "DISALLOW *" in (failure.rule or failure.message)
+
+
+def test_a_material_with_no_matching_product_upstream_is_refused(
+    sim: ChainSimulator, tmp_path: Path
+) -> None:
+    sim.link("train").materials["data/processed/extra.npy"] = sha256(b"not from prepare")
+    result = sim.verify(tmp_path)
+    failed_at(result, "rules")
+    assert result.failures[0].artifact == "data/processed/extra.npy"
+
+
+def test_an_allow_after_a_match_cannot_let_a_mismatch_through(
+    sim: ChainSimulator, tmp_path: Path
+) -> None:
+    # in-toto alone would accept this (MATCH fails silently, ALLOW * consumes the artifact);
+    # the compiler closes every MATCH with a DISALLOW of its pattern.
+    old = sim.steps[2]
+    sim.steps[2] = StepDef(
+        old.name,
+        old.functionaries,
+        1,
+        (Rule("match", "models/*", from_step="train"), Rule("allow", "*")),
+        old.products,
+    )
+    sim.link("evaluate").materials["models/model.safetensors"] = sha256(b"swapped weights")
+    result = sim.verify(tmp_path)
+    failed_at(result, "rules")
+    assert result.failures[0].artifact == "models/model.safetensors"
+
+
+# --- thresholds --------------------------------------------------------------------------
+
+
+def test_a_metric_below_the_layouts_threshold_fails(sim: ChainSimulator, tmp_path: Path) -> None:
+    sim.thresholds = (Threshold("evaluate", "metrics/metrics.json", "accuracy", ">=", 0.95),)
+    result = sim.verify(tmp_path)
+    failed_at(result, "thresholds")
+    text = result.failures[0].render()
+    assert "accuracy" in text and "0.93" in text and "0.95" in text
+
+
+def test_a_metrics_file_changed_after_it_was_recorded_is_not_believed(
+    sim: ChainSimulator, tmp_path: Path
+) -> None:
+    sim.publish(tmp_path)
+    metrics = tmp_path / "base" / "metrics" / "metrics.json"
+    sim.files["metrics/metrics.json"] = json.dumps({"accuracy": 0.99}).encode()  # on disk only
+    result = sim.verify(tmp_path)
+    failed_at(result, "thresholds")
+    assert "metrics/metrics.json" in result.failures[0].render()
+    assert metrics.read_bytes() == sim.files["metrics/metrics.json"]
+
+
+# --- files and model ---------------------------------------------------------------------
+
+
+def test_a_final_product_changed_on_disk_fails_the_files_phase(
+    sim: ChainSimulator, tmp_path: Path
+) -> None:
+    sim.files["models/model.safetensors"] = b"weights, fine-tuned by someone else"
+    result = sim.verify(tmp_path)
+    failed_at(result, "files")
+    failure = result.failures[0]
+    assert failure.artifact == "models/model.safetensors"
+    assert failure.expected and failure.actual and failure.expected != failure.actual
+
+
+def test_a_final_product_missing_on_disk_fails_the_files_phase(
+    sim: ChainSimulator, tmp_path: Path
+) -> None:
+    sim.publish(tmp_path)
+    (tmp_path / "base" / "models" / "config.json").unlink()
+    result = verify(
+        str(tmp_path / "root.layout"),
+        [signer("owner").public_key],
+        str(tmp_path / "links"),
+        str(tmp_path / "base"),
+    )
+    failed_at(result, "files")
+    assert any(f.artifact == "models/config.json" for f in result.failures)
+
+
+def test_registered_files_are_held_to_exactly_the_declared_model(
+    sim: ChainSimulator, tmp_path: Path
+) -> None:
+    want = {
+        "model.safetensors": sha256(sim.files["models/model.safetensors"]),
+        "config.json": sha256(sim.files["models/config.json"]),
+    }
+    phases = [*ALL_PHASES[:6], "model"]
+    honest = sim.verify(tmp_path / "a", model_files=want)
+    assert honest.ok and honest.phases_run == phases
+
+    swapped = sim.verify(tmp_path / "b", model_files={**want, "model.safetensors": sha256(b"x")})
+    assert not swapped.ok and swapped.phases_run == phases
+    assert swapped.failures[0].artifact is not None
+    assert "model.safetensors" in swapped.failures[0].artifact
+
+    extra = sim.verify(tmp_path / "c", model_files={**want, "extra.py": sha256(b"x")})
+    assert not extra.ok and any("extra.py" in (f.artifact or "") for f in extra.failures)
+
+
+def test_a_layout_without_a_model_cannot_check_registered_files(
+    sim: ChainSimulator, tmp_path: Path
+) -> None:
+    sim.model = None
+    result = sim.verify(tmp_path, model_files={"model.safetensors": sha256(b"weights")})
+    assert not result.ok and result.phases_run[-1] == "model"
+    assert "declares no model" in result.failures[0].message
