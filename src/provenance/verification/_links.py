@@ -237,9 +237,11 @@ def check_consistency(
         )
     if len(run_ids) > 1:
         # The run most links belong to is the current one; the others are named as stale.
+        # Run ids are shown whole: orchestrators' ids are long and two runs' ids can share a
+        # long prefix (``airflow:DAG/scheduled__2026-…``), so a shortened id could name neither.
         current = Counter({rid: len(v) for rid, v in run_ids.items()}).most_common(1)[0][0]
         stale = [
-            f"{entry}: from pipeline run {rid[:16]}, not {current[:16]} like the other links "
+            f"{entry}: from pipeline run {rid}, not {current} like the other links "
             "(a stale link from a previous run?)"
             for rid, entries in run_ids.items()
             if rid != current
@@ -250,7 +252,7 @@ def check_consistency(
                 "run-id",
                 f"links come from {len(run_ids)} different pipeline runs",
                 details=(
-                    *(f"run {rid[:16]}: {', '.join(steps)}" for rid, steps in run_ids.items()),
+                    *(f"run {rid}: {', '.join(steps)}" for rid, steps in run_ids.items()),
                     *stale,
                 ),
             )
