@@ -5,7 +5,9 @@ A step records a dataset product as its manifest (record/_datasets.py) and names
 already found it on disk with the recorded digest), the members it lists must be the real ones:
 `verify_dataset` re-hashes the source and names what is missing, extra or changed. Only local
 sources inside the base directory are re-hashed here (verification does not fetch objects, nor
-read outside the base); the others are returned as skipped.
+read outside the base); the others are returned as skipped. The kind comes from the manifest's
+own header: a description in the link that disagrees with it (a local manifest described as
+`s3`, say) is a finding, not a reason to skip the check.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
+from provenance.datasets._manifest import kind_of
 from provenance.datasets._verify import verify_dataset
 from provenance.errors import InputError, PathEscapeError
-from provenance.hashing import check_relative
+from provenance.hashing import check_relative, objects, printable
 
 
 class DatasetFinding(NamedTuple):
@@ -53,7 +56,29 @@ def check_dataset_products(
     skipped: list[str] = []
     for step, manifest, described in dataset_products(links, final):
         source = described.get("source")
-        if described.get("kind") != "local" or not isinstance(source, str):
+        try:
+            kind = kind_of(os.path.join(base, manifest))
+        except InputError as exc:
+            findings.append(DatasetFinding(step, manifest, f"step '{step}': {exc}", ()))
+            continue
+        # The manifest (its digest checked by the files phase) says what it lists; the link's
+        # description must agree with it, or the dataset would go unchecked by both phases.
+        claimed = described.get("kind")
+        uri = isinstance(source, str) and objects.is_object_uri(source)
+        if claimed != kind or not isinstance(source, str) or uri != (kind == "s3"):
+            findings.append(
+                DatasetFinding(
+                    step,
+                    manifest,
+                    f"dataset product {manifest} of step '{step}': the link describes it as "
+                    f"{printable(str(claimed))} dataset {printable(str(source))}, but the "
+                    f"manifest lists {'an' if kind == 's3' else 'a'} {kind} one; its members "
+                    "cannot be checked",
+                    (),
+                )
+            )
+            continue
+        if kind != "local":
             skipped.append(manifest)
             continue
         try:

@@ -146,9 +146,9 @@ def iter_members(f: Lines, where: str, kind: str, totals: list[Totals]) -> Itera
     for line in iter(lambda: f.readline(MAX_LINE + 1), b""):
         lineno += 1
         at = f"{where}:{lineno}"
+        if len(line) > MAX_LINE:  # newline included, as `member_line` counts it
+            raise InputError(at, f"line longer than {MAX_LINE} bytes")
         if not line.endswith(b"\n"):
-            if len(line) > MAX_LINE:
-                raise InputError(at, f"line longer than {MAX_LINE} bytes")
             raise InputError(at, "truncated (no newline; the trailer line is missing)")
         body = line[:-1]
         if body.startswith(TRAILER):

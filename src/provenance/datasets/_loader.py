@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import itertools
 import json
 import os
 import stat
@@ -32,7 +33,7 @@ from typing import IO, Any, Generic, TypeVar
 
 from provenance.datasets._format import Member, Totals, iter_members, read_header
 from provenance.datasets._manifest import _open
-from provenance.errors import InputError, VerificationError
+from provenance.errors import InputError, UsageError, VerificationError
 from provenance.hashing import objects, printable
 
 T = TypeVar("T")
@@ -58,12 +59,19 @@ def tar_samples(name: str, data: IO[bytes]) -> Iterator[dict[str, Any]]:
     """WebDataset-style tar shard: files sharing a key (name up to the first dot) form a sample.
 
     `{"__key__": "0001", "__shard__": name, "jpg": b"...", "cls": b"3"}`. Only regular files
-    are read (links, devices and directories are skipped), nothing is extracted to disk.
+    are read (links, devices and directories are skipped), nothing is extracted to disk. As in
+    WebDataset, a sample's files are contiguous and each extension appears once in it; a file
+    that would overwrite a field (`0001.__shard__`, a second `0001.jpg`), a key that comes back
+    after other samples, and a sparse member (a few bytes in the shard that expand to any size
+    when read) are refused (InputError naming the shard and the member).
     """
     sample: dict[str, Any] = {}
+    seen: set[str] = set()  # keys of this shard's samples so far
     try:
         with tarfile.open(fileobj=data, mode="r|") as tar:
             for info in tar:
+                if info.issparse():  # before isreg(): a sparse member counts as regular
+                    raise InputError(name, f"tar member {printable(info.name)!r} is sparse")
                 if not info.isreg():
                     continue
                 directory, _, base = info.name.rpartition("/")
@@ -72,11 +80,24 @@ def tar_samples(name: str, data: IO[bytes]) -> Iterator[dict[str, Any]]:
                 if sample and sample["__key__"] != key:
                     yield sample
                     sample = {}
+                if not sample and key in seen:
+                    raise InputError(
+                        name,
+                        f"tar member {printable(info.name)!r}: the files of sample "
+                        f"{printable(key)!r} are not contiguous",
+                    )
                 fileobj = tar.extractfile(info)
                 if fileobj is None:
                     continue
+                seen.add(key)
                 sample.setdefault("__key__", key)
                 sample.setdefault("__shard__", name)
+                if ext in sample:
+                    raise InputError(
+                        name,
+                        f"tar member {printable(info.name)!r}: sample {printable(key)!r} "
+                        f"already has a {printable(ext)!r} field",
+                    )
                 sample[ext] = fileobj.read()
     except tarfile.TarError as exc:
         raise InputError(name, f"not a readable tar shard: {exc}") from None
@@ -127,8 +148,16 @@ class VerifiedShards(Generic[T]):
         self.root = root
         self.decode: Decoder[T] = decode or whole_shard  # type: ignore[assignment]
         self.shards = None if shards is None else list(shards)
+        named: set[str] = set()
+        for name in self.shards or ():
+            if name in named:  # it would be read, and its records yielded, twice
+                raise UsageError(f"shard '{printable(name)}' is named twice in shards=")
+            named.add(name)
         self.expect_sha256 = expect_sha256
         self.stats = ReadStats()
+        # (i, n): read only the i-th of every n planned shards (one DataLoader worker's part),
+        # counted over the verified copy of the manifest, so the parts never overlap.
+        self._part = (0, 1)
 
     def __iter__(self) -> Iterator[T]:
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
@@ -148,6 +177,10 @@ class VerifiedShards(Generic[T]):
             _report(self.stats, completed=True)
 
     def _planned(self, spool: IO[bytes]) -> Iterator[Member]:
+        index, count = self._part
+        return itertools.islice(self._all_planned(spool), index, None, count)
+
+    def _all_planned(self, spool: IO[bytes]) -> Iterator[Member]:
         spool.seek(0)
         listed = _members_of(spool, self.manifest)
         if self.shards is None:
@@ -242,18 +275,39 @@ def _report(stats: ReadStats, completed: bool) -> None:
 
 
 def _copy_manifest(path: str, spool: IO[bytes]) -> tuple[str, int]:
-    """Copy the manifest's bytes into `spool` and check them; (sha256, member count)."""
-    h = hashlib.sha256()
+    """Copy the manifest's bytes into `spool` as they are checked; (sha256, member count).
+
+    One pass: a malformed manifest is refused at its first bad line, before the rest of it
+    is read (a huge or endless file costs no more than its first bad line).
+    """
     with _open(path) as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-            spool.write(chunk)
-    spool.seek(0)
-    kind = read_header(spool, path)
-    totals: list[Totals] = []
-    for _ in iter_members(spool, path, kind, totals):
-        pass
-    return h.hexdigest(), totals[0].members
+        reader = _Copying(f, spool)
+        kind = read_header(reader, path)
+        totals: list[Totals] = []
+        for _ in iter_members(reader, path, kind, totals):
+            pass
+    return reader.digest.hexdigest(), totals[0].members
+
+
+class _Copying:
+    """A binary file read for the format checks, every byte also hashed and copied."""
+
+    def __init__(self, f: IO[bytes], spool: IO[bytes]) -> None:
+        self._f = f
+        self._spool = spool
+        self.digest = hashlib.sha256()
+
+    def readline(self, limit: int = -1) -> bytes:
+        line = self._f.readline(limit)
+        self.digest.update(line)
+        self._spool.write(line)
+        return line
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        self.digest.update(data)
+        self._spool.write(data)
+        return data
 
 
 def _members_of(spool: IO[bytes], where: str) -> Iterator[Member]:
