@@ -158,13 +158,13 @@ def test_the_longest_line_the_writer_writes_is_the_longest_the_reader_reads(
     assert got == [] and isinstance(exc, VerificationError)  # parsed, then the shard looked for
 
 
-def test_manifest_symlinked_to_a_device_or_fifo_is_refused_without_blocking(
+def test_manifest_symlinked_to_a_device_fifo_or_directory_is_refused_without_blocking(
     tmp_path: Path, cli: Callable[..., Result]
 ) -> None:
     root = tmp_path / "d"
     root.mkdir()
     os.mkfifo(tmp_path / "fifo")
-    for target in ("/dev/zero", str(tmp_path / "fifo")):
+    for target in ("/dev/zero", str(tmp_path / "fifo"), str(root)):
         link = tmp_path / "m.manifest"
         link.unlink(missing_ok=True)
         link.symlink_to(target)
