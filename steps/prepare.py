@@ -1,4 +1,8 @@
-"""Step `prepare`: split the raw digits dataset into train/test arrays (.npy, no pickle)."""
+"""Step `prepare`: split the raw digits dataset into train/test arrays (.npy, no pickle).
+
+Its product is the dataset `data/processed`, recorded as one manifest artifact (every member's
+path, size and sha256) rather than one link entry per file: the later steps are held to it.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 import provenance
+from provenance.datasets import Dataset
 
 RAW = Path("data/raw/digits.csv.gz")
 OUT = Path("data/processed")
@@ -17,7 +22,7 @@ OUT = Path("data/processed")
 @provenance.step(
     "prepare",
     materials=["data/raw/**", "steps/prepare.py"],
-    products=["data/processed/**"],
+    products=[Dataset("data/processed")],
     key="keys/data-eng",
 )
 def prepare(test_fraction: float = 0.2, seed: int = 7) -> None:

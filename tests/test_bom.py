@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from provenance.cli import main
+from provenance.datasets import Dataset
 from tests.conftest import FUNCTIONARIES, REPO, run_pipeline, snapshot
 
 ARGS = ("bom", "--layout", "root.layout", "--layout-key", "keys/owner.pub")
@@ -86,11 +87,11 @@ def test_model_card_has_parameters_datasets_and_verified_metrics(bom: dict) -> N
     assert props["ml-provenance:training-parameters"] == recorded_params
     assert json.loads(recorded_params)["epochs"] == 60
     by_ref = {c["bom-ref"]: c for c in bom["components"]}
-    trained_on = {by_ref[d["ref"]]["name"] for d in card["modelParameters"]["datasets"]}
-    # train's materials: every processed file (data/processed/**), not its own script
-    assert trained_on == {
-        f"data/processed/{n}.npy" for n in ("X_train", "y_train", "X_test", "y_test")
-    }
+    trained_on = [by_ref[d["ref"]] for d in card["modelParameters"]["datasets"]]
+    # train's data: the dataset data/processed, one manifest (its hash), not its own script
+    assert [c["hashes"] for c in trained_on] == [
+        [{"alg": "SHA-256", "content": sha256(Dataset("data/processed").manifest_path)}]
+    ]
     metrics = {m["type"]: m for m in card["quantitativeAnalysis"]["performanceMetrics"]}
     recorded = json.loads(Path("metrics/metrics.json").read_text())
     assert float(metrics["accuracy"]["value"]) == recorded["accuracy"]
@@ -102,7 +103,8 @@ def test_datasets_are_data_components_with_hashes(bom: dict) -> None:
     raw = data["data/raw/digits.csv.gz"]
     assert raw["hashes"] == [{"alg": "SHA-256", "content": sha256("data/raw/digits.csv.gz")}]
     assert raw["data"][0]["type"] == "dataset" and "properties" not in raw  # no step made it
-    processed = data["data/processed/X_train.npy"]
+    manifest = {"alg": "SHA-256", "content": sha256(Dataset("data/processed").manifest_path)}
+    (processed,) = [c for c in data.values() if c["hashes"] == [manifest]]
     assert {"name": "ml-provenance:produced-by", "value": "prepare"} in processed["properties"]
     source = {c["name"] for c in bom["components"] if c["type"] == "file"}
     assert {"steps/prepare.py", "steps/train.py", "steps/evaluate.py"} <= source

@@ -84,3 +84,30 @@ def test_a_level_the_user_chose_is_kept(tmp_path: Path, cli, monkeypatch) -> Non
     import os
 
     assert os.environ["MLFLOW_LOGGING_LEVEL"] == "DEBUG"
+
+
+def test_summary_shows_the_dataset_manifest_and_what_the_loaders_read(pipeline: Path) -> None:
+    from provenance._demo import DemoReport, sign_and_verify
+    from provenance.datasets import Dataset
+
+    report = DemoReport(pipeline)
+    lines: list[str] = []
+    result = sign_and_verify(report, lines.append, "layouts/train.yaml", ".provenance/links")
+    assert result.ok
+    manifest = Dataset("data/processed").manifest_path
+    (link,) = (v.link for s, v in result.links.items() if s == "prepare")
+    sha = link.products[manifest]["sha256"]
+    size = link.environment["datasets"]["products"][manifest]["bytes"]
+    rows = {stage: (outcome, detail) for stage, outcome, detail in report.rows}
+    outcome, detail = rows["dataset data/processed"]
+    assert outcome == "manifest"
+    assert detail == (
+        f"4 members, {size:,} bytes; manifest sha256 {sha[:12]}… (prepare); "
+        "train read 2 of 4 shards verified; evaluate read 2 of 4 shards verified"
+    )
+    assert f"  dataset data/processed: {detail}" in lines
+    # The row sits between the steps and the verdict.
+    stages = [r[0] for r in report.rows]
+    assert stages.index("step evaluate") < stages.index("dataset data/processed")
+    assert stages.index("dataset data/processed") < stages.index("verify")
+    assert rows["verify"][1].endswith("; the members of 1 dataset(s) equal their manifests")

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from provenance.datasets import Dataset
 from provenance.gate.mlflow.demo import MODEL
 from tests.conftest import BIN
 from tests.stack_fixture import Stack, client_env
@@ -83,11 +84,29 @@ def test_demo_stack_runs_steps_as_separate_jobs_and_promotes_the_verified_versio
     assert run and stages["links"]["detail"].startswith("3 links")
     links = gathered_links(stack, run.group(1))
     assert sorted(links) == ["evaluate", "prepare", "train"]
+    manifest = Dataset("data/processed").manifest_path
     for step, link in links.items():
         assert link["environment"]["pipeline_run_id"] == run.group(1)
         local = [p for kind in ("materials", "products") for p in link[kind] if "://" not in p]
-        assert local == [f"steps/{step}.py"], (step, local)  # nothing of another step's folder
+        # Nothing of another step's folder: its script, and the dataset's manifest (a file
+        # travelling through S3 beside the objects it lists).
+        assert sorted(local) == sorted([f"steps/{step}.py", manifest]), (step, local)
         assert link["environment"]["mlflow_run_id"]
+
+    # prepare recorded the dataset's objects as one manifest; train and evaluate read their
+    # shards through the loader, held to it.
+    sha = links["prepare"]["products"][manifest]["sha256"]
+    described = links["prepare"]["environment"]["datasets"]["products"][manifest]
+    assert described["kind"] == "s3" and described["members"] == 4
+    assert described["source"].endswith(f"/demo/{run.group(1)}/data/processed")
+    for step in ("train", "evaluate"):
+        assert links[step]["materials"][manifest]["sha256"] == sha
+        read = links[step]["environment"]["datasets"]["read"][sha]
+        assert (read["shards_read"], read["members"], read["completed"]) == (2, 4, True)
+    row = stages[f"dataset {described['source']}"]
+    assert row["outcome"] == "manifest"
+    assert f"manifest sha256 {sha[:12]}" in row["detail"]
+    assert "train read 2 of 4 shards verified" in row["detail"]
 
     # Each step ran in a directory of its own, outside the workspace, gone before the next step.
     dirs = [Path(j["dir"]) for j in doc["jobs"]]
@@ -99,4 +118,6 @@ def test_demo_stack_runs_steps_as_separate_jobs_and_promotes_the_verified_versio
         assert workspace not in d.parents
         assert job["earlier_dirs_present"] == []
         key = {"prepare": "data-eng", "train": "trainer", "evaluate": "evaluator"}[job["step"]]
-        assert job["files"] == [f"keys/{key}", f"steps/{job['step']}.py"]
+        # A job that reads the dataset also holds the public key its loader trusts.
+        trusted = [] if job["step"] == "prepare" else ["keys/data-eng.pub"]
+        assert job["files"] == sorted([f"keys/{key}", *trusted, f"steps/{job['step']}.py"])

@@ -11,6 +11,7 @@ from in_toto.models.layout import Layout, Step
 from in_toto.models.metadata import Envelope
 from securesystemslib.signer import CryptoSigner
 
+from provenance.datasets import Dataset
 from tests.conftest import in_toto_verify, run_pipeline
 
 
@@ -34,19 +35,23 @@ def in_toto_layout(root: Path, steps: list[tuple[str, str, list, list]]) -> Path
     return root / "root.layout"
 
 
+# prepare records data/processed as one dataset manifest; train reads it verified.
+MANIFEST = Dataset("data/processed").manifest_path
+MANIFESTS = ".provenance/datasets/data_processed-*.manifest"
+
 EXAMPLE = [
     (
         "prepare",
         "data-eng",
         [["ALLOW", "data/raw/*"], ["ALLOW", "steps/prepare.py"], ["DISALLOW", "*"]],
-        [["CREATE", "data/processed/*"], ["DISALLOW", "*"]],
+        [["CREATE", MANIFESTS], ["DISALLOW", "*"]],
     ),
     (
         "train",
         "trainer",
         [
-            ["MATCH", "data/processed/*", "WITH", "PRODUCTS", "FROM", "prepare"],
-            ["DISALLOW", "data/processed/*"],
+            ["MATCH", MANIFESTS, "WITH", "PRODUCTS", "FROM", "prepare"],
+            ["DISALLOW", MANIFESTS],
             ["ALLOW", "steps/train.py"],
             ["DISALLOW", "*"],
         ],
@@ -97,10 +102,28 @@ def test_upstream_in_toto_verify_rejects_data_changed_between_steps(project: Pat
     assert package(project, cli) == 0
     in_toto_layout(project, EXAMPLE)
     assert in_toto_verify(project).returncode == 0
-    # An attacker swaps training data after `prepare`; `train` is re-run on it.
+    # An attacker swaps training data after `prepare` and writes a manifest listing it. The
+    # example's train step refuses that manifest (tests/test_example_dataset.py); a train step
+    # that does not hold its loader to prepare's signed digest records it, and in-toto-verify
+    # refuses the chain.
     x = project / "data/processed/X_train.npy"
     x.write_bytes(x.read_bytes()[:-4] + b"\x00\x00\x80\x3f")
-    run_pipeline(project, ("train",))
+    assert cli("dataset", "manifest", "data/processed", "-o", MANIFEST).code == 0
+    r = cli(
+        "run",
+        "train",
+        "--dataset-read",
+        "data/processed",
+        "-p",
+        "models/**",
+        "--key",
+        "keys/trainer",
+        "--",
+        sys.executable,
+        "-c",
+        "open('models/model.safetensors', 'ab').write(b'retrained')",
+    )
+    assert r.code == 0, r.err
     proc = in_toto_verify(project)
     assert proc.returncode != 0
-    assert "data/processed/X_train.npy" in proc.stdout + proc.stderr
+    assert MANIFEST in proc.stdout + proc.stderr

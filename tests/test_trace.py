@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from provenance.datasets import Dataset
 from provenance.gate import Decision
 from provenance.gate._decision import decision_tag, sign_record
 from provenance.signing import load_signer
@@ -41,9 +42,10 @@ def test_unverified_lineage_of_the_model(signed: Path, cli) -> None:
     assert doc["verified"] is False
     (root,) = doc["produced_by"]
     assert root["step"] == "train" and root["sha256"] == sha256("models/model.safetensors")
-    prepared = [m for m in root["materials"] if m.get("step") == "prepare"]
-    assert len(prepared) == 4
-    assert {m["path"] for m in prepared[0]["materials"]} == {
+    # train read one artifact of prepare's: the manifest of the dataset data/processed
+    (prepared,) = [m for m in root["materials"] if m.get("step") == "prepare"]
+    assert prepared["path"] == Dataset("data/processed").manifest_path
+    assert {m["path"] for m in prepared["materials"]} == {
         "data/raw/digits.csv.gz",
         "steps/prepare.py",
     }

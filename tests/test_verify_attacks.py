@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from provenance.datasets import Dataset
 from provenance.links import link_payload, write_link
 from provenance.signing import load_signer
 from tests.conftest import in_toto_verify, run_pipeline, sign_layout, snapshot, verify
@@ -68,19 +69,58 @@ def test_honest_pipeline_passes_like_in_toto(signed: Path, cli) -> None:
     doc = json.loads(verify(cli, "--json").out)
     assert doc["verified"] is True and doc["failures"] == []
     assert [s["name"] for s in doc["steps"]] == ["prepare", "train", "evaluate"]
-    assert doc["artifacts_checked"] == 7
+    # prepare's dataset manifest, the two model files, the metrics (the manifest's members are
+    # re-hashed by the datasets phase)
+    assert doc["artifacts_checked"] == 4
+    assert doc["phases"][-1] == "datasets"
+
+
+MANIFEST = Dataset("data/processed").manifest_path
 
 
 def test_dataset_changed_between_steps(signed: Path, cli) -> None:
     x = Path("data/processed/X_train.npy")
     x.write_bytes(x.read_bytes()[:-4] + b"\x00\x00\x80\x3f")
-    run_pipeline(signed, ("train", "evaluate"))
+    # The example's train step reads through the verifying loader: it refuses to train.
+    with pytest.raises(subprocess.CalledProcessError):
+        run_pipeline(signed, ("train",))
+    assert_fails(
+        cli,
+        signed,
+        "dataset data/processed of step 'prepare' does not match its manifest",
+        "X_train.npy",
+        in_toto="pass",  # the links are unchanged; in-toto has no view of the members
+    )
+
+
+def test_dataset_and_its_manifest_changed_between_steps(signed: Path, cli) -> None:
+    """A train step that does not hold its loader to prepare's signed manifest digest."""
+    x = Path("data/processed/X_train.npy")
+    x.write_bytes(x.read_bytes()[:-4] + b"\x00\x00\x80\x3f")
+    assert cli("dataset", "manifest", "data/processed", "-o", MANIFEST).code == 0
+    r = cli(
+        "run",
+        "train",
+        "--dataset-read",
+        "data/processed",
+        "-m",
+        "steps/train.py",
+        "-p",
+        "models/**",
+        "--key",
+        "keys/trainer",
+        "--",
+        sys.executable,
+        "-c",
+        "open('models/model.safetensors', 'ab').write(b'retrained')",
+    )
+    assert r.code == 0, r.err
     assert_fails(
         cli,
         signed,
         "step 'train'",
-        "MATCH data/processed/* WITH PRODUCTS FROM prepare",
-        "hash mismatch for 'data/processed/X_train.npy'",
+        "MATCH .provenance/datasets/data_processed-*.manifest WITH PRODUCTS FROM prepare",
+        f"hash mismatch for '{MANIFEST}'",
         "expected",
         "actual",
         in_toto="fail",
@@ -116,12 +156,13 @@ def test_extra_file_planted_in_model_folder(signed: Path, cli) -> None:
 
 def test_poisoned_file_planted_before_training(signed: Path, cli) -> None:
     Path("data/processed/poison.npy").write_bytes(b"\x93NUMPY")
-    run_pipeline(signed, ("train", "evaluate"))
+    run_pipeline(signed, ("train", "evaluate"))  # the loaders read only the listed shards
     assert_fails(
         cli,
         signed,
-        "'data/processed/poison.npy' is not among the products of step 'prepare'",
-        in_toto="fail",
+        "dataset data/processed of step 'prepare' does not match its manifest",
+        "poison.npy",
+        in_toto="pass",  # the links are unchanged; in-toto has no view of the members
     )
 
 
@@ -229,7 +270,9 @@ def test_weights_deleted_after_training(signed: Path, cli) -> None:
 
 
 def test_only_selected_artifacts_are_checked(signed: Path, cli) -> None:
-    Path("data/processed/y_test.npy").write_bytes(b"x")  # tampered, but not selected
+    # Planted, but not selected. (Not in a dataset: the datasets phase re-hashes every final
+    # dataset whatever --artifact selects; nor the metrics, which the thresholds always read.)
+    Path("metrics/extra.json").write_text("{}\n")
     r = verify(cli, "--artifact", "models/**")
     assert r.code == 0 and "2 artifact(s) match" in r.out
     assert verify(cli).code == 1

@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -88,6 +88,42 @@ def describe_links(result: VerificationResult) -> list[tuple[str, int, int, str,
     return rows
 
 
+def _section(doc: Any, key: str) -> dict[str, Any]:
+    value = doc.get(key) if isinstance(doc, Mapping) else None
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def describe_datasets(result: VerificationResult) -> list[tuple[str, str]]:
+    """(dataset source, detail) per dataset a verified step recorded as a product.
+
+    The detail: members, bytes, the manifest's sha256 as the producing step recorded it, and
+    what each step's verifying loader read of it (`environment.datasets.read` of its link).
+    """
+    rows = []
+    for step, verified in result.links.items():
+        link = verified.link
+        products = _section(_section(link.environment, "datasets"), "products")
+        for manifest in sorted(products):
+            described = _section(products, manifest)
+            sha = str(_section(link.products, manifest).get("sha256", ""))
+            size = described.get("bytes")
+            detail = [
+                f"{described.get('members')} members"
+                + (f", {size:,} bytes" if isinstance(size, int) else ""),
+                f"manifest sha256 {sha[:12]}… ({step})",
+            ]
+            for reader, other in result.links.items():
+                read = _section(_section(_section(other.link.environment, "datasets"), "read"), sha)
+                if read:
+                    how = "verified" if read.get("completed") is True else "verified, stopped early"
+                    detail.append(
+                        f"{reader} read {read.get('shards_read')} of {read.get('members')} "
+                        f"shards {how}"
+                    )
+            rows.append((str(described.get("source")), "; ".join(detail)))
+    return rows
+
+
 def run_demo(workdir: Path, project: Path, fresh: bool, say: Callable[[str], None]) -> DemoReport:
     from provenance.signing import generate
 
@@ -133,11 +169,17 @@ def sign_and_verify(
         report.add(
             f"step {step}", "recorded", f"{n_mat} materials, {n_prod} products, key {signer}"
         )
+    datasets = describe_datasets(result)
+    for source, detail in datasets:
+        say(f"  dataset {source}: {detail}")
+        report.add(f"dataset {source}", "manifest", detail)
     say(result.verdict)
     summary = (
         f"{len(result.steps)} steps, one pipeline run, {result.artifacts_checked} {where} "
         "equal their recorded digests"
     )
+    if datasets and "datasets" in result.phases_run:
+        summary += f"; the members of {len(datasets)} dataset(s) equal their manifests"
     report.add("verify", "PASS" if result.ok else "FAIL", summary if result.ok else result.verdict)
     if not result.ok:
         raise VerificationError(result.verdict)

@@ -4,9 +4,13 @@ Each step runs as a process of its own in a temporary working directory of its o
 the step ends), as a CI job or a pod would: its inputs come from S3 and its outputs go to S3, as
 `s3://` materials and products under `demo/<pipeline run>/` of the stack's bucket, and its link
 goes to the tracking server as an artifact of the step's MLflow run, tagged with the pipeline run
-id (which travels as PROVENANCE_RUN_ID). The owner's workspace then gathers the links from the
-server (`--links mlflow:<run>`), verifies them (every object re-hashed from S3), registers the
-model, promotes `champion` through the server's plugin as the stack's gate, and fetches it.
+id (which travels as PROVENANCE_RUN_ID). The dataset `prepare` makes is recorded as a manifest
+of its objects; the manifest travels through S3 beside them, and a job that reads the dataset
+gets it, the run's earlier links from the server and the producer's public key, so its loader
+is held to the manifest digest the producer signed. The owner's workspace then gathers the
+links from the server (`--links mlflow:<run>`), verifies them (every object re-hashed from S3),
+registers the model, promotes `champion` through the server's plugin as the stack's gate, and
+fetches it.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,6 +34,7 @@ from provenance._demo import (
     prepare_workspace,
     sign_and_verify,
 )
+from provenance.datasets import Dataset
 from provenance.errors import ComponentError, VerificationError
 
 FUNCTIONARY = {"prepare": "data-eng", "train": "trainer", "evaluate": "evaluator"}
@@ -39,9 +44,16 @@ LAYOUT = "layouts/stack.yaml"
 CLIENT_ENV = ("MLFLOW_", "AWS_", "PROVENANCE_")
 
 
+# Local in every job: the step's own script, and the manifests of datasets (a manifest is a
+# file of the job's; the members it lists are objects).
+LOCAL = ("steps/", ".provenance/")
+# Steps whose loader is held to a dataset another functionary signed: that signer's public key.
+TRUSTS = {"train": "data-eng", "evaluate": "data-eng"}
+
+
 def remote(pattern: str, prefix: str) -> str:
-    """The object-store form of a step's data pattern (its own script stays a local file)."""
-    return pattern if pattern.startswith("steps/") else prefix + pattern
+    """The object-store form of a step's data pattern (its script and manifests stay local)."""
+    return pattern if pattern.startswith(LOCAL) else prefix + pattern
 
 
 @contextmanager
@@ -114,6 +126,9 @@ def run_jobs(
             (jobdir / "keys").mkdir(mode=0o700)
             key = FUNCTIONARY[step]
             shutil.copy(workdir / "keys" / key, jobdir / "keys" / key)
+            if step in TRUSTS:
+                trusted = f"{TRUSTS[step]}.pub"
+                shutil.copy(workdir / "keys" / trusted, jobdir / "keys" / trusted)
             say(f"job {step}: {jobdir}")
             report.jobs.append(
                 {
@@ -154,14 +169,13 @@ def _fetch_objects(prefix: str, pattern: str, dest: Path) -> None:
         s3.download_file(bucket, key, str(local))
 
 
-def _publish(patterns: list[str], prefix: str) -> None:
-    """Upload every file under the local product patterns' directories to `prefix`."""
+def _publish(patterns: Sequence[str], prefix: str, roots: Sequence[str] = ()) -> None:
+    """Upload every file under the local product patterns' directories and `roots` to `prefix`."""
     from provenance.hashing import Pattern, objects
 
     s3 = objects.client()
     bucket, key_prefix = objects.parse_uri(prefix.rstrip("/"))
-    for pattern in patterns:
-        root = Pattern.compile(pattern).root
+    for root in [*(Pattern.compile(p).root for p in patterns), *roots]:
         for folder, _, names in os.walk(root):
             for name in sorted(names):
                 rel = Path(folder, name).as_posix()
@@ -184,15 +198,20 @@ def job(step: str) -> None:
     spec.loader.exec_module(module)
     decorated = getattr(module, step)
     declared = decorated.__provenance_step__
-    materials = [remote(p, prefix) for p in declared.materials]
-    products = [remote(p, prefix) for p in declared.products]
+    materials: list[str | Dataset] = [remote(p, prefix) for p in declared.materials]
+    products: list[str | Dataset] = [remote(p, prefix) for p in declared.products]
+    # A dataset's members are objects under the prefix; its manifest stays at its local path.
+    materials += [_in_store(d, prefix) for d in declared.dataset_materials]
+    products += [_in_store(d, prefix) for d in declared.dataset_products]
+    if declared.dataset_materials:
+        _receive_datasets(declared.dataset_materials, prefix)
 
     def run() -> None:
         for pattern in materials:
-            if pattern.startswith("s3://"):
+            if isinstance(pattern, str) and pattern.startswith("s3://"):
                 _fetch_objects(prefix, pattern, Path("."))
         decorated.__wrapped__()
-        _publish(list(declared.products), prefix)
+        _publish(list(declared.products), prefix, [d.source for d in declared.dataset_products])
 
     run.__qualname__ = run.__name__ = step
     mlflow.set_experiment(EXPERIMENT)
@@ -205,6 +224,34 @@ def job(step: str) -> None:
             quiet=True,
         )(run)
         recorded()
+    # The manifests travel to the later jobs (and the owner) beside the data.
+    _publish([], prefix, [os.path.dirname(d.manifest_path) for d in declared.dataset_products])
+
+
+def _in_store(dataset: Dataset, prefix: str) -> Dataset:
+    """`dataset` with its members under `prefix`, its manifest at the same local path."""
+    return Dataset(
+        prefix + dataset.source,
+        manifest=dataset.manifest_path,
+        engine=dataset.engine,
+        streamed=dataset.streamed,
+    )
+
+
+def _receive_datasets(datasets: Sequence[Dataset], prefix: str) -> None:
+    """What a job reading datasets needs before its step starts.
+
+    The manifests (from the store) and the run's earlier links (from the tracking server), so the
+    step's loader can hold the manifest to the digest its producer signed; a streamed dataset's
+    members are downloaded, then verified as the step reads them.
+    """
+    from provenance.gate.mlflow import MlflowRegistry
+
+    for d in datasets:
+        _fetch_objects(prefix, prefix + d.manifest_path, Path("."))
+        if d.streamed:
+            _fetch_objects(prefix, f"{prefix}{d.source}/**", Path("."))
+    MlflowRegistry(None).gather_links(os.environ["PROVENANCE_RUN_ID"], ".provenance/links")
 
 
 def run_stack_demo(
@@ -247,6 +294,8 @@ def run_stack_demo(
             gathered = MlflowRegistry(doc["tracking_uri"]).gather_links(run_id, "gathered-links")
             n_links = len([n for n in os.listdir(gathered) if n.endswith(".link")])
             report.add("links", "gathered", f"{n_links} links of run {run_id} from the server")
+            # The dataset manifests the steps recorded (their members stay in S3).
+            _fetch_objects(prefix, prefix + ".provenance/datasets/**", workdir)
             result = sign_and_verify(report, say, LAYOUT, gathered, "objects in S3")
             _fetch_objects(prefix, prefix + "models/**", workdir)
             for stage in attestation_stages():
