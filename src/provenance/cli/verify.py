@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import click
 
 from provenance import _config
 from provenance.cli._common import json_option, report
+from provenance.hashing import objects
 from provenance.signing import load_public_key
 from provenance.signing.keys import signer_api
+from provenance.verification import VerificationResult
 from provenance.verification import verify as run_verify
 
 
@@ -25,8 +30,10 @@ from provenance.verification import verify as run_verify
 @click.option(
     "--links",
     "links_dir",
-    help="Links directory, or mlflow:RUN_ID / mlflow:PIPELINE_RUN_ID to gather them from the "
-    "tracking server [env: PROVENANCE_LINKS_DIR].",
+    help="Links directory; mlflow:RUN_ID / mlflow:PIPELINE_RUN_ID to gather them from the "
+    "tracking server; or s3://BUCKET/PREFIX/RUN, a run's links in an object store (only "
+    "<step>.<keyid>.link objects of the layout's steps; anything else there is refused) "
+    "[env: PROVENANCE_LINKS_DIR].",
 )
 @click.option("--base", default=".", show_default=True, help="Where the real files are.")
 @click.option(
@@ -60,20 +67,49 @@ def verify(
       provenance verify --layout root.layout --layout-key keys/owner.pub --artifact 'models/**'
       provenance verify --layout root.layout --layout-key keys/owner.pub \\
           --links mlflow:57c15be10439 --tracking-uri http://mlflow:5000
+      provenance verify --layout root.layout --layout-key keys/owner.pub \\
+          --links s3://pipelines/provenance-links/kfp_7c1e2a
     """
     signer_api()  # securesystemslib's signers without boto3: verifying needs no KMS client
     keys = [load_public_key(k) for k in layout_keys]
-    if links_dir and links_dir.startswith("mlflow:"):
+    links = _config.links_dir(links_dir)
+    if links.startswith("mlflow:"):
         import tempfile
 
         from provenance.gate.mlflow import MlflowRegistry
 
         with tempfile.TemporaryDirectory(prefix="provenance-links-") as tmp:
-            gathered = MlflowRegistry(tracking_uri).gather_links(links_dir[len("mlflow:") :], tmp)
+            gathered = MlflowRegistry(tracking_uri).gather_links(links[len("mlflow:") :], tmp)
             result = run_verify(layout, keys, gathered, base, artifacts=artifacts)
+    elif objects.is_object_uri(links):
+        result = _verify_object_links(layout, keys, links, base, artifacts)
     else:
-        result = run_verify(layout, keys, _config.links_dir(links_dir), base, artifacts=artifacts)
+        result = run_verify(layout, keys, links, base, artifacts=artifacts)
     report(result, as_json)
+
+
+def _verify_object_links(
+    layout: str, keys: list[Any], location: str, base: str, artifacts: tuple[str, ...]
+) -> VerificationResult:
+    """Download the run's links for the layout's steps into a private directory, verify them.
+
+    The layout is checked first, with no links (its signature and expiry; nothing later
+    runs): its steps are the only link names fetched, and a bad layout touches no store.
+    """
+    import tempfile
+
+    from provenance.links import gather_object_links
+
+    with tempfile.TemporaryDirectory(prefix="provenance-links-") as tmp:
+        empty = os.path.join(tmp, "none")
+        first = run_verify(layout, keys, empty, empty, check_files_on_disk=False)
+        if first.layout_obj is None or any(
+            f.phase in ("layout-signature", "layout-expiry") for f in first.failures
+        ):
+            return first
+        steps = {s.name for s in first.layout_obj.steps}
+        gathered = gather_object_links(location, os.path.join(tmp, "links"), steps)
+        return run_verify(layout, keys, gathered, base, artifacts=artifacts)
 
 
 COMMANDS = [verify]

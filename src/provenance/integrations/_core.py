@@ -4,6 +4,9 @@ Orchestrators hand a task its artifacts at paths of their choosing (``/tmp/root/
 a layout names them by project paths (``models/*``) that are the same for the producing and the
 consuming task. So a task is recorded in a fresh workspace where each artifact is linked (hard
 link, else copy) under its project path, and the artifact paths in the link are those names.
+
+The links root is a directory every task reaches or ``s3://bucket/prefix`` (tasks on machines
+that share no filesystem): each run's links are kept under ``ROOT/<run>/`` either way.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from typing import Any, TypeVar
 
 from provenance._fs import NAME_RE
 from provenance.errors import PathEscapeError, UsageError, VerificationError
-from provenance.hashing import check_relative
+from provenance.hashing import check_relative, objects
+from provenance.links import gather_object_links, list_links
 from provenance.record import (
     RunId,
     StoredLink,
@@ -30,6 +34,7 @@ from provenance.record import (
     remove_run_context,
 )
 from provenance.record import step as record_step
+from provenance.record.sinks import sink_for
 
 T = TypeVar("T")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -48,40 +53,52 @@ class FixedRunId:
         return RunId(self.value, self.source)
 
 
-def run_dir(links_root: str, run_id: str) -> str:
-    """Where one pipeline run's links are kept under `links_root` (one directory per run)."""
+def _run_name(run_id: str) -> str:
     if not run_id.strip():
         raise UsageError("the pipeline run id is empty: pass the orchestrator's run id")
-    name = _UNSAFE.sub("_", run_id.strip())[:200]
+    return _UNSAFE.sub("_", run_id.strip())[:200]
+
+
+def run_dir(links_root: str, run_id: str) -> str:
+    """Where one pipeline run's links are kept under `links_root` (one directory per run).
+
+    `links_root` is a directory or ``s3://bucket/prefix``; the run's name is its id with
+    every character but letters, digits, '.', '_' and '-' replaced by '_'.
+    """
+    name = _run_name(run_id)
+    if objects.is_object_uri(links_root):
+        root = links_root.rstrip("/")
+        objects.parse_uri(f"{root}/{name}", what="links location")
+        return f"{root}/{name}"
     return os.path.join(os.path.abspath(links_root), name)
 
 
 @dataclass(frozen=True)
 class RunLinksSink:
-    """A `LinkSink` copying each link into its run's directory under a root that outlives tasks.
+    """A `LinkSink` storing each link under its run's directory in a root that outlives tasks.
 
-    The root is a directory every task can reach (a shared volume, a mounted bucket); the copy is
-    atomic, and the link file is copied as signed, never rewritten.
+    The root is a directory every task can reach (a shared volume, a mounted bucket: an atomic
+    copy) or ``s3://bucket/prefix`` (written once, never over another run's link); the link
+    file is stored as signed, never rewritten.
     """
 
     root: str
     run_id: str
 
     def store(self, link: StoredLink) -> str | None:
-        """Copy `link.path` to ``ROOT/RUN/<name>.link``."""
-        dest_dir = run_dir(self.root, self.run_id)
-        os.makedirs(dest_dir, exist_ok=True)
-        dest = os.path.join(dest_dir, os.path.basename(link.path))
-        fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=".incoming-")
-        try:
-            with os.fdopen(fd, "wb") as out, open(link.path, "rb") as src:
-                shutil.copyfileobj(src, out)
-            os.replace(tmp, dest)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return dest
+        """Store `link.path` as ``ROOT/RUN/<name>.link``."""
+        return sink_for(run_dir(self.root, self.run_id)).store(link)
+
+
+def publish_links(root: str, run_id: str, links_dir: str) -> list[str]:
+    """Store every link in `links_dir` (written by ``provenance run``) under run `run_id`."""
+    sink = RunLinksSink(root, run_id)
+    stored = []
+    for path in list_links(links_dir):
+        step = os.path.basename(path).split(".")[0]
+        where = sink.store(StoredLink(step, path, {"pipeline_run_id": run_id}))
+        stored.append(where or path)
+    return stored
 
 
 def _project_path(step: str, name: str) -> str:
@@ -226,10 +243,15 @@ def verify_run(
 
     layout, layout_key = os.path.abspath(layout), os.path.abspath(layout_key)
     links_dir = run_dir(links, run_id)
-    if not os.path.isdir(links_dir):
+    if not objects.is_object_uri(links_dir) and not os.path.isdir(links_dir):
         raise UsageError(f"no links for pipeline run {run_id} in {links}")
     workspace = tempfile.mkdtemp(prefix="provenance-verify-")
+    gathered = tempfile.mkdtemp(prefix="provenance-links-")  # private (0700)
     try:
+        if objects.is_object_uri(links_dir):
+            links_dir = gather_object_links(
+                links_dir, os.path.join(gathered, "links"), layout_steps(layout, layout_key)
+            )
         for name, local in artifacts.items():
             _place(local, os.path.join(workspace, _project_path("verify", name)))
         result = provenance.verify(layout, [layout_key], links_dir, workspace)
@@ -256,6 +278,27 @@ def verify_run(
             os.chdir(cwd)
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
+        shutil.rmtree(gathered, ignore_errors=True)
+
+
+def layout_steps(layout: str, layout_key: str) -> set[str]:
+    """The step names of the signed layout, read only after its signature verified.
+
+    Gathering links from a store downloads only objects named for these steps. The layout is
+    verified with no links (the links phase fails; nothing later runs); a bad signature or an
+    expired layout raises VerificationError before anything is downloaded.
+    """
+    import provenance
+
+    with tempfile.TemporaryDirectory(prefix="provenance-layout-") as empty:
+        result = provenance.verify(layout, [layout_key], empty, empty, check_files_on_disk=False)
+    if result.layout_obj is None or any(
+        f.phase in ("layout-signature", "layout-expiry") for f in result.failures
+    ):
+        raise VerificationError(
+            f"layout {layout}: " + "; ".join(f.message for f in result.failures)
+        )
+    return {s.name for s in result.layout_obj.steps}
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from provenance.errors import UsageError
+from provenance.hashing import objects
 from provenance.integrations._core import (
     Promotion,
     TaskSpec,
@@ -149,8 +150,10 @@ def bash_step(
 ) -> Any:
     """A BashOperator running `command` under ``provenance run`` as the step `name`.
 
-    The link goes straight into the DAG run's directory under `links`; the run id reaches the
-    command as ``PROVENANCE_RUN_ID`` (templated from the DAG run).
+    The link is written in a private temporary directory, then stored under the DAG run's
+    directory in `links` (a directory or ``s3://bucket/prefix``) by the same sink as the
+    TaskFlow steps'; the run id reaches the command as ``PROVENANCE_RUN_ID`` (templated from
+    the DAG run).
     """
     from airflow.providers.standard.operators.bash import BashOperator
 
@@ -159,18 +162,19 @@ def bash_step(
         argv += ["-m", pattern]
     for pattern in products:
         argv += ["-p", pattern]
-    # The run's links directory, named as the other sinks name it (one rule, in _core).
-    where = (
+    root = links if objects.is_object_uri(links) else os.path.abspath(links)
+    run_dir(root, "check")  # a malformed root fails when the DAG is parsed, not in the task
+    publish = (
         f"{shlex.quote(sys.executable)} -c 'import os, sys; from provenance.integrations._core "
-        'import run_dir; print(run_dir(sys.argv[1], os.environ["PROVENANCE_RUN_ID"]))\' '
-        f"{shlex.quote(os.path.abspath(links))}"
+        'import publish_links; publish_links(sys.argv[1], os.environ["PROVENANCE_RUN_ID"], '
+        f'sys.argv[2])\' {shlex.quote(root)} "$links_dir"'
     )
     provenance_run = " ".join(shlex.quote(a) for a in argv)
     return BashOperator(
         task_id=task_id or name,
         bash_command=(
-            f'links_dir="$({where})" && mkdir -p "$links_dir" && '
-            f'{provenance_run} --links "$links_dir" -- {command}'
+            'links_dir="$(mktemp -d)" && trap \'rm -rf "$links_dir"\' EXIT && '
+            f'{provenance_run} --links "$links_dir" -- {command} && {publish}'
         ),
         cwd=cwd,
         env={"PROVENANCE_RUN_ID": "airflow:{{ dag.dag_id }}/{{ run_id }}"},

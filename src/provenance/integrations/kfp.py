@@ -18,9 +18,11 @@ process, so the recording is called there)::
 Each artifact is recorded under the project path given for it (the same name in the producing
 and the consuming component, as the layout names it), its local ``.path`` hashed and its
 ``.uri`` kept in the link's parameters. The KFP run (``PIPELINE_JOB_ID_PLACEHOLDER``, which KFP
-fills in for each task) is the pipeline run id; each link is copied to ``LINKS/<run>/`` on
-storage every component reaches (a volume or a mounted bucket). A last component calls
-`verify` (and, given a `Promotion`, promotes the model through the MLflow gate).
+fills in for each task) is the pipeline run id; each link is stored under ``LINKS/<run>/``,
+where ``LINKS`` is a directory every component mounts or ``s3://bucket/prefix`` (components
+on machines that share no filesystem; credentials from the usual AWS_* variables). A last
+component calls `verify` (and, given a `Promotion`, promotes the model through the MLflow
+gate).
 """
 
 from __future__ import annotations
@@ -83,7 +85,8 @@ def record(
         name: The step (the component's name in the layout).
         func: Reads the inputs' and writes the outputs' ``.path``.
         run_id: The KFP job id (pass ``dsl.PIPELINE_JOB_ID_PLACEHOLDER`` to the component).
-        links: The root directory the run's links are kept under (outlives the component).
+        links: Where the run's links are kept (outlives the component): a directory or
+            ``s3://bucket/prefix``; this run's are under ``<run>/`` in it.
         key: The functionary's signing key (a mounted secret).
         inputs: Project path -> ``Input[...]`` artifact: the step's materials.
         outputs: Project path -> ``Output[...]`` artifact: the step's products.

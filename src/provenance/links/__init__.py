@@ -1,7 +1,8 @@
 """The link model: write, name and read in-toto links (signature checked before parsing).
 
 Every part of ml-provenance that needs a link (record, verification, slsa, gate) goes through
-this package; nothing else opens a link file.
+this package; nothing else opens a link file. Links kept in an object store are written and
+gathered here too (`put_object_link`, `gather_object_links`).
 """
 
 from provenance.links._artifacts import ArtifactMap, membership, shas_of
@@ -19,6 +20,7 @@ from provenance.links._files import (
 )
 from provenance.links._model import LinkData, link_payload
 from provenance.links._reader import KEEP_ENVELOPE_BYTES, LinkReader
+from provenance.links._store import gather_object_links, put_object_link
 
 __all__ = [
     "ArtifactMap",
@@ -29,10 +31,12 @@ __all__ = [
     "Rejected",
     "VerifiedLink",
     "claimed_run_id",
+    "gather_object_links",
     "link_filename",
     "link_payload",
     "list_links",
     "membership",
+    "put_object_link",
     "read_envelope",
     "read_link",
     "shas_of",
