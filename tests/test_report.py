@@ -65,7 +65,8 @@ def test_markdown_has_a_mermaid_diagram_and_every_step(hostile: Path, cli) -> No
     assert block.startswith("flowchart LR\n")
     for i, (step, who) in enumerate(zip(STEPS, ("data-eng", "trainer", "evaluator"), strict=True)):
         assert f's{i}["{step}<br/>{who}"]' in block
-    assert 's0 -->|"4 files"| s1' in block and "inputs -->" in block
+    # prepare -> train: the dataset data/processed (one manifest artifact), counted as a dataset
+    assert 's0 -->|"1 dataset"| s1' in block and "inputs -->" in block
     for heading in ("### Steps", "### Verification phases", "### Rules", "### Attestations"):
         assert heading in md
     assert "| SLSA provenance | **not provided** |" in md
