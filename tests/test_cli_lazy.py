@@ -87,3 +87,52 @@ def test_help_lists_every_command_with_its_short_help(capsys: pytest.CaptureFixt
 def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["no-such-command"]) == 2
     assert "No such command" in capsys.readouterr().err
+
+
+# Loaded only by a step that records a dataset, checks a chain or reads shards.
+DATASET_MACHINERY = (
+    "provenance.datasets._chain",
+    "provenance.datasets._verify",
+    "provenance.datasets._manifest",
+    "provenance.datasets._loader",
+    "provenance.datasets._ray",
+    "provenance.datasets._torch",
+    "provenance.datasets._trusted",
+    "tarfile",
+)
+
+
+def test_run_with_plain_patterns_loads_no_dataset_machinery_ray_or_boto(tmp_path) -> None:
+    from provenance.signing import generate
+
+    key = generate("k", str(tmp_path / "keys")).private_path
+    (tmp_path / "data.txt").write_text("x")
+    links = tmp_path / "links"
+    loaded = _loaded_after(
+        "from provenance.cli import main\n"
+        f"assert main(['run', 'prep', '-q', '--key', {key!r}, '--base', {str(tmp_path)!r}, "
+        f"'--links', {str(links)!r}, '-m', 'data.txt', '--', 'true']) == 0"
+    )
+    assert len(list(links.glob("prep.*.link"))) == 1
+    assert "provenance.cli.record" in loaded
+    assert [m for m in loaded if m in DATASET_MACHINERY] == []
+    heavy = ("ray", "boto3", "botocore", "s3transfer", "mlflow", "in_toto", "sigstore", "yaml")
+    assert [m for m in loaded if m.split(".")[0] in heavy] == []
+
+
+def test_the_datasets_face_still_gives_every_public_name() -> None:
+    loaded = _loaded_after(
+        "import provenance.datasets as d\n"
+        "missing = [n for n in d.__all__ if n not in dir(d) or getattr(d, n) is None]\n"
+        "assert not missing, missing\n"
+        "from provenance.datasets import Dataset, verify_dataset\n"
+        "from provenance.datasets._verify import verify_dataset as real\n"
+        "assert verify_dataset is real and Dataset is d.Dataset\n"
+        "try:\n"
+        "    d.no_such_name\n"
+        "except AttributeError:\n"
+        "    pass\n"
+        "else:\n"
+        "    raise AssertionError('no AttributeError')"
+    )
+    assert "provenance.datasets._verify" in loaded

@@ -5,8 +5,6 @@ from __future__ import annotations
 import click
 
 from provenance.cli._common import emit_json, json_option, quiet_option, say
-from provenance.datasets import Dataset
-from provenance.record import BaseModel, StepSpec, run_step
 
 
 @click.command(context_settings={"ignore_unknown_options": False})
@@ -113,6 +111,14 @@ def run(
       provenance run finetune -m 'data/**' -p 'models/**' --key keys/trainer \\
           --base-model base/ base.sig keys/vendor.pub -- python steps/finetune.py
     """
+    if materials and engine != "ray":
+        # The materials' hashing worker starts while the recorder is imported below.
+        from provenance.hashing import start_workers
+
+        start_workers(1)
+    from provenance.datasets import Dataset
+    from provenance.record import BaseModel, StepSpec, run_step
+
     spec = StepSpec(
         step,
         materials=materials,

@@ -7,26 +7,72 @@ so the link stays small whatever the dataset's size. `make_manifest` hashes the 
 the local engine or on Ray and writes the file atomically; `verify_dataset` re-hashes them
 and names what is missing, extra or changed. `VerifiedShards` reads a dataset's shards once
 each during training and yields a shard's records only once its bytes match the manifest.
+
+Each name is imported from its module on first use (PEP 562): a step that records plain
+files (`provenance run -m ...`, `@step`) needs `Dataset` and the engines, not the manifest
+writer, the verifier or the loaders (tarfile, tempfile, the chain check).
 """
 
 from __future__ import annotations
 
-from provenance.datasets._chain import check_dataset_products
-from provenance.datasets._dataset import Dataset
-from provenance.datasets._engines import ENGINES
-from provenance.datasets._loader import (
-    READS_ENV,
-    ReadStats,
-    VerifiedShards,
-    tar_samples,
-    text_lines,
-    whole_shard,
-)
-from provenance.datasets._manifest import ManifestInfo, make_manifest, members, scan
-from provenance.datasets._sources import EngineStats
-from provenance.datasets._torch import torch_dataset
-from provenance.datasets._trusted import recorded_manifest
-from provenance.datasets._verify import DatasetCheck, verify_dataset
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from provenance.datasets._chain import check_dataset_products
+    from provenance.datasets._dataset import Dataset
+    from provenance.datasets._engines import ENGINES
+    from provenance.datasets._loader import (
+        READS_ENV,
+        ReadStats,
+        VerifiedShards,
+        tar_samples,
+        text_lines,
+        whole_shard,
+    )
+    from provenance.datasets._manifest import ManifestInfo, make_manifest, members, scan
+    from provenance.datasets._sources import EngineStats
+    from provenance.datasets._torch import torch_dataset
+    from provenance.datasets._trusted import recorded_manifest
+    from provenance.datasets._verify import DatasetCheck, verify_dataset
+
+# public name -> (module, name in it)
+_LAZY: dict[str, tuple[str, str]] = {
+    "check_dataset_products": ("_chain", "check_dataset_products"),
+    "Dataset": ("_dataset", "Dataset"),
+    "ENGINES": ("_engines", "ENGINES"),
+    "READS_ENV": ("_loader", "READS_ENV"),
+    "ReadStats": ("_loader", "ReadStats"),
+    "VerifiedShards": ("_loader", "VerifiedShards"),
+    "tar_samples": ("_loader", "tar_samples"),
+    "text_lines": ("_loader", "text_lines"),
+    "whole_shard": ("_loader", "whole_shard"),
+    "ManifestInfo": ("_manifest", "ManifestInfo"),
+    "make_manifest": ("_manifest", "make_manifest"),
+    "members": ("_manifest", "members"),
+    "scan": ("_manifest", "scan"),
+    "EngineStats": ("_sources", "EngineStats"),
+    "torch_dataset": ("_torch", "torch_dataset"),
+    "recorded_manifest": ("_trusted", "recorded_manifest"),
+    "DatasetCheck": ("_verify", "DatasetCheck"),
+    "verify_dataset": ("_verify", "verify_dataset"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module when the name is first used; cache the name here."""
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{where[0]}"), where[1])
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The module's names, the not yet imported ones included."""
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "ENGINES",

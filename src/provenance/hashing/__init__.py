@@ -9,13 +9,21 @@ from json.encoder import encode_basestring_ascii
 
 from provenance._fs import canonical_json
 from provenance.hashing import _objects as objects  # s3:// artifacts: hashing/_objects.py
+from provenance.hashing import _pool
 from provenance.hashing._background import Background, Cancelled
 from provenance.hashing._engine import Progress, hash_file, hash_paths, hash_paths_packed
 from provenance.hashing._manifest import DIGEST_SCHEME, Change, Diff, Manifest
 from provenance.hashing._paths import check_relative, is_safe_relative, unsafe_paths
 from provenance.hashing._patterns import Excludes, Pattern, check_glob, compile_patterns, has_glob
-from provenance.hashing._stream import hash_walked
-from provenance.hashing._walk import Inventory, collect, iter_collect, printable, walk_all
+from provenance.hashing._stream import hash_walked_batches
+from provenance.hashing._walk import (
+    Inventory,
+    collect,
+    iter_collect,
+    iter_collect_batches,
+    printable,
+    walk_all,
+)
 
 __all__ = [
     "DIGEST_SCHEME",
@@ -41,6 +49,7 @@ __all__ = [
     "hash_paths_packed",
     "is_safe_relative",
     "printable",
+    "start_workers",
     "unsafe_paths",
     "walk_all",
     "objects",
@@ -140,6 +149,15 @@ class ArtifactSet:
         return f"ArtifactSet({len(self)} files)"
 
 
+def start_workers(n: int = 1) -> None:
+    """Start `n` hashing worker processes ahead of a job (see `hash_artifacts`).
+
+    Nothing else changes: a job that needs no workers leaves them idle until the process
+    exits; one that needs more starts the rest.
+    """
+    _pool.prestart(n)
+
+
 _JSON_STEP = 8192  # entries encoded per chunk: bounded temporary strings
 _MID, _END = '":{"sha256":"', '"},"'  # between a path and its digest; after the digest
 
@@ -155,8 +173,8 @@ def hash_artifacts(
 ) -> ArtifactSet:
     """Hash every file under `base` that `patterns` select, minus `excludes`."""
     base = os.fspath(base)
-    found = iter_collect(base, compile_patterns(patterns), Excludes(excludes))
-    paths, packed = hash_walked(
+    found = iter_collect_batches(base, compile_patterns(patterns), Excludes(excludes))
+    paths, packed = hash_walked_batches(
         base, found, progress=progress, on_total=on_total, fork_heavy=fork_heavy
     )
     return ArtifactSet.packed(paths, packed)

@@ -178,6 +178,13 @@ class Excludes:
             (self._name and self._name.match(name)) or (self._path and self._path.match(relpath))
         )
 
+    def keep_files(self, prefix: str, names: list[str]) -> list[str]:
+        """`prefix + name` for each of `names` (files in one directory) no exclude matches."""
+        if self._name is None and self._path is None:
+            return [prefix + name for name in names]
+        excluded = self.file_excluded
+        return [prefix + n for n in names if not excluded(prefix + n, n)]
+
     def dir_excluded(self, relpath: str, name: str) -> bool:
         return bool(
             (self._dir_name and self._dir_name.match(name))

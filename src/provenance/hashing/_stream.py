@@ -1,7 +1,9 @@
 """Walk and hash at once: worker processes hash the first files while the walk lists the rest.
 
 For many small files the walk is a fifth of the work and the caller does it alone; handing each
-batch of paths to a worker (`_pool`) as soon as it is listed overlaps the two. Paths arrive in
+batch of paths to a worker (`_pool`) as soon as it is listed overlaps the two. The walk hands
+over a directory's paths at a time (`iter_collect_batches`): no Python step per file between
+listing and sending. Paths arrive in
 walk order; they are sorted once at the end, their digests with them. Errors are the same as the
 walk-then-hash path's: a walk error stops everything, else the first failed file in path order.
 """
@@ -31,13 +33,32 @@ def hash_walked(
     fork_heavy: bool = False,
 ) -> tuple[list[str], bytearray]:
     """Sorted paths from the walk `found` and their sha256 digests packed in the same order."""
-    first = list(itertools.islice(found, _engine.POOL_MIN_FILES))
+    chunks = iter(lambda: list(itertools.islice(found, _engine.BATCH)), [])
+    return hash_walked_batches(
+        base, chunks, progress=progress, on_total=on_total, fork_heavy=fork_heavy
+    )
+
+
+def hash_walked_batches(
+    base: str,
+    found: Iterator[list[str]],
+    *,
+    progress: Progress | None = None,
+    on_total: Callable[[int], None] | None = None,
+    fork_heavy: bool = False,
+) -> tuple[list[str], bytearray]:
+    """`hash_walked` of a walk that lists its paths in lists (a directory's at a time)."""
+    paths: list[str] = []
+    for chunk in found:
+        paths += chunk
+        if len(paths) >= _engine.POOL_MIN_FILES:
+            break
     workers = _cpu_count()
     ws = None
-    if len(first) >= _engine.POOL_MIN_FILES and workers >= 2 and _pool.available():
+    if len(paths) >= _engine.POOL_MIN_FILES and workers >= 2 and _pool.available():
         ws = _pool.acquire(workers)
     if ws is None:
-        listed = sorted(itertools.chain(first, found))
+        listed = sorted(itertools.chain(paths, itertools.chain.from_iterable(found)))
         if on_total:
             on_total(len(listed))
         return listed, hash_paths_packed(base, listed, progress=progress, fork_heavy=fork_heavy)
@@ -53,13 +74,18 @@ def hash_walked(
             large=_engine.LARGE,
             window=_engine.MAP_WINDOW,
         )
-        paths: list[str] = []
         sent, batch = 0, _engine.BATCH
-        for rel in itertools.chain(first, found):
-            paths.append(rel)
-            if len(paths) - sent == batch:
-                job.send(sent, paths[sent:])
-                sent = len(paths)
+
+        def send_full_batches() -> None:
+            nonlocal sent
+            while len(paths) - sent >= batch:
+                job.send(sent, paths[sent : sent + batch])
+                sent += batch
+
+        send_full_batches()
+        for chunk in found:
+            paths += chunk
+            send_full_batches()
         if sent < len(paths):
             job.send(sent, paths[sent:])
         if on_total:

@@ -92,22 +92,37 @@ def collect(base: str, patterns: Iterable[Pattern], excludes: Excludes) -> list[
 
 def iter_collect(base: str, patterns: Iterable[Pattern], excludes: Excludes) -> Iterator[str]:
     """`collect`'s paths as the walk finds them: unsorted, each once; errors raised on the way."""
+    for found in iter_collect_batches(base, patterns, excludes):
+        yield from found
+
+
+def iter_collect_batches(
+    base: str, patterns: Iterable[Pattern], excludes: Excludes
+) -> Iterator[list[str]]:
+    """`iter_collect`'s paths a directory at a time (no Python step per file between them)."""
     base_real = os.path.realpath(base)
-    found: set[str] = set()
     roots: dict[str, list[Pattern]] = {}
     for pat in patterns:
         roots.setdefault(pat.root, []).append(pat)
+    # One root's walk meets each file once; only overlapping roots ("a/**", "a/b/*") repeat.
+    seen: set[str] | None = set() if len(roots) > 1 else None
     for root, pats in roots.items():
-        before = len(found)
-        for rel in _walk_root(base_real, root, pats, excludes):
-            if rel not in found:
-                found.add(rel)
-                yield rel
-        if len(found) == before:
+        new = 0
+        for found in _walk_root(base_real, root, pats, excludes):
+            if seen is not None:
+                found = [rel for rel in found if rel not in seen]
+                seen.update(found)
+            if found:
+                new += len(found)
+                yield found
+        if not new:
             log.debug("patterns %s matched nothing", ", ".join(p.text for p in pats))
 
 
-def _walk_root(base_real: str, root: str, pats: list[Pattern], excludes: Excludes) -> Iterator[str]:
+def _walk_root(
+    base_real: str, root: str, pats: list[Pattern], excludes: Excludes
+) -> Iterator[list[str]]:
+    """The matches below one root, one directory's worth at a time, in walk order."""
     start = os.path.join(base_real, root) if root else base_real
     if root:
         if not _inside(os.path.realpath(start), base_real):
@@ -126,9 +141,9 @@ def _walk_root(base_real: str, root: str, pats: list[Pattern], excludes: Exclude
                 return
             if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
                 check_name(root)
-                yield root
+                yield [root]
             return
-    match_all = any(p.whole_root for p in pats)
+    match = _matcher(pats)
     prefix = root + "/" if root else ""
     stack = [(start, prefix)]
     while stack:
@@ -142,33 +157,90 @@ def _walk_root(base_real: str, root: str, pats: list[Pattern], excludes: Exclude
             raise ArtifactError(
                 printable(relprefix.rstrip("/") or "."), f"cannot list: {exc.strerror}"
             ) from exc
-        subdirs: list[tuple[str, str]] = []
-        for entry in entries:
-            rel = relprefix + entry.name
-            if entry.is_dir(follow_symlinks=False):
+        files = _plain_files(entries)
+        if files is None:  # a symlink or special file among them: entry by entry
+            found, subdirs = _entries(entries, relprefix, match, excludes, base_real)
+        else:
+            names, dirs = files
+            found = excludes.keep_files(relprefix, names)
+            if match is not None:
+                found = [rel for rel in found if match(rel)]
+            if not "".join(found).isascii():
+                for rel in found:
+                    check_name(rel)
+            subdirs = []
+            for entry in dirs:
+                rel = relprefix + entry.name
                 if not excludes.dir_excluded(rel, entry.name):
                     subdirs.append((entry.path, rel + "/"))
-                continue
-            if excludes.file_excluded(rel, entry.name):
-                continue
-            if not (match_all or any(p.regex.match(rel) for p in pats)):
-                continue
-            if entry.is_symlink():
-                if not _check_link(entry.path, rel, base_real):
-                    continue
-            elif not entry.is_file(follow_symlinks=False):
-                try:
-                    mode = entry.stat(follow_symlinks=False).st_mode
-                except OSError:
-                    continue  # vanished while listed
-                _refuse_special(rel, mode)
-                continue
-            check_name(rel)
-            yield rel
+        if found:
+            yield found
         stack.extend(reversed(subdirs))
 
 
+def _plain_files(entries: list[_Entry]) -> tuple[list[str], list[_Entry]] | None:
+    """(names of the regular files, the directories) when that is all there is, else None."""
+    if all([entry.is_file(follow_symlinks=False) for entry in entries]):
+        return [entry.name for entry in entries], []  # the common case, at C speed
+    names: list[str] = []
+    dirs: list[_Entry] = []
+    for entry in entries:
+        if entry.is_file(follow_symlinks=False):
+            names.append(entry.name)
+        elif entry.is_dir(follow_symlinks=False):
+            dirs.append(entry)
+        else:
+            return None
+    return names, dirs
+
+
+def _matcher(pats: list[Pattern]) -> Callable[[str], object] | None:
+    """A test that a relative path matches one of `pats`; None when every path does."""
+    if any(p.whole_root for p in pats):
+        return None
+    if len(pats) == 1:
+        return pats[0].regex.match
+    regexes = [p.regex for p in pats]
+    return lambda rel: any(r.match(rel) for r in regexes)
+
+
+def _entries(
+    entries: list[_Entry],
+    relprefix: str,
+    match: Callable[[str], object] | None,
+    excludes: Excludes,
+    base_real: str,
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """One directory's matches and subdirectories, entry by entry: symlinks, special files."""
+    found: list[str] = []
+    subdirs: list[tuple[str, str]] = []
+    for entry in entries:
+        rel = relprefix + entry.name
+        if entry.is_dir(follow_symlinks=False):
+            if not excludes.dir_excluded(rel, entry.name):
+                subdirs.append((entry.path, rel + "/"))
+            continue
+        if excludes.file_excluded(rel, entry.name):
+            continue
+        if match is not None and not match(rel):
+            continue
+        if entry.is_symlink():
+            if not _check_link(entry.path, rel, base_real):
+                continue
+        elif not entry.is_file(follow_symlinks=False):
+            try:
+                mode = entry.stat(follow_symlinks=False).st_mode
+            except OSError:
+                continue  # vanished while listed
+            _refuse_special(rel, mode)
+            continue
+        check_name(rel)
+        found.append(rel)
+    return found, subdirs
+
+
 _name = operator.attrgetter("name")
+_Entry = os.DirEntry[str]
 
 
 class Inventory(NamedTuple):

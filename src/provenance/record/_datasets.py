@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from provenance.datasets import READS_ENV, Dataset, make_manifest, scan
+from provenance.datasets import Dataset
 from provenance.errors import UsageError
 
 
@@ -36,6 +36,9 @@ def record(
     base: str, datasets: Sequence[Dataset], quiet: bool
 ) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
     """Write each dataset's manifest; (manifest path -> sha256, manifest path -> description)."""
+    # Imported here: a step without datasets never loads the manifest writer.
+    from provenance.datasets import make_manifest, scan
+
     digests: dict[str, str] = {}
     described: dict[str, dict[str, Any]] = {}
     for ds in datasets:
@@ -67,6 +70,8 @@ MAX_READS_BYTES = 1 << 20  # what loaders report: one short line per iteration
 
 def start_reads() -> str:
     """A file of this step's own for the loaders' reports, named in READS_ENV for them."""
+    from provenance.datasets import READS_ENV
+
     fd, path = tempfile.mkstemp(prefix="provenance-reads-", suffix=".jsonl")
     os.close(fd)
     os.environ[READS_ENV] = path
@@ -75,6 +80,8 @@ def start_reads() -> str:
 
 def collect_reads(path: str) -> dict[str, dict[str, Any]]:
     """Manifest sha256 -> shards and bytes read (summed over loaders), whether all ended."""
+    from provenance.datasets import READS_ENV
+
     os.environ.pop(READS_ENV, None)
     try:
         with open(path, "rb") as f:
