@@ -1,7 +1,9 @@
 """Airflow: the digits DAG run by a real Airflow 3 (scheduler, dag-processor and api-server,
-LocalExecutor: each task in its own process), its links gathered and verified by the last task.
+LocalExecutor: each task in its own process), its links gathered and verified by the last task,
+the model promoted through the MLflow gate (the orchestrator tests' shared MLflow server).
 
 Started once for this module (SQLite metadata DB in a temporary AIRFLOW_HOME), stopped by PID.
+All three DAGs promote to the one model name: only the honest run may register a version.
 """
 
 from __future__ import annotations
@@ -24,22 +26,25 @@ import pytest
 pytest.importorskip("airflow", reason="the airflow extra is part of test-heavy")
 
 from tests.conftest import BIN, FUNCTIONARIES, REPO
-from tests.mlflow_server import free_port
+from tests.mlflow_server import MlflowServer, free_port
+from tests.orchestrator_mlflow import orchestrator_mlflow  # noqa: F401  (shared with KFP)
 
 DAGS = ("digits-honest", "digits-swapped", "digits-replayed")
+MODEL = "digits-airflow"
 
 DAG_FILE = '''
 import glob, os, shutil, time
 from airflow.sdk import task
 from examples.airflow_digits.dag import digits_dag
 from provenance.integrations._core import run_dir
-from provenance.integrations.airflow import dag_run_id
+from provenance.integrations.airflow import Promotion, dag_run_id
 
 ROOT = {root!r}
 LINKS = os.path.join(ROOT, "links")
+PROMOTION = Promotion(model_name={model!r}, tracking_uri={tracking_uri!r}, gate_key={gate_key!r})
 
 digits_dag("digits-honest", project=os.path.join(ROOT, "digits-honest"), links=LINKS,
-           schedule="@once")
+           schedule="@once", promotion=PROMOTION)
 
 
 def swap():
@@ -54,7 +59,7 @@ def swap():
 
 
 digits_dag("digits-swapped", project=os.path.join(ROOT, "digits-swapped"), links=LINKS,
-           schedule="@once", between_train_and_evaluate=swap)
+           schedule="@once", between_train_and_evaluate=swap, promotion=PROMOTION)
 
 
 def replay():
@@ -72,7 +77,7 @@ def replay():
 
 
 digits_dag("digits-replayed", project=os.path.join(ROOT, "digits-replayed"), links=LINKS,
-           schedule="@once", between_train_and_evaluate=replay)
+           schedule="@once", between_train_and_evaluate=replay, promotion=PROMOTION)
 '''
 
 
@@ -105,6 +110,7 @@ class Airflow:
     home: Path
     root: Path
     states: dict[str, str]
+    mlflow: MlflowServer
 
     def verify_log(self, dag_id: str) -> str:
         logs = list((self.home / "logs" / f"dag_id={dag_id}").glob("run_id=*/task_id=verify/*"))
@@ -116,13 +122,36 @@ class Airflow:
             query = "select task_id, pid from task_instance where dag_id = ?"
             return dict(db.execute(query, (dag_id,)).fetchall())
 
+    def run_id(self, dag_id: str) -> str:
+        """The pipeline run id of the DAG's (only) run: ``airflow:DAG_ID/RUN_ID``."""
+        with sqlite3.connect(self.home / "airflow.db") as db:
+            query = "select run_id from dag_run where dag_id = ?"
+            ((run,),) = db.execute(query, (dag_id,)).fetchall()
+        return f"airflow:{dag_id}/{run}"
+
+    def versions(self) -> dict[str, str]:
+        """Every registered version of MODEL -> the run that logged it; and the aliases."""
+        from mlflow import MlflowClient
+
+        client = MlflowClient(self.mlflow.uri)
+        return {v.version: v.run_id for v in client.search_model_versions(f"name = '{MODEL}'")}
+
+    def champion(self) -> str:
+        from mlflow import MlflowClient
+
+        client = MlflowClient(self.mlflow.uri)
+        return str(client.get_model_version_by_alias(MODEL, "champion").version)
+
     def run_links(self, dag_id: str) -> list[str]:
         (run,) = (self.root / "links").glob(f"airflow_{dag_id}_*")
         return sorted(p.name.split(".")[0] for p in run.glob("*.link"))
 
 
 @pytest.fixture(scope="module")
-def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
+def airflow(
+    tmp_path_factory: pytest.TempPathFactory,
+    orchestrator_mlflow: MlflowServer,  # noqa: F811
+) -> Iterator[Airflow]:
     home = tmp_path_factory.mktemp("airflow")
     root = tmp_path_factory.mktemp("digits")
     from provenance.signing import generate
@@ -130,13 +159,26 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
     keys = tmp_path_factory.mktemp("keys")
     for name in (*FUNCTIONARIES, "owner"):
         generate(name, str(keys))
+    gate = tmp_path_factory.mktemp("gate")
+    generate("gate", str(gate))
     for dag_id in DAGS:
         _project(root / dag_id, keys)
     (home / "dags").mkdir()
-    (home / "dags" / "digits.py").write_text(DAG_FILE.format(root=str(root)))
+    (home / "dags" / "digits.py").write_text(
+        DAG_FILE.format(
+            root=str(root),
+            model=MODEL,
+            tracking_uri=orchestrator_mlflow.uri,
+            gate_key=str(gate / "gate"),
+        )
+    )
     port = free_port()
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PROVENANCE_"))},
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("AIRFLOW", "PROVENANCE_", "MLFLOW_"))
+        },
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONPATH": str(REPO),
         "AIRFLOW_HOME": str(home),
@@ -153,6 +195,11 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
+        # A loaded machine answers slowly: a task that gives up on the api-server after the
+        # default 5 s fails before it ran (seen while MLflow promoted in another task).
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
+        "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": "10",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
     }
     airflow_bin = str(Path(sys.executable).parent / "airflow")
     subprocess.run([airflow_bin, "db", "migrate"], env=env, check=True, capture_output=True)
@@ -179,7 +226,7 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
             ):
                 break
             time.sleep(2)
-        yield Airflow(home, root, states)
+        yield Airflow(home, root, states, orchestrator_mlflow)
     finally:
         for proc in procs:  # by PID: each command's own process group (its workers included)
             try:
@@ -192,7 +239,9 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
                 pass
 
 
-def test_digits_dag_tasks_record_links_and_the_last_task_verifies_them(airflow: Airflow) -> None:
+def test_digits_dag_tasks_record_links_and_the_last_task_verifies_and_promotes(
+    airflow: Airflow,
+) -> None:
     assert airflow.states.get("digits-honest") == "success", airflow.states
     assert airflow.run_links("digits-honest") == ["evaluate", "prepare", "train"]
     pids = airflow.task_pids("digits-honest")
@@ -204,6 +253,14 @@ def test_digits_dag_tasks_record_links_and_the_last_task_verifies_them(airflow: 
         r"pipeline run airflow:",
         log,
     ), log[-3000:]
+    assert f"provenance: PROMOTED: {MODEL} version 1 -> @champion" in log, log[-3000:]
+    assert list(airflow.versions()) == ["1"] and airflow.champion() == "1"
+
+
+def assert_nothing_promoted(airflow: Airflow, log: str) -> None:
+    """The failed run registered no version and moved no alias (the honest run's stays)."""
+    assert "PROMOTED" not in log
+    assert list(airflow.versions()) == ["1"] and airflow.champion() == "1"
 
 
 def test_an_output_swapped_between_tasks_fails_verification_naming_task_and_artifact(
@@ -213,12 +270,17 @@ def test_an_output_swapped_between_tasks_fails_verification_naming_task_and_arti
     log = airflow.verify_log("digits-swapped")
     assert "VerificationError" in log and "PASS" not in log
     assert re.search(r"step 'evaluate'.*models/model\.safetensors", log), log[-3000:]
+    assert_nothing_promoted(airflow, log)
 
 
 def test_a_task_link_from_another_dag_run_is_named_as_such(airflow: Airflow) -> None:
     assert airflow.states.get("digits-replayed") == "failed", airflow.states
     log = airflow.verify_log("digits-replayed")
     assert "PASS" not in log
-    assert re.search(r"train \(train\.\w+\.link\): from pipeline run airflow:digits-h", log), log[
-        -3000:
-    ]
+    honest, replayed = airflow.run_id("digits-honest"), airflow.run_id("digits-replayed")
+    assert re.search(
+        rf"train \(train\.\w+\.link\): from pipeline run {re.escape(honest)}, "
+        rf"not {re.escape(replayed)} like the other links",
+        log,
+    ), log[-3000:]
+    assert_nothing_promoted(airflow, log)

@@ -2,13 +2,19 @@
 
 prepare and train are TaskFlow tasks recorded with `provenance.integrations.airflow.step`;
 evaluate is a BashOperator running ``provenance run`` (`bash_step`); verify gathers the DAG
-run's links and verifies them against the signed layout. Each task runs in its own process
-(any executor); the DAG run id is the pipeline run id; links go to ``LINKS/<run>/``.
+run's links, verifies them against the signed layout and, given a `Promotion`, registers the
+model in MLflow and promotes it through the gate. Each task runs in its own process (any
+executor); the DAG run id is the pipeline run id; links go to ``LINKS/<run>/`` (a shared
+directory, or ``s3://bucket/prefix`` when the workers share no filesystem).
 
 In a DAG file::
 
     from examples.airflow_digits.dag import digits_dag
-    digits_dag("digits", project="/srv/digits", links="/shared/provenance-links")
+    from provenance.integrations.airflow import Promotion
+
+    digits_dag("digits", project="/srv/digits", links="/shared/provenance-links",
+               promotion=Promotion(model_name="digits", tracking_uri="http://mlflow:5000",
+                                   gate_key="/secrets/gate"))
 
 `project` holds data/raw/digits.csv.gz, keys/ and root.layout (signed layouts/train.yaml).
 """
@@ -86,9 +92,13 @@ def digits_dag(
     links: str,
     between_train_and_evaluate: Any = None,
     schedule: str | None = None,
+    promotion: prov.Promotion | None = None,
 ) -> DAG:
-    """prepare -> train -> evaluate -> verify; `between_train_and_evaluate` is an extra task
-    factory (the tests put an unrecorded task there)."""
+    """prepare -> train -> evaluate -> verify (and promote, given `promotion`).
+
+    `between_train_and_evaluate` is an extra task factory (the tests put an unrecorded task
+    there).
+    """
     keys = os.path.join(project, "keys")
     with DAG(
         dag_id, schedule=schedule, start_date=pendulum.datetime(2024, 1, 1), catchup=False
@@ -136,6 +146,7 @@ def digits_dag(
                     name: os.path.join(project, name)
                     for name in ("data/processed", "models", "metrics")
                 },
+                promotion=promotion,
             )
             for verdict in result.verdicts():
                 print(f"provenance: {verdict}")
