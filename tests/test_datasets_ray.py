@@ -287,3 +287,74 @@ def test_ray_manifest_equals_the_local_one_for_objects(
         r.code == 4 and r.err.startswith("error: S3:") and len(r.err.strip().splitlines()) == 1
     ), r.err
     assert not bad.exists()
+
+
+# -- plain -m/-p patterns on Ray -----------------------------------------------------------------
+
+
+def run_step(cli: Callable[..., Result], name: str, *engine: str) -> Result:
+    return cli(
+        "run", name, "-m", "data/**", "-m", "train.py", "-p", "data/part-1/**",
+        "--key", "keys/k", *engine, "--", sys.executable, "-c", "pass",
+    )  # fmt: skip
+
+
+def link_doc(root: Path, step: str) -> dict[str, object]:
+    import base64
+
+    (path,) = (root / ".provenance" / "links").glob(f"{step}.*.link")
+    return dict(json.loads(base64.b64decode(json.loads(path.read_text())["payload"])))
+
+
+def test_ray_hashes_plain_patterns_exactly_like_the_local_engine(
+    on_cluster: RayCluster,
+    tmp_path: Path,
+    cli: Callable[..., Result],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root = tmp_path / "proj"
+    data = tree(root / "data", 200)
+    (data / "part-0" / "é ü.bin").write_bytes(b"utf-8 name")
+    (data / "part-1" / "link.bin").symlink_to(data / "part-1" / "shard-0001.bin")
+    (root / "train.py").write_text("print('train')\n")
+    # The engine can come from [tool.provenance] ("configured" below); a flag wins over it.
+    (root / "pyproject.toml").write_text('[tool.provenance]\nengine = "ray"\n')
+    monkeypatch.chdir(root)
+    assert cli("keygen", "k", "--dir", "keys").code == 0
+    monkeypatch.setenv("PROVENANCE_RAY_BATCH_BYTES", "65536")  # many batches, both nodes
+    assert run_step(cli, "local", "--engine", "local").code == 0
+    r = run_step(cli, "ray", "--engine", "ray")
+    assert r.code == 0, r.err
+    r = run_step(cli, "configured")
+    assert r.code == 0, r.err
+    local, ray, configured = (link_doc(root, s) for s in ("local", "ray", "configured"))
+    assert len(local["materials"]) == 204 and len(local["products"]) == 41  # type: ignore[arg-type]
+    for other in (ray, configured):
+        assert other["materials"] == local["materials"]
+        assert other["products"] == local["products"]
+        assert other["environment"]["engine"] == "ray"  # type: ignore[index]
+    assert "engine" not in local["environment"]  # type: ignore[operator]
+
+
+def test_a_pattern_file_that_cannot_be_read_on_ray_refuses_the_step_by_name(
+    on_cluster: RayCluster,
+    tmp_path: Path,
+    cli: Callable[..., Result],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root = tmp_path / "proj"
+    data = tree(root / "data", 30)
+    (root / "train.py").write_text("print('train')\n")
+    monkeypatch.chdir(root)
+    assert cli("keygen", "k", "--dir", "keys").code == 0
+    victim = data / "part-2" / "shard-0002.bin"
+    victim.unlink()
+    victim.symlink_to(data / "gone")
+    r = cli(
+        "run", "s", "-m", "data/**", "--key", "keys/k", "--engine", "ray",
+        "--", sys.executable, "-c", "open('ran', 'w')",
+    )  # fmt: skip
+    assert r.code == 3, r.err
+    assert "part-2/shard-0002.bin" in r.err and len(r.err.strip().splitlines()) == 1
+    assert not (root / "ran").exists()
+    assert not list(root.rglob("*.link"))

@@ -4,7 +4,9 @@ Everything in it comes from the `VerificationResult` (the verified links and the
 layout's model declaration), never from re-reading the layout or links: the model as a
 `machine-learning-model` component (one `file` component per model file, with sha256), its
 model card (training parameters from the model step's link, the datasets it was trained on,
-metrics), datasets as `data` components (materials no step produced), source files, the git
+metrics), datasets as `data` components (materials no step produced; a dataset recorded as one
+manifest is one `data` component named by its source, with its member count and size as the
+step recorded them and the manifest's sha256 as its hash), source files, the git
 commit and the base models it was fine-tuned from (pedigree), each step's Python packages
 (`library` components with `pkg:pypi` purls in the formula) and the steps as a `formulation`
 workflow with their inputs and outputs.
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from provenance._fs import UTC_FORMAT
 from provenance._version import __version__
+from provenance.datasets import RecordedDataset, recorded_datasets
 from provenance.errors import UsageError, VerificationError
 from provenance.record import BaseModelRecord, base_models_of
 
@@ -43,6 +46,7 @@ _PACKAGE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]{0,200})==([^\s=;]{1,100})\Z"
 _CODE = ("*.py", "*.ipynb", "*.sh", "*.r", "*.R", "*.jl", "*.sql", "*.toml", "*.cfg", "*.txt")
 _METRICS = ("*metrics*.json",)
 _TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\Z")
+_S3_URL = re.compile(r"^s3://[A-Za-z0-9._~!$&'()*+,;=:@%/-]+\Z")  # a plain IRI as it stands
 
 
 def _hashes(sha256: str) -> list[dict[str, str]]:
@@ -84,6 +88,57 @@ class _Artifacts:
                 key = (path, digests["sha256"])
                 self.seen.setdefault(key)
                 self.producer.setdefault(key, step)
+
+
+def _datasets(
+    order: list[str], links: Mapping[str, LinkData]
+) -> dict[tuple[str, str], RecordedDataset]:
+    """(manifest path, sha256) -> the dataset, as the step that produced it describes it.
+
+    A dataset no step produced (a raw input) is described by the first step that read it.
+    """
+    found: dict[tuple[str, str], RecordedDataset] = {}
+    for side in ("products", "materials"):
+        for step in order:
+            link = links[step]
+            for ds in recorded_datasets(link.environment, link.materials, link.products):
+                if ds.side == side:
+                    found.setdefault((ds.manifest, ds.sha256), ds)
+    return found
+
+
+def _dataset_component(ref: str, ds: RecordedDataset, step: str | None) -> dict[str, Any]:
+    """One CycloneDX `data` component for a whole dataset; its hash is the manifest's sha256."""
+    name = ds.source or ds.manifest
+    facts = [
+        _prop("dataset-manifest", ds.manifest),
+        _prop("dataset-manifest-sha256", ds.sha256),
+        _prop("dataset-kind", ds.kind or "unknown"),
+    ]
+    if ds.members is not None:
+        facts.append(_prop("dataset-members", str(ds.members)))
+    if ds.bytes is not None:
+        facts.append(_prop("dataset-bytes", str(ds.bytes)))
+    if ds.engine is not None:
+        facts.append(_prop("dataset-hashed-by", ds.engine))
+    contents: dict[str, Any] = {"properties": facts}
+    if ds.source is not None and _S3_URL.match(ds.source):
+        contents["url"] = ds.source
+    members = "?" if ds.members is None else str(ds.members)
+    comp: dict[str, Any] = {
+        "type": "data",
+        "bom-ref": ref,
+        "name": name,
+        "description": f"dataset of {members} members ({ds.size}) as the step recorded it: "
+        f"one manifest artifact ({ds.manifest}) listing each member's path, size and sha256; "
+        "the hash is the manifest's",
+        "hashes": _hashes(ds.sha256),
+        "data": [{"type": "dataset", "name": name, "contents": contents}],
+        "properties": list(facts),
+    }
+    if step is not None:
+        comp["properties"].append(_prop("produced-by", step))
+    return comp
 
 
 def _packages(link: LinkData) -> list[tuple[str, str]]:
@@ -156,12 +211,16 @@ def build_bom(result: VerificationResult) -> dict[str, Any]:
     model_refs = {_ref(root + name, sha) for name, sha in model_files.items()}
 
     base_models = _BaseModels(order, result, artifacts, model_step)
+    datasets = _datasets(order, links)
     components: list[dict[str, Any]] = list(base_models.others)
     for path, sha in artifacts.seen:
         ref = _ref(path, sha)
         if ref in model_refs or (path, sha) in base_models.files:
             continue
         step = artifacts.producer.get((path, sha))
+        if (path, sha) in datasets:
+            components.append(_dataset_component(ref, datasets[(path, sha)], step))
+            continue
         code = step is None and _is_code(path)
         comp: dict[str, Any] = {
             "type": "file" if code else "data",

@@ -30,6 +30,8 @@ def render(desc: Any) -> None:
     elif desc.signature == "VALID":
         by = ", ".join(k[:16] for k in desc.verified_by)
         say(f"  signature: VALID (verified with key {by})")
+    elif desc.signature == "NONE":
+        say("  signature: none (see note)")
     elif desc.signature == "INVALID":
         say("  signature: INVALID" + (" (see note)" if bundle else " (by none of the keys given)"))
     elif bundle:
@@ -42,10 +44,34 @@ def render(desc: Any) -> None:
         say(f"  certificate {key}: {value}")
     if desc.note:
         say(f"  note: {desc.note}")
-    if desc.unverified:
+    if desc.unverified and desc.signature != "NONE":  # a manifest's figures are counted here
         say("  unverified: the contents below are what the file claims, not checked facts")
     for key, value in desc.fields.items():
+        if key == "datasets":
+            _datasets(value)
+            continue
         say(f"  {key.replace('_', ' ')}: {_fmt(value)}")
+
+
+def _datasets(datasets: list[dict[str, Any]]) -> None:
+    """One line per dataset the link records: what the step said it hashed."""
+    from provenance.hashing import printable
+
+    say(f"  datasets (recorded by the step): {len(datasets)}")
+    for ds in datasets:
+        members = "?" if ds["members"] is None else f"{ds['members']:,}"
+        side = "material" if ds["side"] == "materials" else "product"
+        say(
+            f"    {side}: {printable(ds['source'] or '?')}: {members} members, {ds['size']}; "
+            f"manifest {printable(ds['manifest'])} sha256:{ds['manifest_sha256']}"
+        )
+        read = ds.get("read")
+        if read:
+            done = "to the end" if read.get("completed") else "not to the end"
+            say(
+                f"      read while training: {read.get('shards_read', '?')} shards, "
+                f"{read.get('bytes_read', '?')} bytes, {done}"
+            )
 
 
 @click.command()
@@ -62,8 +88,9 @@ def inspect(file: str, keys: tuple[str, ...], as_json: bool) -> None:
     """Show what FILE is, who signed it, when, and what it records.
 
     FILE is recognised by its content: an in-toto link, a signed layout, an attestation (SLSA
-    provenance, VSA, scan result) as a DSSE envelope, Sigstore bundle or .jsonl, or a gate
-    decision record (a registry tag value saved to a file). With --key the signature is
+    provenance, VSA, scan result) as a DSSE envelope, Sigstore bundle or .jsonl, a gate
+    decision record (a registry tag value saved to a file), or a dataset manifest (members,
+    size, sha256). A link's datasets are listed one line each. With --key the signature is
     checked; otherwise (and when it does not verify) the contents are shown as unverified.
     Sigstore bundles are checked against the pinned Sigstore root (chain, log, signature).
 

@@ -53,7 +53,8 @@ from provenance.cli._common import emit_json, json_option, quiet_option, say
     "--engine",
     type=click.Choice(["local", "ray"]),
     default=None,
-    help="Engine hashing the datasets' members (default: the engine setting, else local).",
+    help="Engine hashing the -m/-p files and the datasets' members (default: the engine "
+    "setting, else local).",
 )
 @click.option("--key", help="Private key PEM or signer URI [env: PROVENANCE_KEY].")
 @click.option("--pub-key", help="Public key of a URI signer.")
@@ -129,6 +130,7 @@ def run(
         base_dir=base_dir,
         excludes=excludes,
         quiet=quiet,
+        engine=engine,
         base_models=tuple(BaseModel(d, s, k) for d, s, k in base_models),
         dataset_materials=(
             *(Dataset(d, engine=engine) for d in datasets),

@@ -10,10 +10,25 @@ from provenance import _config
 from provenance.cli._common import emit_json, json_option, say
 
 
+def dataset_text(dataset: Any) -> str:
+    """One line for a dataset node: source, members, size, as the link records them."""
+    from provenance.hashing import printable
+
+    members = "?" if dataset.members is None else f"{dataset.members:,}"
+    source = printable(dataset.source or "?")
+    return f"dataset {source}: {members} members, {dataset.size} (recorded)"
+
+
 def _label(node: Any) -> str:
     from rich.markup import escape
 
     path = escape(node.path)
+    if node.dataset is not None:
+        # One node for the whole dataset: its manifest is the artifact the link records.
+        path = (
+            f"[bold cyan]{escape(dataset_text(node.dataset))}[/bold cyan]  "
+            f"[dim]manifest[/dim] {path}"
+        )
     if node.step is None:
         return f"{path}  [dim]{node.sha256[:12]}[/dim]  [yellow](raw input)[/yellow]"
     note = f"  [dim]({escape(node.note)})[/dim]" if node.note else ""
@@ -47,7 +62,9 @@ def render(lineage: Any) -> None:
         say(f"file on disk: {lineage.on_disk} the recorded digest")
     say(f"raw inputs: {len(lineage.raw_inputs)}")
     for path, sha in lineage.raw_inputs:
-        say(f"  {path}  sha256:{sha}")
+        dataset = lineage.raw_datasets.get((path, sha))
+        about = f"  ({dataset_text(dataset)})" if dataset is not None else ""
+        say(f"  {path}  sha256:{sha}{about}")
     state = "verified" if lineage.verified else "unverified, signatures not checked"
     say(f"links read ({state}): {len(lineage.links)}")
     for lk in lineage.links:
@@ -81,6 +98,10 @@ def trace(
     as_json: bool,
 ) -> None:
     """Show which step produced a file (by path or sha256), back to the raw inputs, as a tree.
+
+    A dataset recorded as a manifest is one node (source, member count, size, manifest
+    digest, as its link records them); trace it by its manifest path or digest, or by its
+    source directory or s3:// prefix.
 
     With --layout/--layout-key the chain is verified first and only accepted links are used;
     without, every link is read unverified and the tree says so. With --tracking-uri, --model

@@ -20,8 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from provenance.datasets._chain import check_dataset_products
-    from provenance.datasets._dataset import Dataset
-    from provenance.datasets._engines import ENGINES
+    from provenance.datasets._dataset import (
+        Dataset,
+        RecordedDataset,
+        human_bytes,
+        recorded_datasets,
+    )
+    from provenance.datasets._engines import ENGINES, hash_patterns
+    from provenance.datasets._engines import choose as choose_engine
     from provenance.datasets._loader import (
         READS_ENV,
         ReadStats,
@@ -40,7 +46,12 @@ if TYPE_CHECKING:
 _LAZY: dict[str, tuple[str, str]] = {
     "check_dataset_products": ("_chain", "check_dataset_products"),
     "Dataset": ("_dataset", "Dataset"),
+    "RecordedDataset": ("_dataset", "RecordedDataset"),
+    "human_bytes": ("_dataset", "human_bytes"),
+    "recorded_datasets": ("_dataset", "recorded_datasets"),
     "ENGINES": ("_engines", "ENGINES"),
+    "hash_patterns": ("_engines", "hash_patterns"),
+    "choose_engine": ("_engines", "choose"),
     "READS_ENV": ("_loader", "READS_ENV"),
     "ReadStats": ("_loader", "ReadStats"),
     "VerifiedShards": ("_loader", "VerifiedShards"),
@@ -82,10 +93,15 @@ __all__ = [
     "EngineStats",
     "ManifestInfo",
     "ReadStats",
+    "RecordedDataset",
     "VerifiedShards",
+    "human_bytes",
     "make_manifest",
     "check_dataset_products",
+    "choose_engine",
+    "hash_patterns",
     "members",
+    "recorded_datasets",
     "recorded_manifest",
     "scan",
     "tar_samples",

@@ -3,24 +3,35 @@
 `local`: this machine (provenance.hashing's worker processes; a few objects at a time for S3).
 `ray`: Ray tasks on the cluster `RAY_ADDRESS` names, or a local one (datasets/_ray.py).
 Either way a member that cannot be read stops everything with its name, before any manifest
-is written.
+is written. `hash_patterns` gives a step's plain artifact patterns the same choice.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable, Sequence
 
 from provenance._config import setting
+from provenance.datasets._format import escape
 from provenance.datasets._sources import (
     Advance,
     EngineStats,
     LocalSource,
     ObjectSource,
+    PathsSource,
     Sink,
     hash_batch,
 )
 from provenance.errors import ArtifactError, UsageError
+from provenance.hashing import (
+    ArtifactSet,
+    Excludes,
+    Progress,
+    compile_patterns,
+    hash_artifacts,
+    iter_collect,
+)
 
 ENGINES = ("local", "ray")
 LOCAL_BATCH = 20000  # members per call into the hashing engine: bounded memory, few calls
@@ -59,3 +70,49 @@ def run(
         advance(len(batch))
     set_total(total)
     return stats
+
+
+def hash_patterns(
+    engine: str,
+    base: str | os.PathLike[str],
+    patterns: Sequence[str],
+    excludes: Iterable[str],
+    *,
+    progress: Progress | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> ArtifactSet:
+    """The files `patterns` select under `base`, minus `excludes`, hashed by `engine`.
+
+    `local` is provenance.hashing's `hash_artifacts`. `ray` walks the same way (the same files,
+    the same refusals of unsafe paths) and hashes the matches as Ray tasks with the batch
+    function the dataset manifests use: the digests are the local engine's, by construction
+    and by test. A file that cannot be read fails the whole set with its name.
+    """
+    if engine != "ray":
+        return hash_artifacts(
+            base, patterns, excludes, progress=progress, on_total=on_total, fork_heavy=True
+        )
+    base = os.fspath(base)
+    paths = sorted(iter_collect(base, compile_patterns(patterns), Excludes(excludes)))
+    if not paths:
+        if on_total:
+            on_total(0)
+        return ArtifactSet()
+    digests: dict[bytes, bytes] = {}
+
+    def sink(lines: list[bytes]) -> None:
+        for line in lines:
+            name, _size, rest = line.split(b"\t", 2)
+            digests[name] = bytes.fromhex(rest[:64].decode("ascii"))
+
+    run(
+        "ray",
+        PathsSource(base, tuple(paths)),
+        sink,
+        progress or (lambda _n: None),
+        on_total or (lambda _n: None),
+    )
+    packed = bytearray(32 * len(paths))
+    for i, rel in enumerate(paths):
+        packed[32 * i : 32 * i + 32] = digests[escape(rel).encode("utf-8")]
+    return ArtifactSet.packed(paths, packed)

@@ -81,6 +81,18 @@ class LocalSource:
 
 
 @dataclass(frozen=True)
+class PathsSource(LocalSource):
+    """Given files below a local root (a step's -m/-p matches), hashed like dataset members."""
+
+    names: tuple[str, ...] = ()
+
+    def listing(self, sizes: bool) -> Iterator[tuple[str, int]]:
+        """(relative path, size or 0 when `sizes` is false), in the order given."""
+        for rel in self.names:
+            yield rel, _stat(self.spec[1], rel).st_size if sizes else 0
+
+
+@dataclass(frozen=True)
 class ObjectSource:
     """Every object below `s3://bucket/prefix/` (directory markers are not members)."""
 
@@ -175,18 +187,37 @@ def _stat(base: str, rel: str) -> os.stat_result:
         raise ArtifactError(printable(rel), f"cannot read: {exc.strerror}") from None
 
 
-_client: Any = None  # one S3 client per process (a Ray worker runs many batches)
+# One S3 client per process (a Ray worker runs many batches), made again when the S3 settings
+# it was made from change (a process that verifies with other credentials or another endpoint).
+_client: tuple[tuple[str | None, ...], Any] | None = None
+_S3_SETTINGS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL",
+    "MLFLOW_S3_ENDPOINT_URL",
+)
+
+
+def _s3() -> Any:
+    global _client
+    settings = tuple(os.environ.get(k) for k in _S3_SETTINGS)
+    if _client is None or _client[0] != settings:
+        _client = (settings, objects.client())
+    return _client[1]
 
 
 def _object_batch(bucket: str, prefix: str, names: list[str], parallel: bool) -> list[bytes]:
-    global _client
-    if _client is None:
-        _client = objects.client()
+    client = _s3()
     uris = [f"s3://{bucket}/{prefix}{rel}" for rel in names]
     if parallel:
-        got = objects.hash_uris(_client, uris)
+        got = objects.hash_uris(client, uris)
     else:
-        got = {uri: objects.hash_object(_client, uri) for uri in uris}
+        got = {uri: objects.hash_object(client, uri) for uri in uris}
     lines = []
     for rel, uri in zip(names, uris, strict=True):
         result = got[uri]

@@ -93,7 +93,8 @@ def verify_dataset(
     """Re-hash every member of `src` and compare it with the manifest at `manifest_path`.
 
     A malformed manifest is an InputError (exit 3) found before anything is hashed; with
-    `expect_sha256` a manifest whose bytes hash to something else is refused the same way.
+    `expect_sha256` (a manifest a link recorded) a manifest whose bytes hash to something else,
+    or whose kind is not the source's, is refused the same way.
     """
     info = scan(manifest_path)
     if expect_sha256 is not None and info.sha256 != expect_sha256:
@@ -102,10 +103,14 @@ def verify_dataset(
         )
     source = source_of(src)
     if source.kind != info.kind:
-        raise UsageError(
-            f"{manifest_path} is a manifest of {'an' if info.kind == 's3' else 'a'} {info.kind} "
+        message = (
+            f"is a manifest of {'an' if info.kind == 's3' else 'a'} {info.kind} "
             f"dataset, but {src} is {'an s3' if source.kind == 's3' else 'a local'} one"
         )
+        if expect_sha256 is not None:
+            # A recorded manifest whose source the link names wrongly: bad input, not usage.
+            raise InputError(manifest_path, message)
+        raise UsageError(f"{manifest_path} {message}")
     name = _engines.choose(engine)
     source.check()
     check = DatasetCheck(info, source.describe(), name)

@@ -63,6 +63,7 @@ def step(
     quiet: bool = False,
     base_models: Sequence[BaseModel] = (),
     record_rank: int | None = None,
+    engine: str | None = None,
 ) -> Callable[[F], F]:
     """Decorate a pipeline stage so each successful call writes a signed link.
 
@@ -71,6 +72,8 @@ def step(
 
     A `Dataset("s3://bucket/prefix")` (or a directory) among the materials or products is
     recorded as one manifest artifact listing its members (provenance.datasets).
+    `engine="ray"` (default: the `engine` setting, else local) hashes the pattern matches as
+    Ray tasks; a Dataset's own `engine` chooses for its members.
 
     `base_models` are models the step fine-tunes: each one's OMS signature is verified before
     the call (a failure raises VerificationError and the function does not run), its directory
@@ -106,6 +109,7 @@ def step(
         base_dir=base_dir,
         excludes=tuple(excludes),
         quiet=quiet,
+        engine=engine,
         # A lone BaseModel (not in a list) reaches StepSpec as is, which says how to write it.
         base_models=base_models if isinstance(base_models, BaseModel) else tuple(base_models),
     )

@@ -20,7 +20,7 @@ from typing import Any
 from provenance import _config
 from provenance._fs import NAME_RE, check_writable_dir, relative_inside, utc_now
 from provenance._progress import hashing_progress
-from provenance.datasets import Dataset
+from provenance.datasets import ENGINES, Dataset, choose_engine, hash_patterns
 from provenance.errors import UsageError
 from provenance.hashing import (
     ArtifactSet,
@@ -28,7 +28,6 @@ from provenance.hashing import (
     Excludes,
     Progress,
     compile_patterns,
-    hash_artifacts,
     objects,
 )
 from provenance.links import link_filename, link_payload
@@ -58,6 +57,8 @@ class StepSpec:
     # Datasets recorded as one manifest artifact each (datasets/); see record/_datasets.py.
     dataset_materials: Sequence[Dataset] = ()
     dataset_products: Sequence[Dataset] = ()
+    # Engine hashing the -m/-p matches ("local" or "ray"; default: the engine setting).
+    engine: str | None = None
 
     def __post_init__(self) -> None:
         if not NAME_RE.match(self.name):
@@ -69,6 +70,8 @@ class StepSpec:
                 raise UsageError(f"step '{self.name}': {label} must be a list of patterns")
             # Fail when the step is declared, not after hours of training.
             compile_patterns(objects.local_patterns(pats))
+        if self.engine is not None and self.engine not in ENGINES:
+            raise UsageError(f"step '{self.name}': unknown engine {self.engine!r} (local, ray)")
         if isinstance(self.base_models, BaseModel) or not all(
             isinstance(m, BaseModel) for m in self.base_models
         ):
@@ -97,11 +100,14 @@ class Recording:
     datasets: dict[str, dict[str, Any]] = field(default_factory=dict)  # manifests recorded
     reads_file: str | None = None  # where VerifiedShards report (datasets verified on read)
     packages: _PackagesLater | None = None
+    engine: str = "local"  # hashes the -m/-p matches
 
     def finish(
         self, command: list[str], byproducts: dict[str, Any], parameters: str | None = None
     ) -> str:
-        products = _hash(self.base, self.spec.products, self.excludes, self.spec.quiet, "products")
+        products = _hash(
+            self.base, self.spec.products, self.excludes, self.spec.quiet, "products", self.engine
+        )
         self.objects["products"] = _objects.hash_into(
             self.spec.name, "products", self.spec.products, products
         )
@@ -130,6 +136,8 @@ class Recording:
             environment["objects"] = self.objects
         if self.datasets:
             environment["datasets"] = self.datasets
+        if self.engine != "local":
+            environment["engine"] = self.engine  # the -m/-p digests are the cluster's
         payload = link_payload(
             self.spec.name,
             command,
@@ -212,9 +220,13 @@ def _hash(
     excludes: tuple[str, ...],
     quiet: bool,
     what: str,
+    engine: str = "local",
     progress: Progress | None = None,
 ) -> ArtifactSet:
-    """Turn the local `patterns` into the (path, sha256) artifacts they select under `base`."""
+    """Turn the local `patterns` into the (path, sha256) artifacts they select under `base`.
+
+    `engine` "ray": the matches are hashed as Ray tasks (provenance.datasets), same digests.
+    """
     patterns = objects.local_patterns(patterns)
     if not patterns:
         return ArtifactSet()
@@ -225,9 +237,7 @@ def _hash(
                 progress(n)  # the background job's cancellation point
             advance(n)
 
-        return hash_artifacts(
-            base, patterns, excludes, progress=report, on_total=on_total, fork_heavy=True
-        )
+        return hash_patterns(engine, base, patterns, excludes, progress=report, on_total=on_total)
 
 
 def base_dir(spec: StepSpec) -> str:
@@ -252,13 +262,17 @@ def prepare(spec: StepSpec, ranks: Ranks | None = None) -> Recording:
         if rel and rel != ".":
             excludes.append(rel + ("/" if own == links_dir else ""))
     packages = _PackagesLater()
+    engine = choose_engine(spec.engine)
     materials: Background[ArtifactSet] | None = None
-    if not spec.base_models and not _may_prompt(key):
+    # Ray is started from the main thread only: the local engine hashes in the background.
+    if not spec.base_models and not _may_prompt(key) and engine == "local":
         # The materials are hashed while the signer loads: loading it is mostly importing its
         # libraries, which hashing does not need. A key that fails to load cancels the hashing.
         pats = tuple(spec.materials)
         materials = Background(
-            lambda progress: _hash(base, pats, tuple(excludes), spec.quiet, "materials", progress)
+            lambda progress: _hash(
+                base, pats, tuple(excludes), spec.quiet, "materials", progress=progress
+            )
         )
     try:
         signer = load_signer(key, spec.pub_key or _config.setting("pub_key", root=base))
@@ -266,7 +280,9 @@ def prepare(spec: StepSpec, ranks: Ranks | None = None) -> Recording:
         if materials is not None:
             materials.cancel()
         raise
-    rec = Recording(spec, base, links_dir, signer, tuple(excludes), packages=packages)
+    rec = Recording(
+        spec, base, links_dir, signer, tuple(excludes), packages=packages, engine=engine
+    )
     rec.distributed = None if ranks is None else ranks.to_dict()
     if materials is not None:
         rec.material_patterns = spec.materials
@@ -275,7 +291,9 @@ def prepare(spec: StepSpec, ranks: Ranks | None = None) -> Recording:
         # Before the step runs: a base model whose signature does not verify refuses the step.
         verified = _lineage.verify_base_models(spec.name, spec.base_models, base)
         rec.material_patterns = _lineage.material_patterns(spec.materials, verified)
-        rec.materials = _hash(base, rec.material_patterns, rec.excludes, spec.quiet, "materials")
+        rec.materials = _hash(
+            base, rec.material_patterns, rec.excludes, spec.quiet, "materials", engine
+        )
         _lineage.check_materials(spec.name, verified, rec.materials)
         rec.base_models = [v.record for v in verified]
         for v in verified:

@@ -3,6 +3,8 @@
 Steps in layout order with their signers, the artifacts flowing between them (a material is
 matched to an earlier step's product by path and sha256), the verdict of every phase and rule,
 and the status of the attestations given. Renderers (HTML, Markdown) only format this.
+A dataset recorded as one manifest artifact is shown as one dataset (source, members, size,
+manifest digest, as the verified link records them), not as a file.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from provenance.datasets import RecordedDataset, recorded_datasets
 from provenance.verification import VerificationResult
 
 PHASES = (
@@ -43,6 +46,7 @@ class StepView:
     materials: dict[str, str] = field(default_factory=dict)  # path -> sha256
     products: dict[str, str] = field(default_factory=dict)
     ignored: list[dict[str, str]] = field(default_factory=list)
+    datasets: list[RecordedDataset] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -85,15 +89,34 @@ class ChainView:
         """Whether the artifacts shown come from verified links (only when verification passed)."""
         return self.ok
 
+    @property
+    def datasets(self) -> dict[tuple[str, str], RecordedDataset]:
+        """(manifest path, sha256) -> the dataset, as the step that recorded it describes it."""
+        found: dict[tuple[str, str], RecordedDataset] = {}
+        for step in self.steps:  # a product's description wins over a later reader's
+            for ds in sorted(step.datasets, key=lambda d: d.side != "products"):
+                found.setdefault((ds.manifest, ds.sha256), ds)
+        return found
+
+    def flow_label(self, flow: Flow) -> str:
+        """`1 dataset, 2 files`: what an edge carries, a dataset counted once."""
+        datasets = self.datasets
+        n_sets = sum(1 for a in flow.artifacts if a in datasets)
+        n_files = len(flow.artifacts) - n_sets
+        parts = [f"{n_sets} dataset{'s' if n_sets != 1 else ''}"] if n_sets else []
+        if n_files or not parts:
+            parts.append(f"{n_files} file{'s' if n_files != 1 else ''}")
+        return ", ".join(parts)
+
 
 def _signer(keyid: str, names: dict[str, str]) -> Signer:
     return Signer(names.get(keyid, ""), keyid)
 
 
 def _phases(result: VerificationResult, layout: Any) -> list[Row]:
-    last = "model" if "model" in result.phases_run else "files"
+    last = ("model",) if "model" in result.phases_run else ("files", "datasets")
     rows: list[Row] = []
-    for name in (*PHASES, last):
+    for name in (*PHASES, *last):
         if name == "inspections" and layout is not None and not layout.inspect:
             rows.append(Row(name, PASS, "the layout has no inspections"))
             continue
@@ -187,6 +210,9 @@ def build_view(result: VerificationResult, attestations: list[Row] | None = None
             view.command = list(link.link.command)
             view.materials = {p: d["sha256"] for p, d in link.link.materials.items()}
             view.products = {p: d["sha256"] for p, d in link.link.products.items()}
+            view.datasets = recorded_datasets(
+                link.link.environment, link.link.materials, link.link.products
+            )
         steps.append(view)
     return ChainView(
         layout=result.layout,

@@ -4,6 +4,9 @@ With a signed layout the links are those verification accepted (signature, funct
 thresholds, one run, rules): verified lineage. Without one, every link in the directory is read
 for display and the lineage is marked unverified: anyone could have written those files.
 A material is traced to the step whose products hold the same path with the same sha256.
+A dataset (a manifest the step recorded, described in its `environment.datasets`) is one node
+with its source, member count, size and manifest digest, as the link records them; it can be
+traced by its manifest path, the manifest's sha256, or its source (a directory or `s3://` prefix).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provenance._fs import load_json_bounded
+from provenance.datasets import RecordedDataset, recorded_datasets
 from provenance.errors import InputError, UsageError
 
 _SHA256 = re.compile(r"(?:sha256:)?([0-9a-f]{64})\Z")
@@ -30,6 +34,11 @@ class LinkRecord:
     command: tuple[str, ...]
     materials: dict[str, str]  # path -> sha256
     products: dict[str, str]
+    datasets: tuple[RecordedDataset, ...] = ()
+
+    def dataset(self, side: str, path: str) -> RecordedDataset | None:
+        """The dataset this link records at manifest `path` on `side`, if it is one."""
+        return next((d for d in self.datasets if d.side == side and d.manifest == path), None)
 
 
 @dataclass
@@ -42,9 +51,12 @@ class Node:
     command: tuple[str, ...] = ()
     materials: list[Node] = field(default_factory=list)
     note: str = ""
+    dataset: RecordedDataset | None = None  # the path is a dataset's manifest
 
     def to_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"path": self.path, "sha256": self.sha256}
+        if self.dataset is not None:
+            doc["dataset"] = self.dataset.to_dict()
         if self.step is None:
             doc["raw_input"] = True
         else:
@@ -65,6 +77,7 @@ class Lineage:
     on_disk: str = ""  # "matches" | "DIFFERS" | ""
     models: list[dict[str, Any]] = field(default_factory=list)
     links: list[dict[str, str]] = field(default_factory=list)  # every link read: file, keyid, step
+    raw_datasets: dict[tuple[str, str], RecordedDataset] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,10 +86,17 @@ class Lineage:
             "source": self.source,
             "on_disk": self.on_disk or None,
             "produced_by": [r.to_dict() for r in self.roots],
-            "raw_inputs": [{"path": p, "sha256": s} for p, s in self.raw_inputs],
+            "raw_inputs": [self._raw(p, s) for p, s in self.raw_inputs],
             "model_versions": self.models,
             "links": self.links,
         }
+
+    def _raw(self, path: str, sha256: str) -> dict[str, Any]:
+        doc: dict[str, Any] = {"path": path, "sha256": sha256}
+        dataset = self.raw_datasets.get((path, sha256))
+        if dataset is not None:
+            doc["dataset"] = dataset.to_dict()
+        return doc
 
 
 def _shas(artifacts: Any) -> dict[str, str]:
@@ -116,6 +136,7 @@ def verified_records(
             tuple(lk.link.command),
             _shas(lk.link.materials),
             _shas(lk.link.products),
+            tuple(recorded_datasets(lk.link.environment, lk.link.materials, lk.link.products)),
         )
         for step, lk in result.links.items()
     ]
@@ -133,6 +154,7 @@ def unverified_records(links_dir: str) -> list[LinkRecord]:
             raise InputError(path, "payload is not an in-toto link")
         command = doc.get("command")
         command = command if isinstance(command, list) else []
+        environment = doc.get("environment")
         records.append(
             LinkRecord(
                 str(doc.get("name")),
@@ -141,6 +163,13 @@ def unverified_records(links_dir: str) -> list[LinkRecord]:
                 tuple(str(c) for c in command),
                 _shas(doc.get("materials")),
                 _shas(doc.get("products")),
+                tuple(
+                    recorded_datasets(
+                        environment if isinstance(environment, dict) else {},
+                        doc.get("materials"),
+                        doc.get("products"),
+                    )
+                ),
             )
         )
     return records
@@ -156,7 +185,12 @@ def parse_target(target: str) -> tuple[str | None, str | None]:
     return target.removeprefix("./"), None
 
 
+def _source_matches(dataset: RecordedDataset, target: str) -> bool:
+    return dataset.source is not None and dataset.source.rstrip("/") == target.rstrip("/")
+
+
 def trace(target: str, records: list[LinkRecord], *, verified: bool, source: str) -> Lineage:
+    """The lineage of `target` (a path, a sha256, or a dataset's source) through `records`."""
     path, digest = parse_target(target)
     producers = [
         (r, p, s)
@@ -164,11 +198,20 @@ def trace(target: str, records: list[LinkRecord], *, verified: bool, source: str
         for p, s in sorted(r.products.items())
         if (path is not None and p == path) or (digest is not None and s == digest)
     ]
+    if not producers and path is not None:
+        producers = [
+            (r, d.manifest, d.sha256)
+            for r in records
+            for d in r.datasets
+            if d.side == "products" and _source_matches(d, path)
+        ]
     raw: dict[tuple[str, str], None] = {}
+    raw_datasets: dict[tuple[str, str], RecordedDataset] = {}
     expanded: set[str] = set()  # a step's materials are the same for all its products: once
 
     def node(record: LinkRecord, p: str, s: str, seen: frozenset[tuple[str, str]]) -> Node:
         n = Node(p, s, record.step, record.file, record.keyid, record.command)
+        n.dataset = record.dataset("products", p)
         if record.file in expanded:
             n.note = f"materials of '{record.step}' shown above"
             return n
@@ -177,16 +220,30 @@ def trace(target: str, records: list[LinkRecord], *, verified: bool, source: str
             src = next((r for r in records if r is not record and r.products.get(mp) == ms), None)
             if src is None:
                 raw[(mp, ms)] = None
-                n.materials.append(Node(mp, ms))
+                dataset = record.dataset("materials", mp)
+                if dataset is not None:
+                    raw_datasets[(mp, ms)] = dataset
+                n.materials.append(Node(mp, ms, dataset=dataset))
             elif (src.step, mp) in seen:
-                n.materials.append(Node(mp, ms, src.step, src.file, note="cycle: already above"))
+                n.materials.append(
+                    Node(
+                        mp,
+                        ms,
+                        src.step,
+                        src.file,
+                        note="cycle: already above",
+                        dataset=src.dataset("products", mp),
+                    )
+                )
             else:
                 n.materials.append(node(src, mp, ms, seen | {(src.step, mp)}))
         return n
 
     roots = [node(r, p, s, frozenset({(r.step, p)})) for r, p, s in producers]
     links = [{"file": r.file, "keyid": r.keyid, "step": r.step} for r in records]
-    return Lineage(target, verified, source, roots, sorted(raw), links=links)
+    return Lineage(
+        target, verified, source, roots, sorted(raw), links=links, raw_datasets=raw_datasets
+    )
 
 
 def on_disk(lineage: Lineage, base: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from html import escape
 
+from provenance.datasets import RecordedDataset
 from provenance.report._chain import (
     FAIL,
     INPUTS,
@@ -86,9 +87,8 @@ def _box(x: int, y: int, title: str, lines: list[str], cls: str) -> str:
     return "\n".join(out)
 
 
-def _edge(x1: int, x2: int, y: int, flow: Flow, lane: int) -> str:
+def _edge(x1: int, x2: int, y: int, flow: Flow, lane: int, label: str) -> str:
     """Adjacent columns: a straight arrow; farther ones arc above (inputs/outputs: below)."""
-    label = f"{len(flow.artifacts)} file" + ("s" if len(flow.artifacts) != 1 else "")
     if x2 - x1 <= BOX_W + GAP:
         path = f"M{x1},{y} L{x2 - 4},{y}"
         lx, ly = (x1 + x2) // 2, y - 6
@@ -137,7 +137,8 @@ def diagram(view: ChainView) -> str:
         if flow.source in x_of and flow.target in x_of:
             x1 = x_of[flow.source] + BOX_W
             x2 = x_of[flow.target]
-            parts.append(_edge(x1, x2, top + BOX_H // 2, flow, lane_of.get(i, 0)))
+            label = view.flow_label(flow)
+            parts.append(_edge(x1, x2, top + BOX_H // 2, flow, lane_of.get(i, 0), label))
     for name in cols:
         if name in (INPUTS, OUTPUTS):
             paths = {p for f in view.flows if name in (f.source, f.target) for p, _ in f.artifacts}
@@ -181,11 +182,46 @@ def _step_rows(steps: list[StepView]) -> list[list[str]]:
     ]
 
 
-def _flow_rows(flows: list[Flow]) -> list[list[str]]:
+def _flow_rows(view: ChainView) -> list[list[str]]:
+    datasets = view.datasets
     return [
-        [f"<code>{_e(path)}</code>", f"<code>{_e(sha[:16])}…</code>", _e(f.source), _e(f.target)]
-        for f in flows
+        [
+            _artifact(path, datasets.get((path, sha))),
+            f"<code>{_e(sha[:16])}…</code>",
+            _e(f.source),
+            _e(f.target),
+        ]
+        for f in view.flows
         for path, sha in f.artifacts
+    ]
+
+
+def _members(ds: RecordedDataset) -> str:
+    return "?" if ds.members is None else f"{ds.members:,}"
+
+
+def _artifact(path: str, ds: RecordedDataset | None) -> str:
+    if ds is None:
+        return f"<code>{_e(path)}</code>"
+    return (
+        f"<strong>dataset</strong> <code>{_e(ds.source or '?')}</code> "
+        f"({_e(_members(ds))} members, {_e(ds.size)})<br>manifest <code>{_e(path)}</code>"
+    )
+
+
+def _dataset_rows(steps: list[StepView]) -> list[list[str]]:
+    return [
+        [
+            _e(s.name),
+            "material" if d.side == "materials" else "product",
+            f"<code>{_e(d.source or '?')}</code>",
+            _e(_members(d)),
+            _e(d.size),
+            f"<code>{_e(d.manifest)}</code>",
+            f"<code>{_e(d.sha256)}</code>",
+        ]
+        for s in steps
+        for d in s.datasets
     ]
 
 
@@ -195,6 +231,21 @@ def _verdict_rows(rows: list[Row], with_step: bool = False) -> list[list[str]]:
         + [f"<code>{_e(r.name)}</code>" if with_step else _e(r.name), _status(r.status)]
         + [_e(r.detail)]
         for r in rows
+    ]
+
+
+def _datasets_section(view: ChainView) -> list[str]:
+    rows = _dataset_rows(view.steps)
+    if not rows:
+        return []
+    return [
+        "<h2>Datasets</h2>",
+        '<p class="meta">Each dataset is one manifest artifact; members and size are as the '
+        "step recorded them (the manifest's digest is what verification checked).</p>",
+        _table(
+            ["step", "dataset", "source", "members", "size", "manifest", "manifest sha256"],
+            rows,
+        ),
     ]
 
 
@@ -230,9 +281,10 @@ def render_html(view: ChainView) -> str:
             "steps",
         ),
         "<h2>Artifacts</h2>",
-        _table(["artifact", "sha256", "from", "to"], _flow_rows(view.flows))
+        _table(["artifact", "sha256", "from", "to"], _flow_rows(view))
         if view.flows
         else "<p>—</p>",
+        *_datasets_section(view),
         "<h2>Verification phases</h2>",
         _table(["phase", "verdict", "detail"], _verdict_rows(view.phases)),
         "<h2>Rules</h2>",

@@ -74,10 +74,7 @@ def mermaid(view: ChainView) -> str:
     if OUTPUTS in used:
         lines.append(f'  outputs[("{label(OUTPUTS)}")]')
     for flow in view.flows:
-        n = len(flow.artifacts)
-        lines.append(
-            f'  {ids[flow.source]} -->|"{n} file{"s" if n != 1 else ""}"| {ids[flow.target]}'
-        )
+        lines.append(f'  {ids[flow.source]} -->|"{view.flow_label(flow)}"| {ids[flow.target]}')
     if not view.flows:  # a failed verification: the order of the steps only
         pairs = zip(view.steps, view.steps[1:], strict=False)
         lines += [f"  {ids[a.name]} --> {ids[b.name]}" for a, b in pairs]
@@ -130,6 +127,29 @@ def render_markdown(view: ChainView) -> str:
             for s in view.steps
         ],
     )
+    datasets = [(s.name, d) for s in view.steps for d in s.datasets]
+    if datasets:
+        out += ["", "### Datasets", ""]
+        out += [
+            "Each dataset is one manifest artifact; members and size are as the step "
+            "recorded them.",
+            "",
+        ]
+        out += _table(
+            ["step", "dataset", "source", "members", "size", "manifest", "manifest sha256"],
+            [
+                [
+                    cell(step),
+                    "material" if d.side == "materials" else "product",
+                    f"<code>{cell(d.source or '?')}</code>",
+                    "?" if d.members is None else f"{d.members:,}",
+                    cell(d.size),
+                    f"<code>{cell(d.manifest)}</code>",
+                    f"<code>{cell(d.sha256)}</code>",
+                ]
+                for step, d in datasets
+            ],
+        )
     out += ["", "### Verification phases", ""]
     out += _table(["phase", "verdict", "detail"], _rows(view.phases))
     out += ["", "### Rules", ""]
