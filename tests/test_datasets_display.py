@@ -285,3 +285,26 @@ def test_inspect_describes_a_manifest_file(chain: Path, cli: Callable[..., Resul
     Path("cut.manifest").write_bytes(Path(CLEAN).read_bytes().rsplit(b"#end", 1)[0])
     r = cli("inspect", "cut.manifest")
     assert r.code == 3 and "cut.manifest" in r.err and len(r.err.strip().splitlines()) == 1
+
+
+def test_an_s3_dataset_is_traced_by_its_prefix() -> None:
+    from provenance.report import trace
+    from provenance.report._trace import LinkRecord
+
+    manifest, sha = ".provenance/datasets/corpus_v3-1a2b3c4d.manifest", "d" * 64
+    env = {
+        "datasets": {
+            "products": {
+                manifest: {"source": "s3://corpus/v3", "kind": "s3", "members": 10**7, "bytes": 5}
+            }
+        }
+    }
+    record = LinkRecord(
+        "ingest", "ingest.abcd.link", "abcd", (), {}, {manifest: sha},
+        tuple(recorded_datasets(env, {}, {manifest: sha})),
+    )  # fmt: skip
+    lineage = trace("s3://corpus/v3/", [record], verified=True, source="verified")
+    (root,) = lineage.roots
+    assert (root.path, root.sha256, root.step) == (manifest, sha, "ingest")
+    assert root.to_dict()["dataset"]["members"] == 10**7
+    assert trace("s3://corpus/v4", [record], verified=True, source="verified").roots == []
