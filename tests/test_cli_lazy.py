@@ -89,7 +89,7 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
     assert "No such command" in capsys.readouterr().err
 
 
-# Loaded only by a step that records a dataset, checks a chain or reads shards.
+# Loaded only by a step that records a dataset, checks a chain, reads shards or S3 objects.
 DATASET_MACHINERY = (
     "provenance.datasets._chain",
     "provenance.datasets._verify",
@@ -98,6 +98,8 @@ DATASET_MACHINERY = (
     "provenance.datasets._ray",
     "provenance.datasets._torch",
     "provenance.datasets._trusted",
+    "provenance.hashing._manifest",
+    "provenance.hashing._s3_read",
     "tarfile",
 )
 

@@ -6,13 +6,13 @@ import itertools
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from json.encoder import encode_basestring_ascii
+from typing import TYPE_CHECKING, Any
 
 from provenance._fs import canonical_json
 from provenance.hashing import _objects as objects  # s3:// artifacts: hashing/_objects.py
 from provenance.hashing import _pool
 from provenance.hashing._background import Background, Cancelled
 from provenance.hashing._engine import Progress, hash_file, hash_paths, hash_paths_packed
-from provenance.hashing._manifest import DIGEST_SCHEME, Change, Diff, Manifest
 from provenance.hashing._paths import check_relative, is_safe_relative, unsafe_paths
 from provenance.hashing._patterns import Excludes, Pattern, check_glob, compile_patterns, has_glob
 from provenance.hashing._stream import hash_walked_batches
@@ -24,6 +24,9 @@ from provenance.hashing._walk import (
     printable,
     walk_all,
 )
+
+if TYPE_CHECKING:
+    from provenance.hashing._manifest import DIGEST_SCHEME, Change, Diff, Manifest
 
 __all__ = [
     "DIGEST_SCHEME",
@@ -54,6 +57,19 @@ __all__ = [
     "walk_all",
     "objects",
 ]
+
+
+_MANIFEST = ("DIGEST_SCHEME", "Change", "Diff", "Manifest")  # for verification and the gate
+
+
+def __getattr__(name: str) -> Any:
+    """The file-manifest names, imported on first use (recording a step needs none of them)."""
+    if name in _MANIFEST:
+        from provenance.hashing import _manifest
+
+        value = globals()[name] = getattr(_manifest, name)
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ArtifactSet:

@@ -17,11 +17,13 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from provenance.errors import ArtifactError, ComponentError, PatternError
 from provenance.hashing._patterns import Pattern, check_glob, has_glob
-from provenance.hashing._s3_read import ObjectChanged, ObjectRead, object_sha256, read_object
+
+if TYPE_CHECKING:
+    from provenance.hashing._s3_read import ObjectChanged, ObjectRead, object_sha256, read_object
 
 __all__ = [  # what other packages use, through `provenance.hashing.objects`
     "COMPONENT",
@@ -47,6 +49,19 @@ __all__ = [  # what other packages use, through `provenance.hashing.objects`
     "split_patterns",
     "unsafe_artifacts",
 ]
+
+# The S3 reader is loaded with the first object (a step without s3:// artifacts never needs it).
+_S3_READ = ("ObjectChanged", "ObjectRead", "object_sha256", "read_object")
+
+
+def __getattr__(name: str) -> Any:
+    """The S3 reader's names, imported on first use."""
+    if name in _S3_READ:
+        from provenance.hashing import _s3_read
+
+        return getattr(_s3_read, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 SCHEME = "s3://"
 COMPONENT = "S3"
@@ -326,6 +341,8 @@ def hash_object(s3: Any, uri: str) -> tuple[str, ObjectInfo] | None:
     that changed while it was read is an ArtifactError naming it.
     """
     from botocore.exceptions import BotoCoreError, ClientError
+
+    from provenance.hashing._s3_read import ObjectChanged, read_object
 
     bucket, key = parse_uri(uri)
     try:
