@@ -7,7 +7,7 @@ No `from __future__ import annotations`: KFP reads the component annotations as 
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+import uuid
 from importlib import resources
 from pathlib import Path
 
@@ -21,15 +21,15 @@ from kfp.dsl import Dataset, Input, Model, Output
 
 from tests.conftest import BIN, FUNCTIONARIES, REPO
 from tests.mlflow_server import MlflowServer
+from tests.orchestrator_mlflow import orchestrator_mlflow  # noqa: F401  (shared with Airflow)
+from tests.stack_fixture import Stack
 
 pytestmark = pytest.mark.mlflow
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    s = MlflowServer(tmp_path_factory.mktemp("mlflow")).start()
-    yield s
-    s.stop()
+@pytest.fixture
+def server(orchestrator_mlflow: MlflowServer) -> MlflowServer:  # noqa: F811
+    return orchestrator_mlflow
 
 
 @pytest.fixture
@@ -249,3 +249,52 @@ def test_a_link_from_another_pipeline_run_is_named_as_such(
     assert re.search(
         rf"train \(train\.\w+\.link\): from pipeline run kfp:{other}, not kfp:\d+", out
     ), out[-3000:]
+
+
+@pytest.mark.stack
+def test_components_sharing_no_filesystem_keep_links_in_s3_verified_and_promoted(
+    kfp_project: Path,
+    server: MlflowServer,
+    stack: Stack,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """The links root is the stack's S3: each component stores its link there, the verify
+    component gathers them from there alone (no shared links directory exists)."""
+    import boto3
+    from botocore.config import Config
+    from mlflow import MlflowClient
+
+    env = stack.env
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+        monkeypatch.setenv(name, env[name])
+    monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", env["MLFLOW_S3_ENDPOINT_URL"])
+    prefix = f"kfp-links/{uuid.uuid4().hex[:12]}"
+    args = {**_args(kfp_project), "links": f"s3://mlflow/{prefix}"}
+    example.digits(
+        raw_uri=str(kfp_project / "data" / "raw" / "digits.csv.gz"),
+        tracking_uri=server.uri,
+        gate_key=str(kfp_project / "gate" / "gate"),
+        model_name="digits-s3",
+        **args,
+    )
+    out = capfd.readouterr().out
+    assert re.search(r"provenance: PASS: 3 step\(s\) verified .* pipeline run kfp:\d+", out), out
+    assert "provenance: PROMOTED: digits-s3 version 1 -> @champion" in out
+    assert MlflowClient(server.uri).get_model_version_by_alias("digits-s3", "champion")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=env["MLFLOW_S3_ENDPOINT_URL"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name=env["AWS_DEFAULT_REGION"],
+        config=Config(s3={"addressing_style": "path"}),
+    )
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="mlflow", Prefix=prefix)["Contents"]]
+    assert sorted(k.rsplit("/", 1)[1].split(".")[0] for k in keys) == [
+        "evaluate",
+        "prepare",
+        "train",
+    ]
+    assert len({k.rsplit("/", 1)[0] for k in keys}) == 1  # one run's directory: kfp_<job id>
+    assert not (kfp_project / "run-links").exists()

@@ -1,9 +1,9 @@
 """The digits pipeline (steps/ and layouts/train.yaml) as a Kubeflow Pipelines pipeline.
 
 Each component records itself as the in-toto step of its name; the KFP run id is the pipeline
-run id; links go to ``LINKS/<run>/`` (a volume every component mounts); the last component
-gathers them, verifies them against the signed layout and, given an MLflow tracking URI,
-promotes the model through the gate. Run locally (each component its own process)::
+run id; links go to ``LINKS/<run>/`` (a volume every component mounts, or an S3 prefix); the
+last component gathers them, verifies them against the signed layout and, given an MLflow
+tracking URI, promotes the model through the gate. Run locally (each component its own process)::
 
     from kfp import local
     local.init(runner=local.SubprocessRunner(use_venv=False))
@@ -183,8 +183,13 @@ def digits(
     layout_key: str,
     tracking_uri: str = "",
     gate_key: str = "",
+    model_name: str = "digits",
 ) -> None:
-    """prepare -> train -> evaluate -> verify (and promote)."""
+    """prepare -> train -> evaluate -> verify (and promote).
+
+    `links` is a directory every component mounts, or ``s3://bucket/prefix`` when they share
+    no filesystem (the components then need the usual AWS_* settings).
+    """
     run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
     raw = dsl.importer(artifact_uri=raw_uri, artifact_class=Dataset, reimport=False)
     p = prepare(raw=raw.output, run_id=run_id, links=links, keys=keys)
@@ -206,4 +211,5 @@ def digits(
         layout_key=layout_key,
         tracking_uri=tracking_uri,
         gate_key=gate_key,
+        model_name=model_name,
     )
