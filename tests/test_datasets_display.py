@@ -176,6 +176,8 @@ def test_report_shows_datasets_in_markdown_and_html(
     assert row in md, md
     assert f"<code>{sha256(CLEAN)}</code>" in md
     assert '-->|"1 dataset"|' in md  # the edge carries one dataset, not "1 file"
+    # The steps table names the dataset, not its manifest file.
+    assert f"| 1: dataset <code>data/clean</code> ({MEMBERS} members) | 1: <code>models/" in md
     assert "| datasets | **PASS** |" in md
 
     assert cli("report", *VERIFIED, "-o", "report.html").code == 0
@@ -183,6 +185,8 @@ def test_report_shows_datasets_in_markdown_and_html(
     assert "<h2>Datasets</h2>" in page
     assert (f"<strong>dataset</strong> <code>data/clean</code> ({MEMBERS} members, {size})") in page
     assert f"<code>{sha256(RAW)}</code>" in page and ">1 dataset<" in page
+    steps = page.split('<table class="steps">', 1)[1].split("</table>", 1)[0]
+    assert f"<td>1<br><strong>dataset</strong> <code>data/clean</code> ({MEMBERS} members" in steps
 
 
 HOSTILE = "data/r<img src=x onerror=alert(1)>&\"q'|*`[x](y)"

@@ -162,8 +162,10 @@ def _table(headers: list[str], rows: list[list[str]], cls: str = "") -> str:
     return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _artifact_list(items: dict[str, str]) -> str:
-    shown = [f"<code>{_e(p)}</code>" for p in sorted(items)[:FIRST_ITEMS]]
+def _artifact_list(items: dict[str, str], datasets: dict[str, RecordedDataset]) -> str:
+    shown = [
+        _artifact(p, datasets.get(p)).replace("<br>", " ") for p in sorted(items)[:FIRST_ITEMS]
+    ]
     more = len(items) - FIRST_ITEMS
     return "<br>".join(shown) + (f"<br>… {more} more" if more > 0 else "")
 
@@ -175,11 +177,19 @@ def _step_rows(steps: list[StepView]) -> list[list[str]]:
             _e(_signers(s.signed_by) or "—"),
             _e(_signers(s.allowed) or "—"),
             f"<code>{_e(' '.join(s.command))}</code>" if s.command else "—",
-            f"{len(s.materials)}<br>{_artifact_list(s.materials)}" if s.link_file else "—",
-            f"{len(s.products)}<br>{_artifact_list(s.products)}" if s.link_file else "—",
+            f"{len(s.materials)}<br>{_artifact_list(s.materials, _side(s, 'materials'))}"
+            if s.link_file
+            else "—",
+            f"{len(s.products)}<br>{_artifact_list(s.products, _side(s, 'products'))}"
+            if s.link_file
+            else "—",
         ]
         for s in steps
     ]
+
+
+def _side(step: StepView, side: str) -> dict[str, RecordedDataset]:
+    return {d.manifest: d for d in step.datasets if d.side == side}
 
 
 def _flow_rows(view: ChainView) -> list[list[str]]:

@@ -7,7 +7,7 @@ from layouts, links and file names is escaped for both contexts: inside Mermaid 
 
 from __future__ import annotations
 
-from provenance.report._chain import INPUTS, OUTPUTS, ChainView, Row, Signer
+from provenance.report._chain import INPUTS, OUTPUTS, ChainView, Row, Signer, StepView
 
 FIRST_ITEMS = 3
 _CELL = str.maketrans(
@@ -92,11 +92,24 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
     return out
 
 
-def _first(items: dict[str, str]) -> str:
+def _first(items: dict[str, str], datasets: dict[str, str] | None = None) -> str:
+    """The count and the first few names; a dataset's manifest shown as the dataset."""
     names = sorted(items)
-    shown = ", ".join(f"<code>{cell(p)}</code>" for p in names[:FIRST_ITEMS])
+    shown = ", ".join(
+        (datasets or {}).get(p) or f"<code>{cell(p)}</code>" for p in names[:FIRST_ITEMS]
+    )
     more = f" … +{len(names) - FIRST_ITEMS}" if len(names) > FIRST_ITEMS else ""
     return f"{len(names)}: {shown}{more}" if names else "0"
+
+
+def _named(step: StepView, side: str) -> dict[str, str]:
+    """Manifest path -> how the steps table names the dataset it stands for."""
+    return {
+        d.manifest: f"dataset <code>{cell(d.source or '?')}</code> "
+        f"({'?' if d.members is None else f'{d.members:,}'} members)"
+        for d in step.datasets
+        if d.side == side
+    }
 
 
 def _rows(rows: list[Row]) -> list[list[str]]:
@@ -121,8 +134,8 @@ def render_markdown(view: ChainView) -> str:
                 f"**{cell(s.name)}**",
                 cell(_signers(s.signed_by) or "—"),
                 f"<code>{cell(' '.join(s.command))}</code>" if s.command else "—",
-                _first(s.materials) if s.link_file else "—",
-                _first(s.products) if s.link_file else "—",
+                _first(s.materials, _named(s, "materials")) if s.link_file else "—",
+                _first(s.products, _named(s, "products")) if s.link_file else "—",
             ]
             for s in view.steps
         ],
