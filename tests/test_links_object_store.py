@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,7 +24,7 @@ from provenance.errors import InputError, VerificationError
 from provenance.integrations._core import RunLinksSink, run_dir, verify_run
 from provenance.record import add_link_sink, remove_link_sink
 from provenance.record.sinks import CopySink, ObjectStoreSink, sink_for
-from tests.conftest import FUNCTIONARIES, Result
+from tests.conftest import BIN, FUNCTIONARIES, Result
 from tests.stack_fixture import Stack
 
 pytestmark = pytest.mark.stack
@@ -314,3 +315,32 @@ def test_orchestrator_verify_gathers_from_s3_and_promotes_nothing_after_a_refusa
     with pytest.raises(VerificationError, match=f"from pipeline run {other}, not {run}"):
         verify_run(**common, promotion=promotion)
     assert not MlflowClient().search_registered_models(f"name = '{model}'")  # nothing promoted
+
+
+def test_a_provenance_run_bash_task_publishes_its_link_to_s3(store: Store) -> None:
+    """The command `airflow.bash_step` builds, run by bash as its BashOperator would: the link
+    is written in a private directory, then stored under the DAG run's prefix in S3."""
+    pytest.importorskip("airflow", reason="the airflow extra is part of test-heavy")
+    from provenance.integrations.airflow import bash_step
+
+    run = "airflow:digits/manual__2026-12-07T03:00:00+00:00"
+    task = bash_step(
+        "prepare",
+        "mkdir -p data && echo x > data/d.txt",
+        key="keys/data-eng",
+        links=store.links_root,
+        cwd=str(store.root),
+        products=["data/**"],
+    )
+    env = {
+        **os.environ,
+        "PROVENANCE_RUN_ID": run,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    done = subprocess.run(
+        ["bash", "-c", task.bash_command], cwd=store.root, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    (name,) = store.keys(run)
+    assert name.startswith("prepare.") and name.endswith(".link")
+    assert not (store.root / ".provenance").exists()  # recorded in a temporary directory
