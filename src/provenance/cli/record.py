@@ -112,11 +112,11 @@ def run(
       provenance run finetune -m 'data/**' -p 'models/**' --key keys/trainer \\
           --base-model base/ base.sig keys/vendor.pub -- python steps/finetune.py
     """
-    if materials and engine != "ray":
-        # The materials' hashing worker starts while the recorder is imported below.
+    if engine != "ray":
+        # A hashing worker the materials need starts while the recorder is imported below.
         from provenance.hashing import start_workers
 
-        start_workers(1)
+        start_workers(base_dir or ".", materials)
     from provenance.datasets import Dataset
     from provenance.record import BaseModel, StepSpec, run_step
 
