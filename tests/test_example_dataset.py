@@ -129,3 +129,14 @@ def test_verify_names_a_shard_changed_after_the_run(pipeline: Path, cli) -> None
     assert snapshot(pipeline) == before
     # The links are unchanged: upstream in-toto-verify has no view of the members.
     assert in_toto_verify(pipeline).returncode == 0
+
+
+def test_verify_re_hashes_the_dataset_only_when_its_manifest_is_selected(
+    pipeline: Path, cli
+) -> None:
+    assert sign_layout(cli).code == 0
+    Path("data/processed/y_test.npy").write_bytes(b"x")
+    r = verify(cli, "--artifact", "models/**")
+    assert r.code == 0 and "2 artifact(s) match" in r.out, r.out
+    r = verify(cli, "--artifact", ".provenance/datasets/**")
+    assert r.code == 1 and "y_test.npy" in r.out, r.out

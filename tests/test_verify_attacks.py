@@ -270,9 +270,7 @@ def test_weights_deleted_after_training(signed: Path, cli) -> None:
 
 
 def test_only_selected_artifacts_are_checked(signed: Path, cli) -> None:
-    # Planted, but not selected. (Not in a dataset: the datasets phase re-hashes every final
-    # dataset whatever --artifact selects; nor the metrics, which the thresholds always read.)
-    Path("metrics/extra.json").write_text("{}\n")
+    Path("data/processed/y_test.npy").write_bytes(b"x")  # tampered, but not selected
     r = verify(cli, "--artifact", "models/**")
     assert r.code == 0 and "2 artifact(s) match" in r.out
     assert verify(cli).code == 1

@@ -161,7 +161,7 @@ def verify(
         result.artifacts_checked = checked
         if not phase("files", failures):
             return result
-        if not phase("datasets", check_datasets(lay, links, base)):
+        if not phase("datasets", check_datasets(lay, links, base, artifacts)):
             return result
     result.links = accepted
     return result

@@ -13,7 +13,7 @@ failure (exit 4), never a pass.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from provenance.datasets import check_dataset_products, recorded_datasets, verify_dataset
@@ -26,9 +26,14 @@ from provenance.verification.result import Failure
 PHASE = "datasets"
 
 
-def check_datasets(layout: Any, links: Mapping[str, LinkData], base: str) -> list[Failure]:
-    """One failure per final dataset product whose real members differ from its manifest."""
-    final = expected_products(layout, links)
+def check_datasets(
+    layout: Any, links: Mapping[str, LinkData], base: str, only: Sequence[str] = ()
+) -> list[Failure]:
+    """One failure per final dataset product whose real members differ from its manifest.
+
+    With `only` (verify's `--artifact` patterns), just the datasets whose manifest they select.
+    """
+    final = expected_products(layout, links, only)
     findings, _skipped = check_dataset_products(links, final, base)
     failures = [
         Failure(PHASE, f.message, step=f.step, artifact=f.manifest, details=f.details)
