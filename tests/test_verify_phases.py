@@ -345,3 +345,13 @@ def test_a_layout_without_a_model_cannot_check_registered_files(
     result = sim.verify(tmp_path, model_files={"model.safetensors": sha256(b"weights")})
     assert not result.ok and result.phases_run[-1] == "model"
     assert "declares no model" in result.failures[0].message
+
+
+def test_the_pass_line_names_the_whole_run_id(sim: ChainSimulator, tmp_path: Path) -> None:
+    long_id = "airflow:digits/scheduled__2026-12-07T03:00:00+00:00"
+    for links in sim.links.values():
+        for link in links:
+            link.run_id = long_id
+    result = sim.verify(tmp_path)
+    assert result.ok
+    assert f", pipeline run {long_id};" in result.verdict

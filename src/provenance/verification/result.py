@@ -99,7 +99,8 @@ class VerificationResult:
     def verdict(self) -> str:
         """The one-line verdict every run prints (PASS or FAIL, with the run id or the count)."""
         if self.ok:
-            run = f", pipeline run {self.run_id[:12]}" if self.run_id else ""
+            # Whole: orchestrators' run ids share long prefixes, so a shortened id names neither.
+            run = f", pipeline run {self.run_id}" if self.run_id else ""
             warned = f" ({len(self.warnings)} warning(s))" if self.warnings else ""
             return (
                 f"PASS: {len(self.steps)} step(s) verified against {self.layout}{run}; "
