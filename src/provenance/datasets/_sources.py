@@ -132,7 +132,14 @@ class ObjectSource:
                 for item in page.get("Contents", []):
                     rel = item["Key"][len(self.prefix) :]
                     if rel.endswith("/"):
-                        continue  # a directory marker
+                        if int(item["Size"]) == 0:
+                            continue  # a directory marker
+                        # S3 keeps bytes under such a key; no reader by path sees them, so
+                        # skipping them would pass data nobody listed.
+                        raise ArtifactError(
+                            printable(f"s3://{self.bucket}/{item['Key']}"),
+                            "key ends in '/' but holds data; it cannot be a dataset member",
+                        )
                     if not is_safe_relative(rel):
                         raise ArtifactError(
                             printable(f"s3://{self.bucket}/{item['Key']}"),
