@@ -35,6 +35,10 @@ from provenance.hashing import (
 
 ENGINES = ("local", "ray")
 LOCAL_BATCH = 20000  # members per call into the hashing engine: bounded memory, few calls
+# Objects are read a few at a time whatever the batch, and each one in flight costs a few KB
+# of futures and client state: a small batch keeps the driver's memory flat (measured: 20,000
+# objects per batch peaked at 130 MiB RSS, 1,000 at ~90 MiB).
+OBJECT_BATCH = 1000
 
 
 def choose(explicit: str | None) -> str:
@@ -60,7 +64,8 @@ def run(
     stats = EngineStats("local")
     listing = (name for name, _ in source.listing(sizes=False))
     total = 0
-    while batch := list(itertools.islice(listing, LOCAL_BATCH)):
+    size = OBJECT_BATCH if isinstance(source, ObjectSource) else LOCAL_BATCH
+    while batch := list(itertools.islice(listing, size)):
         lines, failed = hash_batch(source.spec, batch, parallel=True)
         if failed:
             raise ArtifactError(*failed)
