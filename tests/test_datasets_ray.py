@@ -27,8 +27,6 @@ from tests.ray_cluster import RayCluster, ray_env, running_cluster
 from tests.stack_fixture import Stack
 from tests.test_objects import s3_client
 
-pytest.importorskip("ray", reason="the ray extra (pip install 'ml-provenance[ray]')")
-
 TASK = "hash_dataset_batch"
 
 

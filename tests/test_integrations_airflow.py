@@ -23,8 +23,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("airflow", reason="the airflow extra is part of test-heavy")
-
 from tests.conftest import BIN, FUNCTIONARIES, REPO
 from tests.mlflow_server import MlflowServer, free_port
 from tests.orchestrator_mlflow import orchestrator_mlflow  # noqa: F401  (shared with KFP)

@@ -12,9 +12,6 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-
-pytest.importorskip("kfp", reason="the kfp extra is part of test-heavy")
-
 from examples.kfp_digits import pipeline as example
 from kfp import dsl, local
 from kfp.dsl import Dataset, Input, Model, Output
