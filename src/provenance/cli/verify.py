@@ -95,6 +95,8 @@ def _verify_object_links(
 
     The layout is checked first, with no links (its signature and expiry; nothing later
     runs): its steps are the only link names fetched, and a bad layout touches no store.
+    The links must then carry the run id the location names (sinks store a run's links
+    under ``PREFIX/<its run id>``): a whole earlier run copied under RUN is not RUN.
     """
     import tempfile
 
@@ -109,7 +111,28 @@ def _verify_object_links(
             return first
         steps = {s.name for s in first.layout_obj.steps}
         gathered = gather_object_links(location, os.path.join(tmp, "links"), steps)
-        return run_verify(layout, keys, gathered, base, artifacts=artifacts)
+        result = run_verify(layout, keys, gathered, base, artifacts=artifacts)
+    _check_run_dir(result, location)
+    return result
+
+
+def _check_run_dir(result: VerificationResult, location: str) -> None:
+    """Fail `result` when its links' run id is not the one the run's directory is named for."""
+    from provenance.links import run_name
+    from provenance.verification import Failure
+
+    if not result.ok:
+        return
+    name = location.rstrip("/").rpartition("/")[2]
+    run = result.run_id
+    if run is None or not run.strip() or run_name(run) != name:
+        result.failures.append(
+            Failure(
+                "run-id",
+                f"the links under {location} belong to pipeline run {run or '(none)'}, "
+                f"not to run {name} (links are stored under PREFIX/<their run id>)",
+            )
+        )
 
 
 COMMANDS = [verify]

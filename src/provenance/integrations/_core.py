@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -24,7 +23,7 @@ from typing import Any, TypeVar
 from provenance._fs import NAME_RE
 from provenance.errors import PathEscapeError, UsageError, VerificationError
 from provenance.hashing import check_relative, objects
-from provenance.links import gather_object_links, list_links
+from provenance.links import gather_object_links, list_links, run_name
 from provenance.record import (
     RunId,
     StoredLink,
@@ -37,7 +36,6 @@ from provenance.record import step as record_step
 from provenance.record.sinks import sink_for
 
 T = TypeVar("T")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 WORKSPACE_LINKS = ".provenance/links"
 
 
@@ -54,9 +52,7 @@ class FixedRunId:
 
 
 def _run_name(run_id: str) -> str:
-    if not run_id.strip():
-        raise UsageError("the pipeline run id is empty: pass the orchestrator's run id")
-    return _UNSAFE.sub("_", run_id.strip())[:200]
+    return run_name(run_id)  # one rule for the sinks and `verify --links s3://…/RUN`
 
 
 def run_dir(links_root: str, run_id: str) -> str:

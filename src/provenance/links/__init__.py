@@ -20,7 +20,7 @@ from provenance.links._files import (
 )
 from provenance.links._model import LinkData, link_payload
 from provenance.links._reader import KEEP_ENVELOPE_BYTES, LinkReader
-from provenance.links._store import gather_object_links, put_object_link
+from provenance.links._store import gather_object_links, put_object_link, run_name
 
 __all__ = [
     "ArtifactMap",
@@ -39,6 +39,7 @@ __all__ = [
     "put_object_link",
     "read_envelope",
     "read_link",
+    "run_name",
     "shas_of",
     "step_links",
     "write_link",

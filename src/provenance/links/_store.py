@@ -19,6 +19,7 @@ after it was gathered.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Collection
 from typing import Any
 
@@ -32,6 +33,18 @@ MAX_LINK_BYTES = dsse.MAX_ENVELOPE_BYTES  # what the link reader itself accepts
 MAX_LINKS = 1000  # a run's directory: a few links per step
 _PIECE = 1 << 20
 _EXISTS = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def run_name(run_id: str) -> str:
+    """The name of the directory a pipeline run's links are kept in.
+
+    The run id with every character but letters, digits, '.', '_' and '-' replaced by '_'
+    (at most 200 characters): a key segment any store and filesystem holds as is.
+    """
+    if not run_id.strip():
+        raise UsageError("the pipeline run id is empty: pass the orchestrator's run id")
+    return _UNSAFE.sub("_", run_id.strip())[:200]
 
 
 def _location(location: str) -> tuple[str, str]:
