@@ -585,3 +585,24 @@ def test_dataset_product_described_as_another_kind_is_still_checked(
     assert r.code == 1, r.out + r.err
     assert f"dataset product {MANIFEST} of step 'prepare'" in r.out
     assert "the manifest lists a local one" in r.out
+
+
+def test_a_symlinked_directory_inside_the_root_is_refused_not_skipped(
+    tmp_path: Path, cli: Callable[..., Result]
+) -> None:
+    """`alias -> sub` would be a second path to members that no manifest line names: `dataset
+    verify` must not PASS while it exists, and no manifest is written over a tree holding one."""
+    root = tmp_path / "d"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "x.bin").write_bytes(b"x")
+    manifest = tmp_path / "m.manifest"
+    make_manifest(str(root), str(manifest))
+    before = manifest.read_bytes()
+    (root / "alias").symlink_to(root / "sub", target_is_directory=True)
+    r = cli("dataset", "verify", str(manifest), str(root))
+    assert r.code == 3 and "alias" in r.err and "symlink to a directory" in r.err, r.err
+    assert "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1
+    again = tmp_path / "again.manifest"
+    r = cli("dataset", "manifest", str(root), "-o", str(again))
+    assert r.code == 3 and "alias" in r.err, r.err
+    assert not again.exists() and manifest.read_bytes() == before

@@ -70,7 +70,10 @@ class LocalSource:
     def listing(self, sizes: bool) -> Iterator[tuple[str, int]]:
         """(relative path, size or 0 when `sizes` is false), in walk order."""
         base = os.path.abspath(self.root)
-        for rel in iter_collect(base, compile_patterns(["**"]), Excludes(())):
+        # Every path below the root must be a member: a directory symlink (skipped by a step's
+        # walk, as in-toto does) would be a second path to members that no manifest line names.
+        walk = iter_collect(base, compile_patterns(["**"]), Excludes(()), refuse_dir_links=True)
+        for rel in walk:
             if not sizes:
                 yield rel, 0
                 continue

@@ -70,8 +70,12 @@ def _refuse_special(rel: str, mode: int, via: str = "") -> None:
         )
 
 
-def _check_link(full: str, rel: str, base_real: str) -> bool:
-    """True when the symlink at `full` is a file inside base; raise if it points outside."""
+def _check_link(full: str, rel: str, base_real: str, refuse_dirs: bool = False) -> bool:
+    """True when the symlink at `full` is a file inside base; raise if it points outside.
+
+    A symlink to a directory inside base is not followed (in-toto's default): it is skipped,
+    or refused by name with `refuse_dirs` (a dataset, whose every path must be a member).
+    """
     target = os.path.realpath(full)
     if not _inside(target, base_real):
         raise PathEscapeError(
@@ -82,6 +86,11 @@ def _check_link(full: str, rel: str, base_real: str) -> bool:
     except OSError as exc:
         raise ArtifactError(printable(rel), f"broken symlink: {exc.strerror}") from exc
     _refuse_special(rel, mode, "symlink target ")
+    if refuse_dirs and stat.S_ISDIR(mode):
+        raise ArtifactError(
+            printable(rel),
+            "is a symlink to a directory; it is not followed (name the directory it points to)",
+        )
     return stat.S_ISREG(mode)
 
 
@@ -90,14 +99,19 @@ def collect(base: str, patterns: Iterable[Pattern], excludes: Excludes) -> list[
     return sorted(iter_collect(base, patterns, excludes))
 
 
-def iter_collect(base: str, patterns: Iterable[Pattern], excludes: Excludes) -> Iterator[str]:
-    """`collect`'s paths as the walk finds them: unsorted, each once; errors raised on the way."""
-    for found in iter_collect_batches(base, patterns, excludes):
+def iter_collect(
+    base: str, patterns: Iterable[Pattern], excludes: Excludes, *, refuse_dir_links: bool = False
+) -> Iterator[str]:
+    """`collect`'s paths as the walk finds them: unsorted, each once; errors raised on the way.
+
+    `refuse_dir_links`: a symlink to a directory is an ArtifactError naming it, not skipped.
+    """
+    for found in iter_collect_batches(base, patterns, excludes, refuse_dir_links=refuse_dir_links):
         yield from found
 
 
 def iter_collect_batches(
-    base: str, patterns: Iterable[Pattern], excludes: Excludes
+    base: str, patterns: Iterable[Pattern], excludes: Excludes, *, refuse_dir_links: bool = False
 ) -> Iterator[list[str]]:
     """`iter_collect`'s paths a directory at a time (no Python step per file between them)."""
     base_real = os.path.realpath(base)
@@ -108,7 +122,7 @@ def iter_collect_batches(
     seen: set[str] | None = set() if len(roots) > 1 else None
     for root, pats in roots.items():
         new = 0
-        for found in _walk_root(base_real, root, pats, excludes):
+        for found in _walk_root(base_real, root, pats, excludes, refuse_dir_links):
             if seen is not None:
                 found = [rel for rel in found if rel not in seen]
                 seen.update(found)
@@ -120,7 +134,7 @@ def iter_collect_batches(
 
 
 def _walk_root(
-    base_real: str, root: str, pats: list[Pattern], excludes: Excludes
+    base_real: str, root: str, pats: list[Pattern], excludes: Excludes, refuse_dirs: bool = False
 ) -> Iterator[list[str]]:
     """The matches below one root, one directory's worth at a time, in walk order."""
     start = os.path.join(base_real, root) if root else base_real
@@ -137,7 +151,7 @@ def _walk_root(
             if excludes.file_excluded(root, name):
                 return
             _refuse_special(root, st.st_mode)
-            if stat.S_ISLNK(st.st_mode) and not _check_link(start, root, base_real):
+            if stat.S_ISLNK(st.st_mode) and not _check_link(start, root, base_real, refuse_dirs):
                 return
             if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
                 check_name(root)
@@ -159,7 +173,7 @@ def _walk_root(
             ) from exc
         files = _plain_files(entries)
         if files is None:  # a symlink or special file among them: entry by entry
-            found, subdirs = _entries(entries, relprefix, match, excludes, base_real)
+            found, subdirs = _entries(entries, relprefix, match, excludes, base_real, refuse_dirs)
         else:
             names, dirs = files
             found = excludes.keep_files(relprefix, names)
@@ -210,6 +224,7 @@ def _entries(
     match: Callable[[str], object] | None,
     excludes: Excludes,
     base_real: str,
+    refuse_dirs: bool = False,
 ) -> tuple[list[str], list[tuple[str, str]]]:
     """One directory's matches and subdirectories, entry by entry: symlinks, special files."""
     found: list[str] = []
@@ -225,7 +240,7 @@ def _entries(
         if match is not None and not match(rel):
             continue
         if entry.is_symlink():
-            if not _check_link(entry.path, rel, base_real):
+            if not _check_link(entry.path, rel, base_real, refuse_dirs):
                 continue
         elif not entry.is_file(follow_symlinks=False):
             try:
