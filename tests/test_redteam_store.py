@@ -184,6 +184,41 @@ def test_a_directory_marker_holding_data_is_not_a_link_and_nothing_is_listed(
     assert_refused(store.verify(store.location(run)), 3, "no links under this location")
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "train.0123abcd.link\n",  # a trailing newline ('$' would match before it)
+        "tr\u0430in.0123abcd.link",  # Cyrillic 'a': a look-alike of a layout step
+        "train%2E0123abcd.link",  # URL-encoded '.'
+        "train.0123abcd.link%2F",
+        "train.0123abcd.link/",  # a "directory" key holding data
+        "train.0123abcd.link/x",
+        " train.0123abcd.link",
+    ],
+)
+def test_a_look_alike_or_encoded_name_refuses_the_run(store: Store, name: str) -> None:
+    run = "kfp:run-lookalike"
+    assert store.record(run).code == 0
+    store.put(run, name, b"{}")
+    before = store.keys(run)
+    assert name in before
+    r = store.verify(store.location(run))
+    assert_refused(r, 3, store.location(run), "refused")
+    assert store.keys(run) == before
+
+
+def test_more_objects_than_a_run_may_hold_refuses_it(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import provenance.links._store as link_store
+
+    run = "kfp:run-many"
+    assert store.record(run).code == 0
+    monkeypatch.setattr(link_store, "MAX_LINKS", 3)
+    store.put(run, "train.0000aaaa.link", b"{}")
+    assert_refused(store.verify(store.location(run)), 3, "more than 3 objects")
+
+
 # --- B. s3 dataset products -----------------------------------------------------------------
 
 

@@ -94,6 +94,8 @@ class ObjectStoreSink:
     One PUT that does not replace an existing object (`links.put_object_link`): only a retry
     of the same run's step may replace its own earlier link. Credentials and endpoint come
     from the standard environment (AWS_*, ``AWS_ENDPOINT_URL``, ``MLFLOW_S3_ENDPOINT_URL``).
+    ``provenance verify --links LOCATION`` accepts only links whose run id the location's last
+    segment is named for (`links.run_name`), as `RunLinksSink` names it.
     """
 
     location: str
