@@ -30,6 +30,15 @@ def test_example_layout_compiles_with_closed_rule_lists(project: Path) -> None:
     layout = compile_layout(load_yaml("layouts/train.yaml"))
     train = layout.steps[1]
     assert train.expected_materials == [
+        [
+            "MATCH",
+            ".provenance/datasets/data_processed-*.manifest",
+            "WITH",
+            "PRODUCTS",
+            "FROM",
+            "prepare",
+        ],
+        ["DISALLOW", ".provenance/datasets/data_processed-*.manifest"],
         ["MATCH", "data/processed/*", "WITH", "PRODUCTS", "FROM", "prepare"],
         ["DISALLOW", "data/processed/*"],
         ["ALLOW", "steps/train.py"],
@@ -46,7 +55,7 @@ def test_match_prefixes_and_of_materials(project: Path) -> None:
         '        of: products\n        from: prepare\n      - allow: "steps/train.py"',
     )
     layout = compile_layout(load_yaml(write(project, text)))
-    assert layout.steps[1].expected_materials[:2] == [
+    assert layout.steps[1].expected_materials[2:4] == [
         [
             "MATCH",
             "*.npy",
