@@ -276,6 +276,29 @@ def test_an_s3_dataset_source_that_is_not_a_safe_prefix_is_a_finding(
     assert failure["artifact"] == proj.manifest
 
 
+def test_a_dataset_description_on_another_artifact_is_a_finding(proj: Project) -> None:
+    """The link describes a plain file it also produced as the s3 dataset: never a pass."""
+    import hashlib
+
+    (proj.root / "other.bin").write_bytes(b"not a manifest")
+    digest = hashlib.sha256(b"not a manifest").hexdigest()
+
+    def change(doc: dict[str, Any]) -> None:
+        doc["products"]["other.bin"] = {"sha256": digest}
+        about = doc["environment"]["datasets"]["products"]
+        about["other.bin"] = dict(about[proj.manifest])
+
+    _resign(proj.root / ".provenance/links", "ingest", "keys/data-eng", change)
+    files, stored = snapshot(proj.root), proj.objects()
+    r = proj.verify("--json")
+    assert r.code == 1, r.out + r.err
+    doc = json.loads(r.out)
+    # Refused by the layout's rules before the datasets phase (which refuses a description
+    # whose artifact is not a manifest: datasets/_chain.py reads the manifest's own kind).
+    assert doc["verified"] is False and "other.bin" in doc["failures"][0]["message"], doc
+    assert snapshot(proj.root) == files and proj.objects() == stored
+
+
 LAYOUT_ARGS = ("--layout", "root.layout", "--layout-key", "keys/owner.pub")
 HOSTILE = "s3://mlflow/x\x1b]8;;http://evil\x07<script>alert(1)</script>|`**b**`\n"
 
