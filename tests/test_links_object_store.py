@@ -8,7 +8,6 @@ Every attack asserts the refusal, its exit code, and that nothing was verified o
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 import socket
@@ -321,25 +320,29 @@ def test_orchestrator_verify_gathers_from_s3_and_promotes_nothing_after_a_refusa
 def test_a_provenance_run_bash_task_publishes_its_link_to_s3(store: Store) -> None:
     """The command `airflow.bash_step` builds, run by bash as its BashOperator would: the link
     is written in a private directory, then stored under the DAG run's prefix in S3."""
-    importlib.import_module("airflow")
-    from provenance.integrations.airflow import bash_step
-
-    run = "airflow:digits/manual__2026-12-07T03:00:00+00:00"
-    task = bash_step(
-        "prepare",
-        "mkdir -p data && echo x > data/d.txt",
-        key="keys/data-eng",
-        links=store.links_root,
-        cwd=str(store.root),
-        products=["data/**"],
+    # Built in a process of its own: importing Airflow reconfigures logging process-wide (its
+    # handlers would keep writing to this test's captured, later closed, stderr).
+    build = (
+        "import sys; from provenance.integrations.airflow import bash_step; "
+        "print(bash_step('prepare', 'mkdir -p data && echo x > data/d.txt', "
+        "key='keys/data-eng', links=sys.argv[1], cwd=sys.argv[2], "
+        "products=['data/**']).bash_command)"
     )
+    built = subprocess.run(
+        [sys.executable, "-c", build, store.links_root, str(store.root)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    bash_command = built.stdout.rstrip("\n")
+    run = "airflow:digits/manual__2026-12-07T03:00:00+00:00"
     env = {
         **os.environ,
         "PROVENANCE_RUN_ID": run,
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     done = subprocess.run(
-        ["bash", "-c", task.bash_command], cwd=store.root, env=env, capture_output=True, text=True
+        ["bash", "-c", bash_command], cwd=store.root, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
     (name,) = store.keys(run)
