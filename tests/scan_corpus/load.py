@@ -1,6 +1,6 @@
 """Load one corpus file with its real loader, as a victim would: `python load.py LOADER PATH`.
 
-Only ever run in a throwaway subprocess by tests/test_scan_corpus.py (with SCAN_MARKER set to
+Only ever run in a throwaway subprocess by tests/integration/test_scan_corpus.py (with SCAN_MARKER set to
 a temporary path): the malicious files' payloads run here. Errors after the payload ran are
 expected and ignored; the test looks only at the marker file.
 """

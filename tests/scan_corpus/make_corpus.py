@@ -4,7 +4,7 @@ Run from the repository root with the test-heavy extra installed:
     KERAS_BACKEND=torch .venv/bin/python tests/scan_corpus/make_corpus.py
 The generated files are committed; MANIFEST.json lists each with its real loader and the
 technique's publication (SOURCES.md). Every payload only creates the file named by the
-environment variable SCAN_MARKER (no network, nothing destructive); tests/test_scan_corpus.py
+environment variable SCAN_MARKER (no network, nothing destructive); tests/integration/test_scan_corpus.py
 proves each malicious file live by loading it in a throwaway subprocess.
 """
 
@@ -596,7 +596,7 @@ SOURCES_HEAD = """# Scan corpus: sources
 Every malicious file here reproduces a technique published against model scanners or model
 loaders; its payload only creates the file named by `$SCAN_MARKER`. `make_corpus.py` writes the
 files (commit what it writes); `load.py` loads one with its real loader; MANIFEST.json lists each
-file's loader, technique and source. tests/test_scan_corpus.py proves every malicious file live and
+file's loader, technique and source. tests/integration/test_scan_corpus.py proves every malicious file live and
 refused, the honest ones accepted and the allowed ones accepted only with `--allow`.
 
 ## Publications

@@ -3,7 +3,7 @@
 `provenance --version` or `provenance verify` should not pay for importing every command module
 (and what those import): the table below names each command's module, and the group imports
 that module only when the command is looked up. `provenance --help` looks up every command (to
-show its short help), so it still lists them all. tests/test_cli_lazy.py checks the table
+show its short help), so it still lists them all. tests/unit/test_cli_lazy.py checks the table
 against the modules' `COMMANDS`.
 """
 

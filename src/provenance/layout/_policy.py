@@ -6,7 +6,7 @@ line in the readme (`ml-provenance model: {"products": "models/*", "step": "trai
 `in-toto-verify` ignores the readme and verifies the same layout unchanged. Verification parses
 the lines once, right after the layout's signatures are checked, into a `LayoutPolicy` that the
 `VerificationResult` carries to every consumer. No other module reads the lines or the readme
-(tests/test_layout_policy.py fails if one does).
+(tests/unit/test_layout_policy.py fails if one does).
 
 Reading fails closed: a declaration that is malformed, repeated, names a step or key the layout
 does not hold, or is unknown to this version (a newer policy) is a LayoutError naming the layout,

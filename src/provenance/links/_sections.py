@@ -2,7 +2,7 @@
 
 Contract: for every payload, `fast_parse` either returns None (the caller then parses the whole
 payload with `provenance._fs.load_json_bounded`) or exactly the document that whole parse would
-give, with `materials` and `products` as `ArtifactMap`s. tests/test_link_sections.py holds this
+give, with `materials` and `products` as `ArtifactMap`s. tests/unit/test_link_sections.py holds this
 module to that contract differentially (hypothesis, against the standard-library `json` parse
 and the whole-payload path, including the red-team shapes that broke earlier versions). Nothing
 here is trusted on its own: any payload whose shape is not the plain one is left to the whole

@@ -1,10 +1,10 @@
 """The globals an allowed pickle may import: an allow-list, never a deny-list.
 
 ``TORCH`` is exactly the set ``torch.load(weights_only=True)`` accepts in torch 2.13
-(``torch/_weights_only_unpickler.py``: ``_get_allowed_globals``); tests/test_scan_pickle.py checks
-it against the installed torch. ``NUMPY`` is what numpy and joblib write for plain arrays, dtypes
-and scalars (object arrays need nothing more: their elements are pickled objects, checked here
-like any other). ``SKLEARN`` is a few estimators whose state is only arrays and numbers, so a
+(``torch/_weights_only_unpickler.py``: ``_get_allowed_globals``); tests/unit/test_scan_pickle.py
+checks it against the installed torch. ``NUMPY`` is what numpy and joblib write for plain arrays,
+dtypes and scalars (object arrays need nothing more: their elements are pickled objects, checked
+here like any other). ``SKLEARN`` is a few estimators whose state is only arrays and numbers, so a
 scaler or a linear model can be allowed without allowing any callable a pipeline may hold.
 """
 

@@ -4,7 +4,7 @@ Each rule does what in-toto's `verifylib.verify_*_rule` does (the same fnmatch p
 same prefix handling, digests compared as whole dicts), but its pattern is compiled once and
 matched over the queue at C speed (`filter`), and the consumed set is built with set lookups:
 in-toto's per-artifact Python loop dominated verification at 100k artifacts. A differential
-test (tests/test_rules_sets.py) checks every verb against in-toto's own functions.
+test (tests/unit/test_rules_sets.py) checks every verb against in-toto's own functions.
 We also learn which rule failed and for which artifacts, and explain a MATCH failure with the
 digest the other step recorded (expected) against the one this step recorded (actual).
 """

@@ -19,7 +19,7 @@ one line saying why; the lead's `verify_bundle` turns it into a failure row.
 
 Private sigstore-python APIs are used (`TrustedRoot._inner`, `Keyring`, `verify_sct`, the
 Rekor entry helpers); `pyproject.toml` pins sigstore and rfc3161-client exactly and
-`tests/test_slsa_tsa_only.py::test_pinned_private_sigstore_apis_exist` fails on an upgrade.
+`tests/unit/test_slsa_tsa_only.py::test_pinned_private_sigstore_apis_exist` fails on an upgrade.
 """
 
 from __future__ import annotations

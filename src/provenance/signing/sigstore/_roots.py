@@ -15,7 +15,7 @@ the newest window opened needs a root that lists it): on a trusted machine run
 cli/cli's `pkg/cmd/attestation/verification/embed/tuf-repo.github.com/root.json` as the TUF
 root (gh verifies the TUF chain), keep the line whose certificate authority is
 `fulcio.githubapp.com`, write it to `roots/github.json`, and run
-`tests/test_slsa_tsa_only.py`. Verification itself never fetches anything.
+`tests/unit/test_slsa_tsa_only.py`. Verification itself never fetches anything.
 """
 
 from __future__ import annotations
