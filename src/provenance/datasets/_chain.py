@@ -1,21 +1,23 @@
 """The datasets a verified chain created: re-hash their real members against the manifests.
 
-A step records a dataset product as its manifest (record/_datasets.py) and names the source in
-`environment.datasets.products`. When that manifest is a final product (the files phase has
-already found it on disk with the recorded digest), the members it lists must be the real ones:
-`verify_dataset` re-hashes the source and names what is missing, extra or changed. Only local
-sources inside the base directory are re-hashed here (verification does not fetch objects, nor
-read outside the base); the others are returned as skipped. The kind comes from the manifest's
-own header: a description in the link that disagrees with it (a local manifest described as
-`s3`, say) is a finding, not a reason to skip the check.
+A step records a dataset product as its manifest (record/_datasets.py) and describes it in
+`environment.datasets.products` (read through `recorded_datasets`). When that manifest is a
+final product (the files phase has already found it on disk with the recorded digest), the
+members it lists must be the real ones: `verify_dataset` re-hashes the source, a local
+directory inside the base directory or an `s3://` prefix (with the S3 settings of `provenance
+dataset verify`; an unreachable store raises InfrastructureError, never a pass), and names what
+is missing, extra or changed. A local source outside the base is returned as skipped. The kind
+comes from the manifest's own header: a description in the link that disagrees with it (a local
+manifest described as `s3`, say) is a finding, not a reason to skip the check.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from provenance.datasets._dataset import RecordedDataset, recorded_datasets
 from provenance.datasets._manifest import kind_of
 from provenance.datasets._verify import verify_dataset
 from provenance.errors import InputError, PathEscapeError
@@ -31,81 +33,69 @@ class DatasetFinding(NamedTuple):
     details: tuple[str, ...]
 
 
-def dataset_products(
-    links: Mapping[str, Any], final: Iterable[str]
-) -> list[tuple[str, str, dict[str, Any]]]:
-    """(step, manifest path, description) of each dataset product that is a final product."""
-    wanted = set(final)
-    found = []
-    for step, link in sorted(links.items()):
-        recorded = link.environment.get("datasets", {})
-        products = recorded.get("products", {}) if isinstance(recorded, dict) else {}
-        if not isinstance(products, dict):
-            continue
-        for manifest, described in sorted(products.items()):
-            if manifest in wanted and isinstance(described, dict):
-                found.append((step, manifest, described))
-    return found
-
-
 def check_dataset_products(
     links: Mapping[str, Any], final: Mapping[str, tuple[str, str]], base: str
 ) -> tuple[list[DatasetFinding], list[str]]:
-    """(findings, skipped manifests) for the chain's final dataset products under `base`."""
+    """(findings, skipped manifests) for the chain's final dataset products.
+
+    `final` maps each final product to (sha256, the step that made it): a dataset is checked
+    as the product of that step only (a later step's manifest at the same path is the final one).
+    """
     findings: list[DatasetFinding] = []
     skipped: list[str] = []
-    for step, manifest, described in dataset_products(links, final):
-        source = described.get("source")
-        try:
-            kind = kind_of(os.path.join(base, manifest))
-        except InputError as exc:
-            findings.append(DatasetFinding(step, manifest, f"step '{step}': {exc}", ()))
-            continue
-        # The manifest (its digest checked by the files phase) says what it lists; the link's
-        # description must agree with it, or the dataset would go unchecked by both phases.
-        claimed = described.get("kind")
-        uri = isinstance(source, str) and objects.is_object_uri(source)
-        if claimed != kind or not isinstance(source, str) or uri != (kind == "s3"):
-            findings.append(
-                DatasetFinding(
-                    step,
-                    manifest,
-                    f"dataset product {manifest} of step '{step}': the link describes it as "
-                    f"{printable(str(claimed))} dataset {printable(str(source))}, but the "
-                    f"manifest lists {'an' if kind == 's3' else 'a'} {kind} one; its members "
-                    "cannot be checked",
-                    (),
-                )
-            )
-            continue
-        if kind != "local":
-            skipped.append(manifest)
-            continue
-        try:
-            rel = check_relative(source, what="dataset source")
-        except PathEscapeError:
-            skipped.append(manifest)
-            continue
-        try:
-            check = verify_dataset(
-                os.path.join(base, manifest),
-                os.path.join(base, rel),
-                quiet=True,
-                expect_sha256=final[manifest][0],
-            )
-        except InputError as exc:
-            findings.append(
-                DatasetFinding(step, manifest, f"dataset {rel} of step '{step}': {exc}", ())
-            )
-            continue
-        if not check.ok:
-            findings.append(
-                DatasetFinding(
-                    step,
-                    manifest,
-                    f"dataset {rel} of step '{step}' does not match its manifest {manifest}: "
-                    + ", ".join(f"{n} {k}" for k, n in check.counts.items() if n),
-                    tuple(check.lines()),
-                )
-            )
+    for step, link in sorted(links.items()):
+        for ds in recorded_datasets(link.environment, link.materials, link.products):
+            recorded = final.get(ds.manifest)
+            if ds.side != "products" or recorded is None or recorded[1] != step:
+                continue
+            finding = _check(step, ds, recorded[0], base)
+            if finding is None:
+                skipped.append(ds.manifest)
+            elif finding.message:
+                findings.append(finding)
     return findings, skipped
+
+
+def _check(step: str, ds: RecordedDataset, sha256: str, base: str) -> DatasetFinding | None:
+    """The finding for one dataset (an empty message when it holds); None when skipped."""
+    manifest = ds.manifest
+
+    def finding(message: str, details: tuple[str, ...] = ()) -> DatasetFinding:
+        return DatasetFinding(step, manifest, message, details)
+
+    try:
+        kind = kind_of(os.path.join(base, manifest))
+    except InputError as exc:
+        return finding(f"step '{step}': {exc}")
+    # The manifest (its digest checked by the files phase) says what it lists; the link's
+    # description must agree with it, or the dataset would go unchecked.
+    source = ds.source
+    if ds.kind != kind or source is None or objects.is_object_uri(source) != (kind == "s3"):
+        return finding(
+            f"dataset product {manifest} of step '{step}': the link describes it as "
+            f"{printable(ds.kind or 'an unknown kind of')} dataset {printable(str(source))}, "
+            f"but the manifest lists {'an' if kind == 's3' else 'a'} {kind} one; its members "
+            "cannot be checked"
+        )
+    if kind == "local":
+        try:
+            name = check_relative(source, what="dataset source")
+        except PathEscapeError:
+            return None
+        target = os.path.join(base, name)
+    else:
+        name = target = source
+    try:
+        check = verify_dataset(
+            os.path.join(base, manifest), target, quiet=True, expect_sha256=sha256
+        )
+    except InputError as exc:  # a malformed manifest, a member that cannot be read
+        return finding(f"dataset {printable(name)} of step '{step}': {exc}")
+    if check.ok:
+        return finding("")
+    counts = ", ".join(f"{n} {k}" for k, n in check.counts.items() if n)
+    return finding(
+        f"dataset {printable(name)} of step '{step}' does not match its manifest {manifest}: "
+        + counts,
+        tuple(check.lines()),
+    )
