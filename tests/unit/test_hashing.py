@@ -175,6 +175,56 @@ def test_file_changed_while_hashed_is_an_error(tmp_path: Path, monkeypatch) -> N
         hash_paths(str(tmp_path), ["growing.bin"], workers=1)
 
 
+def _batch(base: Path, rels: list[str]) -> list[tuple[int, bytes]]:
+    """(status, digest) per file, as a worker process answers for one batch (run in-process)."""
+    from provenance.hashing import _worker
+
+    b = _worker.Batcher(os.fsencode(base), False, _engine.LARGE, 0)
+    try:
+        rec = b.hash(0, [os.fsencode(r) for r in rels])
+    finally:
+        b.close()
+    n, head = len(rels), _worker.TASK.size
+    return [(rec[head + k], rec[head + n + 32 * k : head + n + 32 * k + 32]) for k in range(n)]
+
+
+def test_worker_refuses_what_was_swapped_in_after_the_walk(tmp_path: Path) -> None:
+    """The fast path reads no fstat: a FIFO, a device, a directory still never hash (or block)."""
+    from provenance.hashing import _worker
+
+    (tmp_path / "ok.bin").write_bytes(b"data")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "null").symlink_to("/dev/null")
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    (tmp_path / "dir").mkdir()
+    got = _batch(tmp_path, ["ok.bin", "fifo", "null", "zero", "dir"])
+    assert got[0] == (_worker.OK, hashlib.sha256(b"data").digest())
+    assert [s for s, _ in got[1:]] == [_worker.SPECIAL] * 4
+
+
+@pytest.mark.parametrize("change", [b"more", b""])
+def test_worker_small_file_that_grew_or_shrank_is_changed(
+    tmp_path: Path, monkeypatch, change: bytes
+) -> None:
+    """Between the size (lseek) and the one read: another length is never hashed."""
+    from provenance.hashing import _worker
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"a" * 100)
+    real_pread = os.pread
+
+    def pread_after_a_write(fd: int, n: int, offset: int) -> bytes:
+        if change:
+            with open(path, "ab") as f:
+                f.write(change)
+        else:
+            os.truncate(path, 40)
+        return real_pread(fd, n, offset)
+
+    monkeypatch.setattr(_worker.os, "pread", pread_after_a_write)
+    assert _batch(tmp_path, ["f.bin"])[0][0] == _worker.CHANGED
+
+
 def test_symlink_escape_and_pattern_escape(tmp_path: Path) -> None:
     outside = tmp_path / "outside.txt"
     outside.write_text("x")

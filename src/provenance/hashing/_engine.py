@@ -11,8 +11,9 @@ processes, one file per task: the caller then holds no GIL while they are hashed
 the signer meanwhile at full speed (a thread would stall on the GIL at every chunk); the workers
 map large files (mmap) instead of copying them out of the page cache. The caller's own threads
 never map a file: one truncated meanwhile would raise SIGBUS in the caller. A file whose size or
-mtime changes while it is read is an error. `_stream` feeds the same workers with paths while
-the walk is still listing.
+mtime changes while it is read is an error (a small file a worker reads in one call: its size; a
+torn read gives a digest no state of the file has, which verification then refuses). `_stream`
+feeds the same workers with paths while the walk is still listing.
 """
 
 from __future__ import annotations

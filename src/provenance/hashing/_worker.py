@@ -136,6 +136,7 @@ class Batcher:
         status = bytearray(n)
         digests = bytearray(32 * n)
         large = self.large
+        lseek, sha256 = os.lseek, hashlib.sha256
         for k, rel in enumerate(rels):
             dirname, _, name = rel.rpartition(b"/")
             try:
@@ -151,21 +152,23 @@ class Batcher:
                 status[k], digests[32 * k] = ERR, (exc.errno or 5) & 0xFF
                 continue
             try:
-                st = os.fstat(fd)
-                size = st.st_size
-                if 0 < size <= large and stat.S_ISREG(st.st_mode):
-                    # The common small file, `digest_fd` inlined: one read, one more fstat.
-                    data = os.read(fd, size)
-                    after = os.fstat(fd)
-                    if (
-                        len(data) != size
-                        or after.st_size != size
-                        or after.st_mtime_ns != st.st_mtime_ns
-                    ):
+                # The common small file in two calls after the open: its size from lseek, one
+                # pread of a byte more (a file that grew or shrank since reads another length).
+                # No fstat: the walk saw a regular file; a pipe swapped in fails the lseek and
+                # a character device reports size 0, and both take the checked path below.
+                try:
+                    size = lseek(fd, 0, os.SEEK_END)
+                except OSError:
+                    size = -1
+                if 0 < size <= large:
+                    data = os.pread(fd, size + 1, 0)
+                    if len(data) != size:
                         status[k] = CHANGED
                     else:
-                        digests[32 * k : 32 * k + 32] = hashlib.sha256(data).digest()
-                elif size > large and not self.big:
+                        digests[32 * k : 32 * k + 32] = sha256(data).digest()
+                    continue
+                st = os.fstat(fd)
+                if size > large and stat.S_ISREG(st.st_mode) and not self.big:
                     status[k] = LARGE_FILE
                 else:
                     digests[32 * k : 32 * k + 32] = digest_fd(fd, self.buf, large, st, self.window)
