@@ -274,7 +274,7 @@ def test_a_large_envelope_verifies_over_the_pae_built_while_reading(tmp_path) ->
     signer = load_signer(str(tmp_path / "k"))
     key = load_public_key(str(tmp_path / "k.pub"))
     payload = bytearray(PAYLOAD)
-    data = b"".join(dsse.dump_chunks(payload, [dsse.sign_detached(payload, signer)]))
+    data = b"".join(dsse.signed_chunks(payload, signer))
     path = tmp_path / "x.link"
     path.write_bytes(data)
     got = dsse.read_large(str(path), "link")

@@ -225,6 +225,27 @@ def test_worker_small_file_that_grew_or_shrank_is_changed(
     assert _batch(tmp_path, ["f.bin"])[0][0] == _worker.CHANGED
 
 
+def test_worker_read_error_names_the_file_and_goes_on(tmp_path: Path, monkeypatch) -> None:
+    """An I/O error on one file is that file's answer; the batch's other files still hash."""
+    from provenance.hashing import _worker
+
+    for name in ("a.bin", "bad.bin", "c.bin"):
+        (tmp_path / name).write_bytes(name.encode())
+    real_pread = os.pread
+    bad = os.stat(tmp_path / "bad.bin").st_ino
+
+    def pread(fd: int, n: int, offset: int) -> bytes:
+        if os.fstat(fd).st_ino == bad:
+            raise OSError(5, "Input/output error")
+        return real_pread(fd, n, offset)
+
+    monkeypatch.setattr(_worker.os, "pread", pread)
+    got = _batch(tmp_path, ["a.bin", "bad.bin", "c.bin"])
+    assert got[0] == (_worker.OK, hashlib.sha256(b"a.bin").digest())
+    assert got[1][0] == _worker.ERR and got[1][1][0] == 5
+    assert got[2] == (_worker.OK, hashlib.sha256(b"c.bin").digest())
+
+
 def test_symlink_escape_and_pattern_escape(tmp_path: Path) -> None:
     outside = tmp_path / "outside.txt"
     outside.write_text("x")

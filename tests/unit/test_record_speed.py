@@ -103,8 +103,9 @@ def test_streamed_envelope_equals_the_whole_one(tmp_path: Path, size: int) -> No
     signer = load_signer(str(tmp_path / "k"))
     payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
     whole = dsse.dumps(dsse.sign(payload, signer))
-    pieces = dsse.dump_chunks(payload, [dsse.sign_detached(payload, signer)], chunk=3 * 5)
-    assert b"".join(pieces) == whole
+    for data in (payload, bytearray(payload)):  # a copy of the PAE, or the header put in place
+        assert b"".join(dsse.signed_chunks(data, signer, chunk=3 * 5)) == whole
+        assert data == payload
     written = write_link(payload, signer, "step", str(tmp_path / "links"))
     assert Path(written).read_bytes() == whole
 
@@ -114,10 +115,31 @@ def test_in_place_signing_leaves_the_payload_as_it_was(tmp_path: Path) -> None:
     signer = load_signer(str(tmp_path / "k"))
     payload = bytearray(b'{"_type":"link"}' * 1000)
     original = bytes(payload)
-    entry = dsse.sign_detached(payload, signer)
+    pieces = dsse.signed_chunks(payload, signer, chunk=3 * 5)
+    next(pieces), next(pieces)  # signing on its thread, the PAE header in front of the payload
+    pieces.close()  # the consumer stops (a failed write): the payload is as it was
     assert payload == original
-    assert entry == dsse.sign_detached(original, signer)
-    assert b"".join(dsse.dump_chunks(payload, [entry])) == dsse.dumps(dsse.sign(original, signer))
+    assert b"".join(dsse.signed_chunks(payload, signer)) == dsse.dumps(dsse.sign(original, signer))
+    assert payload == original
+
+
+def test_a_signer_that_fails_leaves_no_link(tmp_path: Path) -> None:
+    """The signature is made while the payload is written: a failure still writes nothing."""
+    generate("k", str(tmp_path))
+    signer = load_signer(str(tmp_path / "k"))
+
+    class Refused(Exception):
+        pass
+
+    def sign(payload: bytes) -> None:
+        raise Refused("the KMS said no")
+
+    signer.sign = sign  # type: ignore[method-assign]
+    payload = bytearray(b"x" * 10_000)
+    with pytest.raises(Refused):
+        write_link(payload, signer, "step", str(tmp_path / "links"))
+    assert list((tmp_path / "links").iterdir()) == []  # no link, no temporary file
+    assert payload == b"x" * 10_000
 
 
 def test_installed_packages_equal_what_the_email_parser_reads() -> None:

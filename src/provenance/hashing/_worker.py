@@ -134,53 +134,77 @@ class Batcher:
         """One result record: header, one status byte per file, 32 bytes per file."""
         n = len(rels)
         status = bytearray(n)
-        digests = bytearray(32 * n)
+        out: list[bytes] = []
+        add = out.append
         large = self.large
-        lseek, sha256 = os.lseek, hashlib.sha256
-        for k, rel in enumerate(rels):
+        lseek, pread, sha256, open_, close = os.lseek, os.pread, hashlib.sha256, os.open, os.close
+        end, flags = os.SEEK_END, OPEN_FLAGS
+        cur, dfd = self.cur_dir, self.dfd
+        k = -1
+        for rel in rels:
+            k += 1
             dirname, _, name = rel.rpartition(b"/")
             try:
-                if dirname != self.cur_dir:  # openat() relative to the directory: shorter lookups
+                if dirname != cur:  # openat() relative to the directory: shorter lookups
                     self.close()
-                    self.cur_dir = None
-                    self.dfd = os.open(
+                    self.cur_dir = cur = None
+                    self.dfd = dfd = open_(
                         os.path.join(self.base, dirname), os.O_RDONLY | os.O_DIRECTORY
                     )
-                    self.cur_dir = dirname
-                fd = os.open(name, OPEN_FLAGS, dir_fd=self.dfd)
+                    self.cur_dir = cur = dirname
+                fd = open_(name, flags, dir_fd=dfd)
             except OSError as exc:
-                status[k], digests[32 * k] = ERR, (exc.errno or 5) & 0xFF
+                status[k] = ERR
+                add(_errno(exc))
                 continue
             try:
                 # The common small file in two calls after the open: its size from lseek, one
                 # pread of a byte more (a file that grew or shrank since reads another length).
                 # No fstat: the walk saw a regular file; a pipe swapped in fails the lseek and
-                # a character device reports size 0, and both take the checked path below.
+                # a character device reports size 0, and both take the checked path.
                 try:
-                    size = lseek(fd, 0, os.SEEK_END)
+                    size = lseek(fd, 0, end)
                 except OSError:
                     size = -1
                 if 0 < size <= large:
-                    data = os.pread(fd, size + 1, 0)
-                    if len(data) != size:
-                        status[k] = CHANGED
-                    else:
-                        digests[32 * k : 32 * k + 32] = sha256(data).digest()
+                    try:
+                        data = pread(fd, size + 1, 0)
+                    except OSError as exc:
+                        status[k] = ERR
+                        add(_errno(exc))
+                        continue
+                    if len(data) == size:
+                        add(sha256(data).digest())
+                        continue
+                    status[k] = CHANGED
+                    add(bytes(32))
                     continue
-                st = os.fstat(fd)
-                if size > large and stat.S_ISREG(st.st_mode) and not self.big:
-                    status[k] = LARGE_FILE
-                else:
-                    digests[32 * k : 32 * k + 32] = digest_fd(fd, self.buf, large, st, self.window)
-            except Changed:
-                status[k] = CHANGED
-            except NotRegular:
-                status[k] = SPECIAL
-            except OSError as exc:
-                status[k], digests[32 * k] = ERR, (exc.errno or 5) & 0xFF
+                add(self._checked(fd, size, k, status))
             finally:
-                os.close(fd)
-        return TASK.pack(start, start + n) + status + digests
+                close(fd)
+        return TASK.pack(start, start + n) + status + b"".join(out)
+
+    def _checked(self, fd: int, size: int, k: int, status: bytearray) -> bytes:
+        """The digest of a file off the fast path (or 32 bytes of error code, `status` set)."""
+        try:
+            st = os.fstat(fd)
+            if size > self.large and stat.S_ISREG(st.st_mode) and not self.big:
+                status[k] = LARGE_FILE
+                return bytes(32)
+            return digest_fd(fd, self.buf, self.large, st, self.window)
+        except Changed:
+            status[k] = CHANGED
+        except NotRegular:
+            status[k] = SPECIAL
+        except OSError as exc:
+            status[k] = ERR
+            return _errno(exc)
+        return bytes(32)
+
+
+def _errno(exc: OSError) -> bytes:
+    """The 32 bytes sent for a file that failed with `exc`: its errno first."""
+    return bytes([(exc.errno or 5) & 0xFF]) + bytes(31)
 
 
 def write_all(fd: int, data: bytes | bytearray) -> None:

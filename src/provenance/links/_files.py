@@ -57,9 +57,8 @@ def write_link(payload: bytes | bytearray, signer: Signer, step: str, links_dir:
     Returns:
         The path written.
     """
-    signature = dsse.sign_detached(payload, signer)
     path = os.path.join(links_dir, link_filename(step, signer.public_key.keyid))
-    write_atomic(path, dsse.dump_chunks(payload, [signature]))
+    write_atomic(path, dsse.signed_chunks(payload, signer))
     return path
 
 

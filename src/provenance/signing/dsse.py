@@ -8,6 +8,7 @@ import functools
 import hashlib
 import re
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,50 +33,69 @@ def dumps(envelope: dict[str, Any]) -> bytes:
     return canonical_json(envelope)
 
 
-def sign_detached(
-    payload: bytes | bytearray, signer: Any, payload_type: str = IN_TOTO_PAYLOAD_TYPE
-) -> dict[str, Any]:
-    """One envelope signature entry ({"keyid", "sig" in base64}) over the PAE of `payload`.
+def signed_chunks(
+    payload: bytes | bytearray,
+    signer: Any,
+    payload_type: str = IN_TOTO_PAYLOAD_TYPE,
+    chunk: int = 3 << 20,
+) -> Iterator[bytes]:
+    """`dumps(sign(payload, signer))` in pieces, the payload's base64 never one whole string.
 
-    A bytearray payload signed by a key in memory gets the PAE header put in front of it in
-    place (and taken off again) instead of being copied: a million-artifact link is ~100 MB.
+    The signature is made on another thread while the payload's base64 is produced here: it
+    is the envelope's last member, and signing a large payload (ed25519 hashes it twice, a KMS
+    signer waits on the network) releases the GIL. A bytearray payload signed by a key in
+    memory gets the PAE header put in front of it in place (and taken off again when the last
+    piece is made or the consumer stops) instead of being copied: a million-artifact link is
+    ~100 MB. Base64 of consecutive 3-byte-aligned pieces concatenates to the base64 of the
+    whole, and its alphabet needs no JSON escaping, so the bytes equal `canonical_json` of the
+    envelope dict. A signer that fails raises after the payload's pieces, before the last one.
     """
     from securesystemslib.signer import CryptoSigner
 
     kind = payload_type.encode()
     header = b"DSSEv1 %d %b %d " % (len(kind), kind, len(payload))
-    if isinstance(payload, bytearray) and isinstance(signer, CryptoSigner):
-        payload[0:0] = header
-        try:
-            signature = signer.sign(payload)  # type: ignore[arg-type]  # any buffer
-        finally:
-            del payload[: len(header)]
+    in_place = payload if isinstance(payload, bytearray) else None
+    if in_place is not None and isinstance(signer, CryptoSigner):
+        in_place[0:0] = header
+        pae: bytes | bytearray = in_place
+        body = memoryview(in_place)[len(header) :]
     else:
-        signature = signer.sign(header + payload)
-    entry = dict(signature.to_dict())
+        in_place = None
+        pae = header + payload
+        body = memoryview(payload)
+    done: dict[str, Any] = {}
+
+    def sign() -> None:
+        try:
+            done["sig"] = signer.sign(pae)
+        except BaseException as exc:  # noqa: BLE001 - raised on the consumer's thread below
+            done["error"] = exc
+
+    thread = threading.Thread(target=sign, name="provenance-sign", daemon=True)
+    thread.start()
+    try:
+        yield b'{"payload":"'
+        fast = _pybase64() if len(body) > chunk else None  # (importing it costs ~2 ms)
+        encode = base64.b64encode if fast is None else fast.b64encode  # same bytes, ~3x faster
+        for start in range(0, len(body), chunk):
+            with body[start : start + chunk] as piece:
+                yield encode(piece)
+    finally:
+        thread.join()
+        body.release()
+        if in_place is not None:
+            del in_place[: len(header)]
+    if "error" in done:
+        raise done["error"]
+    entry = dict(done["sig"].to_dict())
     entry["sig"] = base64.b64encode(bytes.fromhex(entry["sig"])).decode()
-    return entry
-
-
-def dump_chunks(
-    payload: bytes | bytearray,
-    signatures: list[dict[str, Any]],
-    payload_type: str = IN_TOTO_PAYLOAD_TYPE,
-    chunk: int = 3 << 20,
-) -> Iterator[bytes]:
-    """`dumps` of the envelope, in pieces: the payload's base64 is never one whole string.
-
-    Base64 of consecutive 3-byte-aligned pieces concatenates to the base64 of the whole, and its
-    alphabet needs no JSON escaping, so the bytes equal `canonical_json` of the envelope dict.
-    """
-    yield b'{"payload":"'
-    view = memoryview(payload)
-    fast = _pybase64() if len(view) > chunk else None  # (importing it costs ~2 ms)
-    encode = base64.b64encode if fast is None else fast.b64encode  # the same bytes, ~3x faster
-    for start in range(0, len(view), chunk):
-        yield encode(view[start : start + chunk])
-    yield b'","payloadType":' + canonical_json(payload_type)
-    yield b',"signatures":' + canonical_json(signatures) + b"}"
+    yield (
+        b'","payloadType":'
+        + canonical_json(payload_type)
+        + b',"signatures":'
+        + canonical_json([entry])
+        + b"}"
+    )
 
 
 class ParsedEnvelope:
