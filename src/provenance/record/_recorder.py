@@ -30,12 +30,9 @@ from provenance.hashing import (
     compile_patterns,
     objects,
 )
-from provenance.links import link_filename, link_payload
-from provenance.record import _datasets, _environment, _lineage, _objects, _run_id
+from provenance.record import _datasets, _environment, _lineage, _objects
 from provenance.record._lineage import BaseModel, BaseModelRecord
 from provenance.record._ranks import Ranks
-from provenance.record.sinks import DirectorySink, publish
-from provenance.signing import load_signer
 
 log = logging.getLogger("provenance")
 
@@ -105,6 +102,9 @@ class Recording:
     def finish(
         self, command: list[str], byproducts: dict[str, Any], parameters: str | None = None
     ) -> str:
+        from provenance.links import link_payload
+        from provenance.record.sinks import DirectorySink, publish
+
         products = _hash(
             self.base, self.spec.products, self.excludes, self.spec.quiet, "products", self.engine
         )
@@ -261,7 +261,6 @@ def prepare(spec: StepSpec, ranks: Ranks | None = None) -> Recording:
         rel = relative_inside(own, base) if os.path.exists(own) or own == links_dir else None
         if rel and rel != ".":
             excludes.append(rel + ("/" if own == links_dir else ""))
-    packages = _PackagesLater()
     engine = choose_engine(spec.engine)
     materials: Background[ArtifactSet] | None = None
     # Ray is started from the main thread only: the local engine hashes in the background.
@@ -274,7 +273,13 @@ def prepare(spec: StepSpec, ranks: Ranks | None = None) -> Recording:
                 base, pats, tuple(excludes), spec.quiet, "materials", progress=progress
             )
         )
+    packages = _PackagesLater()
     try:
+        # Imported while the materials hash: the signer's libraries, the link writer, run ids.
+        from provenance.links import link_filename
+        from provenance.record import _run_id
+        from provenance.signing import load_signer
+
         signer = load_signer(key, spec.pub_key or _config.setting("pub_key", root=base))
     except BaseException:
         if materials is not None:
