@@ -25,7 +25,12 @@ class Cancelled(Exception):
 class Background(Generic[T]):
     """`job(progress)` on a daemon thread; `result()` joins it and re-raises its error."""
 
-    def __init__(self, job: Callable[[Progress], T], progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        job: Callable[[Progress], T],
+        progress: Progress | None = None,
+        name: str = "provenance-hashing",
+    ) -> None:
         self._stop = threading.Event()
         self._value: T | None = None
         self._error: BaseException | None = None
@@ -37,7 +42,7 @@ class Background(Generic[T]):
             except BaseException as exc:  # noqa: BLE001 - handed to the owner in result()
                 self._error = exc
 
-        self._thread = threading.Thread(target=run, name="provenance-hashing", daemon=True)
+        self._thread = threading.Thread(target=run, name=name, daemon=True)
         self._thread.start()
 
     def _advance(self, n: int) -> None:

@@ -105,6 +105,12 @@ class Recording:
         from provenance.links import link_payload
         from provenance.record.sinks import DirectorySink, publish
 
+        if self.packages is not None:
+            self.packages.settle()
+        # git answers on a thread while the products are hashed and the materials serialised.
+        captured = Background(
+            lambda _: _environment.capture(self.base, self.run_id), name="provenance-environment"
+        )
         products = _hash(
             self.base, self.spec.products, self.excludes, self.spec.quiet, "products", self.engine
         )
@@ -118,9 +124,8 @@ class Recording:
             products.add(made)
         if self.reads_file is not None:
             self.datasets["read"] = _datasets.collect_reads(self.reads_file)
-        if self.packages is not None:
-            self.packages.settle()
-        environment = _environment.capture(self.base, self.run_id)
+        materials = self.materials.to_json()  # most of a large link's payload
+        environment = captured.result()
         environment["started_on"], environment["finished_on"] = self.started_on, utc_now()
         environment["patterns"] = {
             "materials": list(self.material_patterns),
@@ -141,7 +146,7 @@ class Recording:
         payload = link_payload(
             self.spec.name,
             command,
-            self.materials,
+            materials,
             products,
             byproducts,
             environment,
