@@ -305,3 +305,30 @@ def test_escaping_product_pattern_fails_when_the_step_is_declared(project: Path)
         def s() -> None: ...
 
     assert links_in(project) == []
+
+
+def test_git_state_names_the_commit_and_whether_tracked_files_changed(tmp_path: Path) -> None:
+    from provenance.record._environment import git_state
+
+    assert git_state(str(tmp_path)) == {"commit": None, "dirty": None}  # no repository
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            cwd=tmp_path,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+
+    git("init", "-q")
+    (tmp_path / "train.py").write_text("print(1)\n")
+    git("add", "train.py")
+    git("commit", "-q", "-m", "one")
+    head = git("rev-parse", "HEAD")
+    (tmp_path / "untracked.bin").write_bytes(b"x")  # untracked files do not make it dirty
+    assert git_state(str(tmp_path)) == {"commit": head, "dirty": False}
+    (tmp_path / "train.py").write_text("print(2)\n")
+    assert git_state(str(tmp_path)) == {"commit": head, "dirty": True}

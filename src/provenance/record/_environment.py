@@ -11,22 +11,41 @@ from typing import Any
 from provenance.record._mlflow_run import active_run_id
 
 
-def _git(base: str, *args: str) -> str | None:
+def _git(base: str, *args: str) -> subprocess.Popen[str] | None:
     try:
-        proc = subprocess.run(
-            ["git", *args], cwd=base, capture_output=True, text=True, timeout=30, check=False
+        return subprocess.Popen(
+            ["git", *args],
+            cwd=base,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def _answer(proc: subprocess.Popen[str] | None) -> str | None:
+    if proc is None:
+        return None
+    try:
+        out, _ = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return None
+    return out.strip() if proc.returncode == 0 else None
 
 
 def git_state(base: str) -> dict[str, Any]:
-    commit = _git(base, "rev-parse", "HEAD")
+    """The commit checked out at `base` and whether tracked files differ from it (None: no git)."""
+    # Both questions at once: on a large working tree `git status` is the slow one.
+    head = _git(base, "rev-parse", "HEAD")
+    status = _git(base, "status", "--porcelain", "--untracked-files=no")
+    commit, changes = _answer(head), _answer(status)
     if commit is None:
         return {"commit": None, "dirty": None}
-    status = _git(base, "status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+    return {"commit": commit, "dirty": bool(changes) if changes is not None else None}
 
 
 @lru_cache(maxsize=1)
@@ -63,6 +82,15 @@ def _name_version(dist: Any) -> str:
         if len(found) == 2:
             return f"{found['name'].lower()}=={found['version']}"
     return f"{(dist.metadata['Name'] or '').lower()}=={dist.version}"
+
+
+def warm() -> None:
+    """Find out ahead what `capture` reads that is slow to find out (a recorder's thread).
+
+    `platform.platform()` is cached by `platform`; on Linux it runs `uname -p` the first time.
+    """
+    installed_packages()
+    platform.platform()
 
 
 @lru_cache(maxsize=1)

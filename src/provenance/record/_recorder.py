@@ -107,7 +107,7 @@ class Recording:
 
         if self.packages is not None:
             self.packages.settle()
-        # git answers on a thread while the products are hashed and the materials serialised.
+        # git answers on a thread while the products are hashed.
         captured = Background(
             lambda _: _environment.capture(self.base, self.run_id), name="provenance-environment"
         )
@@ -124,7 +124,6 @@ class Recording:
             products.add(made)
         if self.reads_file is not None:
             self.datasets["read"] = _datasets.collect_reads(self.reads_file)
-        materials = self.materials.to_json()  # most of a large link's payload
         environment = captured.result()
         environment["started_on"], environment["finished_on"] = self.started_on, utc_now()
         environment["patterns"] = {
@@ -146,7 +145,7 @@ class Recording:
         payload = link_payload(
             self.spec.name,
             command,
-            materials,
+            self.materials,
             products,
             byproducts,
             environment,
@@ -176,7 +175,7 @@ def discard(rec: Recording) -> None:
 
 
 class _PackagesLater:
-    """List the installed packages on a thread while hashing runs (it takes ~0.2 s).
+    """List the installed packages on a thread while hashing runs (`_environment.warm`).
 
     The link records the packages as they are when it is written; `settle` keeps the early list
     only if no directory on sys.path changed since (a step that pip-installs changes one).
@@ -184,7 +183,7 @@ class _PackagesLater:
 
     def __init__(self) -> None:
         self._stamp = _site_stamp()
-        self._thread = threading.Thread(target=_environment.installed_packages, daemon=True)
+        self._thread = threading.Thread(target=_environment.warm, daemon=True)
         self._thread.start()
 
     def settle(self) -> None:
