@@ -180,13 +180,17 @@ def timed(fn: Callable[[], object]) -> float:
 
 
 def alternate(contenders: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
-    """Warm up once, then run the contenders in turn, `rounds` times; return medians."""
+    """Warm up once, then run the contenders in turn, `rounds` times; return medians.
+
+    Every other round runs them in reverse order: none always follows the same one.
+    """
     for fn in contenders.values():
         fn()
     times: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, fn in contenders.items():
-            times[name].append(timed(fn))
+    names = list(contenders)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else reversed(names):
+            times[name].append(timed(contenders[name]))
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
@@ -353,7 +357,7 @@ def main() -> None:
     compile_bytecode()
     if args.output is None:
         args.output = HERE / ("RESULTS-small.md" if args.small else "RESULTS.md")
-    rounds = args.rounds or (2 if args.small else 5)
+    rounds = args.rounds or (2 if args.small else 7)
     import logging
 
     logging.disable(logging.WARNING)  # in-toto logs a warning per step about expected commands
