@@ -225,24 +225,24 @@ def test_a_file_truncated_while_a_thread_hashes_it_is_reported_and_never_mapped(
     assert victim.stat().st_size == 1000
 
 
-# A worker whose file reads append to the file named by argv[2]: it changes while it is hashed.
+# A worker in which the file named by argv[2] grows between its size and its read (lseek, then
+# one pread): it changes while it is hashed.
 GROWING_WORKER = """
 import importlib.util, os, sys
 spec = importlib.util.spec_from_file_location("_worker", sys.argv[1])
 w = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(w)
-real_read = os.read
+real_pread = os.pread
 
 
-def read(fd, n):
-    data = real_read(fd, n)
-    if fd > 2:  # a file, not the task pipe
+def pread(fd, n, offset):
+    if os.fstat(fd).st_ino == os.stat(sys.argv[2]).st_ino:
         with open(sys.argv[2], "ab") as f:
             f.write(b"more")
-    return data
+    return real_pread(fd, n, offset)
 
 
-w.os.read = read
+w.os.pread = pread
 w.main()
 """
 
