@@ -126,8 +126,9 @@ def test_walk_yields_sorted_paths_and_collect_matches_it(tmp_path: Path) -> None
     assert got == sorted(files)
 
 
-# A worker whose sha256 truncates the file named by argv[2] once it is handed a mapped window:
-# the real worker code in its own process, run by the real pool; only the timing is arranged.
+# A worker whose sha256 truncates the file named by argv[2] once it is handed a large file's first
+# piece: the real worker code in its own process, run by the real pool; only the timing is
+# arranged.
 TRUNCATING_WORKER = """
 import importlib.util, os, sys
 spec = importlib.util.spec_from_file_location("_worker", sys.argv[1])
@@ -136,11 +137,11 @@ spec.loader.exec_module(w)
 real = w.hashlib.sha256
 
 class Truncating:
-    def __init__(self):
-        self.h = real()
+    def __init__(self, data=b""):
+        self.h = real(data)
 
     def update(self, data):
-        if len(data) > 1 << 20:  # the mapped window: cut the file under it
+        if len(data) >= w.CHUNK:  # a large file's piece: cut the file while it is read
             os.truncate(sys.argv[2], 0)
         self.h.update(data)
 
@@ -155,28 +156,32 @@ w.main()
 """
 
 
-def test_a_mapped_file_truncated_under_a_worker_is_reported_as_changed(
+def test_a_heavy_file_truncated_while_a_worker_reads_it_is_reported_as_changed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Heavy files are mapped by a worker process: truncation kills it (SIGBUS), not the caller."""
+    """Heavy files are read by a worker process (never mapped): the worker lives on."""
     victim = tmp_path / "victim.bin"
     victim.write_bytes(os.urandom(3 << 20))
     monkeypatch.setattr(_engine, "HEAVY", 1)
+    monkeypatch.setattr(_engine, "LARGE", 1 << 20)  # read in pieces, not whole
     _pool.shutdown()  # the next job starts its workers with the argv below
     argv = [sys.executable, "-I", "-S", "-c", TRUNCATING_WORKER, _worker.__file__, str(victim)]
     monkeypatch.setattr(_pool, "worker_argv", lambda: argv)
-    with pytest.raises(ArtifactError, match=r"victim\.bin.*changed while it was being hashed"):
-        hash_paths_packed(str(tmp_path), ["victim.bin"], workers=2, fork_heavy=True)
-    assert victim.stat().st_size == 0  # it was truncated under the mapping
+    try:
+        with pytest.raises(ArtifactError, match=r"victim\.bin.*changed while it was being hashed"):
+            hash_paths_packed(str(tmp_path), ["victim.bin"], workers=2, fork_heavy=True)
+        assert victim.stat().st_size == 0  # it was truncated while it was read
+        assert _pool.idle_pids()  # no worker died of it: the set is kept for the next job
+    finally:
+        _pool.shutdown()  # no worker started with this argv serves a later test
     assert _no_workers_left()
-    assert _pool.idle_pids() == []  # the set that lost a worker is not reused
 
 
-def test_heavy_files_hashed_through_mmap_in_windows(
+def test_heavy_files_hashed_by_workers_in_pieces(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(_engine, "HEAVY", 1)
-    monkeypatch.setattr(_engine, "MAP_WINDOW", 1 << 20)
+    monkeypatch.setattr(_engine, "LARGE", 1 << 20)  # above it: read in CHUNK pieces
     files = {f"m{i}.bin": os.urandom((3 << 20) + i) for i in range(3)}
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)

@@ -179,7 +179,7 @@ def _batch(base: Path, rels: list[str]) -> list[tuple[int, bytes]]:
     """(status, digest) per file, as a worker process answers for one batch (run in-process)."""
     from provenance.hashing import _worker
 
-    b = _worker.Batcher(os.fsencode(base), False, _engine.LARGE, 0)
+    b = _worker.Batcher(os.fsencode(base), False, _engine.LARGE)
     try:
         rec = b.hash(0, [os.fsencode(r) for r in rels])
     finally:

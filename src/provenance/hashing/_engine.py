@@ -8,9 +8,9 @@ pickling). Among many files the large ones are hashed by threads afterwards: has
 the GIL while digesting big buffers, and one file's sha256 cannot be split. For the recorder, a
 few files that add up to a lot of data (a model directory, one weights file) go to the worker
 processes, one file per task: the caller then holds no GIL while they are hashed, so it can load
-the signer meanwhile at full speed (a thread would stall on the GIL at every chunk); the workers
-map large files (mmap) instead of copying them out of the page cache. The caller's own threads
-never map a file: one truncated meanwhile would raise SIGBUS in the caller. A file whose size or
+the signer meanwhile at full speed (a thread would stall on the GIL at every chunk). Nothing
+maps a file (one truncated meanwhile would raise SIGBUS): large files are read in `CHUNK`
+pieces, which is also faster here than mapping them (see `_worker`). A file whose size or
 mtime changes while it is read is an error (a small file a worker reads in one call: its size; a
 torn read gives a digest no state of the file has, which verification then refuses). `_stream`
 feeds the same workers with paths while the walk is still listing.
@@ -31,8 +31,7 @@ __all__ = ["CHUNK", "Progress", "check_results", "hash_file", "hash_paths", "has
 
 Progress = Callable[[int], None]  # called with the number of files just finished
 
-MAP_WINDOW = 64 << 20  # mapped at a time by worker processes: bounds their resident memory
-LARGE = 8 << 20  # files above this go to the thread pool (or, heavy, are mapped by a worker)
+LARGE = 8 << 20  # files above this go to the thread pool (or, heavy, to a worker process)
 POOL_MIN_FILES = 2000  # below this, handing files to worker processes costs more than it saves
 HEAVY = 64 << 20  # ... unless the files add up to this many bytes
 BATCH = 256  # files per work item handed to a worker
@@ -124,13 +123,11 @@ def _hash_pooled(
     batch = 1 if big else BATCH
     clean = False
     try:
-        job = _pool.Job(
-            ws, workers, base, big=big, out=out, progress=progress, large=LARGE, window=MAP_WINDOW
-        )
+        job = _pool.Job(ws, workers, base, big=big, out=out, progress=progress, large=LARGE)
         for s in range(0, len(relpaths), batch):
             job.send(s, relpaths[s : s + batch])
         results = job.finish()
-        clean = not job.lost_worker
+        clean = True
     finally:
         _pool.release(ws, clean)
     check_results(base, relpaths, results.errors)

@@ -16,11 +16,11 @@ from __future__ import annotations
 import atexit
 import os
 import selectors
-import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from provenance.errors import ArtifactError
 from provenance.hashing import _worker
@@ -44,7 +44,6 @@ Progress = Callable[[int], None]  # called with the number of files just finishe
 
 QUEUED = 48 * 1024  # bytes of paths waiting in one worker's pipe (its buffer holds 64 KiB)
 NOT_REGULAR = "is not a regular file (FIFO, socket or device); it cannot be an artifact"
-_SIGBUS = getattr(signal, "SIGBUS", 0)
 
 
 def worker_argv() -> list[str]:
@@ -273,7 +272,6 @@ class Job:
         out: bytearray,
         progress: Progress | None,
         large: int,
-        window: int,
     ) -> None:
         self.base = base
         self.procs = ws.procs[:n]
@@ -281,12 +279,10 @@ class Job:
         self.big = big
         self.limit = 1 if big else QUEUED
         self.queued = [0] * n
-        self.pending: dict[int, tuple[int, int, Sequence[str]]] = {}  # start -> worker, cost, files
-        self.changed: list[str] = []  # files whose worker died of SIGBUS (truncated while mapped)
-        self.alive = [True] * n
+        self.pending: dict[int, tuple[int, int]] = {}  # batch start -> worker, cost
         self.bufs = [bytearray() for _ in range(n)]
         self.sel = selectors.DefaultSelector()
-        args = JOB_ARGS.pack(large, window) + os.fsencode(os.path.abspath(base))
+        args = JOB_ARGS.pack(large) + os.fsencode(os.path.abspath(base))
         msg = IN.pack(JOB, BIG if big else 0, 0, len(args)) + args
         for w, p in enumerate(self.procs):
             self.sel.register(p.res, selectors.EVENT_READ, w)
@@ -306,18 +302,15 @@ class Job:
         while self.queued[w] and self.queued[w] + cost > self.limit:
             self._poll()
             w = self._least_busy()
-        if not self._write(w, msg):
-            self.send(start, batch)  # to another worker (one fewer each time)
-            return
+        self._write(w, msg)
         self.queued[w] += cost
-        self.pending[start] = (w, cost, batch)
+        self.pending[start] = (w, cost)
 
     def finish(self) -> Results:
         """Wait for every batch; the results (errors are the caller's to raise)."""
         msg = IN.pack(END, 0, 0, 0)
         for w in range(len(self.procs)):
-            if self.alive[w]:
-                self._write(w, msg)
+            self._write(w, msg)
         try:
             while self.sel.get_map():
                 self._poll()
@@ -326,57 +319,35 @@ class Job:
         return self.results
 
     def _least_busy(self) -> int:
-        live = [w for w in range(len(self.procs)) if self.alive[w]]
-        if not live:  # every worker met a truncated file: name the first
-            name = min(self.changed, default=self.base)
-            raise ArtifactError(name, "file changed while it was being hashed")
-        return min(live, key=self.queued.__getitem__)
+        return min(range(len(self.procs)), key=self.queued.__getitem__)
 
-    def _write(self, w: int, msg: bytes) -> bool:
-        """Send `msg` to worker `w`; False if it had died (see `_died`)."""
+    def _write(self, w: int, msg: bytes) -> None:
+        """Send `msg` to worker `w` (see `_died` if it has gone)."""
         try:
             write_all(self.procs[w].task, msg)
         except BrokenPipeError:
-            self._died(w, self.procs[w].res)
-            return False
-        return True
+            self._died()
 
     def _poll(self) -> None:
         for key, _ in self.sel.select():
             w = key.data
             got = self.results.read(key.fd, self.bufs[w])
             if got is None:
-                self._died(w, key.fd)
-                continue
+                self._died()
             done, finished = got
             for start in done:
-                _, cost, _ = self.pending.pop(start)
+                _, cost = self.pending.pop(start)
                 self.queued[w] -= cost
             if finished:
                 self.sel.unregister(key.fd)
 
-    def _died(self, w: int, fd: int) -> None:
-        """A worker's results ended before its DONE: a truncated mapped file, or a failure."""
-        if fd in self.sel.get_map():
-            self.sel.unregister(fd)
-        self.alive[w] = False
-        while (got := self.results.read(fd, self.bufs[w])) is not None:
-            for start in got[0]:  # what it answered before it died
-                del self.pending[start]
-        status = self.procs[w].popen.wait()
-        if not (self.big and _SIGBUS and status == -_SIGBUS):
-            raise ArtifactError(self.base, "a hashing worker process failed")
-        # SIGBUS: a file shrank under the mapping; the files it never answered for changed.
-        for start, (owner, _, batch) in list(self.pending.items()):
-            if owner == w:
-                del self.pending[start]
-                self.results.errors += [(start + k, -1) for k in range(len(batch))]
-                self.changed += batch
+    def _died(self) -> NoReturn:
+        """A worker's pipes closed before its DONE: it was killed (the OOM killer) or failed.
 
-    @property
-    def lost_worker(self) -> bool:
-        """True when a worker died during the job (its set must not be reused)."""
-        return not all(self.alive)
+        Files are read, never mapped, so no file's state can kill a worker: the job fails
+        (and the caller kills and reaps the set, see `release`).
+        """
+        raise ArtifactError(self.base, "a hashing worker process failed")
 
 
 def check_results(base: str, relpaths: Sequence[str], errors: list[tuple[int, int]]) -> None:

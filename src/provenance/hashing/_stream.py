@@ -72,7 +72,6 @@ def hash_walked_batches(
             out=bytearray(),
             progress=progress,
             large=_engine.LARGE,
-            window=_engine.MAP_WINDOW,
         )
         sent, batch = 0, _engine.BATCH
 
@@ -91,7 +90,7 @@ def hash_walked_batches(
         if on_total:
             on_total(len(paths))
         results = job.finish()
-        clean = not job.lost_worker
+        clean = True
     finally:
         _pool.release(ws, clean)
     check_results(base, paths, results.errors)
