@@ -376,8 +376,14 @@ def write_atomic(
             if isinstance(data, bytes | bytearray | memoryview):
                 f.write(data)
             else:
-                for piece in data:
-                    f.write(piece)
+                try:
+                    for piece in data:
+                        f.write(piece)
+                finally:
+                    # A generator (a link's signed pieces) cleans up now, not when collected.
+                    close = getattr(data, "close", None)
+                    if close is not None:
+                        close()
             f.flush()
             os.fsync(f.fileno())
         if overwrite:

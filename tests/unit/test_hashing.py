@@ -189,17 +189,46 @@ def _batch(base: Path, rels: list[str]) -> list[tuple[int, bytes]]:
 
 
 def test_worker_refuses_what_was_swapped_in_after_the_walk(tmp_path: Path) -> None:
-    """The fast path reads no fstat: a FIFO, a device, a directory still never hash (or block)."""
+    """The fast path reads no fstat: a FIFO, a device, a directory still never hash (or block).
+
+    A name is opened without following a symlink; a symlink (the walk's, or one swapped in)
+    is hashed only when it resolves to a regular file inside the base.
+    """
     from provenance.hashing import _worker
 
-    (tmp_path / "ok.bin").write_bytes(b"data")
-    os.mkfifo(tmp_path / "fifo")
-    (tmp_path / "null").symlink_to("/dev/null")
-    (tmp_path / "zero").symlink_to("/dev/zero")
-    (tmp_path / "dir").mkdir()
-    got = _batch(tmp_path, ["ok.bin", "fifo", "null", "zero", "dir"])
-    assert got[0] == (_worker.OK, hashlib.sha256(b"data").digest())
-    assert [s for s, _ in got[1:]] == [_worker.SPECIAL] * 4
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "ok.bin").write_bytes(b"data")
+    os.mkfifo(base / "fifo")
+    (base / "dir").mkdir()
+    (base / "to-ok").symlink_to("ok.bin")  # inside the base: the target's digest
+    (base / "to-fifo").symlink_to("fifo")
+    (tmp_path / "outside.txt").write_text("secret")
+    swapped = {"null": "/dev/null", "zero": "/dev/zero", "out": str(tmp_path / "outside.txt")}
+    for name, target in swapped.items():
+        (base / name).symlink_to(target)
+    got = _batch(base, ["ok.bin", "to-ok", "fifo", "dir", "to-fifo", "null", "zero", "out"])
+    ok = (_worker.OK, hashlib.sha256(b"data").digest())
+    assert got[:2] == [ok, ok]
+    assert [s for s, _ in got[2:5]] == [_worker.SPECIAL] * 3
+    assert [s for s, _ in got[5:]] == [_worker.ESCAPED] * 3
+
+
+def test_pooled_hashing_names_a_symlink_swapped_to_outside_the_base(tmp_path: Path) -> None:
+    """Between the walk and the hash a file becomes a link out of the base: refused by name."""
+    from provenance.hashing import _pool
+
+    (tmp_path / "outside.txt").write_text("not yours to vouch for")
+    base = tmp_path / "base"
+    rels = [f"d/f{i}.bin" for i in range(_engine.POOL_MIN_FILES)]
+    for rel in rels:
+        (base / rel).parent.mkdir(parents=True, exist_ok=True)
+        (base / rel).write_bytes(rel.encode())
+    (base / rels[7]).unlink()
+    (base / rels[7]).symlink_to(tmp_path / "outside.txt")
+    with pytest.raises(PathEscapeError, match=r"d/f7\.bin.*outside the base"):
+        hash_paths(str(base), rels, workers=2)
+    assert _pool.idle_pids()  # a refused file is an answer, not a failed worker
 
 
 @pytest.mark.parametrize("change", [b"more", b""])

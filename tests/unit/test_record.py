@@ -332,3 +332,11 @@ def test_git_state_names_the_commit_and_whether_tracked_files_changed(tmp_path: 
     assert git_state(str(tmp_path)) == {"commit": head, "dirty": False}
     (tmp_path / "train.py").write_text("print(2)\n")
     assert git_state(str(tmp_path)) == {"commit": head, "dirty": True}
+    # The repository's own config cannot make the recorder run a command (fsmonitor).
+    marker = tmp_path.parent / f"{tmp_path.name}-fsmonitor-ran"
+    hook = tmp_path.parent / f"{tmp_path.name}-fsmonitor.sh"
+    hook.write_text(f"#!/bin/sh\ntouch {marker}\n")
+    hook.chmod(0o755)
+    git("config", "core.fsmonitor", str(hook))
+    assert git_state(str(tmp_path)) == {"commit": head, "dirty": True}
+    assert not marker.exists()

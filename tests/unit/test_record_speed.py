@@ -142,6 +142,46 @@ def test_a_signer_that_fails_leaves_no_link(tmp_path: Path) -> None:
     assert payload == b"x" * 10_000
 
 
+def test_a_write_that_fails_midway_leaves_the_payload_as_it_was_and_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The signed pieces are closed when the write fails, before its error is raised."""
+    from provenance import _fs
+    from provenance.errors import OutputError
+
+    generate("k", str(tmp_path))
+    signer = load_signer(str(tmp_path / "k"))
+    payload = bytearray(b'{"_type":"link"}' * 500_000)  # 8 MB: several base64 pieces
+    original = bytes(payload)
+    real_fdopen = _fs.os.fdopen
+
+    class DiskFull:
+        def __init__(self, f) -> None:
+            self.f, self.writes = f, 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.f.close()
+
+        def write(self, data: bytes) -> int:
+            self.writes += 1
+            if self.writes == 3:
+                raise OSError(28, "No space left on device")
+            return self.f.write(data)
+
+    monkeypatch.setattr(_fs.os, "fdopen", lambda fd, mode: DiskFull(real_fdopen(fd, mode)))
+    links = tmp_path / "links"
+    try:
+        write_link(payload, signer, "step", str(links))
+    except OutputError:
+        assert payload == original  # already restored when the error is raised
+    else:
+        raise AssertionError("the write did not fail")
+    assert list(links.iterdir()) == []
+
+
 def test_installed_packages_equal_what_the_email_parser_reads() -> None:
     slow = {f"{(d.metadata['Name'] or '').lower()}=={d.version}" for d in distributions()}
     _environment.installed_packages.cache_clear()

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from provenance.errors import ArtifactError
+from provenance.errors import ArtifactError, PathEscapeError
 from provenance.hashing import _worker
 from provenance.hashing._worker import (
     BATCH,
@@ -30,6 +30,7 @@ from provenance.hashing._worker import (
     CHANGED,
     DONE_MARK,
     END,
+    ESCAPED,
     IN,
     JOB,
     JOB_ARGS,
@@ -214,7 +215,8 @@ class Results:
     def __init__(self, out: bytearray, progress: Progress | None) -> None:
         self.out, self.progress = out, progress
         self.large: list[int] = []
-        self.errors: list[tuple[int, int]] = []  # (index, errno | -1 changed | -2 special)
+        # (index, errno | -1 changed | -2 special | -3 a symlink out of the base)
+        self.errors: list[tuple[int, int]] = []
 
     def read(self, fd: int, buf: bytearray) -> tuple[list[int], bool] | None:
         """Read from `fd` into `buf`; the batches completed (their starts) and whether DONE came.
@@ -245,7 +247,7 @@ class Results:
                     if s == LARGE_FILE:
                         self.large.append(start + k)
                     elif s != OK:
-                        code = {CHANGED: -1, SPECIAL: -2}.get(s, out[32 * (start + k)])
+                        code = {CHANGED: -1, SPECIAL: -2, ESCAPED: -3}.get(s, out[32 * (start + k)])
                         self.errors.append((start + k, code))
             pos += size
             done.append(start)
@@ -354,6 +356,8 @@ def check_results(base: str, relpaths: Sequence[str], errors: list[tuple[int, in
     """Raise for the first failed file, in path order."""
     if errors:
         i, err = min(errors, key=lambda e: relpaths[e[0]])
+        if err == -3:
+            raise PathEscapeError(relpaths[i], "symlink points outside the base directory")
         msg = (
             "file changed while it was being hashed"
             if err == -1

@@ -22,6 +22,7 @@ into a buffer the size of the L2 cache is also faster here (a 2 GiB file: 1.19-1
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import signal
@@ -37,10 +38,13 @@ IN = struct.Struct("<BIII")  # kind, a, b, payload bytes
 JOB_ARGS = struct.Struct("<Q")  # large-file threshold
 TASK = struct.Struct("<II")  # [start, end) indices of a batch's files
 DONE_MARK = 0xFFFFFFFF
-OK, ERR, LARGE_FILE, CHANGED, SPECIAL = 0, 1, 2, 3, 4
-# Non-blocking open: a path swapped for a FIFO after the walk must not block the step; the
-# fstat below (needed anyway for the size) then refuses anything that is not a regular file.
+OK, ERR, LARGE_FILE, CHANGED, SPECIAL, ESCAPED = 0, 1, 2, 3, 4, 5
+# Non-blocking open: a path swapped for a FIFO after the walk must not block the step (the
+# checked path's fstat then refuses anything that is not a regular file).
 OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+# A worker opens a file without following a symlink: the fast path reads no fstat, so a name
+# swapped for a link to a device after the walk must not reach it (`Batcher._linked`).
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 class Changed(Exception):
@@ -95,6 +99,7 @@ class Batcher:
 
     def __init__(self, base: bytes, big: bool, large: int) -> None:
         self.base, self.big, self.large = base, big, large
+        self.base_real = os.path.realpath(base)
         self.buf = bytearray(CHUNK) if big else None
         self.cur_dir: bytes | None = None
         self.dfd = -1
@@ -113,7 +118,7 @@ class Batcher:
         add = out.append
         large = self.large
         lseek, pread, sha256, open_, close = os.lseek, os.pread, hashlib.sha256, os.open, os.close
-        end, flags = os.SEEK_END, OPEN_FLAGS
+        end, flags = os.SEEK_END, OPEN_FLAGS | NOFOLLOW
         cur, dfd = self.cur_dir, self.dfd
         k = -1
         for rel in rels:
@@ -129,6 +134,9 @@ class Batcher:
                     self.cur_dir = cur = dirname
                 fd = open_(name, flags, dir_fd=dfd)
             except OSError as exc:
+                if exc.errno == errno.ELOOP:  # a symlink: the walk's, or one swapped in since
+                    add(self._linked(rel, k, status))
+                    continue
                 status[k] = ERR
                 add(_errno(exc))
                 continue
@@ -154,18 +162,40 @@ class Batcher:
                     status[k] = CHANGED
                     add(bytes(32))
                     continue
-                add(self._checked(fd, size, k, status))
+                add(self._checked(fd, size >= 0, k, status))
             finally:
                 close(fd)
         return TASK.pack(start, start + n) + status + b"".join(out)
 
-    def _checked(self, fd: int, size: int, k: int, status: bytearray) -> bytes:
-        """The digest of a file off the fast path (or 32 bytes of error code, `status` set)."""
+    def _linked(self, rel: bytes, k: int, status: bytearray) -> bytes:
+        """A symlink's target, hashed only if it resolves inside the base and is a regular file.
+
+        As the walk requires, whether the link is the walk's or one swapped in since.
+        """
+        target = os.path.realpath(os.path.join(self.base, rel))
+        if not (target == self.base_real or target.startswith(self.base_real + b"/")):
+            status[k] = ESCAPED
+            return bytes(32)
         try:
-            if size >= 0:
-                os.lseek(fd, 0, os.SEEK_SET)  # the fast path's lseek left it at the end
+            fd = os.open(target, OPEN_FLAGS | NOFOLLOW)  # resolved: a link swapped in fails
+        except OSError as exc:
+            status[k] = ERR
+            return _errno(exc)
+        try:
+            return self._checked(fd, False, k, status)
+        finally:
+            os.close(fd)
+
+    def _checked(self, fd: int, moved: bool, k: int, status: bytearray) -> bytes:
+        """The digest of a file off the fast path (or 32 bytes of error code, `status` set).
+
+        `moved`: the fast path's lseek left the file at its end.
+        """
+        try:
+            if moved:
+                os.lseek(fd, 0, os.SEEK_SET)
             st = os.fstat(fd)
-            if size > self.large and stat.S_ISREG(st.st_mode) and not self.big:
+            if st.st_size > self.large and stat.S_ISREG(st.st_mode) and not self.big:
                 status[k] = LARGE_FILE
                 return bytes(32)
             return digest_fd(fd, self.buf, self.large, st)

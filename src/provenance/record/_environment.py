@@ -14,7 +14,8 @@ from provenance.record._mlflow_run import active_run_id
 def _git(base: str, *args: str) -> subprocess.Popen[str] | None:
     try:
         return subprocess.Popen(
-            ["git", *args],
+            # No fsmonitor: a repository's config must not run a command in the recorder.
+            ["git", "-c", "core.fsmonitor=false", *args],
             cwd=base,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

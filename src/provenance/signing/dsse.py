@@ -81,10 +81,12 @@ def signed_chunks(
             with body[start : start + chunk] as piece:
                 yield encode(piece)
     finally:
-        thread.join()
-        body.release()
-        if in_place is not None:
-            del in_place[: len(header)]
+        try:
+            thread.join()  # the signer holds the buffer until it returns
+        finally:
+            body.release()
+            if in_place is not None:
+                del in_place[: len(header)]
     if "error" in done:
         raise done["error"]
     entry = dict(done["sig"].to_dict())
