@@ -32,6 +32,7 @@ RANK = {
     "_example": 9,
     "integrations": 1.2,  # orchestrator adapters over record's seams; may use gate
     "errors": 10,
+    "_lazy": 10,  # PEP 562 lazy names for packages: imports nothing of the project
     "_version": 10,
 }
 

@@ -1,8 +1,8 @@
 """Layouts: strict YAML, secure-by-default compilation to in-toto, lint and signing."""
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from provenance._lazy import lazy_names
 from provenance.layout._compile import compile_layout
 from provenance.layout._model import InspectionDef, LayoutSpec, ModelDecl, Rule, StepDef, Threshold
 from provenance.layout._policy import LayoutPolicy
@@ -15,18 +15,11 @@ if TYPE_CHECKING:
 # Reading YAML and signing load PyYAML and in-toto's signing model; verifying a signed layout
 # needs neither, so they are imported on first use.
 _LAZY = {
-    "load_yaml": "provenance.layout._yaml",
-    "SignedLayout": "provenance.layout.sign",
-    "sign_layout": "provenance.layout.sign",
+    "load_yaml": ("_yaml", "load_yaml"),
+    "SignedLayout": ("sign", "SignedLayout"),
+    "sign_layout": ("sign", "sign_layout"),
 }
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)
 
 
 __all__ = [
