@@ -340,3 +340,33 @@ def test_git_state_names_the_commit_and_whether_tracked_files_changed(tmp_path: 
     git("config", "core.fsmonitor", str(hook))
     assert git_state(str(tmp_path)) == {"commit": head, "dirty": True}
     assert not marker.exists()
+
+
+def test_the_active_mlflow_run_is_read_on_the_steps_thread(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow keeps the active run per thread: the link names it and goes to it (its sink)."""
+    import threading
+    import types
+
+    local = threading.local()
+    local.run = types.SimpleNamespace(
+        info=types.SimpleNamespace(run_id="run-on-this-thread"),
+        data=types.SimpleNamespace(tags={}),
+    )
+    logged: list[tuple[str, str]] = []
+    fake = types.ModuleType("mlflow")
+    fake.active_run = lambda: getattr(local, "run", None)  # type: ignore[attr-defined]
+    fake.log_artifact = lambda path, artifact_path: logged.append((path, artifact_path))  # type: ignore[attr-defined]
+    fake.set_tags = lambda tags: None  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "mlflow", fake)
+    Path("in.txt").write_text("x")
+
+    @provenance.step("tiny", materials=["in.txt"], products=["out.txt"], key="keys/trainer")
+    def tiny() -> None:
+        Path("out.txt").write_text("y")
+
+    tiny()
+    link = only_link(project)
+    assert payload(link)["environment"]["mlflow_run_id"] == "run-on-this-thread"
+    assert logged == [(str(link), "provenance/links")]

@@ -123,6 +123,26 @@ def test_in_place_signing_leaves_the_payload_as_it_was(tmp_path: Path) -> None:
     assert payload == original
 
 
+def test_a_signer_not_in_memory_signs_first_on_the_callers_thread(tmp_path: Path) -> None:
+    """A KMS/HSM/Sigstore signer may prompt or wait: it is never called from another thread."""
+    generate("k", str(tmp_path))
+    key = load_signer(str(tmp_path / "k"))
+    threads: list[str] = []
+
+    class Remote:  # not a CryptoSigner: stands for a signer behind a URI
+        public_key = key.public_key
+
+        def sign(self, payload: bytes):
+            threads.append(threading.current_thread().name)
+            return key.sign(payload)
+
+    payload = bytearray(b'{"_type":"link"}' * 1000)
+    original = bytes(payload)
+    got = b"".join(dsse.signed_chunks(payload, Remote(), chunk=3 * 5))
+    assert got == dsse.dumps(dsse.sign(original, key))
+    assert threads == [threading.current_thread().name] and payload == original
+
+
 def test_a_signer_that_fails_leaves_no_link(tmp_path: Path) -> None:
     """The signature is made while the payload is written: a failure still writes nothing."""
     generate("k", str(tmp_path))

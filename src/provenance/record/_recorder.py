@@ -107,10 +107,9 @@ class Recording:
 
         if self.packages is not None:
             self.packages.settle()
-        # git answers on a thread while the products are hashed.
-        captured = Background(
-            lambda _: _environment.capture(self.base, self.run_id), name="provenance-environment"
-        )
+        # git answers on a thread while the products are hashed (the rest of the environment is
+        # read on this thread: the active MLflow run is per thread).
+        git = Background(lambda _: _environment.git_state(self.base), name="provenance-git")
         products = _hash(
             self.base, self.spec.products, self.excludes, self.spec.quiet, "products", self.engine
         )
@@ -124,7 +123,7 @@ class Recording:
             products.add(made)
         if self.reads_file is not None:
             self.datasets["read"] = _datasets.collect_reads(self.reads_file)
-        environment = captured.result()
+        environment = _environment.capture(self.base, self.run_id, git.result())
         environment["started_on"], environment["finished_on"] = self.started_on, utc_now()
         environment["patterns"] = {
             "materials": list(self.material_patterns),

@@ -9,7 +9,7 @@ import hashlib
 import re
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from provenance._fs import canonical_json, load_json_bounded, read_bounded, read_chunks
@@ -41,45 +41,44 @@ def signed_chunks(
 ) -> Iterator[bytes]:
     """`dumps(sign(payload, signer))` in pieces, the payload's base64 never one whole string.
 
-    The signature is made on another thread while the payload's base64 is produced here: it
-    is the envelope's last member, and signing a large payload (ed25519 hashes it twice, a KMS
-    signer waits on the network) releases the GIL. A bytearray payload signed by a key in
-    memory gets the PAE header put in front of it in place (and taken off again when the last
-    piece is made or the consumer stops) instead of being copied: a million-artifact link is
-    ~100 MB. Base64 of consecutive 3-byte-aligned pieces concatenates to the base64 of the
-    whole, and its alphabet needs no JSON escaping, so the bytes equal `canonical_json` of the
-    envelope dict. A signer that fails raises after the payload's pieces, before the last one.
+    A key in memory (`CryptoSigner`) signs on another thread while the payload's base64 is
+    produced here: the signature is the envelope's last member, and signing a large payload
+    (ed25519 hashes it twice) releases the GIL. Any other signer (KMS, HSM, Sigstore: it may
+    prompt for a PIN or wait on the network) signs first, on the caller's thread. A bytearray
+    payload signed by a key in memory gets the PAE header put in front of it in place (and
+    taken off again when the last piece is made or the consumer stops) instead of being copied:
+    a million-artifact link is ~100 MB. Base64 of consecutive 3-byte-aligned pieces concatenates
+    to the base64 of the whole, and its alphabet needs no JSON escaping, so the bytes equal
+    `canonical_json` of the envelope dict. A signer that fails raises before the last piece.
     """
     from securesystemslib.signer import CryptoSigner
 
     kind = payload_type.encode()
     header = b"DSSEv1 %d %b %d " % (len(kind), kind, len(payload))
+    done: dict[str, Any] = {}
+    if not isinstance(signer, CryptoSigner):
+        done["sig"] = signer.sign(header + payload)
+        yield from _envelope_pieces(memoryview(payload), payload_type, chunk, done)
+        return
     in_place = payload if isinstance(payload, bytearray) else None
-    if in_place is not None and isinstance(signer, CryptoSigner):
+    if in_place is not None:
         in_place[0:0] = header
         pae: bytes | bytearray = in_place
         body = memoryview(in_place)[len(header) :]
     else:
-        in_place = None
         pae = header + payload
         body = memoryview(payload)
-    done: dict[str, Any] = {}
 
     def sign() -> None:
         try:
-            done["sig"] = signer.sign(pae)
-        except BaseException as exc:  # noqa: BLE001 - raised on the consumer's thread below
+            done["sig"] = signer.sign(pae)  # type: ignore[arg-type]  # any buffer
+        except BaseException as exc:  # noqa: BLE001 - raised on the consumer's thread
             done["error"] = exc
 
     thread = threading.Thread(target=sign, name="provenance-sign", daemon=True)
     thread.start()
     try:
-        yield b'{"payload":"'
-        fast = _pybase64() if len(body) > chunk else None  # (importing it costs ~2 ms)
-        encode = base64.b64encode if fast is None else fast.b64encode  # same bytes, ~3x faster
-        for start in range(0, len(body), chunk):
-            with body[start : start + chunk] as piece:
-                yield encode(piece)
+        yield from _envelope_pieces(body, payload_type, chunk, done, thread.join)
     finally:
         try:
             thread.join()  # the signer holds the buffer until it returns
@@ -87,6 +86,24 @@ def signed_chunks(
             body.release()
             if in_place is not None:
                 del in_place[: len(header)]
+
+
+def _envelope_pieces(
+    body: memoryview,
+    payload_type: str,
+    chunk: int,
+    done: dict[str, Any],
+    signed: Callable[[], None] | None = None,
+) -> Iterator[bytes]:
+    """The envelope's bytes around `body`; the signature (`done`) is read after `signed()`."""
+    yield b'{"payload":"'
+    fast = _pybase64() if len(body) > chunk else None  # (importing it costs ~2 ms)
+    encode = base64.b64encode if fast is None else fast.b64encode  # same bytes, ~3x faster
+    for start in range(0, len(body), chunk):
+        with body[start : start + chunk] as piece:
+            yield encode(piece)
+    if signed is not None:
+        signed()
     if "error" in done:
         raise done["error"]
     entry = dict(done["sig"].to_dict())
