@@ -18,6 +18,30 @@ from provenance.cli import main
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 FUNCTIONARIES = ("data-eng", "trainer", "evaluator")
+# prepare -> train -> evaluate over data/* and models/*, for tests that write their own layout.
+THREE_STEPS = """\
+expires: 30d
+functionaries:
+  data-eng: keys/data-eng.pub
+  trainer: keys/trainer.pub
+steps:
+  - name: prepare
+    functionaries: [data-eng]
+    products:
+      - create: "data/*"
+  - name: train
+    functionaries: [trainer]
+    materials:
+      - match: "data/*"
+        from: prepare
+    products:
+      - create: "models/*"
+  - name: evaluate
+    functionaries: [trainer]
+    materials:
+      - match: "models/*"
+        from: train
+"""
 
 
 @dataclass

@@ -24,7 +24,7 @@ from provenance.errors import InputError, VerificationError
 from provenance.integrations._core import RunLinksSink, run_dir, verify_run
 from provenance.record import add_link_sink, remove_link_sink
 from provenance.record.sinks import CopySink, ObjectStoreSink, sink_for
-from tests.conftest import BIN, FUNCTIONARIES, Result
+from tests.conftest import BIN, FUNCTIONARIES, THREE_STEPS, Result
 from tests.stack_fixture import Stack
 
 pytestmark = pytest.mark.stack
@@ -33,29 +33,6 @@ BUCKET = "mlflow"
 S3_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
 S3_ENV += ("MLFLOW_S3_ENDPOINT_URL",)
 STEPS = ("prepare", "train", "evaluate")
-LAYOUT = """\
-expires: 30d
-functionaries:
-  data-eng: keys/data-eng.pub
-  trainer: keys/trainer.pub
-steps:
-  - name: prepare
-    functionaries: [data-eng]
-    products:
-      - create: "data/*"
-  - name: train
-    functionaries: [trainer]
-    materials:
-      - match: "data/*"
-        from: prepare
-    products:
-      - create: "models/*"
-  - name: evaluate
-    functionaries: [trainer]
-    materials:
-      - match: "models/*"
-        from: train
-"""
 WRITE = "import os, sys; os.makedirs(sys.argv[1], exist_ok=True); open(sys.argv[2], 'w').write('x')"
 RECORD = {
     "prepare": ("keys/data-eng", ["-p", "data/**"], ["data", "data/d.txt"]),
@@ -142,7 +119,7 @@ def store(
     monkeypatch.chdir(root)
     for name in (*FUNCTIONARIES, "owner"):
         assert cli("keygen", name, "--dir", "keys").code == 0
-    (root / "layout.yaml").write_text(LAYOUT)
+    (root / "layout.yaml").write_text(THREE_STEPS)
     assert (
         cli("layout", "sign", "layout.yaml", "--key", "keys/owner", "-o", "root.layout").code == 0
     )

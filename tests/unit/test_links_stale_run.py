@@ -11,31 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import verify
-
-LAYOUT = """\
-expires: 30d
-functionaries:
-  data-eng: keys/data-eng.pub
-  trainer: keys/trainer.pub
-steps:
-  - name: prepare
-    functionaries: [data-eng]
-    products:
-      - create: "data/*"
-  - name: train
-    functionaries: [trainer]
-    materials:
-      - match: "data/*"
-        from: prepare
-    products:
-      - create: "models/*"
-  - name: evaluate
-    functionaries: [trainer]
-    materials:
-      - match: "models/*"
-        from: train
-"""
+from tests.conftest import THREE_STEPS, verify
 
 EARLIER = "airflow:digits/scheduled__2026-12-07T03:00:00+00:00"
 CURRENT = "airflow:digits/scheduled__2026-12-07T04:00:00+00:00"
@@ -45,7 +21,7 @@ def test_stale_link_message_names_both_runs_in_full_when_they_share_a_long_prefi
     project: Path, cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert EARLIER[:32] == CURRENT[:32] and EARLIER != CURRENT
-    (project / "layout.yaml").write_text(LAYOUT)
+    (project / "layout.yaml").write_text(THREE_STEPS)
     monkeypatch.setenv("PROVENANCE_RUN_ID", EARLIER)
     script = "import os; os.makedirs('data', exist_ok=True); open('data/d.txt', 'w').write('1')"
     r = cli(

@@ -105,13 +105,12 @@ def mlflow_run_id() -> str | None:
     return active_run_id()
 
 
-def capture(base: str, run_id: str, git: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The environment block of a link (`run_id` comes from `record.context`).
+def capture(run_id: str, git: dict[str, Any]) -> dict[str, Any]:
+    """The environment block of a link (`run_id` from `record.context`, `git` from `git_state`).
 
-    Called on the step's own thread: the active MLflow run is per thread. `git`: `git_state`
-    found meanwhile on another thread.
+    Called on the step's own thread: the active MLflow run is per thread (`git_state` may run
+    on another meanwhile).
     """
-    git = git if git is not None else git_state(base)
     return {
         "pipeline_run_id": run_id,
         "git_commit": git["commit"],

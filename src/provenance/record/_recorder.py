@@ -123,7 +123,7 @@ class Recording:
             products.add(made)
         if self.reads_file is not None:
             self.datasets["read"] = _datasets.collect_reads(self.reads_file)
-        environment = _environment.capture(self.base, self.run_id, git.result())
+        environment = _environment.capture(self.run_id, git.result())
         environment["started_on"], environment["finished_on"] = self.started_on, utc_now()
         environment["patterns"] = {
             "materials": list(self.material_patterns),
