@@ -194,3 +194,79 @@ def test_overlapping_patterns_list_each_file_once_in_order(tmp_path: Path) -> No
     got = hash_artifacts(tmp_path, ["d1/**", "d0", "**/*", "a-c/x"])
     assert list(got.digests) == sorted(files)
     assert got.digests == {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()}
+
+
+def _small_tree(base: Path, n: int = 60) -> dict[str, bytes]:
+    files = {f"d{i % 4}/f{i:03d}": str(i).encode() * (i % 9) for i in range(n)}
+    for rel, data in files.items():
+        (base / rel).parent.mkdir(parents=True, exist_ok=True)
+        (base / rel).write_bytes(data)
+    return files
+
+
+def test_json_rendered_while_the_workers_hash_is_the_sets_canonical_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from provenance._fs import canonical_json
+    from provenance.hashing import _artifacts
+
+    monkeypatch.setattr(_artifacts, "_RENDER_MIN", 2)  # many pieces, as batches come in
+    files = _small_tree(tmp_path)
+    got = hash_artifacts(tmp_path, ["."], render_json=True)
+    json = got.take_json()
+    assert json is not None
+    assert json == canonical_json(
+        {rel: {"sha256": hashlib.sha256(data).hexdigest()} for rel, data in files.items()}
+    )
+    assert json == hash_artifacts(tmp_path, ["."]).to_json()
+    assert _no_workers_left()
+
+
+def test_json_is_not_rendered_early_when_the_walk_is_out_of_order_or_files_are_large(
+    tmp_path: Path,
+) -> None:
+    """Out-of-order walks ('a-c/x' after 'a.b') and large files (digests from threads later)
+    give no early JSON; the set is still sorted and its JSON still canonical."""
+    from provenance._fs import canonical_json
+
+    files = _tree(tmp_path)
+    got = hash_artifacts(tmp_path, ["."], render_json=True)
+    assert got.take_json() is None
+    assert list(got.digests) == sorted(files)
+    assert got.to_json() == canonical_json(got.as_in_toto())
+    (tmp_path / "a" / "b").unlink()
+    (tmp_path / "big.bin").unlink()
+    (tmp_path / "a-c" / "x").unlink()  # the large and the out-of-order files gone
+    (tmp_path / "a-c").rmdir()
+    (tmp_path / "link.bin").unlink()
+    got = hash_artifacts(tmp_path, ["."], render_json=True)
+    assert got.take_json() == canonical_json(got.as_in_toto())
+    overlapping = hash_artifacts(tmp_path, ["d1/**", "d0/**"], render_json=True)
+    assert overlapping.take_json() is None  # d1's files listed before d0's
+    assert list(overlapping.digests) == sorted(overlapping.digests)
+    assert _no_workers_left()
+
+
+def test_the_pools_frontier_moves_only_over_batches_all_in_and_stops_at_a_failure() -> None:
+    """Batches finish out of order: `ready(n)` names the files [0, n) that are all in, and is
+    no longer called once a file failed (its digest slot holds an errno, not a digest)."""
+    from provenance.hashing._worker import ERR, OK, TASK
+
+    def record(start: int, end: int, status: int = OK) -> bytes:
+        n = end - start
+        return TASK.pack(start, end) + bytes([status] * n) + bytes([start]) * 32 * n
+
+    seen: list[int] = []
+    results = _pool.Results(bytearray(32 * 12), None, seen.append)
+    r, w = os.pipe()
+    try:
+        buf = bytearray()
+        for rec in (record(3, 6), record(0, 3), record(9, 12), record(6, 9, ERR)):
+            os.write(w, rec)
+            assert results.read(r, buf) is not None
+    finally:
+        os.close(r)
+        os.close(w)
+    assert seen == [6]  # 3..6 waited for 0..3; 6..9 failed: 12 is never reported
+    assert results.frontier == 12
+    assert [e[0] for e in results.errors] == [6, 7, 8]

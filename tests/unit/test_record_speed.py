@@ -40,9 +40,9 @@ def test_artifact_json_equals_canonical_json_of_the_dict() -> None:
 
 
 def test_artifact_json_in_many_chunks(monkeypatch) -> None:
-    import provenance.hashing as hashing
+    from provenance.hashing import _artifacts
 
-    monkeypatch.setattr(hashing, "_JSON_STEP", 3)
+    monkeypatch.setattr(_artifacts, "_JSON_STEP", 3)
     artifacts = packed(sorted(f"d{i % 5}/f{i}" for i in range(50)))
     assert artifacts.to_json() == canonical_json(artifacts.as_in_toto())
 
@@ -63,12 +63,68 @@ def test_artifact_json_with_and_without_escapes_equals_canonical_json(
 ) -> None:
     """Chunks of paths that need no escape take the interleaving path, the others json's
     encoder: every mix of them gives exactly `canonical_json`."""
-    import provenance.hashing as hashing
+    from provenance.hashing import _artifacts
 
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(hashing, "_JSON_STEP", step)
+        m.setattr(_artifacts, "_JSON_STEP", step)
         artifacts = packed(sorted(names))
         assert artifacts.to_json() == canonical_json(artifacts.as_in_toto())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sets(
+        st.lists(
+            st.sampled_from(["a", "/", " ", "~", '"', "\\", "\x7f", "\x1f", "é", "☃", "."]),
+            max_size=4,
+        ).map("".join),
+        max_size=30,
+    ),
+    st.lists(st.integers(0, 30)),
+    st.integers(1, 5),
+)
+def test_json_rendered_while_hashing_equals_canonical_json(
+    names: set[str], frontiers: list[int], step: int
+) -> None:
+    """The JSON a `Rendering` writes piece by piece, as the pool's frontier moves, is the
+    set's canonical JSON; the link payload built around it in place is the whole link's."""
+    from provenance.hashing import _artifacts
+
+    paths = sorted(names)
+    digests = bytearray(b"".join(hashlib.sha256(p.encode()).digest() for p in paths))
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(_artifacts, "_JSON_STEP", step)
+        m.setattr(_artifacts, "_RENDER_MIN", step)
+        rendering = _artifacts.Rendering(paths, digests)
+        for n in sorted(min(f, len(paths)) for f in frontiers):
+            rendering.upto(n)
+        artifacts = ArtifactSet.packed(paths, digests, rendering.json())
+    expected = canonical_json(artifacts.as_in_toto())
+    assert artifacts.to_json() == expected
+    environment = {"pipeline_run_id": "r"}
+    whole = {
+        "_type": "link",
+        "name": "train",
+        "command": ["python"],
+        "materials": artifacts.as_in_toto(),
+        "products": {"p": {"sha256": "0" * 64}},
+        "byproducts": {},
+        "environment": environment,
+    }
+    fresh = ArtifactSet.packed(paths, digests, bytearray(expected))
+    payload = link_payload("train", ["python"], fresh, {"p": {"sha256": "0" * 64}}, {}, environment)
+    assert payload == canonical_json(whole)
+    assert fresh.take_json() is None  # handed over once: the payload owns the buffer now
+    assert fresh.to_json() == expected  # ... and the set renders its JSON again when asked
+
+
+def test_json_rendered_early_is_dropped_when_artifacts_are_added() -> None:
+    paths = ["a", "b"]
+    digests = b"".join(hashlib.sha256(p.encode()).digest() for p in paths)
+    artifacts = ArtifactSet.packed(paths, digests, bytearray(b'{"stale":1}'))
+    artifacts.add({"s3://bucket/key": "0" * 64})
+    assert artifacts.take_json() is None
+    assert artifacts.to_json() == canonical_json(artifacts.as_in_toto())
 
 
 def test_packed_set_refuses_a_digest_count_that_does_not_match() -> None:

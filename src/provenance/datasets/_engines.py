@@ -85,17 +85,25 @@ def hash_patterns(
     *,
     progress: Progress | None = None,
     on_total: Callable[[int], None] | None = None,
+    render_json: bool = False,
 ) -> ArtifactSet:
     """The files `patterns` select under `base`, minus `excludes`, hashed by `engine`.
 
-    `local` is provenance.hashing's `hash_artifacts`. `ray` walks the same way (the same files,
-    the same refusals of unsafe paths) and hashes the matches as Ray tasks with the batch
-    function the dataset manifests use: the digests are the local engine's, by construction
-    and by test. A file that cannot be read fails the whole set with its name.
+    `local` is provenance.hashing's `hash_artifacts` (`render_json` is passed to it). `ray`
+    walks the same way (the same files, the same refusals of unsafe paths) and hashes the
+    matches as Ray tasks with the batch function the dataset manifests use: the digests are the
+    local engine's, by construction and by test. A file that cannot be read fails the whole set
+    with its name.
     """
     if engine != "ray":
         return hash_artifacts(
-            base, patterns, excludes, progress=progress, on_total=on_total, fork_heavy=True
+            base,
+            patterns,
+            excludes,
+            progress=progress,
+            on_total=on_total,
+            fork_heavy=True,
+            render_json=render_json,
         )
     base = os.fspath(base)
     paths = sorted(iter_collect(base, compile_patterns(patterns), Excludes(excludes)))

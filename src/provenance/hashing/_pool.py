@@ -210,13 +210,24 @@ os.register_at_fork(after_in_child=_forget_in_child)
 
 
 class Results:
-    """Parses workers' result records into `out`; notes large files left over and failures."""
+    """Parses workers' result records into `out`; notes large files left over and failures.
 
-    def __init__(self, out: bytearray, progress: Progress | None) -> None:
-        self.out, self.progress = out, progress
+    `ready(n)` is called whenever files `[0, n)` all have their digests in `out` (batches finish
+    out of order), as long as no file so far failed or was left over as large.
+    """
+
+    def __init__(
+        self,
+        out: bytearray,
+        progress: Progress | None,
+        ready: Callable[[int], None] | None = None,
+    ) -> None:
+        self.out, self.progress, self.ready = out, progress, ready
         self.large: list[int] = []
         # (index, errno | -1 changed | -2 special | -3 a symlink out of the base)
         self.errors: list[tuple[int, int]] = []
+        self.frontier = 0  # files [0, frontier) are all in
+        self.finished: dict[int, int] = {}  # start -> end of batches in beyond the frontier
 
     def read(self, fd: int, buf: bytearray) -> tuple[list[int], bool] | None:
         """Read from `fd` into `buf`; the batches completed (their starts) and whether DONE came.
@@ -251,9 +262,17 @@ class Results:
                         self.errors.append((start + k, code))
             pos += size
             done.append(start)
+            self.finished[start] = end
             if self.progress:
                 self.progress(n)
         del buf[:pos]
+        frontier = self.frontier
+        while frontier in self.finished:
+            frontier = self.finished.pop(frontier)
+        if frontier != self.frontier:
+            self.frontier = frontier
+            if self.ready is not None and not (self.large or self.errors):
+                self.ready(frontier)
         return done, finished
 
 
@@ -274,10 +293,11 @@ class Job:
         out: bytearray,
         progress: Progress | None,
         large: int,
+        ready: Callable[[int], None] | None = None,
     ) -> None:
         self.base = base
         self.procs = ws.procs[:n]
-        self.results = Results(out, progress)
+        self.results = Results(out, progress, ready)
         self.big = big
         self.limit = 1 if big else QUEUED
         self.queued = [0] * n

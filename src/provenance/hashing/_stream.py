@@ -3,9 +3,11 @@
 For many small files the walk is a fifth of the work and the caller does it alone; handing each
 batch of paths to a worker (`_pool`) as soon as it is listed overlaps the two. The walk hands
 over a directory's paths at a time (`iter_collect_batches`): no Python step per file between
-listing and sending. Paths arrive in
-walk order; they are sorted once at the end, their digests with them. Errors are the same as the
-walk-then-hash path's: a walk error stops everything, else the first failed file in path order.
+listing and sending. Paths arrive in walk order; they are sorted once at the end, their digests
+with them. The walk lists in path order unless patterns overlap, so the link JSON of the files
+can be rendered as the results come in (`render_json`); it is kept only if the order held and
+no file needed another pass. Errors are the same as the walk-then-hash path's: a walk error
+stops everything, else the first failed file in path order.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import operator
 from collections.abc import Callable, Iterator
 
 from provenance.hashing import _engine, _pool
+from provenance.hashing._artifacts import ArtifactSet, Rendering
 from provenance.hashing._engine import (
     Progress,
     _cpu_count,
@@ -31,8 +34,8 @@ def hash_walked(
     progress: Progress | None = None,
     on_total: Callable[[int], None] | None = None,
     fork_heavy: bool = False,
-) -> tuple[list[str], bytearray]:
-    """Sorted paths from the walk `found` and their sha256 digests packed in the same order."""
+) -> ArtifactSet:
+    """The paths from the walk `found`, sorted, with their sha256 digests."""
     chunks = iter(lambda: list(itertools.islice(found, _engine.BATCH)), [])
     return hash_walked_batches(
         base, chunks, progress=progress, on_total=on_total, fork_heavy=fork_heavy
@@ -46,8 +49,12 @@ def hash_walked_batches(
     progress: Progress | None = None,
     on_total: Callable[[int], None] | None = None,
     fork_heavy: bool = False,
-) -> tuple[list[str], bytearray]:
-    """`hash_walked` of a walk that lists its paths in lists (a directory's at a time)."""
+    render_json: bool = False,
+) -> ArtifactSet:
+    """`hash_walked` of a walk that lists its paths in lists (a directory's at a time).
+
+    `render_json`: also render the set's link JSON while the workers hash (see the module).
+    """
     paths: list[str] = []
     for chunk in found:
         paths += chunk
@@ -61,17 +68,21 @@ def hash_walked_batches(
         listed = sorted(itertools.chain(paths, itertools.chain.from_iterable(found)))
         if on_total:
             on_total(len(listed))
-        return listed, hash_paths_packed(base, listed, progress=progress, fork_heavy=fork_heavy)
+        packed = hash_paths_packed(base, listed, progress=progress, fork_heavy=fork_heavy)
+        return ArtifactSet.packed(listed, packed)
     clean = False
+    out = bytearray()
+    rendering = Rendering(paths, out) if render_json else None
     try:
         job = _pool.Job(
             ws,
             workers,
             base,
             big=False,
-            out=bytearray(),
+            out=out,
             progress=progress,
             large=_engine.LARGE,
+            ready=None if rendering is None else rendering.upto,
         )
         sent, batch = 0, _engine.BATCH
 
@@ -94,15 +105,13 @@ def hash_walked_batches(
     finally:
         _pool.release(ws, clean)
     check_results(base, paths, results.errors)
-    out = results.out
-    _hash_threaded(base, paths, results.large, out, workers, progress)
-    return _sorted(paths, out)
-
-
-def _sorted(paths: list[str], out: bytearray) -> tuple[list[str], bytearray]:
+    if results.large:
+        rendering = None  # their digests come later, from threads
+        _hash_threaded(base, paths, results.large, out, workers, progress)
     if all(map(operator.lt, paths, itertools.islice(paths, 1, None))):
-        return paths, out  # the walk yields in order unless patterns overlap or names interleave
+        # The walk yields in order unless patterns overlap or names interleave.
+        return ArtifactSet.packed(paths, out, None if rendering is None else rendering.json())
     order = sorted(range(len(paths)), key=paths.__getitem__)
     raw = bytes(out)
     packed = bytearray(b"".join([raw[32 * i : 32 * i + 32] for i in order]))
-    return [paths[i] for i in order], packed
+    return ArtifactSet.packed([paths[i] for i in order], packed)

@@ -24,6 +24,9 @@ class JsonWriter(Protocol):
     def write_json(self, out: bytearray) -> None:
         """Append the artifacts' canonical JSON object to `out`."""
 
+    def take_json(self) -> bytearray | None:
+        """Their canonical JSON object in a buffer of their own, handed over; or None."""
+
 
 # Pre-encoded forms: a million artifacts then never exist as a dict of dicts.
 Artifacts = Mapping[str, Mapping[str, str]] | bytes | bytearray | JsonWriter
@@ -40,7 +43,9 @@ def link_payload(
     """The canonical JSON of a link, byte for byte `canonical_json` of the whole link dict.
 
     Assembled in one buffer with the keys in their canonical (sorted) order, so artifacts that
-    write their own JSON are never held twice.
+    write their own JSON are never held twice. Materials that hand over their JSON already
+    rendered (`take_json`: hashed with `render_json`) become that buffer: what precedes them
+    is put in front in place.
 
     Args:
         name: the step name.
@@ -60,7 +65,12 @@ def link_payload(
     out += b',"environment":'
     out += canonical_json(environment)
     out += b',"materials":'
-    _write_artifacts(out, materials)
+    own = None if isinstance(materials, bytes | bytearray | Mapping) else materials.take_json()
+    if own is None:
+        _write_artifacts(out, materials)
+    else:
+        own[0:0] = out  # a million materials' JSON is ~100 MB: moved, not copied
+        out = own
     out += b',"name":'
     out += canonical_json(name)
     out += b',"products":'

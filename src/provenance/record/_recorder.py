@@ -240,7 +240,18 @@ def _hash(
                 progress(n)  # the background job's cancellation point
             advance(n)
 
-        return hash_patterns(engine, base, patterns, excludes, progress=report, on_total=on_total)
+        # The materials' link JSON is rendered while they hash: the step runs before it is
+        # needed. The products' is not: the payload is built right after them, around the
+        # materials' buffer (a second rendered buffer would be copied into it).
+        return hash_patterns(
+            engine,
+            base,
+            patterns,
+            excludes,
+            progress=report,
+            on_total=on_total,
+            render_json=what == "materials",
+        )
 
 
 def base_dir(spec: StepSpec) -> str:
