@@ -105,6 +105,28 @@ def test_non_utf8_material_name_is_refused_by_name(project: Path, cli) -> None:
     assert not Path("ran").exists() and not links_in(project) and snapshot(project) == before
 
 
+@pytest.mark.parametrize(
+    ("name", "shown", "why"),
+    [
+        ("data/raw/a\\b.csv", "data/raw/a\\b.csv", "file name has a backslash"),
+        ("data/raw/..\\..\\x.csv", "data/raw/..\\..\\x.csv", "file name has a backslash"),
+        ("c:x.csv", "c:x.csv", "path starts like a Windows drive"),
+    ],
+)
+def test_a_name_verification_would_refuse_is_refused_when_recorded(
+    project: Path, cli, name: str, shown: str, why: str
+) -> None:
+    """A backslash or a drive-like start means another path on Windows and verification
+    refuses it: recording it would write a link that can never verify. Found with any pattern
+    (a directory's files are checked in one pass unless a name needs a closer look)."""
+    Path(name).write_text("1,2\n")
+    before = snapshot(project)
+    pattern = "*.csv" if "/" not in name else "data/raw"
+    r = run_step(cli, pattern)
+    one_line_refusal(r, 3, f"{shown}: {why}")
+    assert not Path("ran").exists() and not links_in(project) and snapshot(project) == before
+
+
 def test_non_utf8_name_under_products_fails_verify_by_name(signed: Path, cli) -> None:
     make_bad_name(signed, b"models/extra\xff.bin")
     r = verify(cli)
@@ -149,6 +171,7 @@ def test_walk_all_sees_every_entry_and_refuses_links_and_special_files(
     os.symlink("missing", models / "link-broken")
     os.mkfifo(models / "pipe")
     make_bad_name(base, b"models/bad\xff.bin")
+    (models / "win\\dows.bin").write_bytes(b"w")
     monkeypatch.chdir(models)
     sock = socket.socket(socket.AF_UNIX)
     sock.bind("sock")
@@ -176,6 +199,9 @@ def test_walk_all_sees_every_entry_and_refuses_links_and_special_files(
         "models/link-in": "is a symlink; symlinks are not followed here",
         "models/link-out": "is a symlink; symlinks are not followed here",
         "models/pipe": "is a FIFO, not a regular file",
+        "models/win\\dows.bin": (
+            "file name has a backslash (a path separator on Windows, refused by verification)"
+        ),
         "models/sock": "is a socket, not a regular file",
     }
 

@@ -40,15 +40,30 @@ def printable(rel: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def check_name(rel: str) -> None:
-    """Refuse a path that is not valid UTF-8 (os.scandir hands it over surrogate-escaped)."""
+def name_problem(rel: str) -> str | None:
+    """Why the relative path `rel` cannot be an artifact's name, or None.
+
+    Not valid UTF-8 (os.scandir hands it over surrogate-escaped), or a name verification
+    refuses (`_paths.is_safe_relative`) because it means another path on Windows: a backslash,
+    or a start like a drive ('c:'). Recording it would write a link that can never verify.
+    """
     if not rel.isascii():
         try:
             rel.encode("utf-8")
         except UnicodeEncodeError:
-            raise ArtifactError(
-                printable(rel), "file name is not valid UTF-8; rename it to record it"
-            ) from None
+            return "file name is not valid UTF-8"
+    if "\\" in rel:
+        return "file name has a backslash (a path separator on Windows, refused by verification)"
+    if rel[1:2] == ":":
+        return "path starts like a Windows drive ('c:'), refused by verification"
+    return None
+
+
+def check_name(rel: str) -> None:
+    """Refuse a path that cannot be an artifact's name (`name_problem`), naming it."""
+    problem = name_problem(rel)
+    if problem is not None:
+        raise ArtifactError(printable(rel), f"{problem}; rename it to record it")
 
 
 def special_kind(mode: int) -> str | None:
@@ -179,7 +194,8 @@ def _walk_root(
             found = excludes.keep_files(relprefix, names)
             if match is not None:
                 found = [rel for rel in found if match(rel)]
-            if not "".join(found).isascii():
+            joined = "".join(found)
+            if not joined.isascii() or "\\" in joined or ":" in joined:
                 for rel in found:
                     check_name(rel)
             subdirs = []
@@ -330,10 +346,9 @@ def _classify(rel: str, mode: int, files: set[str], refuse: Callable[[str, str],
     if stat.S_ISLNK(mode):
         refuse(rel, "is a symlink; symlinks are not followed here")
     elif stat.S_ISREG(mode):
-        try:
-            check_name(rel)
-        except ArtifactError:
-            refuse(rel, "file name is not valid UTF-8")
+        problem = name_problem(rel)
+        if problem is not None:
+            refuse(rel, problem)
             return
         files.add(rel)
     else:
