@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from provenance.errors import ArtifactError
 from provenance.hashing import hash_artifacts, hash_file, hash_paths, walk_all
@@ -217,3 +219,25 @@ def test_walk_all_roots_files_missing_and_symlinked(tmp_path: Path) -> None:
     assert walk_all(str(tmp_path), ["."]).files == ["metrics.json", "models/w.bin"]
     with pytest.raises(ArtifactError, match="escapes"):
         walk_all(str(tmp_path), ["../etc"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.text(
+            st.sampled_from(["a", ".", ":", "\\", " ", "é", "c", "-"]), min_size=1, max_size=4
+        ).filter(lambda n: n not in (".", "..")),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_walked_names_are_refused_exactly_where_verification_refuses_them(
+    parts: list[str],
+) -> None:
+    """The walk checks only what a listed path can get wrong (a backslash, a drive-like start);
+    for every path a walk can list that is the whole of verification's rule."""
+    from provenance.hashing import is_safe_relative
+    from provenance.hashing._walk import name_problem
+
+    rel = "/".join(parts)
+    assert (name_problem(rel) is None) == is_safe_relative(rel), rel
