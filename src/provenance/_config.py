@@ -1,8 +1,10 @@
 """Settings lookup: explicit value > environment (PROVENANCE_*) > [tool.provenance] in pyproject.
 
-The one place the package reads environment variables (`environment`), so that every setting
-resolves in the same order and `[tool.provenance]` applies wherever a variable does
-(docs/configuration.md lists them).
+The one place the package reads or sets environment variables (`environment`,
+`environment_copy`, `set_environment`, `default_environment`; tests/unit/test_layering.py keeps
+it so), so that every setting resolves in the same order, `[tool.provenance]` applies wherever a
+variable does (docs/configuration.md lists them), and what the package takes from or leaves in
+the environment can be read in one file.
 """
 
 from __future__ import annotations
@@ -43,6 +45,24 @@ def _pyproject_table(root: str) -> dict[str, Any]:
 def environment(variable: str) -> str | None:
     """The environment variable `variable` (its full documented name); None when unset."""
     return os.environ.get(variable)
+
+
+def environment_copy(keep: Callable[[str], bool] | None = None) -> dict[str, str]:
+    """The variables `keep` keeps (all by default), for a child process or a remote task."""
+    return {k: v for k, v in os.environ.items() if keep is None or keep(k)}
+
+
+def set_environment(variable: str, value: str | None) -> None:
+    """Set `variable` for this process and the processes it starts; None removes it."""
+    if value is None:
+        os.environ.pop(variable, None)
+    else:
+        os.environ[variable] = value
+
+
+def default_environment(variable: str, value: str) -> None:
+    """Set `variable` unless the environment already sets it (a library's own setting)."""
+    os.environ.setdefault(variable, value)
 
 
 def setting(

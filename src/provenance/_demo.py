@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from provenance import _config
 from provenance.errors import UsageError, VerificationError
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ def prepare_workspace(workdir: Path, project: Path, fresh: bool) -> None:
 
 
 def run_steps(workdir: Path, say: Callable[[str], None]) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PROVENANCE_")}
+    env = _config.environment_copy(lambda k: not k.startswith("PROVENANCE_"))
     env["PYTHONPATH"] = str(workdir)
     for step in STEPS:
         proc = subprocess.run(

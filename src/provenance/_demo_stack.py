@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from provenance import _config
 from provenance._demo import (
     KEYS,
     STEPS,
@@ -35,7 +36,7 @@ from provenance._demo import (
     sign_and_verify,
 )
 from provenance.datasets import Dataset
-from provenance.errors import ComponentError, VerificationError
+from provenance.errors import ComponentError, UsageError, VerificationError
 
 FUNCTIONARY = {"prepare": "data-eng", "train": "trainer", "evaluate": "evaluator"}
 EXPERIMENT = "provenance-demo"
@@ -59,16 +60,18 @@ def remote(pattern: str, prefix: str) -> str:
 @contextmanager
 def _environment(env: Mapping[str, str]) -> Iterator[None]:
     """Run with exactly these client settings (MLflow, S3), restored afterwards."""
-    saved = {k: v for k, v in os.environ.items() if k.startswith(CLIENT_ENV)}
+    saved = _config.environment_copy(lambda k: k.startswith(CLIENT_ENV))
     for k in saved:
-        del os.environ[k]
-    os.environ.update(env)
+        _config.set_environment(k, None)
+    for k, v in env.items():
+        _config.set_environment(k, v)
     try:
         yield
     finally:
-        for k in [k for k in os.environ if k.startswith(CLIENT_ENV)]:
-            del os.environ[k]
-        os.environ.update(saved)
+        for k in _config.environment_copy(lambda k: k.startswith(CLIENT_ENV)):
+            _config.set_environment(k, None)
+        for k, v in saved.items():
+            _config.set_environment(k, v)
 
 
 def _stack(stack_dir: Path) -> dict[str, Any]:
@@ -105,7 +108,7 @@ def _stack_layout(source: str, prefix: str) -> str:
 
 
 def _job_env(client: Mapping[str, str], run_id: str, prefix: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(CLIENT_ENV)}
+    env = _config.environment_copy(lambda k: not k.startswith(CLIENT_ENV))
     env.pop("PYTHONPATH", None)
     return {**env, **client, "PROVENANCE_RUN_ID": run_id, PREFIX_ENV: prefix, "CI": "true"}
 
@@ -182,6 +185,14 @@ def _publish(patterns: Sequence[str], prefix: str, roots: Sequence[str] = ()) ->
                 s3.upload_file(rel, bucket, f"{key_prefix}/{rel}")
 
 
+def _job_setting(variable: str) -> str:
+    """What `_job_env` gave this job; a job started any other way is refused by name."""
+    value = _config.environment(variable)
+    if not value:
+        raise UsageError(f"{variable} is not set: a demo job runs inside `provenance demo --stack`")
+    return value
+
+
 def job(step: str) -> None:
     """One pipeline step as its own job (cwd: its private directory; data in S3)."""
     import importlib.util
@@ -190,7 +201,7 @@ def job(step: str) -> None:
 
     import provenance
 
-    prefix = os.environ[PREFIX_ENV]
+    prefix = _job_setting(PREFIX_ENV)
     spec = importlib.util.spec_from_file_location(f"_demo_step_{step}", f"steps/{step}.py")
     if spec is None or spec.loader is None:
         raise VerificationError(f"steps/{step}.py cannot be loaded")
@@ -251,7 +262,7 @@ def _receive_datasets(datasets: Sequence[Dataset], prefix: str) -> None:
         _fetch_objects(prefix, prefix + d.manifest_path, Path("."))
         if d.streamed:
             _fetch_objects(prefix, f"{prefix}{d.source}/**", Path("."))
-    MlflowRegistry(None).gather_links(os.environ["PROVENANCE_RUN_ID"], ".provenance/links")
+    MlflowRegistry(None).gather_links(_job_setting("PROVENANCE_RUN_ID"), ".provenance/links")
 
 
 def run_stack_demo(

@@ -205,3 +205,60 @@ def test_no_package_imports_another_packages_private_modules() -> None:
     """A package's face is its `__init__`: what another package needs, it exports there."""
     offenders = [line for path in MODULES for line in _private_imports(path)]
     assert offenders == [], "\n".join(offenders)
+
+
+_ENVIRONMENT = {"environ", "environb", "getenv", "getenvb", "putenv", "unsetenv"}
+
+
+def _environment_uses(source: str) -> list[int]:
+    """Lines that read or set the process environment other than through `_config`."""
+    tree = ast.parse(source)
+    modules = {"os", "posix"} | {
+        a.asname
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for a in node.names
+        if a.name in {"os", "posix"} and a.asname
+    }
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in _ENVIRONMENT:
+            if isinstance(node.value, ast.Name) and node.value.id in modules:
+                found.append(node.lineno)
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module in {"os", "posix"}
+            and any(a.name in _ENVIRONMENT for a in node.names)
+        ):
+            found.append(node.lineno)
+    return found
+
+
+def test_only_config_reads_or_sets_environment_variables() -> None:
+    """`_config` is the one door to the environment, so every setting resolves in one order and
+    what the package takes from (or leaves in) the environment can be read in one file."""
+    offenders = [
+        f"{path.relative_to(SRC)}:{line}"
+        for path in MODULES
+        if path.relative_to(SRC).as_posix() != "_config.py"
+        for line in _environment_uses(path.read_text())
+    ]
+    assert offenders == [], "read or set through provenance._config instead:\n" + "\n".join(
+        offenders
+    )
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import os\nx = os.environ['A']\n",
+        "import os\nos.environ.setdefault('A', 'b')\n",
+        "import os\nx = os.getenv('A')\n",
+        "from os import environ\n",
+        "from os import getenv as g\n",
+        "import posix\nposix.putenv(b'A', b'b')\n",
+        "import os as _os\n_os.environ.pop('A')\n",
+    ],
+)
+def test_the_environment_check_sees_every_spelling(source: str) -> None:
+    assert _environment_uses(source) != []

@@ -6,7 +6,6 @@ Exit codes: 0 ok · 1 verification/policy failure · 2 usage · 3 invalid input 
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Sequence
 
@@ -55,7 +54,7 @@ def _quiet_mlflow(verbose: int) -> None:
     level = "DEBUG" if verbose > 1 else "INFO" if verbose else "WARNING"
     if _config.environment("MLFLOW_LOGGING_LEVEL") is not None:
         return
-    os.environ["MLFLOW_LOGGING_LEVEL"] = level
+    _config.set_environment("MLFLOW_LOGGING_LEVEL", level)
     if "mlflow" in sys.modules:
         logging.getLogger("mlflow").setLevel(level)
 

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Generic, TypeVar
 
+from provenance import _config
 from provenance.datasets._format import Member, Totals, iter_members, read_header
 from provenance.datasets._manifest import _open
 from provenance.errors import InputError, UsageError, VerificationError
@@ -259,7 +260,7 @@ def _report(stats: ReadStats, completed: bool) -> None:
     A step whose datasets are verified while read sets READS_ENV to a file of its own
     (record/_datasets.py); DataLoader workers each append their line (O_APPEND).
     """
-    path = os.environ.get(READS_ENV)
+    path = _config.environment(READS_ENV)
     if not path:
         return
     line = json.dumps({**stats.to_dict(), "completed": completed}, sort_keys=True) + "\n"

@@ -19,6 +19,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from provenance import _config
 from provenance._config import setting
 from provenance.datasets._sources import (
     Advance,
@@ -99,14 +100,14 @@ def _task_env(source: LocalSource | ObjectSource) -> dict[str, str]:
     """The driver's S3 settings, for tasks that read objects."""
     if source.kind != "s3":
         return {}
-    return {k: v for k, v in os.environ.items() if k.startswith(_FORWARDED)}
+    return _config.environment_copy(lambda k: k.startswith(_FORWARDED))
 
 
 def _connect(ray: Any, source: LocalSource | ObjectSource) -> bool:
     """Join the cluster RAY_ADDRESS names, else start a local one; True when we started it."""
     if ray.is_initialized():
         return False
-    address = os.environ.get("RAY_ADDRESS") or None
+    address = _config.environment("RAY_ADDRESS") or None
     options: dict[str, Any] = {
         "log_to_driver": False,
         "logging_level": logging.WARNING,

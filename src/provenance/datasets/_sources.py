@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from provenance import _config
 from provenance.datasets._format import member_line
 from provenance.errors import ArtifactError, InputError, PatternError
 from provenance.hashing import (
@@ -215,7 +216,7 @@ _S3_SETTINGS = (
 
 def _s3() -> Any:
     global _client
-    settings = tuple(os.environ.get(k) for k in _S3_SETTINGS)
+    settings = tuple(_config.environment(k) for k in _S3_SETTINGS)
     if _client is None or _client[0] != settings:
         _client = (settings, objects.client())
     return _client[1]

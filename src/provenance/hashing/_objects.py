@@ -12,13 +12,13 @@ standard environment (AWS_*, `AWS_ENDPOINT_URL`, or MLflow's `MLFLOW_S3_ENDPOINT
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from provenance import _config
 from provenance.errors import ArtifactError, ComponentError, PatternError
 from provenance.hashing._patterns import Pattern, check_glob, has_glob
 
@@ -237,8 +237,9 @@ class ObjectSet:
 def endpoint() -> str | None:
     """The S3 endpoint the environment names (None: AWS itself)."""
     for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "MLFLOW_S3_ENDPOINT_URL"):
-        if os.environ.get(name):
-            return os.environ[name]
+        value = _config.environment(name)
+        if value:
+            return value
     return None
 
 
@@ -257,7 +258,9 @@ def client() -> Any:
     return boto3.session.Session().client(
         "s3",
         endpoint_url=url,
-        region_name=os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or None,
+        region_name=(
+            _config.environment("AWS_DEFAULT_REGION") or _config.environment("AWS_REGION") or None
+        ),
         config=Config(
             s3={"addressing_style": "path"} if url else {},
             retries={"max_attempts": 2, "mode": "standard"},
@@ -284,7 +287,7 @@ def _fail(exc: BaseException, bucket: str) -> ComponentError:
     if not isinstance(response, dict):
         return ComponentError(COMPONENT, f"{where} unreachable or refused ({_first_line(exc)})")
     code = str(response.get("Error", {}).get("Code", ""))
-    key = os.environ.get("AWS_ACCESS_KEY_ID", "(none)")
+    key = _config.environment("AWS_ACCESS_KEY_ID") or "(none)"
     if code == "NoSuchBucket":
         return ComponentError(COMPONENT, f"bucket '{bucket}' does not exist at {where}")
     if code in _DENIED:

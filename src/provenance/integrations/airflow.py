@@ -31,6 +31,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
+from provenance import _config
 from provenance.errors import UsageError
 from provenance.hashing import objects
 from provenance.integrations._core import (
@@ -64,8 +65,8 @@ SOURCE = "Airflow DAG run"
 
 def dag_run_id() -> str | None:
     """``airflow:DAG_ID/RUN_ID`` inside an Airflow task, else None."""
-    dag = os.environ.get("AIRFLOW_CTX_DAG_ID", "").strip()
-    run = os.environ.get("AIRFLOW_CTX_DAG_RUN_ID", "").strip()
+    dag = (_config.environment("AIRFLOW_CTX_DAG_ID") or "").strip()
+    run = (_config.environment("AIRFLOW_CTX_DAG_RUN_ID") or "").strip()
     return f"airflow:{dag}/{run}" if dag and run else None
 
 

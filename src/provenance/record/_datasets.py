@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
+from provenance import _config
 from provenance.datasets import Dataset
 from provenance.errors import UsageError
 
@@ -74,7 +75,7 @@ def start_reads() -> str:
 
     fd, path = tempfile.mkstemp(prefix="provenance-reads-", suffix=".jsonl")
     os.close(fd)
-    os.environ[READS_ENV] = path
+    _config.set_environment(READS_ENV, path)
     return path
 
 
@@ -82,7 +83,7 @@ def collect_reads(path: str) -> dict[str, dict[str, Any]]:
     """Manifest sha256 -> shards and bytes read (summed over loaders), whether all ended."""
     from provenance.datasets import READS_ENV
 
-    os.environ.pop(READS_ENV, None)
+    _config.set_environment(READS_ENV, None)
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_READS_BYTES)

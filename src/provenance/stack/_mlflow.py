@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import sys
 import time
 import urllib.error
@@ -23,6 +22,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from provenance import _config
 from provenance.errors import ComponentError
 from provenance.signing import write_atomic
 from provenance.stack import _postgres, _proc, _s3
@@ -74,11 +74,9 @@ def server_env(
     state: State, pg_port: int, s3_ports: dict[str, int], sec: dict[str, str]
 ) -> dict[str, str]:
     """The server's environment: the caller's, minus any MLflow/AWS/provenance settings."""
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MLFLOW_", "AWS_", "PROVENANCE_", "_MLFLOW"))
-    }
+    base = _config.environment_copy(
+        lambda k: not k.startswith(("MLFLOW_", "AWS_", "PROVENANCE_", "_MLFLOW"))
+    )
     return {
         **base,
         "MLFLOW_BACKEND_STORE_URI": store_uri(pg_port, sec["postgres_password"]),

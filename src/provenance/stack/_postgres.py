@@ -17,6 +17,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from provenance import _config
 from provenance.errors import ComponentError, UsageError
 from provenance.stack import _proc
 from provenance.stack._proc import HOST, Proc
@@ -157,7 +158,7 @@ def ensure_initialized(state: State, superuser_password: str) -> None:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env={"PATH": os.environ.get("PATH", ""), "LC_ALL": "C"},
+                env={"PATH": _config.environment("PATH") or "", "LC_ALL": "C"},
                 cwd=state.directory,
                 timeout=120,
                 check=False,
@@ -213,7 +214,7 @@ def start(state: State, port: int) -> Proc:
     ]
     return _proc.spawn(
         argv,
-        env={"PATH": os.environ.get("PATH", ""), "LC_ALL": "C"},
+        env={"PATH": _config.environment("PATH") or "", "LC_ALL": "C"},
         log=state.path("logs", "postgresql.log"),
         cwd=state.directory,
         user=_run_as(),

@@ -8,13 +8,13 @@ only). Anonymous requests are refused. Every port is chosen by the stack and bou
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from provenance import _config
 from provenance.errors import ComponentError
 from provenance.signing import write_atomic
 from provenance.stack import _proc
@@ -120,7 +120,7 @@ def start(state: State, ports: dict[str, int], sec: dict[str, str]) -> Proc:
         "-s3.port.lance=0",
         f"-s3.config={config}",
     ]
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(state.path("s3"))}
+    env = {"PATH": _config.environment("PATH") or "", "HOME": str(state.path("s3"))}
     return _proc.spawn(argv, env=env, log=state.path("logs", "s3.log"), cwd=state.path("s3"))
 
 

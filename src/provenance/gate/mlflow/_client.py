@@ -7,7 +7,6 @@ infrastructure failure (4). Retries are bounded so a stopped server fails in sec
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -22,13 +21,13 @@ def client(tracking_uri: str | None = None) -> Any:
     Default: `tracking_uri` setting (MLFLOW_TRACKING_URI, then ``[tool.provenance]``); the HTTP
     retries are bounded unless the environment already bounds them.
     """
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    _config.default_environment("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    _config.default_environment("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    _config.default_environment("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+    _config.default_environment("MLFLOW_DISABLE_TELEMETRY", "true")
     # MLflow draws tqdm bars on stderr whenever tqdm is installed (e.g. as gguf's dependency):
     # stderr carries our log and error lines only.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    _config.default_environment("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow import MlflowClient
 
     uri = tracking_uri or _config.setting("tracking_uri", env="MLFLOW_TRACKING_URI")
