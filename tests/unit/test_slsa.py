@@ -391,3 +391,37 @@ def test_attest_refuses_a_chain_that_does_not_verify(signed: Path, cli) -> None:
     r = cli("slsa", "attest", *args)
     assert r.code == 1 and "step 'train' needs 1 link(s)" in r.err
     assert not Path("p.intoto.jsonl").exists()
+
+
+def test_attest_never_signs_a_file_no_verified_step_recorded(signed: Path, cli) -> None:
+    """A file planted after the run, outside the product directories verify checks, is selected
+    by the subject pattern; it is refused by name (exit 1) and no provenance is written."""
+    Path("checkpoints").mkdir()
+    Path("checkpoints/evil.safetensors").write_bytes(b"planted")
+    assert cli("verify", *LAYOUT).code == 0  # no step claims it: verify has no reason to look
+    args = ("--subject", "**/*.safetensors", "--key", "keys/trainer", *LAYOUT, "-o", "p.jsonl")
+    r = cli("slsa", "attest", *args)
+    assert r.code == 1, r.err
+    assert (
+        "'checkpoints/evil.safetensors'" in r.err and "not a product of any verified step" in r.err
+    )
+    assert not Path("p.jsonl").exists()
+    ok = cli("slsa", "attest", "--subject", "models/*.safetensors", "--key", "keys/trainer",
+             *LAYOUT, "-o", "p.jsonl")  # fmt: skip
+    assert ok.code == 0, ok.err
+
+
+def test_attest_refuses_a_subject_changed_after_verification(signed: Path) -> None:
+    """The subjects are hashed after verify: a model swapped in between is not signed."""
+    from provenance.attest.slsa.build import build_statement
+    from provenance.errors import VerificationError
+    from provenance.verification import verify as verify_chain
+
+    result = verify_chain("root.layout", ["keys/owner.pub"], ".provenance/links", ".")
+    assert result.ok, result.verdict
+    Path("models/model.safetensors").write_bytes(b"swapped after verify")
+    with pytest.raises(
+        VerificationError,
+        match=r"'models/model.safetensors': sha256 .* on disk, but step 'train' recorded",
+    ):
+        build_statement(["models/**"], result, ".")

@@ -245,3 +245,21 @@ def test_workflow_inputs_are_handed_to_slsa_verifier(cli, tmp_path: Path) -> Non
     assert r.code == 0
     argv = record.read_text().split("\n")
     assert argv.count("--build-workflow-input") == 2 and "a=1" in argv and "b=2" in argv
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        EXAMPLE + "@refs/heads/evil",  # the vector was built from refs/heads/main
+        EXAMPLE + "@refs/heads/main",  # even the right ref: it would be dropped, not checked
+        "git+https://" + EXAMPLE + "@refs/tags/v99.0.0",
+        "https://user@" + EXAMPLE,
+    ],
+)
+def test_a_ref_in_the_source_uri_is_refused_not_dropped(cli, source: str) -> None:
+    """The repository comparison ignores a claimed URI's @REF; an expected @REF would have been
+    dropped with it and the pin never checked (slsa-verifier refuses it as a mismatch)."""
+    r = cli("slsa", "verify", GENERIC_BIN, "-b", GENERIC_PROV, "--source-uri", source, "--json")
+    assert r.code == 2 and "names a repository, not a ref" in r.err and "Traceback" not in r.err
+    assert json.loads(r.out)["exit_code"] == 2
+    assert "--source-branch" in r.err

@@ -55,6 +55,13 @@ class Expectations:
     def __post_init__(self) -> None:
         if not (self.source_uri or self.owner):
             raise UsageError("give the expected source: --source-uri/--repo or --owner")
+        if self.source_uri and "@" in self.source_uri:
+            # The repository comparison drops a claimed URI's @REF; an expected one would be
+            # dropped with it, and a ref the caller meant to pin would go unchecked.
+            raise UsageError(
+                f"--source-uri {self.source_uri!r}: names a repository, not a ref or a user "
+                "(give the ref with --source-branch, --source-tag or --source-ref)"
+            )
         refs = (self.branch, self.tag, self.versioned_tag, self.source_ref)
         if sum(bool(x) for x in refs) > 1:
             raise UsageError(

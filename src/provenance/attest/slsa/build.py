@@ -3,7 +3,8 @@
 buildType `BUILD_TYPE` is defined in docs/slsa.md. Subjects are the weight files; resolved
 dependencies are what the pipeline consumed but did not produce (datasets, code, base weights)
 plus the source commit; the links themselves are byproducts. Everything comes from a passed
-`VerificationResult` (its exact link and layout bytes); nothing is re-read from disk.
+`VerificationResult` (its exact link and layout bytes). The one thing read from disk, the
+subjects, must be products a verified step recorded with the same digest.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from provenance._github import context as github_context
 from provenance.attest._resource import ResourceDescriptor
 from provenance.attest.slsa_provenance import SlsaProvenance
 from provenance.attest.statement import Statement, Subject
-from provenance.errors import UsageError
+from provenance.errors import UsageError, VerificationError
 from provenance.hashing import hash_artifacts
 from provenance.links import LinkData
 from provenance.record import base_models_of
@@ -52,6 +53,30 @@ def _external_inputs(links: Sequence[LinkData]) -> list[dict[str, Any]]:
     return [{"name": p, "digest": dict(d)} for p, d in sorted(seen.items())]
 
 
+def _check_subjects_were_produced(digests: Mapping[str, str], links: Sequence[LinkData]) -> None:
+    """Each subject is a product a verified step recorded, with the digest it has now.
+
+    The subject patterns select files on disk; a file planted after the run, or changed since
+    verify read it, must not be signed as an output of the verified build.
+    """
+    recorded: dict[str, dict[str, str]] = {}
+    for lk in links:
+        for path, d in lk.products.items():
+            recorded.setdefault(path, {})[str(d.get("sha256"))] = lk.name
+    for path, digest in sorted(digests.items()):
+        steps = recorded.get(path)
+        if steps is None:
+            raise VerificationError(
+                f"subject '{path}' (sha256 {digest[:12]}…) is not a product of any verified step: "
+                "only what the chain recorded is signed"
+            )
+        if digest not in steps:
+            raise VerificationError(
+                f"subject '{path}': sha256 {digest[:12]}… on disk, but step "
+                f"'{next(iter(steps.values()))}' recorded {next(iter(steps))[:12]}…"
+            )
+
+
 def build_statement(
     subjects: Sequence[str],
     verification: VerificationResult,
@@ -73,6 +98,7 @@ def build_statement(
         raise UsageError(f"--subject {' '.join(subjects)} matched no file in {base}")
     verified = list(verification.links.values())
     links = [v.link for v in verified]
+    _check_subjects_were_produced(hashed.digests, links)
     gh = github_context()
     envs = [lk.environment for lk in links]
     commit = next((e.get("git_commit") for e in envs if e.get("git_commit")), None)
