@@ -52,9 +52,11 @@ class SimLink:
     run_id: str | None = RUN_ID
     name_inside: str | None = None  # the step name written inside the link (default: step)
     command: list[str] = field(default_factory=list)
+    environment: dict[str, Any] = field(default_factory=dict)  # more of the link's environment
 
     def payload(self) -> bytearray:
         env: dict[str, Any] = {"pipeline_run_id": self.run_id} if self.run_id else {}
+        env.update(self.environment)
         return link_payload(
             self.name_inside or self.step,
             self.command or ["python", f"steps/{self.step}.py"],

@@ -265,3 +265,36 @@ def test_fuzz_envelope_parser_raises_only_typed_errors(data: bytes) -> None:
     ):
         with contextlib.suppress(ProvenanceError):
             dsse.parse(blob, "x.link")
+
+
+def _trainer_key_inline(project: Path, upper: bool) -> str:
+    """trainer.pub written inline as securesystemslib JSON, its hex in another case."""
+    from provenance.signing import load_public_key
+
+    key = load_public_key(str(project / "keys" / "trainer.pub"))
+    public = key.keyval["public"].upper() if upper else key.keyval["public"]
+    return f'\n    keytype: ed25519\n    scheme: ed25519\n    keyval:\n      public: "{public}"'
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        "../keys/trainer.pub",  # the same file twice
+        "INLINE-UPPER",  # the same key inline, upper-case hex: another key id
+        "INLINE",
+    ],
+)
+def test_one_public_key_under_two_functionaries_is_refused(project: Path, cli, second: str) -> None:
+    """Two names with one key would let one person meet a threshold of two."""
+    if second.startswith("INLINE"):
+        second = _trainer_key_inline(project, upper=second.endswith("UPPER"))
+    text = GOOD.read_text().replace(
+        "  trainer: ../keys/trainer.pub\n", f"  trainer: ../keys/trainer.pub\n  bob: {second}\n"
+    )
+    path = write(project, text)
+    r = cli("layout", "lint", path)
+    assert r.code == 3, r.out + r.err
+    assert "functionaries 'trainer' and 'bob' have the same public key" in r.err
+    assert f"{path}:" in r.err and "Traceback" not in r.err
+    signed = cli("layout", "sign", path, "--key", "keys/owner", "-o", "root.layout")
+    assert signed.code == 3 and not Path("root.layout").exists()

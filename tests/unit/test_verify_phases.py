@@ -7,13 +7,16 @@ asserts the phase that fails, that no later phase ran, and what the failure name
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from provenance.layout import Rule, StepDef, Threshold
+from provenance.layout import LayoutSpec, Rule, StepDef, Threshold
+from provenance.links import write_link
 from provenance.verification import VerificationResult, verify
 from tests.chain_sim import RUN_ID, ChainSimulator, SimLink, sha256, signer
 
@@ -141,6 +144,94 @@ def test_functionaries_who_disagree_on_products_fail_the_step(
     sim.links["train"].append(SimLink("train", "outsider", dict(train.materials), other))
     (message,) = failed_at(sim.verify(tmp_path), "links")
     assert "disagree on materials or products" in message
+
+
+def _two_trainers(sim: ChainSimulator, **environments: dict[str, Any]) -> None:
+    """train with threshold 2: the trainer's link and an identical one by a second key."""
+    sim.functionaries["trainer-2"] = "outsider"
+    old = sim.steps[1]
+    sim.steps[1] = StepDef(old.name, ("trainer", "trainer-2"), 2, old.materials, old.products)
+    train = sim.link("train")
+    train.environment = environments.get("trainer", {})
+    sim.links["train"].append(
+        SimLink(
+            "train",
+            "outsider",
+            dict(train.materials),
+            dict(train.products),
+            environment=environments.get("other", {}),
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "mine", "theirs"),
+    [
+        ("git_commit", "1" * 40, "6" * 40),  # the commit SLSA provenance names
+        ("parameters", '{"lr": 0.01}', '{"lr": 0.01, "note": "rogue"}'),
+        ("patterns", {"products": ["models/**"]}, {"products": []}),  # the extra-file check
+        ("packages_sha256", "a" * 64, None),  # a field only one link has
+    ],
+)
+def test_functionaries_who_disagree_on_the_environment_fail_the_step(
+    sim: ChainSimulator, tmp_path: Path, field: str, mine: Any, theirs: Any
+) -> None:
+    """With threshold 2, no single functionary decides what the verified step says downstream."""
+    other = {field: theirs} if theirs is not None else {}
+    _two_trainers(sim, trainer={field: mine}, other=other)
+    result = sim.verify(tmp_path)
+    (message,) = failed_at(result, "links")
+    assert f"disagree on environment.{field}" in message
+    failure = result.failures[0]
+    assert failure.step == "train"
+    assert ".link" in (failure.expected or "") and ".link" in (failure.actual or "")
+
+
+def test_functionaries_may_differ_in_when_and_where_they_ran(
+    sim: ChainSimulator, tmp_path: Path
+) -> None:
+    _two_trainers(
+        sim,
+        trainer={"started_on": "2026-12-01T10:00:00Z", "platform": "Linux-6.1-x86_64"},
+        other={"started_on": "2026-12-01T11:00:00Z", "platform": "Linux-6.8-aarch64"},
+    )
+    result = sim.verify(tmp_path)
+    assert result.ok, [f.render() for f in result.failures]
+
+
+def test_one_key_under_two_key_ids_counts_once_towards_a_threshold(
+    sim: ChainSimulator, tmp_path: Path
+) -> None:
+    """A layout (from any tool) listing one key twice, spelled in two cases: two key ids. Two
+    copies of the trainer's one link, one per id, must not meet a threshold of two."""
+    from securesystemslib.signer import CryptoSigner, SSlibKey
+
+    trainer = signer("trainer")
+    upper = dict(trainer.public_key.to_dict())
+    upper["keyval"] = {"public": upper["keyval"]["public"].upper()}
+    twin = SSlibKey.from_dict(f"{'f' * 64}", dict(upper))  # any id: the layout says which
+    spec = sim.spec
+    sim.spec = lambda: _with_functionary(spec(), "trainer-2", twin)  # type: ignore[method-assign]
+    old = sim.steps[1]
+    sim.steps[1] = StepDef(old.name, ("trainer", "trainer-2"), 2, old.materials, old.products)
+    sim.publish(tmp_path)
+    copy = CryptoSigner(trainer._private_key, twin)
+    train = sim.link("train")
+    write_link(train.payload(), copy, "train", str(tmp_path / "links"))
+    assert len(list((tmp_path / "links").glob("train.*.link"))) == 2
+    result = verify(
+        str(tmp_path / "root.layout"),
+        [signer("owner").public_key],
+        str(tmp_path / "links"),
+        str(tmp_path / "base"),
+    )
+    (message,) = failed_at(result, "links")
+    assert "step 'train' needs 2 link(s)" in message and "found 1 valid" in message
+    assert "2 key ids in the layout name 1 key(s)" in (result.failures[0].actual or "")
+
+
+def _with_functionary(spec: LayoutSpec, name: str, key: Any) -> LayoutSpec:
+    return dataclasses.replace(spec, functionaries={**spec.functionaries, name: key})
 
 
 def test_a_link_recording_another_step_inside_is_refused(

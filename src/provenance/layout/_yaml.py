@@ -332,11 +332,12 @@ def _expires(ctx: _Ctx, node: yaml.Node) -> dt.datetime:
 
 
 def _functionaries(ctx: _Ctx, node: yaml.Node, base: str, lines: dict[str, int]) -> dict[str, Any]:
-    from provenance.signing.keys import load_public_key
+    from provenance.signing.keys import key_material, load_public_key
 
     if not isinstance(node, yaml.MappingNode) or not node.value:
         raise ctx.fail(node, "functionaries must map names to public key files")
     out: dict[str, Any] = {}
+    holders: dict[str, str] = {}  # key material -> the functionary who has it
     for knode, vnode in node.value:
         name = ctx.string(knode, "a functionary name")
         if name in out:
@@ -344,13 +345,16 @@ def _functionaries(ctx: _Ctx, node: yaml.Node, base: str, lines: dict[str, int])
         lines[f"functionaries.{name}"] = knode.start_mark.line + 1
         if isinstance(vnode, yaml.MappingNode):
             out[name] = _inline_key(ctx, vnode, name)
-            continue
-        rel = ctx.string(vnode, f"the key of functionary '{name}'")
-        key_path = os.path.normpath(os.path.join(base, rel))
-        try:
-            out[name] = load_public_key(key_path)
-        except InputError as exc:
-            raise ctx.fail(vnode, f"functionary '{name}': {exc}") from None
+        else:
+            rel = ctx.string(vnode, f"the key of functionary '{name}'")
+            key_path = os.path.normpath(os.path.join(base, rel))
+            try:
+                out[name] = load_public_key(key_path)
+            except InputError as exc:
+                raise ctx.fail(vnode, f"functionary '{name}': {exc}") from None
+        other = holders.setdefault(key_material(out[name]), name)
+        if other != name:  # one person would count as two towards a step's threshold
+            raise ctx.fail(vnode, f"functionaries '{other}' and '{name}' have the same public key")
     return out
 
 

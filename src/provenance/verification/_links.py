@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provenance.hashing import objects
-from provenance.links import FILE_RE, LinkReader, Rejected, VerifiedLink, step_links
+from provenance.links import FILE_RE, LinkData, LinkReader, Rejected, VerifiedLink, step_links
+from provenance.signing import key_material
 from provenance.verification.result import Failure, StepReport
 
 
@@ -70,6 +71,22 @@ class Chain:
     reports: list[StepReport] = field(default_factory=list)
 
 
+# What may differ between the links of a step with threshold > 1: when and where each
+# functionary ran it. Everything else in the environment is read downstream (the run id, the
+# commit and parameters SLSA provenance names, the patterns behind the extra-file check, the
+# datasets, objects and base models verified), so one functionary must not decide it alone.
+_OWN_RUN = frozenset({"started_on", "finished_on", "mlflow_run_id", "platform"})
+
+
+def _disagreement(a: LinkData, b: LinkData) -> str | None:
+    """What two links of one step record differently, or None when they agree."""
+    if a.materials != b.materials or a.products != b.products:
+        return "materials or products"
+    keys = (a.environment.keys() | b.environment.keys()) - _OWN_RUN
+    differ = sorted(k for k in keys if a.environment.get(k) != b.environment.get(k))
+    return ", ".join(f"environment.{k}" for k in differ) or None
+
+
 def load_chain(layout: Any, links_dir: str, names: dict[str, str]) -> tuple[Chain, list[Failure]]:
     """Accept each step's links that an authorized functionary validly signed; check thresholds."""
     from securesystemslib.signer import Key
@@ -114,12 +131,16 @@ def load_chain(layout: Any, links_dir: str, names: dict[str, str]) -> tuple[Chai
             first = next(iter(accepted.values())).link
             report.materials, report.products = len(first.materials), len(first.products)
         chain.reports.append(report)
-        if len(accepted) < step.threshold:
+        # Keys, not key ids: one key spelled two ways in the layout has two ids.
+        distinct = len({key_material(all_keys[k]) for k in accepted})
+        if distinct < len(accepted):
+            rejected.append(f"{len(accepted)} key ids in the layout name {distinct} key(s)")
+        if distinct < step.threshold:
             failures.append(
                 Failure(
                     "links",
                     f"step '{step.name}' needs {step.threshold} link(s) signed by its "
-                    f"functionaries, found {len(accepted)} valid",
+                    f"functionaries, found {distinct} valid",
                     step=step.name,
                     expected=f"signed by: {allowed_text}",
                     actual="; ".join(rejected)
@@ -128,20 +149,20 @@ def load_chain(layout: Any, links_dir: str, names: dict[str, str]) -> tuple[Chai
                 )
             )
             continue
-        first = next(iter(accepted.values())).link
-        if any(  # the first link is not compared with itself (100k entries each)
-            lk.link is not first
-            and (lk.link.materials != first.materials or lk.link.products != first.products)
-            for lk in accepted.values()
-        ):
-            failures.append(
-                Failure(
-                    "links",
-                    f"step '{step.name}': links of its functionaries "
-                    "disagree on materials or products",
-                    step=step.name,
+        head = next(iter(accepted.values()))
+        for other in accepted.values():
+            differ = _disagreement(head.link, other.link) if other is not head else None
+            if differ:
+                failures.append(
+                    Failure(
+                        "links",
+                        f"step '{step.name}': links of its functionaries disagree on {differ}",
+                        step=step.name,
+                        expected=f"{differ} as in {head.file}",
+                        actual=f"{differ} in {other.file} differs",
+                    )
                 )
-            )
+                break
         chain.links[step.name] = accepted
     return chain, failures
 
