@@ -269,3 +269,15 @@ def test_malformed_declarations_raise(line: str, problem: str) -> None:
     with pytest.raises(LayoutError, match=problem):
         LayoutPolicy.from_readme("readme\n" + line, steps={"clean"})
     assert LayoutPolicy.from_readme("no declaration", steps={"clean"}).run_id_optional == set()
+
+
+def test_a_file_planted_where_an_upstream_link_recorded_products_fails(chain: Path, cli) -> None:
+    """The upstream link names no patterns: the owner's `create: "data/clean/*"` says which
+    directory holds only what the chain recorded."""
+    assert sign_layout(cli, write_layout(opt_in=True)).code == 0
+    Path("data/clean/planted.txt").write_text("after the run")
+    before = snapshot(chain)
+    r = verify(cli)
+    assert r.code == 1, r.out
+    assert "data/clean/planted.txt" in r.out and "clean" in r.out and "extra" in r.out
+    assert snapshot(chain) == before

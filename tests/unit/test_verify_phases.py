@@ -409,6 +409,64 @@ def test_a_final_product_missing_on_disk_fails_the_files_phase(
     assert any(f.artifact == "models/config.json" for f in result.failures)
 
 
+def _verify_published(root: Path) -> VerificationResult:
+    return verify(
+        str(root / "root.layout"),
+        [signer("owner").public_key],
+        str(root / "links"),
+        str(root / "base"),
+    )
+
+
+def test_a_file_planted_among_products_fails_when_links_record_no_patterns(
+    sim: ChainSimulator, tmp_path: Path
+) -> None:
+    """Links from upstream in-toto-run name no patterns: the owner's `create: models/*` then
+    says which directory holds only what the chain recorded."""
+    sim.publish(tmp_path)
+    (tmp_path / "base" / "models" / "backdoor.pkl").write_bytes(b"planted after the run")
+    (tmp_path / "base" / "notes").mkdir()
+    (tmp_path / "base" / "notes" / "todo.txt").write_bytes(b"no rule names notes/")
+    result = _verify_published(tmp_path)
+    failed_at(result, "files")
+    (failure,) = result.failures
+    assert failure.artifact == "models/backdoor.pkl" and failure.step == "train"
+    assert "extra" in failure.render()
+
+
+@pytest.mark.parametrize("patterns", [False, True], ids=["no patterns", "recorded patterns"])
+def test_products_behind_a_directory_symlinked_out_of_base_are_refused(
+    sim: ChainSimulator, tmp_path: Path, patterns: bool
+) -> None:
+    """`base/models` -> a copy outside base: the files match, but they are not the base's."""
+    if patterns:
+        sim.link("train").environment = {"patterns": {"products": ["models/**"]}}
+        sim.link("evaluate").environment = {"patterns": {"products": ["metrics/**"]}}
+        sim.link("prepare").environment = {"patterns": {"products": ["data/processed/**"]}}
+    sim.publish(tmp_path)
+    base = tmp_path / "base"
+    (base / "data").rename(tmp_path / "elsewhere")
+    (base / "data").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    result = _verify_published(tmp_path)
+    failed_at(result, "files")
+    refused = {f.artifact: f.actual for f in result.failures}
+    target = "data/processed" if patterns else "data/processed/X_train.npy"
+    assert refused.get(target) and "reaches outside the base directory" in refused[target]
+    assert result.artifacts_checked < 5
+
+
+def test_a_directory_symlink_inside_base_is_followed_as_the_recorder_follows_it(
+    sim: ChainSimulator, tmp_path: Path
+) -> None:
+    sim.link("prepare").environment = {"patterns": {"products": ["data/processed/**"]}}
+    sim.publish(tmp_path)
+    base = tmp_path / "base"
+    (base / "data").rename(base / "real-data")
+    (base / "data").symlink_to("real-data", target_is_directory=True)
+    result = _verify_published(tmp_path)
+    assert result.ok, [f.render() for f in result.failures]
+
+
 def test_registered_files_are_held_to_exactly_the_declared_model(
     sim: ChainSimulator, tmp_path: Path
 ) -> None:

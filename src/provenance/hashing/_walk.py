@@ -288,7 +288,8 @@ def walk_all(base: str, roots: Iterable[str], prune: Iterable[str] = ()) -> Inve
     dot-directories are listed like anything else. Symlinks (to files or directories, inside or
     outside), FIFOs, sockets, devices, unlistable directories and names that are not UTF-8 are
     refused by name; nothing is opened or followed (the type comes from the directory entry).
-    A root that does not exist contributes nothing; a root that is a regular file is listed.
+    A root that does not exist contributes nothing; a root that is a regular file is listed; a
+    root whose parent directories resolve outside base is refused, as `iter_collect` refuses it.
     `prune`: relative directories left out entirely (the links directory).
     """
     files: set[str] = set()
@@ -299,6 +300,7 @@ def walk_all(base: str, roots: Iterable[str], prune: Iterable[str] = ()) -> Inve
         refused.setdefault(printable(rel), why)
 
     stack: list[str] = []
+    base_real = os.path.realpath(base)
     for raw in roots:
         root = "" if raw.strip("/") in ("", ".") else check_relative(raw.rstrip("/"), what="root")
         path = os.path.join(base, root) if root else base
@@ -308,6 +310,10 @@ def walk_all(base: str, roots: Iterable[str], prune: Iterable[str] = ()) -> Inve
             continue
         except OSError as exc:
             refuse(root or ".", f"cannot read: {exc.strerror}")
+            continue
+        if root and not _inside(os.path.realpath(os.path.dirname(path)), base_real):
+            # A directory above the root is a symlink out of base (the recorder refuses it too).
+            refuse(root, "directory reaches outside the base directory")
             continue
         if stat.S_ISDIR(mode):
             stack.append(root)

@@ -125,6 +125,24 @@ def _claims(pattern: Any, path: str) -> bool:
     return bool(pattern.root and path.startswith(pattern.root + "/")) or bool(pattern.matches(path))
 
 
+def _claimed(step: Any, link: LinkData) -> list[str]:
+    """The product patterns whose directories hold only what the chain recorded.
+
+    The patterns the step recorded; for a link with no record of its patterns (upstream
+    `in-toto-run`, another recorder), the directories the owner's own CREATE and MODIFY product
+    rules name, so a file planted there is not overlooked. A rule without a directory (`*`,
+    `*.json`) claims nothing then: it would claim the whole tree.
+    """
+    if "patterns" in link.environment:  # this project's recorder: what the step hashed
+        return link.patterns("products")
+    rules = [
+        str(rule[1])
+        for rule in step.expected_products
+        if len(rule) == 2 and str(rule[0]).upper() in ("CREATE", "MODIFY")
+    ]
+    return [p.text for p in compile_patterns(rules) if p.root]
+
+
 def check_files(
     layout: Any, links: Mapping[str, LinkData], base: str, links_dir: str, only: Sequence[str] = ()
 ) -> tuple[int, list[Failure]]:
@@ -134,10 +152,7 @@ def check_files(
         claims = [(p, "--artifact") for p in only]
     else:
         claims = [
-            (p, s.name)
-            for s in layout.steps
-            if s.name in links
-            for p in links[s.name].patterns("products")
+            (p, s.name) for s in layout.steps if s.name in links for p in _claimed(s, links[s.name])
         ]
     expected, claims, stored_shas, stored_claims = split_objects(expected, claims)  # s3://
     claimed = [p for p, _ in claims]
@@ -147,7 +162,15 @@ def check_files(
         found, refused = _under(base, claimed, prune)
         on_disk, skip = set(found), dict(refused)  # sets: 100k products are looked up here
         del found
-        outside = {p for p in expected if p not in on_disk and p not in skip and _regular(base, p)}
+        inside, outside = _Inside(base), set()  # products no claimed directory listed
+        for path in expected:
+            if path in on_disk or path in skip:
+                continue
+            if not inside(path):
+                skip[path] = "is in a directory that reaches outside the base directory"
+                refused.append((path, skip[path]))
+            elif _regular(base, path):
+                outside.add(path)
         present = sorted(on_disk | outside)
         packed = hash_paths_packed(base, present)  # 32 bytes a file, in `present`'s order
     except ArtifactError as exc:
@@ -211,6 +234,23 @@ def _changes(
     missing = itertools.filterfalse(outside.__contains__, itertools.filterfalse(on_disk, expected))
     changes.extend(Change(path, expected[path], None) for path in missing)
     return sorted(changes, key=operator.attrgetter("path"))
+
+
+class _Inside:
+    """Whether a path's directory, symlinks resolved, is inside base (once per directory)."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.real = os.path.realpath(base)
+        self.known: dict[str, bool] = {"": True}
+
+    def __call__(self, path: str) -> bool:
+        folder = path.rpartition("/")[0]
+        ok = self.known.get(folder)
+        if ok is None:
+            real = os.path.realpath(os.path.join(self.base, folder))
+            ok = self.known[folder] = real == self.real or real.startswith(self.real + os.sep)
+        return ok
 
 
 def _regular(base: str, path: str) -> bool:
