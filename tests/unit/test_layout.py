@@ -298,3 +298,17 @@ def test_one_public_key_under_two_functionaries_is_refused(project: Path, cli, s
     assert f"{path}:" in r.err and "Traceback" not in r.err
     signed = cli("layout", "sign", path, "--key", "keys/owner", "-o", "root.layout")
     assert signed.code == 3 and not Path("root.layout").exists()
+
+
+@pytest.mark.parametrize("prefix", ["out[1]", "data/*", "run?"])
+def test_a_match_prefix_with_glob_characters_is_refused(project: Path, cli, prefix: str) -> None:
+    """MATCH reads `in:` literally; the DISALLOW added after it would read it as a glob."""
+    text = GOOD.read_text().replace(
+        '      - match: "data/processed/*"\n        from: prepare\n      - allow: "steps/train.py"',
+        f'      - match: "*.npy"\n        in: "{prefix}"\n        with: data/processed\n'
+        '        from: prepare\n      - allow: "steps/train.py"',
+    )
+    path = write(project, text)
+    r = cli("layout", "lint", path)
+    assert r.code == 3, r.out + r.err
+    assert f"'in' prefix '{prefix}' is a directory, not a pattern" in r.err and f"{path}:" in r.err

@@ -102,9 +102,20 @@ class Rule:
             raise LayoutError(
                 None, f"'of' must be 'products' or 'materials', got {_kind(self.of)}", self.line
             )
+        from provenance.hashing import has_glob
+
         for label, prefix in (("in", self.in_prefix), ("with", self.with_prefix)):
             if prefix is not None and (not isinstance(prefix, str) or "\x00" in prefix):
                 raise LayoutError(None, f"'{label}' prefix must be a string without NUL", self.line)
+            if prefix is not None and has_glob(prefix):
+                # MATCH reads a prefix literally, but the DISALLOW the compiler adds after it
+                # reads it as a glob: 'out[1]' would leave out[1]/* to a later rule.
+                raise LayoutError(
+                    None,
+                    f"'{label}' prefix '{prefix[:80]}' is a directory, not a pattern "
+                    "(no *, ? or [)",
+                    self.line,
+                )
 
     def to_in_toto(self) -> list[str]:
         if self.verb != "match":
