@@ -289,3 +289,36 @@ def test_pem_key_step_does_not_import_boto3_and_an_aws_kms_uri_later_still_works
         "signing: botocore EndpointConnectionError",  # boto3's KMS client made the call
     ], r.stderr
     assert list(Path(".provenance/links").glob("s.*.link"))
+
+
+def _spelled(key, keyid: str, **changes) -> object:
+    from securesystemslib.signer import SSlibKey
+
+    data = {"keytype": key.keytype, "scheme": key.scheme, "keyval": dict(key.keyval)}
+    data.update(changes)
+    return SSlibKey.from_dict(keyid, data)
+
+
+def test_key_material_is_one_for_every_spelling_securesystemslib_accepts() -> None:
+    """Each spelling verifies the same signatures (securesystemslib reads it so), and each has a
+    key id of its own: a threshold must count the key, not the id."""
+    from securesystemslib.signer import CryptoSigner, Signature
+
+    from provenance.signing import key_material
+
+    ed, ec = CryptoSigner.generate_ed25519(), CryptoSigner.generate_ecdsa()
+    hexed = ed.public_key.keyval["public"]
+    pem = ec.public_key.keyval["public"]
+    spellings = [
+        (ed, _spelled(ed.public_key, "a" * 64, keyval={"public": hexed.upper()})),
+        (ed, _spelled(ed.public_key, "b" * 64, keyval={"public": " ".join(hexed[i : i + 2] for i in range(0, 64, 2))})),
+        (ec, _spelled(ec.public_key, "c" * 64, keyval={"public": "a comment line\n" + pem})),
+        (ec, _spelled(ec.public_key, "d" * 64, keyval={"public": pem.replace("\n", "\r\n")})),
+        (ec, _spelled(ec.public_key, "e" * 64, keytype="ecdsa-sha2-nistp256")),
+    ]  # fmt: skip
+    for signer, twin in spellings:
+        signature = signer.sign(b"payload")
+        twin.verify_signature(Signature(twin.keyid, signature.signature), b"payload")
+        assert key_material(twin) == key_material(signer.public_key)
+    assert key_material(ed.public_key) != key_material(CryptoSigner.generate_ed25519().public_key)
+    assert key_material(ec.public_key) != key_material(ed.public_key)

@@ -300,9 +300,30 @@ def test_one_public_key_under_two_functionaries_is_refused(project: Path, cli, s
     assert signed.code == 3 and not Path("root.layout").exists()
 
 
-@pytest.mark.parametrize("prefix", ["out[1]", "data/*", "run?"])
-def test_a_match_prefix_with_glob_characters_is_refused(project: Path, cli, prefix: str) -> None:
-    """MATCH reads `in:` literally; the DISALLOW added after it would read it as a glob."""
+_GLOB = "is a directory, not a pattern"
+_UNNORMALISED = "is not a normalised relative directory"
+
+
+@pytest.mark.parametrize(
+    ("prefix", "why"),
+    [
+        # MATCH reads `in:` literally; the DISALLOW added after it would read it as a glob.
+        ("out[1]", _GLOB),
+        ("data/*", _GLOB),
+        ("run?", _GLOB),
+        # in-toto compares the prefix with (normalised) artifact paths as written: './x' would
+        # match nothing, and the MATCH and the DISALLOW after it would both be dead.
+        ("./data/processed", _UNNORMALISED),
+        ("data/processed/.", _UNNORMALISED),
+        ("/data/processed", _UNNORMALISED),
+        ("data//processed", _UNNORMALISED),
+        ("data/processed//", _UNNORMALISED),
+        ("data/../data/processed", _UNNORMALISED),
+    ],
+)
+def test_a_match_prefix_that_is_not_a_plain_directory_is_refused(
+    project: Path, cli, prefix: str, why: str
+) -> None:
     text = GOOD.read_text().replace(
         '      - match: "data/processed/*"\n        from: prepare\n      - allow: "steps/train.py"',
         f'      - match: "*.npy"\n        in: "{prefix}"\n        with: data/processed\n'
@@ -311,4 +332,5 @@ def test_a_match_prefix_with_glob_characters_is_refused(project: Path, cli, pref
     path = write(project, text)
     r = cli("layout", "lint", path)
     assert r.code == 3, r.out + r.err
-    assert f"'in' prefix '{prefix}' is a directory, not a pattern" in r.err and f"{path}:" in r.err
+    assert f"'in' prefix '{prefix}' {why}" in r.err
+    assert f"{path}:" in r.err and "Traceback" not in r.err

@@ -422,6 +422,33 @@ def test_attest_refuses_a_subject_changed_after_verification(signed: Path) -> No
     Path("models/model.safetensors").write_bytes(b"swapped after verify")
     with pytest.raises(
         VerificationError,
-        match=r"'models/model.safetensors': sha256 .* on disk, but step 'train' recorded",
+        match=r"'models/model.safetensors': sha256 .* on disk, but the verified chain ends with .* "
+        r"\(recorded by step 'train'\)",
     ):
         build_statement(["models/**"], result, ".")
+
+
+def test_attest_refuses_weights_a_later_step_replaced(tmp_path: Path) -> None:
+    """train makes A, evaluate (allowed to modify models/*) leaves B; verify passes on B. The
+    file put back to A after verify is recorded by a verified step, but not what the chain
+    ends with: it is not signed."""
+    from provenance.attest.slsa.build import build_statement
+    from provenance.errors import VerificationError
+    from provenance.layout import Rule, StepDef
+    from tests.chain_sim import ChainSimulator, sha256
+
+    sim = ChainSimulator()
+    old = sim.steps[2]
+    products = (*old.products, Rule("modify", "models/*"))
+    sim.steps[2] = StepDef(old.name, old.functionaries, 1, old.materials, products)
+    first = sim.files["models/model.safetensors"]
+    sim.files["models/model.safetensors"] = b"weights, fine-tuned by evaluate"
+    sim.link("evaluate").products["models/model.safetensors"] = sha256(
+        sim.files["models/model.safetensors"]
+    )
+    result = sim.verify(tmp_path)
+    assert result.ok, [f.render() for f in result.failures]
+    model = tmp_path / "base" / "models" / "model.safetensors"
+    model.write_bytes(first)  # train's weights, put back after verify
+    with pytest.raises(VerificationError, match=r"ends with .* \(recorded by step 'evaluate'\)"):
+        build_statement(["models/model.safetensors"], result, str(tmp_path / "base"))

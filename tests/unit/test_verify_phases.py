@@ -187,6 +187,16 @@ def test_functionaries_who_disagree_on_the_environment_fail_the_step(
     assert ".link" in (failure.expected or "") and ".link" in (failure.actual or "")
 
 
+def test_functionaries_who_ran_another_command_fail_the_step(
+    sim: ChainSimulator, tmp_path: Path
+) -> None:
+    _two_trainers(sim)
+    sim.links["train"][1].command = ["python", "steps/train.py", "--skip-safety-eval"]
+    result = sim.verify(tmp_path)
+    (message,) = failed_at(result, "links")
+    assert "disagree on command" in message
+
+
 def test_functionaries_may_differ_in_when_and_where_they_ran(
     sim: ChainSimulator, tmp_path: Path
 ) -> None:
@@ -228,6 +238,35 @@ def test_one_key_under_two_key_ids_counts_once_towards_a_threshold(
     (message,) = failed_at(result, "links")
     assert "step 'train' needs 2 link(s)" in message and "found 1 valid" in message
     assert "2 key ids in the layout name 1 key(s)" in (result.failures[0].actual or "")
+
+
+def test_a_second_link_by_the_same_key_under_another_name_is_ignored_by_name(
+    sim: ChainSimulator, tmp_path: Path
+) -> None:
+    """in-toto reads `train.<keyid[:8]>.link` only; a stale link of the same key, renamed to
+    sort first, must not become the step's link."""
+    sim.publish(tmp_path)
+    stale = SimLink(
+        "train",
+        "trainer",
+        dict(sim.link("train").materials),
+        dict(sim.link("train").products),
+        environment={"git_commit": "6" * 40},
+    )
+    payload = stale.payload()
+    stale_dir = tmp_path / "stale"
+    path = write_link(payload, signer("trainer"), "train", str(stale_dir))
+    Path(path).rename(tmp_path / "links" / "train.00000000.link")
+    result = _verify_published(tmp_path)
+    assert result.ok, [f.render() for f in result.failures]
+    report = next(r for r in result.steps if r.name == "train")
+    assert [lk["file"] for lk in report.links] == [
+        f"train.{signer('trainer').public_key.keyid[:8]}.link"
+    ]
+    (ignored,) = report.ignored
+    assert ignored["file"] == "train.00000000.link"
+    assert ignored["reason"].endswith("named for another key")
+    assert "git_commit" not in result.links["train"].link.environment
 
 
 def _with_functionary(spec: LayoutSpec, name: str, key: Any) -> LayoutSpec:
@@ -434,6 +473,32 @@ def test_a_file_planted_among_products_fails_when_links_record_no_patterns(
     assert "extra" in failure.render()
 
 
+@pytest.mark.parametrize(
+    "patterns",
+    [
+        {"products": ["models/model.safetensors", "models/config.json"]},  # file by file
+        {"products": []},
+        {"products": [123]},
+        {},
+        "models/**",
+        None,
+    ],
+    ids=["file by file", "empty", "not strings", "no products", "a string", "null"],
+)
+def test_a_file_planted_among_products_fails_whatever_the_link_records_as_patterns(
+    sim: ChainSimulator, tmp_path: Path, patterns: Any
+) -> None:
+    """The owner's `create: models/*` bounds the check from below: a recording that claims no
+    directory (or says nothing usable) does not switch it off."""
+    sim.link("train").environment = {"patterns": patterns}
+    sim.publish(tmp_path)
+    (tmp_path / "base" / "models" / "backdoor.pkl").write_bytes(b"planted after the run")
+    result = _verify_published(tmp_path)
+    failed_at(result, "files")
+    (failure,) = result.failures
+    assert failure.artifact == "models/backdoor.pkl" and failure.step == "train"
+
+
 @pytest.mark.parametrize("patterns", [False, True], ids=["no patterns", "recorded patterns"])
 def test_products_behind_a_directory_symlinked_out_of_base_are_refused(
     sim: ChainSimulator, tmp_path: Path, patterns: bool
@@ -453,6 +518,30 @@ def test_products_behind_a_directory_symlinked_out_of_base_are_refused(
     target = "data/processed" if patterns else "data/processed/X_train.npy"
     assert refused.get(target) and "reaches outside the base directory" in refused[target]
     assert result.artifacts_checked < 5
+
+
+def test_a_links_directory_inside_a_product_directory_hides_nothing_but_links(
+    sim: ChainSimulator, tmp_path: Path
+) -> None:
+    """The tree names the links directory (pyproject's links_dir): moved under models/, its link
+    files and RUN_ID are the chain's own, anything else there is extra."""
+    sim.link("train").environment = {"patterns": {"products": ["models/**"]}}
+    sim.publish(tmp_path)
+    links = tmp_path / "base" / "models" / ".l"
+    (tmp_path / "links").rename(links)
+    (links / "RUN_ID").write_text("sim-run-0001\n")
+    args = ("root.layout", "owner")
+    honest = verify(
+        str(tmp_path / args[0]), [signer(args[1]).public_key], str(links), str(tmp_path / "base")
+    )
+    assert honest.ok, [f.render() for f in honest.failures]
+    (links / "backdoor.pkl").write_bytes(b"planted")
+    result = verify(
+        str(tmp_path / args[0]), [signer(args[1]).public_key], str(links), str(tmp_path / "base")
+    )
+    failed_at(result, "files")
+    (failure,) = result.failures
+    assert failure.artifact == "models/.l/backdoor.pkl" and failure.step == "train"
 
 
 def test_a_directory_symlink_inside_base_is_followed_as_the_recorder_follows_it(

@@ -59,7 +59,9 @@ def render(lineage: Any) -> None:
     console = Console(soft_wrap=True, highlight=False, width=width)
     console.print(tree)
     if lineage.on_disk:
-        say(f"file on disk: {lineage.on_disk} the recorded digest")
+        last = lineage.on_disk_step
+        of = f" (of step '{last}', the last to record it)" if last else ""
+        say(f"file on disk: {lineage.on_disk} the recorded digest{of}")
     say(f"raw inputs: {len(lineage.raw_inputs)}")
     for path, sha in lineage.raw_inputs:
         dataset = lineage.raw_datasets.get((path, sha))

@@ -102,12 +102,23 @@ class Rule:
             raise LayoutError(
                 None, f"'of' must be 'products' or 'materials', got {_kind(self.of)}", self.line
             )
-        from provenance.hashing import has_glob
+        from provenance.hashing import has_glob, is_safe_relative
 
         for label, prefix in (("in", self.in_prefix), ("with", self.with_prefix)):
-            if prefix is not None and (not isinstance(prefix, str) or "\x00" in prefix):
+            if prefix is None:
+                continue
+            if not isinstance(prefix, str) or "\x00" in prefix:
                 raise LayoutError(None, f"'{label}' prefix must be a string without NUL", self.line)
-            if prefix is not None and has_glob(prefix):
+            if not is_safe_relative(prefix[:-1] if prefix.endswith("/") else prefix):
+                # in-toto compares a prefix with artifact paths as written: './models' or
+                # 'models/.' would match nothing, and the MATCH and its DISALLOW would never apply.
+                raise LayoutError(
+                    None,
+                    f"'{label}' prefix '{prefix[:80]}' is not a normalised relative directory "
+                    "(no leading '/' or './', no '.', '..' or empty segments)",
+                    self.line,
+                )
+            if has_glob(prefix):
                 # MATCH reads a prefix literally, but the DISALLOW the compiler adds after it
                 # reads it as a glob: 'out[1]' would leave out[1]/* to a later rule.
                 raise LayoutError(

@@ -8,6 +8,7 @@ gathered here too (`put_object_link`, `gather_object_links`).
 from provenance.links._artifacts import ArtifactMap, membership, shas_of
 from provenance.links._files import (
     FILE_RE,
+    RUN_ID_FILE,
     Rejected,
     VerifiedLink,
     claimed_run_id,
@@ -28,6 +29,7 @@ __all__ = [
     "KEEP_ENVELOPE_BYTES",
     "LinkData",
     "LinkReader",
+    "RUN_ID_FILE",
     "Rejected",
     "VerifiedLink",
     "claimed_run_id",

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 SUFFIX = ".link"
 # `<step>.<first 8 hex digits of the signing key id>.link`, as in-toto names them.
 FILE_RE = re.compile(r"(?P<step>[A-Za-z0-9_.-]{1,128})\.(?P<keyid>[0-9a-f]{8})\.link\Z")
+RUN_ID_FILE = "RUN_ID"  # the links directory's current pipeline run id (record/_run_id.py)
 
 
 def link_filename(step: str, keyid: str) -> str:

@@ -16,13 +16,12 @@ import uuid
 from provenance import _config
 from provenance._fs import write_atomic
 from provenance.errors import InputError, UsageError
-from provenance.links import claimed_run_id, list_links
+from provenance.links import RUN_ID_FILE, claimed_run_id, list_links
 from provenance.record._mlflow_run import active_run_id
 from provenance.record.context import RunId, dictated_run_id
 
 log = logging.getLogger("provenance.record")
 
-RUN_ID_FILE = "RUN_ID"
 _MAX_ID = 200
 
 

@@ -75,6 +75,7 @@ class Lineage:
     roots: list[Node]
     raw_inputs: list[tuple[str, str]]
     on_disk: str = ""  # "matches" | "DIFFERS" | ""
+    on_disk_step: str = ""  # the step whose digest it was compared with, when several made it
     models: list[dict[str, Any]] = field(default_factory=list)
     links: list[dict[str, str]] = field(default_factory=list)  # every link read: file, keyid, step
     raw_datasets: dict[tuple[str, str], RecordedDataset] = field(default_factory=dict)
@@ -247,14 +248,22 @@ def trace(target: str, records: list[LinkRecord], *, verified: bool, source: str
 
 
 def on_disk(lineage: Lineage, base: str) -> None:
-    """Compare the file on disk (when the target is a path that exists) with what was recorded."""
+    """Compare the file on disk (when the target is a path that exists) with what was recorded.
+
+    With several producers of the path (a later step modified it), the file is compared with
+    the last one, the digest the chain ends with, never an earlier step's.
+    """
     if not lineage.roots or not os.path.isfile(os.path.join(base, lineage.roots[0].path)):
         return
     from provenance.hashing import hash_file
 
-    full = os.path.join(base, lineage.roots[0].path)
+    path = lineage.roots[0].path
+    producers = [r for r in lineage.roots if r.path == path]
+    final = producers[-1]  # roots are in layout order
+    full = os.path.join(base, path)
     actual = hash_file(full, full).hex()
-    lineage.on_disk = "matches" if actual == lineage.roots[0].sha256 else "DIFFERS"
+    lineage.on_disk = "matches" if actual == final.sha256 else "DIFFERS"
+    lineage.on_disk_step = (final.step or "") if len(producers) > 1 else ""
 
 
 def model_versions(

@@ -183,32 +183,29 @@ def public_key_from_pem(data: bytes, path: str) -> Any:
 def key_material(key: Any) -> str:
     """What a public key is, however it is spelled: equal for one key under two key ids.
 
-    A key id hashes the key's JSON (type, scheme label, text), so upper-case hex, another PEM
-    wrapping or another scheme label give one key a second id; a threshold must count keys.
+    A key id hashes the key's JSON (type, scheme label, text), so upper-case or spaced hex,
+    another PEM wrapping or another scheme label give one key a second id; a threshold must
+    count keys. The key is read as securesystemslib reads it to verify a signature.
     """
-    public = key.keyval.get("public") if isinstance(key.keyval, dict) else None
-    if isinstance(public, str):
-        text = public.strip()
-        if re.fullmatch(r"(?:[0-9a-fA-F]{2})+", text):
-            return "raw:" + text.lower()  # ed25519 as securesystemslib writes it
-        if text.startswith("-----BEGIN"):
-            from cryptography.hazmat.primitives import serialization
-            from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-            try:
-                loaded = serialization.load_pem_public_key(text.encode())
-            except (ValueError, TypeError):
-                pass  # compared as written below
-            else:
-                if isinstance(loaded, Ed25519PublicKey):
-                    raw = loaded.public_bytes(
-                        serialization.Encoding.Raw, serialization.PublicFormat.Raw
-                    )
-                    return "raw:" + raw.hex()
-                der = loaded.public_bytes(
-                    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    crypto_key = getattr(key, "_crypto_key", None)  # SSlibKey: the key its verify uses
+    if crypto_key is not None:
+        try:
+            loaded = crypto_key()
+        except Exception:  # noqa: BLE001, S110 - such a key verifies nothing; compared as written
+            pass
+        else:
+            if isinstance(loaded, Ed25519PublicKey):
+                raw = loaded.public_bytes(
+                    serialization.Encoding.Raw, serialization.PublicFormat.Raw
                 )
-                return "spki:" + der.hex()
+                return "raw:" + raw.hex()
+            der: bytes = loaded.public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            return "spki:" + der.hex()
     return "keyval:" + json.dumps([key.keytype, key.keyval], sort_keys=True)
 
 

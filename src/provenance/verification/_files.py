@@ -16,17 +16,19 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from provenance._fs import relative_inside
+from provenance.datasets import recorded_datasets
 from provenance.errors import ArtifactError, UsageError
 from provenance.hashing import (
     Change,
     Manifest,
     compile_patterns,
+    has_glob,
     hash_paths_packed,
     objects,
     walk_all,
 )
 from provenance.layout import ModelDecl
-from provenance.links import ArtifactMap, LinkData, shas_of
+from provenance.links import FILE_RE, RUN_ID_FILE, ArtifactMap, LinkData, shas_of
 from provenance.verification._diff import failures_from_diff
 from provenance.verification._objects import check_objects, split_objects
 from provenance.verification.result import Failure
@@ -128,19 +130,41 @@ def _claims(pattern: Any, path: str) -> bool:
 def _claimed(step: Any, link: LinkData) -> list[str]:
     """The product patterns whose directories hold only what the chain recorded.
 
-    The patterns the step recorded; for a link with no record of its patterns (upstream
-    `in-toto-run`, another recorder), the directories the owner's own CREATE and MODIFY product
-    rules name, so a file planted there is not overlooked. A rule without a directory (`*`,
-    `*.json`) claims nothing then: it would claim the whole tree.
+    The patterns the step recorded, and the directories the owner's own CREATE and MODIFY
+    product rules name for the step where the recording does not claim them itself: all of
+    them for a link with no (or a malformed, or an empty) record of its product patterns
+    (upstream `in-toto-run`, another recorder); for one recorded file by file
+    (`-p models/a.bin`), those it wrote products into. So a file planted there is not
+    overlooked. A step whose products are datasets only claims nothing here (the datasets
+    phase holds each source to its manifest). A rule without a directory (`*`, `*.json`)
+    claims nothing: it would claim the whole tree.
     """
-    if "patterns" in link.environment:  # this project's recorder: what the step hashed
-        return link.patterns("products")
+    recorded = _recorded_patterns(link)
+    if recorded and any(map(has_glob, recorded)):
+        return recorded  # what the step hashed: the directories its patterns name
+    if recorded == [] and any(
+        d.side == "products" for d in recorded_datasets(link.environment, {}, link.products)
+    ):
+        return []
     rules = [
         str(rule[1])
         for rule in step.expected_products
         if len(rule) == 2 and str(rule[0]).upper() in ("CREATE", "MODIFY")
     ]
-    return [p.text for p in compile_patterns(rules) if p.root]
+    folders = [p for p in compile_patterns(rules) if p.root]
+    if not recorded:
+        return [p.text for p in folders]
+    wrote = [p.text for p in folders if any(f.startswith(p.root + "/") for f in link.products)]
+    return recorded + wrote
+
+
+def _recorded_patterns(link: LinkData) -> list[str] | None:
+    """The product patterns the link recorded; None when it has none or they are malformed."""
+    patterns = link.environment.get("patterns")
+    products = patterns.get("products") if isinstance(patterns, dict) else None
+    if not isinstance(products, list) or not all(isinstance(p, str) for p in products):
+        return None
+    return list(products)
 
 
 def check_files(
@@ -157,9 +181,10 @@ def check_files(
     expected, claims, stored_shas, stored_claims = split_objects(expected, claims)  # s3://
     claimed = [p for p, _ in claims]
     rel_links = relative_inside(links_dir, base)
-    prune = (rel_links,) if rel_links and rel_links != "." else ()
     try:
-        found, refused = _under(base, claimed, prune)
+        found, refused = _under(base, claimed)
+        if rel_links is not None:  # the chain's own files, wherever the links directory is
+            found = [f for f in found if not _link_file(f, rel_links)]
         on_disk, skip = set(found), dict(refused)  # sets: 100k products are looked up here
         del found
         inside, outside = _Inside(base), set()  # products no claimed directory listed
@@ -253,6 +278,14 @@ class _Inside:
         return ok
 
 
+def _link_file(path: str, links: str) -> bool:
+    """A link file or the RUN_ID in the links directory (`links` relative to base)."""
+    folder, _, name = path.rpartition("/")
+    return folder == ("" if links == "." else links) and (
+        name == RUN_ID_FILE or FILE_RE.match(name) is not None
+    )
+
+
 def _regular(base: str, path: str) -> bool:
     """A regular file, not followed through a symlink (never opens it)."""
     import stat
@@ -263,9 +296,7 @@ def _regular(base: str, path: str) -> bool:
         return False
 
 
-def _under(
-    base: str, patterns: Sequence[str], prune: Sequence[str]
-) -> tuple[list[str], list[tuple[str, str]]]:
+def _under(base: str, patterns: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
     """Every entry the product patterns claim.
 
     That is all of a pattern's directory (`models/*` claims `models/`), or for a pattern
@@ -273,11 +304,11 @@ def _under(
     """
     compiled = compile_patterns(patterns)
     roots = sorted({p.root for p in compiled if p.root})
-    found = walk_all(base, roots, prune)
+    found = walk_all(base, roots)
     files, refused = set(found.files), dict(found.refused)
     top = [p for p in compiled if not p.root]
     if top:
-        everything = walk_all(base, ["."], prune)
+        everything = walk_all(base, ["."])
         files |= {f for f in everything.files if any(p.matches(f) for p in top)}
         refused |= {f: why for f, why in everything.refused if any(p.matches(f) for p in top)}
     return sorted(files), sorted(refused.items())

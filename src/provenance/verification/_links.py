@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provenance.hashing import objects
-from provenance.links import FILE_RE, LinkData, LinkReader, Rejected, VerifiedLink, step_links
+from provenance.links import (
+    FILE_RE,
+    LinkData,
+    LinkReader,
+    Rejected,
+    VerifiedLink,
+    link_filename,
+    step_links,
+)
 from provenance.signing import key_material
 from provenance.verification.result import Failure, StepReport
 
@@ -72,9 +80,10 @@ class Chain:
 
 
 # What may differ between the links of a step with threshold > 1: when and where each
-# functionary ran it. Everything else in the environment is read downstream (the run id, the
-# commit and parameters SLSA provenance names, the patterns behind the extra-file check, the
-# datasets, objects and base models verified), so one functionary must not decide it alone.
+# functionary ran it, and what the command printed. The rest is read downstream (the run id, the
+# command the report shows, the commit and parameters SLSA provenance names, the patterns behind
+# the extra-file check, the datasets, objects and base models verified), so one functionary must
+# not decide it alone.
 _OWN_RUN = frozenset({"started_on", "finished_on", "mlflow_run_id", "platform"})
 
 
@@ -83,8 +92,14 @@ def _disagreement(a: LinkData, b: LinkData) -> str | None:
     if a.materials != b.materials or a.products != b.products:
         return "materials or products"
     keys = (a.environment.keys() | b.environment.keys()) - _OWN_RUN
-    differ = sorted(k for k in keys if a.environment.get(k) != b.environment.get(k))
-    return ", ".join(f"environment.{k}" for k in differ) or None
+    differ = [
+        f"environment.{k}" for k in sorted(keys) if a.environment.get(k) != b.environment.get(k)
+    ]
+    if a.command != b.command:  # shown as the step's command
+        differ.insert(0, "command")
+    if a.byproducts.get("return-value") != b.byproducts.get("return-value"):
+        differ.insert(0, "byproducts.return-value")  # stdout and stderr may differ
+    return ", ".join(differ) or None
 
 
 def load_chain(layout: Any, links_dir: str, names: dict[str, str]) -> tuple[Chain, list[Failure]]:
@@ -113,7 +128,14 @@ def load_chain(layout: Any, links_dir: str, names: dict[str, str]) -> tuple[Chai
                     {"file": got.file, "reason": f"records step '{got.link.name}' inside"}
                 )
                 continue
-            accepted.setdefault(got.keyid, got)
+            if got.file != link_filename(step.name, got.keyid):
+                # in-toto reads the one file named for each key; a second link by the same key
+                # under another name would otherwise be chosen by how the names sort.
+                why = f"signed by {_label(got.keyid, names)}, named for another key"
+                rejected.append(f"{got.file}: {why}")
+                ignored.append({"file": got.file, "reason": why})
+                continue
+            accepted[got.keyid] = got
         report = StepReport(
             step.name,
             [

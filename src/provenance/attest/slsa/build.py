@@ -53,28 +53,37 @@ def _external_inputs(links: Sequence[LinkData]) -> list[dict[str, Any]]:
     return [{"name": p, "digest": dict(d)} for p, d in sorted(seen.items())]
 
 
-def _check_subjects_were_produced(digests: Mapping[str, str], links: Sequence[LinkData]) -> None:
-    """Each subject is a product a verified step recorded, with the digest it has now.
+def _check_subjects_were_produced(
+    digests: Mapping[str, str], verification: VerificationResult, links: Sequence[LinkData]
+) -> None:
+    """Each subject is a product of the verified chain, with the digest the chain ends with.
 
-    The subject patterns select files on disk; a file planted after the run, or changed since
-    verify read it, must not be signed as an output of the verified build.
+    The subject patterns select files on disk; a file planted after the run, changed since
+    verify read it, or put back to a digest a later step replaced, must not be signed as an
+    output of the verified build.
     """
-    recorded: dict[str, dict[str, str]] = {}
-    for lk in links:
-        for path, d in lk.products.items():
-            recorded.setdefault(path, {})[str(d.get("sha256"))] = lk.name
+    from provenance.verification import expected_products
+
+    final = expected_products(verification.layout_obj, {lk.name: lk for lk in links})
     for path, digest in sorted(digests.items()):
-        steps = recorded.get(path)
-        if steps is None:
-            raise VerificationError(
-                f"subject '{path}' (sha256 {digest[:12]}…) is not a product of any verified step: "
-                "only what the chain recorded is signed"
+        if path in final:
+            sha, step = final[path]
+            if digest != sha:
+                raise VerificationError(
+                    f"subject '{path}': sha256 {digest[:12]}… on disk, but the verified chain "
+                    f"ends with {sha[:12]}… (recorded by step '{step}')"
+                )
+            continue
+        earlier = next((lk.name for lk in links if path in lk.products), None)
+        raise VerificationError(
+            f"subject '{path}' (sha256 {digest[:12]}…) is "
+            + (
+                f"a product of step '{earlier}' that a later step replaced or deleted"
+                if earlier
+                else "not a product of any verified step"
             )
-        if digest not in steps:
-            raise VerificationError(
-                f"subject '{path}': sha256 {digest[:12]}… on disk, but step "
-                f"'{next(iter(steps.values()))}' recorded {next(iter(steps))[:12]}…"
-            )
+            + ": only what the chain ends with is signed"
+        )
 
 
 def build_statement(
@@ -98,7 +107,7 @@ def build_statement(
         raise UsageError(f"--subject {' '.join(subjects)} matched no file in {base}")
     verified = list(verification.links.values())
     links = [v.link for v in verified]
-    _check_subjects_were_produced(hashed.digests, links)
+    _check_subjects_were_produced(hashed.digests, verification, links)
     gh = github_context()
     envs = [lk.environment for lk in links]
     commit = next((e.get("git_commit") for e in envs if e.get("git_commit")), None)
