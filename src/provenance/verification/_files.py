@@ -9,6 +9,7 @@ refused by name without being opened.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import operator
 import os
@@ -184,7 +185,7 @@ def check_files(
     try:
         found, refused = _under(base, claimed)
         if rel_links is not None:  # the chain's own files, wherever the links directory is
-            found = [f for f in found if not _link_file(f, rel_links)]
+            _drop_link_files(found, rel_links)
         on_disk, skip = set(found), dict(refused)  # sets: 100k products are looked up here
         del found
         inside, outside = _Inside(base), set()  # products no claimed directory listed
@@ -278,12 +279,22 @@ class _Inside:
         return ok
 
 
-def _link_file(path: str, links: str) -> bool:
-    """A link file or the RUN_ID in the links directory (`links` relative to base)."""
-    folder, _, name = path.rpartition("/")
-    return folder == ("" if links == "." else links) and (
-        name == RUN_ID_FILE or FILE_RE.match(name) is not None
-    )
+def _drop_link_files(found: list[str], links: str) -> None:
+    """Drop the links directory's link files and RUN_ID from `found` (sorted, in place).
+
+    Only the run of paths under the links directory is looked at: not a pass over 100k files.
+    """
+    prefix = "" if links == "." else links + "/"
+    start = bisect.bisect_left(found, prefix)
+    end = start
+    while end < len(found) and found[end].startswith(prefix):
+        end += 1
+    found[start:end] = [
+        f
+        for f in found[start:end]
+        if "/" in f[len(prefix) :]
+        or not (f[len(prefix) :] == RUN_ID_FILE or FILE_RE.match(f[len(prefix) :]))
+    ]
 
 
 def _regular(base: str, path: str) -> bool:
