@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from provenance.layout import Rule, StepDef
-from provenance.report import on_disk, trace, verified_records
+from provenance.report import on_disk, trace, verified_chain
 from tests.chain_sim import ChainSimulator, sha256, signer
 
 MODEL = "models/model.safetensors"
@@ -24,15 +24,15 @@ def _modified_by_evaluate(tmp_path: Path) -> tuple[ChainSimulator, bytes]:
     return sim, first
 
 
-def _lineage(tmp_path: Path):
-    records = verified_records(
+def _lineage(tmp_path: Path, target: str = MODEL):
+    records, final = verified_chain(
         str(tmp_path / "root.layout"),
         [signer("owner").public_key],
         str(tmp_path / "links"),
         str(tmp_path / "base"),
     )
-    lineage = trace(MODEL, records, verified=True, source="verified")
-    on_disk(lineage, str(tmp_path / "base"))
+    lineage = trace(target, records, verified=True, source="verified")
+    on_disk(lineage, str(tmp_path / "base"), final)
     return lineage
 
 
@@ -49,3 +49,16 @@ def test_weights_rolled_back_to_an_earlier_steps_differ(tmp_path: Path) -> None:
     (tmp_path / "base" / MODEL).write_bytes(first)
     lineage = _lineage(tmp_path)
     assert (lineage.on_disk, lineage.on_disk_step) == ("DIFFERS", "evaluate")
+
+
+def test_a_file_a_later_step_deleted_is_not_said_to_match(tmp_path: Path) -> None:
+    """evaluate's signed `delete: models/config.json`: train's config, still on disk, is not
+    what the chain ends with, whatever its digest."""
+    sim = ChainSimulator()
+    old = sim.steps[2]
+    products = (*old.products, Rule("delete", "models/config.json"))
+    sim.steps[2] = StepDef(old.name, old.functionaries, 1, old.materials, products)
+    sim.publish(tmp_path)
+    lineage = _lineage(tmp_path, "models/config.json")
+    assert [r.step for r in lineage.roots] == ["train"]
+    assert lineage.on_disk == "deleted"

@@ -10,6 +10,7 @@ import base64
 import dataclasses
 import datetime as dt
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,35 @@ def test_a_layout_changed_after_signing_is_refused(sim: ChainSimulator, tmp_path
 
 
 # --- links: who signed, thresholds, names ------------------------------------------------
+
+
+@pytest.mark.parametrize("prefix", ["./models", "models/.", "/models", "mod[e]ls"])
+def test_a_signed_layout_with_a_dead_match_prefix_is_refused(
+    sim: ChainSimulator, tmp_path: Path, prefix: str
+) -> None:
+    """Signed before the YAML refused such prefixes, or by another tool: the MATCH would see no
+    artifact and a later ALLOW would take a model train never made."""
+    from provenance.errors import LayoutError
+    from provenance.layout import compile_layout
+    from provenance.layout.sign import layout_payload
+    from provenance.signing import dsse
+
+    sim.publish(tmp_path)
+    layout = compile_layout(sim.spec())
+    layout.steps[2].expected_materials = [
+        ["MATCH", "*", "IN", prefix, "WITH", "PRODUCTS", "IN", "models", "FROM", "train"],
+        ["ALLOW", "*"],
+    ]
+    envelope = dsse.sign(layout_payload(layout), signer("owner"))
+    (tmp_path / "root.layout").write_bytes(dsse.dumps(envelope))
+    with pytest.raises(
+        LayoutError, match=f"step 'evaluate', rule 'MATCH .*': prefix '{re.escape(prefix)}'"
+    ):
+        _verify_published(tmp_path)
+
+
+def test_an_object_store_prefix_is_a_plain_directory() -> None:
+    assert Rule("match", "*", from_step="x", in_prefix="s3://bucket/run-1/").in_prefix
 
 
 def test_a_link_signed_by_a_key_the_step_does_not_allow_is_not_counted(
@@ -448,6 +478,31 @@ def test_a_final_product_missing_on_disk_fails_the_files_phase(
     assert any(f.artifact == "models/config.json" for f in result.failures)
 
 
+@pytest.mark.parametrize("patterns", [None, ["metrics/**"]], ids=["no patterns", "metrics/**"])
+def test_a_product_a_later_step_deleted_and_put_back_fails(
+    sim: ChainSimulator, tmp_path: Path, patterns: Any
+) -> None:
+    """evaluate's signed `delete: models/config.json` removed it (consumed, not a product of
+    evaluate), whatever evaluate's recorded patterns cover: put back, it is extra."""
+    old = sim.steps[2]
+    sim.steps[2] = StepDef(
+        old.name,
+        old.functionaries,
+        1,
+        old.materials,
+        (*old.products, Rule("delete", "models/config.json")),
+    )
+    if patterns:
+        sim.link("evaluate").environment = {"patterns": {"products": patterns}}
+    sim.publish(tmp_path)  # models/config.json is on disk, as train left it
+    result = _verify_published(tmp_path)
+    failed_at(result, "files")
+    (failure,) = result.failures
+    assert failure.artifact == "models/config.json" and "extra" in failure.render()
+    (tmp_path / "base" / "models" / "config.json").unlink()  # as evaluate left it
+    assert _verify_published(tmp_path).ok
+
+
 def _verify_published(root: Path) -> VerificationResult:
     return verify(
         str(root / "root.layout"),
@@ -477,13 +532,24 @@ def test_a_file_planted_among_products_fails_when_links_record_no_patterns(
     "patterns",
     [
         {"products": ["models/model.safetensors", "models/config.json"]},  # file by file
+        {"products": ["models/model.safetensors", "models/config.json", "logs/*.txt"]},
+        {"products": ["**/*.safetensors", "models/config.json"]},
         {"products": []},
         {"products": [123]},
         {},
         "models/**",
         None,
     ],
-    ids=["file by file", "empty", "not strings", "no products", "a string", "null"],
+    ids=[
+        "file by file",
+        "files and a glob elsewhere",
+        "a rootless glob",
+        "empty",
+        "not strings",
+        "no products",
+        "a string",
+        "null",
+    ],
 )
 def test_a_file_planted_among_products_fails_whatever_the_link_records_as_patterns(
     sim: ChainSimulator, tmp_path: Path, patterns: Any
@@ -535,13 +601,22 @@ def test_a_links_directory_inside_a_product_directory_hides_nothing_but_links(
         str(tmp_path / args[0]), [signer(args[1]).public_key], str(links), str(tmp_path / "base")
     )
     assert honest.ok, [f.render() for f in honest.failures]
-    (links / "backdoor.pkl").write_bytes(b"planted")
+    for planted in ("backdoor.pkl", "evil.0badc0de.link"):
+        (links / planted).write_bytes(b"planted")
+    foreign = write_link(sim.link("train").payload(), signer("outsider"), "train", str(tmp_path))
+    Path(foreign).rename(links / "train.deadbeef.link")  # a signed link, but not the chain's
+    (links / "RUN_ID").write_bytes(b"\x80pickle, not the run id")
     result = verify(
         str(tmp_path / args[0]), [signer(args[1]).public_key], str(links), str(tmp_path / "base")
     )
     failed_at(result, "files")
-    (failure,) = result.failures
-    assert failure.artifact == "models/.l/backdoor.pkl" and failure.step == "train"
+    assert {f.artifact for f in result.failures} == {
+        "models/.l/backdoor.pkl",
+        "models/.l/train.deadbeef.link",  # named like a link, but not one the chain accepted
+        "models/.l/evil.0badc0de.link",
+        "models/.l/RUN_ID",  # not the run's id
+    }
+    assert {f.step for f in result.failures} == {"train"}
 
 
 def test_a_directory_symlink_inside_base_is_followed_as_the_recorder_follows_it(

@@ -61,7 +61,10 @@ def render(lineage: Any) -> None:
     if lineage.on_disk:
         last = lineage.on_disk_step
         of = f" (of step '{last}', the last to record it)" if last else ""
-        say(f"file on disk: {lineage.on_disk} the recorded digest{of}")
+        if lineage.on_disk == "deleted":
+            say("file on disk: present, but a later step deleted it (the chain ends without it)")
+        else:
+            say(f"file on disk: {lineage.on_disk} the recorded digest{of}")
     say(f"raw inputs: {len(lineage.raw_inputs)}")
     for path, sha in lineage.raw_inputs:
         dataset = lineage.raw_datasets.get((path, sha))
@@ -103,7 +106,9 @@ def trace(
 
     A dataset recorded as a manifest is one node (source, member count, size, manifest
     digest, as its link records them); trace it by its manifest path or digest, or by its
-    source directory or s3:// prefix.
+    source directory or s3:// prefix. For a path on disk it says whether the file matches the
+    digest the chain ends with (a later step's, when one changed it), or that a later step
+    deleted it.
 
     With --layout/--layout-key the chain is verified first and only accepted links are used;
     without, every link is read unverified and the tree says so. With --tracking-uri, --model
@@ -115,7 +120,7 @@ def trace(
       provenance trace models/model.safetensors --layout root.layout --layout-key keys/owner.pub
     """
     from provenance.errors import UsageError
-    from provenance.report import model_versions, on_disk, unverified_records, verified_records
+    from provenance.report import model_versions, on_disk, unverified_records, verified_chain
     from provenance.report import trace as run_trace
     from provenance.signing import load_public_key
 
@@ -124,9 +129,10 @@ def trace(
     if tracking_uri and not (model and gate_key):
         raise UsageError("--tracking-uri needs --model and --gate-key")
     links = _config.links_dir(links_dir)
+    final = None  # what the verified chain ends with (known only when verified)
     if layout:
         keys = [load_public_key(k) for k in layout_keys]
-        records = verified_records(layout, keys, links, base)
+        records, final = verified_chain(layout, keys, links, base)
         lineage = run_trace(target, records, verified=True, source=f"verified with {layout}")
     else:
         records = unverified_records(links)
@@ -136,7 +142,7 @@ def trace(
             verified=False,
             source="UNVERIFIED: no layout given, signatures not checked",
         )
-    on_disk(lineage, base)
+    on_disk(lineage, base, final)
     if tracking_uri and model and gate_key and lineage.roots:
         digests = {r.sha256 for r in lineage.roots}
         lineage.models = model_versions(tracking_uri, model, load_public_key(gate_key), digests)

@@ -4,7 +4,15 @@ from typing import TYPE_CHECKING
 
 from provenance._lazy import lazy_names
 from provenance.layout._compile import compile_layout
-from provenance.layout._model import InspectionDef, LayoutSpec, ModelDecl, Rule, StepDef, Threshold
+from provenance.layout._model import (
+    InspectionDef,
+    LayoutSpec,
+    ModelDecl,
+    Rule,
+    StepDef,
+    Threshold,
+    prefix_problem,
+)
 from provenance.layout._policy import LayoutPolicy
 from provenance.layout.lint import Finding, lint
 
@@ -35,5 +43,6 @@ __all__ = [
     "compile_layout",
     "lint",
     "load_yaml",
+    "prefix_problem",
     "sign_layout",
 ]

@@ -54,6 +54,26 @@ def _rules(value: object, what: str, line: int | None) -> None:
         raise LayoutError(None, f"{what} must be a tuple of rules", line)
 
 
+def prefix_problem(prefix: str) -> str | None:
+    """Why a MATCH `IN` prefix would not do what it says (None: it is a plain directory).
+
+    in-toto compares a prefix with artifact paths as written, and the compiler's DISALLOW after
+    a MATCH reads it as a glob: a prefix like './models' or 'models/.' matches nothing (both
+    rules dead), and one like 'out[1]' leaves out[1]/* to a later rule.
+    """
+    from provenance.hashing import has_glob, is_safe_relative
+
+    bare = prefix[:-1] if prefix.endswith("/") else prefix
+    if not is_safe_relative(bare.removeprefix("s3://")):
+        return (
+            "is not a normalised relative directory "
+            "(no leading '/' or './', no '.', '..' or empty segments)"
+        )
+    if has_glob(prefix):
+        return "is a directory, not a pattern (no *, ? or [)"
+    return None
+
+
 @dataclass(frozen=True)
 class Rule:
     """One artifact rule: `VERB pattern`, or `MATCH pattern [IN p] WITH of [IN p] FROM step`.
@@ -102,31 +122,14 @@ class Rule:
             raise LayoutError(
                 None, f"'of' must be 'products' or 'materials', got {_kind(self.of)}", self.line
             )
-        from provenance.hashing import has_glob, is_safe_relative
-
         for label, prefix in (("in", self.in_prefix), ("with", self.with_prefix)):
             if prefix is None:
                 continue
             if not isinstance(prefix, str) or "\x00" in prefix:
                 raise LayoutError(None, f"'{label}' prefix must be a string without NUL", self.line)
-            if not is_safe_relative(prefix[:-1] if prefix.endswith("/") else prefix):
-                # in-toto compares a prefix with artifact paths as written: './models' or
-                # 'models/.' would match nothing, and the MATCH and its DISALLOW would never apply.
-                raise LayoutError(
-                    None,
-                    f"'{label}' prefix '{prefix[:80]}' is not a normalised relative directory "
-                    "(no leading '/' or './', no '.', '..' or empty segments)",
-                    self.line,
-                )
-            if has_glob(prefix):
-                # MATCH reads a prefix literally, but the DISALLOW the compiler adds after it
-                # reads it as a glob: 'out[1]' would leave out[1]/* to a later rule.
-                raise LayoutError(
-                    None,
-                    f"'{label}' prefix '{prefix[:80]}' is a directory, not a pattern "
-                    "(no *, ? or [)",
-                    self.line,
-                )
+            problem = prefix_problem(prefix)
+            if problem is not None:
+                raise LayoutError(None, f"'{label}' prefix '{prefix[:80]}' {problem}", self.line)
 
     def to_in_toto(self) -> list[str]:
         if self.verb != "match":

@@ -14,6 +14,7 @@ from provenance.report._trace import (
     on_disk,
     trace,
     unverified_records,
+    verified_chain,
     verified_records,
 )
 from provenance.report.html import render_html
@@ -37,5 +38,6 @@ __all__ = [
     "render_markdown",
     "trace",
     "unverified_records",
+    "verified_chain",
     "verified_records",
 ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,7 +74,7 @@ class Lineage:
     source: str  # "verified with LAYOUT" | "unverified (no layout given)"
     roots: list[Node]
     raw_inputs: list[tuple[str, str]]
-    on_disk: str = ""  # "matches" | "DIFFERS" | ""
+    on_disk: str = ""  # "matches" | "DIFFERS" | "deleted" | ""
     on_disk_step: str = ""  # the step whose digest it was compared with, when several made it
     models: list[dict[str, Any]] = field(default_factory=list)
     links: list[dict[str, str]] = field(default_factory=list)  # every link read: file, keyid, step
@@ -118,8 +118,18 @@ def verified_records(
     layout: str, layout_keys: Sequence[Any], links_dir: str, base: str
 ) -> list[LinkRecord]:
     """The links a verification of `layout` accepted; VerificationError when it fails."""
+    return verified_chain(layout, layout_keys, links_dir, base)[0]
+
+
+def verified_chain(
+    layout: str, layout_keys: Sequence[Any], links_dir: str, base: str
+) -> tuple[list[LinkRecord], dict[str, str]]:
+    """`verified_records`, and path -> sha256 of the products the chain ends with.
+
+    A path a later step replaced has its last digest; one a later step deleted is absent.
+    """
     from provenance.errors import VerificationError
-    from provenance.verification import verify
+    from provenance.verification import expected_products, verify
 
     result = verify(layout, layout_keys, links_dir, base, check_files_on_disk=False)
     if not result.ok:
@@ -129,7 +139,7 @@ def verified_records(
             else result.verdict
         )
         raise VerificationError(f"the chain does not verify, no lineage shown: {why}")
-    return [
+    records = [
         LinkRecord(
             step,
             lk.file,
@@ -141,6 +151,9 @@ def verified_records(
         )
         for step, lk in result.links.items()
     ]
+    links = {step: lk.link for step, lk in result.links.items()}
+    final = {p: sha for p, (sha, _) in expected_products(result.layout_obj, links).items()}
+    return records, final
 
 
 def unverified_records(links_dir: str) -> list[LinkRecord]:
@@ -247,11 +260,12 @@ def trace(target: str, records: list[LinkRecord], *, verified: bool, source: str
     )
 
 
-def on_disk(lineage: Lineage, base: str) -> None:
+def on_disk(lineage: Lineage, base: str, final: Mapping[str, str] | None = None) -> None:
     """Compare the file on disk (when the target is a path that exists) with what was recorded.
 
     With several producers of the path (a later step modified it), the file is compared with
-    the last one, the digest the chain ends with, never an earlier step's.
+    the last one, the digest the chain ends with, never an earlier step's. `final` (from
+    `verified_chain`) also knows the paths a later step deleted: such a file is "deleted".
     """
     if not lineage.roots or not os.path.isfile(os.path.join(base, lineage.roots[0].path)):
         return
@@ -259,11 +273,15 @@ def on_disk(lineage: Lineage, base: str) -> None:
 
     path = lineage.roots[0].path
     producers = [r for r in lineage.roots if r.path == path]
-    final = producers[-1]  # roots are in layout order
+    last = producers[-1]  # roots are in layout order
+    if final is not None and path not in final:
+        lineage.on_disk = "deleted"  # present, but the chain ends without it
+        return
     full = os.path.join(base, path)
     actual = hash_file(full, full).hex()
-    lineage.on_disk = "matches" if actual == final.sha256 else "DIFFERS"
-    lineage.on_disk_step = (final.step or "") if len(producers) > 1 else ""
+    want = final[path] if final is not None else last.sha256
+    lineage.on_disk = "matches" if actual == want else "DIFFERS"
+    lineage.on_disk_step = (last.step or "") if len(producers) > 1 else ""
 
 
 def model_versions(

@@ -157,7 +157,10 @@ def verify(
         ):
             return result
     elif check_files_on_disk:
-        checked, failures = check_files(lay, links, base, links_dir, artifacts)
+        own = {v.file for by_key in chain.links.values() for v in by_key.values()}
+        checked, failures = check_files(
+            lay, links, base, links_dir, artifacts, own=own, run_id=run_id
+        )
         result.artifacts_checked = checked
         if not phase("files", failures):
             return result

@@ -13,7 +13,7 @@ import bisect
 import itertools
 import operator
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from provenance._fs import relative_inside
@@ -23,13 +23,12 @@ from provenance.hashing import (
     Change,
     Manifest,
     compile_patterns,
-    has_glob,
     hash_paths_packed,
     objects,
     walk_all,
 )
 from provenance.layout import ModelDecl
-from provenance.links import FILE_RE, RUN_ID_FILE, ArtifactMap, LinkData, shas_of
+from provenance.links import RUN_ID_FILE, ArtifactMap, LinkData, shas_of
 from provenance.verification._diff import failures_from_diff
 from provenance.verification._objects import check_objects, split_objects
 from provenance.verification.result import Failure
@@ -75,9 +74,15 @@ def latest_products(
         if link is None:
             continue
         products = link.products
-        # Consumed by a later step and gone from where that step writes: it deleted the file.
+        # Consumed by a later step and gone from where that step writes (its recorded product
+        # patterns) or from what the owner's `delete` rules say it removes: it deleted the file.
         # (Its patterns are compiled whatever is selected: a malformed one is refused alike.)
-        patterns = compile_patterns(objects.local_patterns(link.patterns("products")))
+        deletes = [
+            str(rule[1])
+            for rule in step.expected_products
+            if len(rule) == 2 and str(rule[0]).upper() == "DELETE"
+        ]
+        patterns = compile_patterns(objects.local_patterns([*link.patterns("products"), *deletes]))
         if expected:
             for pattern in patterns:
                 gone = [
@@ -128,35 +133,66 @@ def _claims(pattern: Any, path: str) -> bool:
     return bool(pattern.root and path.startswith(pattern.root + "/")) or bool(pattern.matches(path))
 
 
-def _claimed(step: Any, link: LinkData) -> list[str]:
+def _claimed(step: Any, link: LinkData, sources: Collection[str]) -> list[str]:
     """The product patterns whose directories hold only what the chain recorded.
 
     The patterns the step recorded, and the directories the owner's own CREATE and MODIFY
-    product rules name for the step where the recording does not claim them itself: all of
-    them for a link with no (or a malformed, or an empty) record of its product patterns
-    (upstream `in-toto-run`, another recorder); for one recorded file by file
-    (`-p models/a.bin`), those it wrote products into. So a file planted there is not
-    overlooked. A step whose products are datasets only claims nothing here (the datasets
-    phase holds each source to its manifest). A rule without a directory (`*`, `*.json`)
-    claims nothing: it would claim the whole tree.
+    product rules name for the step: all of them for a link with no usable record of its
+    product patterns (none, empty or malformed: upstream `in-toto-run`, another recorder);
+    otherwise those the step wrote a product into that its patterns do not already claim (a
+    recording file by file, `-p models/a.bin`, or by a narrow glob). So a file planted there is
+    not overlooked. A directory holding a dataset's source (`sources`) is left to the datasets
+    phase, which holds it to its manifest; a rule without a directory (`*`, `*.json`) names
+    none: it would name the whole tree.
     """
-    recorded = _recorded_patterns(link)
-    if recorded and any(map(has_glob, recorded)):
-        return recorded  # what the step hashed: the directories its patterns name
-    if recorded == [] and any(
-        d.side == "products" for d in recorded_datasets(link.environment, {}, link.products)
-    ):
-        return []
+    recorded = _recorded_patterns(link) or []
     rules = [
         str(rule[1])
         for rule in step.expected_products
         if len(rule) == 2 and str(rule[0]).upper() in ("CREATE", "MODIFY")
     ]
-    folders = [p for p in compile_patterns(rules) if p.root]
+    folders = [
+        p
+        for p in compile_patterns(rules)
+        if p.root and not any(_overlap(p.root, source) for source in sources)
+    ]
     if not recorded:
         return [p.text for p in folders]
-    wrote = [p.text for p in folders if any(f.startswith(p.root + "/") for f in link.products)]
-    return recorded + wrote
+    covered = [p.root for p in compile_patterns(recorded) if p.root]  # `_claims`: all below
+    return recorded + [
+        p.text
+        for p in folders
+        if not any(p.root == c or p.root.startswith(c + "/") for c in covered)
+        and any(f.startswith(p.root + "/") for f in link.products)
+    ]
+
+
+def _consumed(links: Mapping[str, LinkData], path: str, sha: str | None) -> bool:
+    """`path` with digest `sha` is an input of the chain, not a plant.
+
+    A material some verified step recorded that no step produced (a step's input manifest
+    beside its output in `.provenance/datasets/`); a product a later step deleted is not one.
+    """
+    return (
+        sha is not None
+        and any((link.materials.get(path) or {}).get("sha256") == sha for link in links.values())
+        and not any(path in link.products for link in links.values())
+    )
+
+
+def _overlap(a: str, b: str) -> bool:
+    """One of two relative directories is the other or lies inside it."""
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def _dataset_sources(links: Mapping[str, LinkData]) -> set[str]:
+    """The local directories the links' datasets were hashed from (materials and products)."""
+    return {
+        d.source.rstrip("/")
+        for link in links.values()
+        for d in recorded_datasets(link.environment, link.materials, link.products)
+        if d.source and "://" not in d.source
+    }
 
 
 def _recorded_patterns(link: LinkData) -> list[str] | None:
@@ -169,15 +205,31 @@ def _recorded_patterns(link: LinkData) -> list[str] | None:
 
 
 def check_files(
-    layout: Any, links: Mapping[str, LinkData], base: str, links_dir: str, only: Sequence[str] = ()
+    layout: Any,
+    links: Mapping[str, LinkData],
+    base: str,
+    links_dir: str,
+    only: Sequence[str] = (),
+    *,
+    own: Collection[str] = (),
+    run_id: str | None = None,
 ) -> tuple[int, list[Failure]]:
-    """Return (number of artifacts checked, failures)."""
+    """Return (number of artifacts checked, failures).
+
+    `own`: the file names of the links verification accepted, and `run_id` the run they share:
+    where the links directory lies among the products, only those files and a `RUN_ID` naming
+    that run are not held to the products.
+    """
     expected = latest_products(layout, links, only)
     if only:
         claims = [(p, "--artifact") for p in only]
     else:
+        sources = _dataset_sources(links)
         claims = [
-            (p, s.name) for s in layout.steps if s.name in links for p in _claimed(s, links[s.name])
+            (p, s.name)
+            for s in layout.steps
+            if s.name in links
+            for p in _claimed(s, links[s.name], sources)
         ]
     expected, claims, stored_shas, stored_claims = split_objects(expected, claims)  # s3://
     claimed = [p for p, _ in claims]
@@ -185,7 +237,7 @@ def check_files(
     try:
         found, refused = _under(base, claimed)
         if rel_links is not None:  # the chain's own files, wherever the links directory is
-            _drop_link_files(found, rel_links)
+            _drop_link_files(found, rel_links, own, _names_run(links_dir, run_id))
         on_disk, skip = set(found), dict(refused)  # sets: 100k products are looked up here
         del found
         inside, outside = _Inside(base), set()  # products no claimed directory listed
@@ -214,7 +266,7 @@ def check_files(
     changes = [
         c
         for c in _changes(expected, present, packed, on_disk.__contains__, outside)
-        if c.path not in skip
+        if c.path not in skip and not (c.expected is None and _consumed(links, c.path, c.actual))
     ]
     owner = {c.path: producer(layout, links, c.path) for c in changes if c.path in expected}
     compiled = [(compile_patterns([p])[0], step) for p, step in claims]
@@ -279,22 +331,31 @@ class _Inside:
         return ok
 
 
-def _drop_link_files(found: list[str], links: str) -> None:
-    """Drop the links directory's link files and RUN_ID from `found` (sorted, in place).
+def _drop_link_files(found: list[str], links: str, own: Collection[str], run_file: bool) -> None:
+    """Drop the accepted link files (and RUN_ID when it names the run) from `found`, in place.
 
-    Only the run of paths under the links directory is looked at: not a pass over 100k files.
+    `found` is sorted: only the run of paths under the links directory is looked at, not every
+    listed file.
     """
     prefix = "" if links == "." else links + "/"
     start = bisect.bisect_left(found, prefix)
     end = start
     while end < len(found) and found[end].startswith(prefix):
         end += 1
-    found[start:end] = [
-        f
-        for f in found[start:end]
-        if "/" in f[len(prefix) :]
-        or not (f[len(prefix) :] == RUN_ID_FILE or FILE_RE.match(f[len(prefix) :]))
-    ]
+    mine = set(own) | ({RUN_ID_FILE} if run_file else set())
+    found[start:end] = [f for f in found[start:end] if f[len(prefix) :] not in mine]
+
+
+def _names_run(links_dir: str, run_id: str | None) -> bool:
+    """The links directory's RUN_ID holds `run_id` (a few bytes of text) and nothing else."""
+    if not run_id:
+        return False
+    try:
+        with open(os.path.join(links_dir, RUN_ID_FILE), "rb") as f:
+            data = f.read(4097)
+    except OSError:
+        return False
+    return data.strip() == run_id.encode()
 
 
 def _regular(base: str, path: str) -> bool:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from provenance._fs import load_json_bounded, parse_utc, read_bounded
 from provenance.errors import LayoutError
-from provenance.layout import LayoutPolicy
+from provenance.layout import LayoutPolicy, prefix_problem
 from provenance.signing import dsse
 from provenance.verification.result import Failure
 
@@ -65,7 +65,28 @@ def load_signed_layout(
     for insp in layout.inspect:  # in-toto accepts `run: []`, which could never run
         if not insp.run or not all(isinstance(arg, str) for arg in insp.run):
             raise LayoutError(path, f"inspection '{insp.name}' does not name a command to run")
+    for item in [*layout.steps, *layout.inspect]:
+        for rule in [*item.expected_materials, *item.expected_products]:
+            _check_match_prefixes(rule, item.name, path)
     return layout, LayoutPolicy.from_layout(layout, path), data, []
+
+
+def _check_match_prefixes(rule: Any, where: str, path: str) -> None:
+    """A signed MATCH whose IN prefix matches nothing is dead: refused, as the YAML refuses it.
+
+    Layouts signed before the YAML check (or by another tool) are read here too.
+    """
+    if not isinstance(rule, list) or not rule or str(rule[0]).upper() != "MATCH":
+        return
+    for i in range(2, len(rule) - 1):
+        if str(rule[i]).upper() == "IN":
+            prefix = str(rule[i + 1])
+            problem = prefix_problem(prefix)
+            if problem is not None:
+                shown = " ".join(map(str, rule))
+                raise LayoutError(
+                    path, f"step '{where}', rule '{shown[:160]}': prefix '{prefix}' {problem}"
+                )
 
 
 def check_expiry(layout: Any, path: str, now: dt.datetime | None = None) -> list[Failure]:
