@@ -266,3 +266,44 @@ def test_verify_checks_a_final_dataset_product_against_its_real_members(
     assert "dataset data/clean of step 'prepare' does not match its manifest" in r.out
     assert "1 extra, 1 changed" in r.out
     assert "hash mismatch for 'p1/s001.csv'" in r.out and "extra file: 'planted.csv'" in r.out
+
+
+SHARDS_LAYOUT = LAYOUT.replace(
+    '      - create: "model.bin"\n',
+    '      - create: "models/*"\n      - create: ".provenance/datasets/models_shards-*.manifest"\n',
+)
+SHARDS = (
+    "import os\nos.makedirs('models/shards', exist_ok=True)\n"
+    "open('models/model.bin', 'w').write('weights')\n"
+    "for i in range(3):\n    open(f'models/shards/s{i}.bin', 'w').write(str(i))\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("planted", "words"),
+    [
+        ("models/backdoor.pkl", "extra file: 'models/backdoor.pkl'"),  # beside the dataset
+        ("models/shards/planted.bin", "extra file: 'planted.bin'"),  # among its members
+    ],
+)
+def test_a_dataset_product_inside_a_product_directory_hides_nothing_beside_it(
+    proj: Path, cli: Callable[..., Result], planted: str, words: str
+) -> None:
+    """train writes its weights file by file and its shards as a dataset, both under models/:
+    the dataset's members go to the datasets check, the rest of models/ stays claimed."""
+    assert run_prepare(cli).code == 0
+    r = cli(
+        "run", "train", "--dataset", "data/clean", "-p", "models/model.bin",
+        "--dataset-product", "models/shards", "--key", "keys/trainer",
+        "--", sys.executable, "-c", SHARDS,
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    (proj / "layout.yaml").write_text(SHARDS_LAYOUT)
+    r = cli("layout", "sign", "layout.yaml", "--key", "keys/owner", "-o", "root.layout")
+    assert r.code == 0, r.err
+    verify = ("verify", "--layout", "root.layout", "--layout-key", "keys/owner.pub")
+    r = cli(*verify)
+    assert r.code == 0, r.out + r.err
+    (proj / planted).write_bytes(b"planted after the run")
+    r = cli(*verify)
+    assert r.code == 1 and words in r.out, r.out

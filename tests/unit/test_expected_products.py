@@ -40,7 +40,9 @@ def _whole_then_selected(
 
 
 def _layout() -> Any:
-    return SimpleNamespace(steps=[SimpleNamespace(name=s, expected_products=[]) for s in STEPS])
+    return SimpleNamespace(
+        steps=[SimpleNamespace(name=s, expected_materials=[], expected_products=[]) for s in STEPS]
+    )
 
 
 PATHS = st.sampled_from(["a", "b", "data/x", "data/y", "model/w", "model/c.json"])

@@ -478,20 +478,19 @@ def test_a_final_product_missing_on_disk_fails_the_files_phase(
     assert any(f.artifact == "models/config.json" for f in result.failures)
 
 
+@pytest.mark.parametrize("side", ["materials", "products"])
 @pytest.mark.parametrize("patterns", [None, ["metrics/**"]], ids=["no patterns", "metrics/**"])
 def test_a_product_a_later_step_deleted_and_put_back_fails(
-    sim: ChainSimulator, tmp_path: Path, patterns: Any
+    sim: ChainSimulator, tmp_path: Path, patterns: Any, side: str
 ) -> None:
-    """evaluate's signed `delete: models/config.json` removed it (consumed, not a product of
-    evaluate), whatever evaluate's recorded patterns cover: put back, it is extra."""
+    """evaluate's signed `delete: "*config.json"` removed models/config.json (consumed, not a
+    product of evaluate; in-toto's `*` crosses '/'), whatever evaluate's recorded patterns
+    cover: put back, it is extra. in-toto applies a delete on the materials side."""
     old = sim.steps[2]
-    sim.steps[2] = StepDef(
-        old.name,
-        old.functionaries,
-        1,
-        old.materials,
-        (*old.products, Rule("delete", "models/config.json")),
-    )
+    delete = Rule("delete", "*config.json")
+    materials = (delete, *old.materials) if side == "materials" else old.materials
+    products = (*old.products, delete) if side == "products" else old.products
+    sim.steps[2] = StepDef(old.name, old.functionaries, 1, materials, products)
     if patterns:
         sim.link("evaluate").environment = {"patterns": {"products": patterns}}
     sim.publish(tmp_path)  # models/config.json is on disk, as train left it
@@ -605,7 +604,7 @@ def test_a_links_directory_inside_a_product_directory_hides_nothing_but_links(
         (links / planted).write_bytes(b"planted")
     foreign = write_link(sim.link("train").payload(), signer("outsider"), "train", str(tmp_path))
     Path(foreign).rename(links / "train.deadbeef.link")  # a signed link, but not the chain's
-    (links / "RUN_ID").write_bytes(b"\x80pickle, not the run id")
+    (links / "RUN_ID").write_bytes(b"sim-run-0001" + b" " * 4096 + b"\x80pickle")  # padded
     result = verify(
         str(tmp_path / args[0]), [signer(args[1]).public_key], str(links), str(tmp_path / "base")
     )

@@ -10,10 +10,13 @@ refused by name without being opened.
 from __future__ import annotations
 
 import bisect
+import fnmatch
 import itertools
 import operator
 import os
+import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from provenance._fs import relative_inside
@@ -77,18 +80,14 @@ def latest_products(
         # Consumed by a later step and gone from where that step writes (its recorded product
         # patterns) or from what the owner's `delete` rules say it removes: it deleted the file.
         # (Its patterns are compiled whatever is selected: a malformed one is refused alike.)
-        deletes = [
-            str(rule[1])
-            for rule in step.expected_products
-            if len(rule) == 2 and str(rule[0]).upper() == "DELETE"
+        patterns = compile_patterns(objects.local_patterns(link.patterns("products")))
+        matchers = [p.regex.match for p in patterns] + [
+            re.compile(fnmatch.translate(rule)).match for rule in _delete_rules(step)
         ]
-        patterns = compile_patterns(objects.local_patterns([*link.patterns("products"), *deletes]))
         if expected:
-            for pattern in patterns:
+            for match in matchers:
                 gone = [
-                    p
-                    for p in filter(pattern.regex.match, link.materials)
-                    if p in expected and p not in products
+                    p for p in filter(match, link.materials) if p in expected and p not in products
                 ]
                 for path in gone:
                     del expected[path]
@@ -104,6 +103,19 @@ def latest_products(
         )
         expected.update(zip(chosen, shas, strict=False))
     return expected
+
+
+def _delete_rules(step: Any) -> list[str]:
+    """The patterns of the step's DELETE rules, on either side.
+
+    in-toto applies them to what the step consumed and did not produce, and matches them with
+    fnmatch (`*` crosses `/`): `latest_products` matches them the same way.
+    """
+    return [
+        str(rule[1])
+        for rule in [*step.expected_materials, *step.expected_products]
+        if len(rule) == 2 and str(rule[0]).upper() == "DELETE"
+    ]
 
 
 def model_manifest(model: ModelDecl, links: Mapping[str, LinkData]) -> Manifest:
@@ -133,7 +145,7 @@ def _claims(pattern: Any, path: str) -> bool:
     return bool(pattern.root and path.startswith(pattern.root + "/")) or bool(pattern.matches(path))
 
 
-def _claimed(step: Any, link: LinkData, sources: Collection[str]) -> list[str]:
+def _claimed(step: Any, link: LinkData, sources: _Sources) -> list[str]:
     """The product patterns whose directories hold only what the chain recorded.
 
     The patterns the step recorded, and the directories the owner's own CREATE and MODIFY
@@ -141,20 +153,25 @@ def _claimed(step: Any, link: LinkData, sources: Collection[str]) -> list[str]:
     product patterns (none, empty or malformed: upstream `in-toto-run`, another recorder);
     otherwise those the step wrote a product into that its patterns do not already claim (a
     recording file by file, `-p models/a.bin`, or by a narrow glob). So a file planted there is
-    not overlooked. A directory holding a dataset's source (`sources`) is left to the datasets
-    phase, which holds it to its manifest; a rule without a directory (`*`, `*.json`) names
-    none: it would name the whole tree.
+    not overlooked. A directory inside a dataset's source is left to the datasets phase (a
+    product's members are held to its manifest there), and so is one holding an input
+    dataset's source (its members are not products); a rule without a directory (`*`,
+    `*.json`) names none: it would name the whole tree.
     """
     recorded = _recorded_patterns(link) or []
-    rules = [
+    rules = [  # local directories only: an object store's claims come from the recording
         str(rule[1])
         for rule in step.expected_products
-        if len(rule) == 2 and str(rule[0]).upper() in ("CREATE", "MODIFY")
+        if len(rule) == 2
+        and str(rule[0]).upper() in ("CREATE", "MODIFY")
+        and not objects.is_object_uri(str(rule[1]))
     ]
     folders = [
         p
         for p in compile_patterns(rules)
-        if p.root and not any(_overlap(p.root, source) for source in sources)
+        if p.root
+        and not any(_within(p.root, s) for s in (*sources.products, *sources.materials))
+        and not any(_within(s, p.root) for s in sources.materials)
     ]
     if not recorded:
         return [p.text for p in folders]
@@ -180,19 +197,33 @@ def _consumed(links: Mapping[str, LinkData], path: str, sha: str | None) -> bool
     )
 
 
-def _overlap(a: str, b: str) -> bool:
-    """One of two relative directories is the other or lies inside it."""
-    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+def _within(a: str, b: str) -> bool:
+    """Relative directory `a` is `b` or lies inside it."""
+    return a == b or a.startswith(b + "/")
 
 
-def _dataset_sources(links: Mapping[str, LinkData]) -> set[str]:
-    """The local directories the links' datasets were hashed from (materials and products)."""
-    return {
-        d.source.rstrip("/")
-        for link in links.values()
-        for d in recorded_datasets(link.environment, link.materials, link.products)
-        if d.source and "://" not in d.source
-    }
+@dataclass(frozen=True)
+class _Sources:
+    """The local directories the links' datasets were hashed from, by side."""
+
+    products: frozenset[str]
+    materials: frozenset[str]
+
+
+def _dataset_sources(links: Mapping[str, LinkData]) -> _Sources:
+    """Local directories and object-store prefixes the links' datasets were hashed from."""
+    found: dict[str, set[str]] = {"products": set(), "materials": set()}
+    for link in links.values():
+        for d in recorded_datasets(link.environment, link.materials, link.products):
+            if d.source:
+                found[d.side].add(d.source.rstrip("/"))
+    return _Sources(frozenset(found["products"]), frozenset(found["materials"]))
+
+
+def _drop_members(found: list[str], sources: Collection[str]) -> list[str]:
+    """`found` without the members of dataset products: the datasets phase checks those."""
+    prefixes = tuple(s + "/" for s in sources if "://" not in s)
+    return [f for f in found if not f.startswith(prefixes)] if prefixes else found
 
 
 def _recorded_patterns(link: LinkData) -> list[str] | None:
@@ -221,10 +252,10 @@ def check_files(
     that run are not held to the products.
     """
     expected = latest_products(layout, links, only)
+    sources = _dataset_sources(links)
     if only:
         claims = [(p, "--artifact") for p in only]
     else:
-        sources = _dataset_sources(links)
         claims = [
             (p, s.name)
             for s in layout.steps
@@ -236,6 +267,7 @@ def check_files(
     rel_links = relative_inside(links_dir, base)
     try:
         found, refused = _under(base, claimed)
+        found = _drop_members(found, sources.products)
         if rel_links is not None:  # the chain's own files, wherever the links directory is
             _drop_link_files(found, rel_links, own, _names_run(links_dir, run_id))
         on_disk, skip = set(found), dict(refused)  # sets: 100k products are looked up here
@@ -352,10 +384,10 @@ def _names_run(links_dir: str, run_id: str | None) -> bool:
         return False
     try:
         with open(os.path.join(links_dir, RUN_ID_FILE), "rb") as f:
-            data = f.read(4097)
+            data = f.read(len(run_id.encode()) + 2)
     except OSError:
         return False
-    return data.strip() == run_id.encode()
+    return data in (run_id.encode(), run_id.encode() + b"\n")  # as `pipeline start` writes it
 
 
 def _regular(base: str, path: str) -> bool:
