@@ -307,3 +307,45 @@ def test_a_dataset_product_inside_a_product_directory_hides_nothing_beside_it(
     (proj / planted).write_bytes(b"planted after the run")
     r = cli(*verify)
     assert r.code == 1 and words in r.out, r.out
+    # --artifact narrows what is checked, never what a selected directory may hold
+    for selected in ("models/*", *(["models/shards/*"] if "shards/" in planted else [])):
+        r = cli(*verify, "--artifact", selected, "--json")
+        named = {f.get("artifact") for f in json.loads(r.out)["failures"]}
+        assert r.code == 1 and planted in named, (selected, named)
+
+
+TAKEOVER_LAYOUT = (
+    SHARDS_LAYOUT
+    + """\
+  - name: evaluate
+    functionaries: [data-eng]
+    products:
+      - create: "metrics/*"
+      - create: ".provenance/datasets/*"
+"""
+)
+
+
+def test_a_step_cannot_take_over_another_steps_directory_as_its_dataset(
+    proj: Path, cli: Callable[..., Result]
+) -> None:
+    """evaluate may write metrics/ and manifests; recording train's models/ as its own dataset
+    product (after a file was planted there) must not exempt models/ from train's claim."""
+    assert run_prepare(cli).code == 0
+    r = cli(
+        "run", "train", "--dataset", "data/clean", "-p", "models/model.bin",
+        "--dataset-product", "models/shards", "--key", "keys/trainer",
+        "--", sys.executable, "-c", SHARDS,
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    (proj / "models" / "backdoor.pkl").write_bytes(b"planted")
+    r = cli(
+        "run", "evaluate", "--dataset-product", "models", "--key", "keys/data-eng",
+        "--", sys.executable, "-c", "import os; os.makedirs('metrics', exist_ok=True)",
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    (proj / "layout.yaml").write_text(TAKEOVER_LAYOUT)
+    r = cli("layout", "sign", "layout.yaml", "--key", "keys/owner", "-o", "root.layout")
+    assert r.code == 0, r.err
+    r = cli("verify", "--layout", "root.layout", "--layout-key", "keys/owner.pub")
+    assert r.code == 1 and "extra file: 'models/backdoor.pkl'" in r.out, r.out

@@ -23,7 +23,8 @@ NAME = st.text(
 ).filter(lambda n: n not in (".", "..") and len(n.encode()) < 200)
 
 TREE = st.dictionaries(
-    st.lists(NAME, min_size=1, max_size=3).map(tuple),
+    # A path starting like a Windows drive ('c:') is refused by name (test_special_files.py).
+    st.lists(NAME, min_size=1, max_size=3).map(tuple).filter(lambda parts: parts[0][1:2] != ":"),
     st.binary(max_size=3000),
     max_size=25,
 )

@@ -319,6 +319,7 @@ _UNNORMALISED = "is not a normalised relative directory"
         ("data//processed", _UNNORMALISED),
         ("data/processed//", _UNNORMALISED),
         ("data/../data/processed", _UNNORMALISED),
+        ("data/processed ", "has leading or trailing spaces"),
     ],
 )
 def test_a_match_prefix_that_is_not_a_plain_directory_is_refused(

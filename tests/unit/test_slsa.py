@@ -452,3 +452,35 @@ def test_attest_refuses_weights_a_later_step_replaced(tmp_path: Path) -> None:
     model.write_bytes(first)  # train's weights, put back after verify
     with pytest.raises(VerificationError, match=r"ends with .* \(recorded by step 'evaluate'\)"):
         build_statement(["models/model.safetensors"], result, str(tmp_path / "base"))
+
+
+def _chain_ending_with(products: dict[str, str]) -> tuple[object, list]:
+    from types import SimpleNamespace
+
+    from provenance.links import LinkData
+
+    step = SimpleNamespace(name="train", expected_materials=[], expected_products=[])
+    link = LinkData("train", [], {}, {p: {"sha256": d} for p, d in products.items()}, {}, {})
+    return SimpleNamespace(layout_obj=SimpleNamespace(steps=[step])), [link]
+
+
+def test_a_file_fetched_from_a_verified_object_is_signed_under_the_objects_name() -> None:
+    """The stack demo fetches models from S3: the local file is signed as the one object that
+    ends with its path and has its digest, under that object's URI, never under a guess."""
+    from provenance.attest.slsa.build import _subjects_the_chain_produced
+    from provenance.errors import VerificationError
+
+    a, b = "a" * 64, "b" * 64
+    one = _chain_ending_with({"s3://bucket/run-1/models/m.bin": a})
+    assert _subjects_the_chain_produced({"models/m.bin": a}, *one) == {
+        "s3://bucket/run-1/models/m.bin": a
+    }
+    with pytest.raises(VerificationError, match="ends with aaaaaaaaaaaa… for s3://bucket/run-1"):
+        _subjects_the_chain_produced({"models/m.bin": b}, *one)  # other bytes
+    two = _chain_ending_with(
+        {"s3://bucket/run-1/models/m.bin": a, "s3://other/candidate/models/m.bin": a}
+    )
+    with pytest.raises(VerificationError, match="a name 2 verified objects end with"):
+        _subjects_the_chain_produced({"models/m.bin": a}, *two)
+    with pytest.raises(VerificationError, match="not a product of any verified step"):
+        _subjects_the_chain_produced({"m.bin": a}, *_chain_ending_with({"s3://b/xm.bin": a}))

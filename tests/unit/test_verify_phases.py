@@ -618,6 +618,21 @@ def test_a_links_directory_inside_a_product_directory_hides_nothing_but_links(
     assert {f.step for f in result.failures} == {"train"}
 
 
+def test_a_run_id_that_is_a_fifo_is_not_read(tmp_path: Path) -> None:
+    """Opening a FIFO blocks until a writer comes: the RUN_ID check must not wait for one."""
+    import os
+    import threading
+
+    from provenance.verification._files import _names_run
+
+    os.mkfifo(tmp_path / "RUN_ID")
+    answer: list[bool] = []
+    reader = threading.Thread(target=lambda: answer.append(_names_run(str(tmp_path), "r1")))
+    reader.start()
+    reader.join(timeout=10)
+    assert not reader.is_alive() and answer == [False]
+
+
 def test_a_directory_symlink_inside_base_is_followed_as_the_recorder_follows_it(
     sim: ChainSimulator, tmp_path: Path
 ) -> None:

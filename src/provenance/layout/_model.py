@@ -63,6 +63,8 @@ def prefix_problem(prefix: str) -> str | None:
     """
     from provenance.hashing import has_glob, is_safe_relative
 
+    if prefix != prefix.strip():
+        return "has leading or trailing spaces (artifact paths have none there)"
     bare = prefix[:-1] if prefix.endswith("/") else prefix
     if not is_safe_relative(bare.removeprefix("s3://")):
         return (

@@ -15,8 +15,8 @@ import itertools
 import operator
 import os
 import re
+import stat
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from provenance._fs import relative_inside
@@ -145,7 +145,7 @@ def _claims(pattern: Any, path: str) -> bool:
     return bool(pattern.root and path.startswith(pattern.root + "/")) or bool(pattern.matches(path))
 
 
-def _claimed(step: Any, link: LinkData, sources: _Sources) -> list[str]:
+def _claimed(step: Any, link: LinkData, own: Collection[str]) -> list[str]:
     """The product patterns whose directories hold only what the chain recorded.
 
     The patterns the step recorded, and the directories the owner's own CREATE and MODIFY
@@ -153,9 +153,8 @@ def _claimed(step: Any, link: LinkData, sources: _Sources) -> list[str]:
     product patterns (none, empty or malformed: upstream `in-toto-run`, another recorder);
     otherwise those the step wrote a product into that its patterns do not already claim (a
     recording file by file, `-p models/a.bin`, or by a narrow glob). So a file planted there is
-    not overlooked. A directory inside a dataset's source is left to the datasets phase (a
-    product's members are held to its manifest there), and so is one holding an input
-    dataset's source (its members are not products); a rule without a directory (`*`,
+    not overlooked. A directory inside the source of a dataset this step produced (`own`, one
+    the datasets phase checks) is left to that phase; a rule without a directory (`*`,
     `*.json`) names none: it would name the whole tree.
     """
     recorded = _recorded_patterns(link) or []
@@ -167,11 +166,7 @@ def _claimed(step: Any, link: LinkData, sources: _Sources) -> list[str]:
         and not objects.is_object_uri(str(rule[1]))
     ]
     folders = [
-        p
-        for p in compile_patterns(rules)
-        if p.root
-        and not any(_within(p.root, s) for s in (*sources.products, *sources.materials))
-        and not any(_within(s, p.root) for s in sources.materials)
+        p for p in compile_patterns(rules) if p.root and not any(_within(p.root, s) for s in own)
     ]
     if not recorded:
         return [p.text for p in folders]
@@ -202,27 +197,48 @@ def _within(a: str, b: str) -> bool:
     return a == b or a.startswith(b + "/")
 
 
-@dataclass(frozen=True)
-class _Sources:
-    """The local directories the links' datasets were hashed from, by side."""
+def _checked_datasets(
+    layout: Any, links: Mapping[str, LinkData], final: Mapping[str, str]
+) -> dict[str, set[str]]:
+    """Step -> the local sources of its dataset products the datasets phase will check.
 
-    products: frozenset[str]
-    materials: frozenset[str]
-
-
-def _dataset_sources(links: Mapping[str, LinkData]) -> _Sources:
-    """Local directories and object-store prefixes the links' datasets were hashed from."""
-    found: dict[str, set[str]] = {"products": set(), "materials": set()}
-    for link in links.values():
+    Those whose manifest is among the products the chain ends with (`final`, narrowed as
+    `--artifact` narrows it), made by that step: the phase holds each to its manifest, members
+    missing, changed or extra. No other dataset exempts anything here.
+    """
+    out: dict[str, set[str]] = {}
+    for step, link in links.items():
         for d in recorded_datasets(link.environment, link.materials, link.products):
-            if d.source:
-                found[d.side].add(d.source.rstrip("/"))
-    return _Sources(frozenset(found["products"]), frozenset(found["materials"]))
+            sha = link.products.get(d.manifest, {}).get("sha256") if d.side == "products" else None
+            if (
+                sha
+                and final.get(d.manifest) == sha
+                and producer(layout, links, d.manifest) == step  # as the phase picks it
+                and d.source
+                and "://" not in d.source
+            ):
+                out.setdefault(step, set()).add(d.source.rstrip("/"))
+    return out
 
 
-def _drop_members(found: list[str], sources: Collection[str]) -> list[str]:
-    """`found` without the members of dataset products: the datasets phase checks those."""
-    prefixes = tuple(s + "/" for s in sources if "://" not in s)
+def _drop_members(
+    found: list[str], checked: Mapping[str, set[str]], claims: Sequence[tuple[str, str]]
+) -> list[str]:
+    """`found` without the members of the checked dataset products.
+
+    Not of a dataset whose source lies in a directory another step claims: a step cannot take
+    over another's directory by recording it as its own dataset (its members stay extra there).
+    """
+    compiled = compile_patterns([pattern for pattern, _ in claims])
+    roots = [(p.root, step) for p, (_, step) in zip(compiled, claims, strict=True) if p.root]
+    prefixes = tuple(
+        source + "/"
+        for step, sources in checked.items()
+        for source in sources
+        if not any(
+            other not in (step, "--artifact") and _within(source, root) for root, other in roots
+        )
+    )
     return [f for f in found if not f.startswith(prefixes)] if prefixes else found
 
 
@@ -252,7 +268,7 @@ def check_files(
     that run are not held to the products.
     """
     expected = latest_products(layout, links, only)
-    sources = _dataset_sources(links)
+    checked = _checked_datasets(layout, links, expected)
     if only:
         claims = [(p, "--artifact") for p in only]
     else:
@@ -260,14 +276,14 @@ def check_files(
             (p, s.name)
             for s in layout.steps
             if s.name in links
-            for p in _claimed(s, links[s.name], sources)
+            for p in _claimed(s, links[s.name], checked.get(s.name, set()))
         ]
     expected, claims, stored_shas, stored_claims = split_objects(expected, claims)  # s3://
     claimed = [p for p, _ in claims]
     rel_links = relative_inside(links_dir, base)
     try:
         found, refused = _under(base, claimed)
-        found = _drop_members(found, sources.products)
+        found = _drop_members(found, checked, claims)
         if rel_links is not None:  # the chain's own files, wherever the links directory is
             _drop_link_files(found, rel_links, own, _names_run(links_dir, run_id))
         on_disk, skip = set(found), dict(refused)  # sets: 100k products are looked up here
@@ -382,18 +398,20 @@ def _names_run(links_dir: str, run_id: str | None) -> bool:
     """The links directory's RUN_ID holds `run_id` (a few bytes of text) and nothing else."""
     if not run_id:
         return False
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        with open(os.path.join(links_dir, RUN_ID_FILE), "rb") as f:
-            data = f.read(len(run_id.encode()) + 2)
+        fd = os.open(os.path.join(links_dir, RUN_ID_FILE), flags)  # a FIFO must not block
     except OSError:
         return False
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return False
+        data = f.read(len(run_id.encode()) + 2)
     return data in (run_id.encode(), run_id.encode() + b"\n")  # as `pipeline start` writes it
 
 
 def _regular(base: str, path: str) -> bool:
     """A regular file, not followed through a symlink (never opens it)."""
-    import stat
-
     try:
         return stat.S_ISREG(os.lstat(os.path.join(base, path)).st_mode)
     except OSError:

@@ -20,7 +20,7 @@ from provenance.attest._resource import ResourceDescriptor
 from provenance.attest.slsa_provenance import SlsaProvenance
 from provenance.attest.statement import Statement, Subject
 from provenance.errors import UsageError, VerificationError
-from provenance.hashing import hash_artifacts
+from provenance.hashing import hash_artifacts, objects
 from provenance.links import LinkData
 from provenance.record import base_models_of
 from provenance.signing import dsse
@@ -53,31 +53,23 @@ def _external_inputs(links: Sequence[LinkData]) -> list[dict[str, Any]]:
     return [{"name": p, "digest": dict(d)} for p, d in sorted(seen.items())]
 
 
-def _check_subjects_were_produced(
+def _subjects_the_chain_produced(
     digests: Mapping[str, str], verification: VerificationResult, links: Sequence[LinkData]
-) -> None:
-    """Each subject is a product of the verified chain, with the digest the chain ends with.
+) -> dict[str, str]:
+    """Subject name -> sha256: each a product the verified chain ends with, with that digest.
 
     The subject patterns select files on disk; a file planted after the run, changed since
     verify read it, or put back to a digest a later step replaced, must not be signed as an
-    output of the verified build. A product the chain kept in an object store counts when the
-    local file has its name (the object key ends with the path) and its final digest.
+    output of the verified build. A product the chain kept in an object store, fetched to the
+    path its key ends with, is signed under its object URI (the name the chain gave it), and
+    only when exactly one final object ends with that path.
     """
     from provenance.verification import expected_products
 
     final = expected_products(verification.layout_obj, {lk.name: lk for lk in links})
-    stored = {  # a product kept in an object store, fetched to the same relative path
-        (uri.split("/", 3)[-1], sha): step
-        for uri, (sha, step) in final.items()
-        if uri.startswith("s3://") and uri.count("/") >= 3
-    }
+    stored = [(uri, sha) for uri, (sha, _) in final.items() if objects.is_object_uri(uri)]
+    named: dict[str, str] = {}
     for path, digest in sorted(digests.items()):
-        if path not in final and any(
-            key == path or key.endswith("/" + path)
-            for key, sha in stored
-            if sha == digest  # the very bytes the chain ends with, under that name
-        ):
-            continue
         if path in final:
             sha, step = final[path]
             if digest != sha:
@@ -85,6 +77,17 @@ def _check_subjects_were_produced(
                     f"subject '{path}': sha256 {digest[:12]}… on disk, but the verified chain "
                     f"ends with {sha[:12]}… (recorded by step '{step}')"
                 )
+            named[path] = digest
+            continue
+        fetched = [uri for uri, _ in stored if uri.endswith("/" + path)]
+        if len(fetched) == 1:
+            sha = dict(stored)[fetched[0]]
+            if digest != sha:
+                raise VerificationError(
+                    f"subject '{path}': sha256 {digest[:12]}… on disk, but the verified chain "
+                    f"ends with {sha[:12]}… for {fetched[0]}"
+                )
+            named[fetched[0]] = digest
             continue
         earlier = next((lk.name for lk in links if path in lk.products), None)
         raise VerificationError(
@@ -92,10 +95,13 @@ def _check_subjects_were_produced(
             + (
                 f"a product of step '{earlier}' that a later step replaced or deleted"
                 if earlier
+                else f"a name {len(fetched)} verified objects end with"
+                if len(fetched) > 1
                 else "not a product of any verified step"
             )
             + ": only what the chain ends with is signed"
         )
+    return named
 
 
 def build_statement(
@@ -119,7 +125,7 @@ def build_statement(
         raise UsageError(f"--subject {' '.join(subjects)} matched no file in {base}")
     verified = list(verification.links.values())
     links = [v.link for v in verified]
-    _check_subjects_were_produced(hashed.digests, verification, links)
+    produced = _subjects_the_chain_produced(hashed.digests, verification, links)
     gh = github_context()
     envs = [lk.environment for lk in links]
     commit = next((e.get("git_commit") for e in envs if e.get("git_commit")), None)
@@ -175,7 +181,7 @@ def build_statement(
             for lk in verified
         ),
     )
-    subjects_ = tuple(Subject(p, {"sha256": d}) for p, d in sorted(hashed.digests.items()))
+    subjects_ = tuple(Subject(p, {"sha256": d}) for p, d in sorted(produced.items()))
     return Statement(subjects_, predicate)
 
 
