@@ -279,6 +279,17 @@ SHARDS = (
 )
 
 
+def train_with_shards(cli: Callable[..., Result]) -> None:
+    """prepare, then train writing models/model.bin file by file and models/shards as a dataset."""
+    assert run_prepare(cli).code == 0
+    r = cli(
+        "run", "train", "--dataset", "data/clean", "-p", "models/model.bin",
+        "--dataset-product", "models/shards", "--key", "keys/trainer",
+        "--", sys.executable, "-c", SHARDS,
+    )  # fmt: skip
+    assert r.code == 0, r.err
+
+
 @pytest.mark.parametrize(
     ("planted", "words"),
     [
@@ -291,13 +302,7 @@ def test_a_dataset_product_inside_a_product_directory_hides_nothing_beside_it(
 ) -> None:
     """train writes its weights file by file and its shards as a dataset, both under models/:
     the dataset's members go to the datasets check, the rest of models/ stays claimed."""
-    assert run_prepare(cli).code == 0
-    r = cli(
-        "run", "train", "--dataset", "data/clean", "-p", "models/model.bin",
-        "--dataset-product", "models/shards", "--key", "keys/trainer",
-        "--", sys.executable, "-c", SHARDS,
-    )  # fmt: skip
-    assert r.code == 0, r.err
+    train_with_shards(cli)
     (proj / "layout.yaml").write_text(SHARDS_LAYOUT)
     r = cli("layout", "sign", "layout.yaml", "--key", "keys/owner", "-o", "root.layout")
     assert r.code == 0, r.err
@@ -331,13 +336,7 @@ def test_a_step_cannot_take_over_another_steps_directory_as_its_dataset(
 ) -> None:
     """evaluate may write metrics/ and manifests; recording train's models/ as its own dataset
     product (after a file was planted there) must not exempt models/ from train's claim."""
-    assert run_prepare(cli).code == 0
-    r = cli(
-        "run", "train", "--dataset", "data/clean", "-p", "models/model.bin",
-        "--dataset-product", "models/shards", "--key", "keys/trainer",
-        "--", sys.executable, "-c", SHARDS,
-    )  # fmt: skip
-    assert r.code == 0, r.err
+    train_with_shards(cli)
     (proj / "models" / "backdoor.pkl").write_bytes(b"planted")
     r = cli(
         "run", "evaluate", "--dataset-product", "models", "--key", "keys/data-eng",
@@ -347,5 +346,57 @@ def test_a_step_cannot_take_over_another_steps_directory_as_its_dataset(
     (proj / "layout.yaml").write_text(TAKEOVER_LAYOUT)
     r = cli("layout", "sign", "layout.yaml", "--key", "keys/owner", "-o", "root.layout")
     assert r.code == 0, r.err
+    verify = ("verify", "--layout", "root.layout", "--layout-key", "keys/owner.pub", "--json")
+    selections = [(), ("--artifact", "models/*", "--artifact", ".provenance/datasets/*"),
+                  ("--artifact", "**")]  # fmt: skip
+    for selected in selections:  # --artifact narrows the report, never the claims
+        r = cli(*verify, *selected)
+        named = {f.get("artifact") for f in json.loads(r.out)["failures"]}
+        assert r.code == 1 and "models/backdoor.pkl" in named, (selected, named)
+
+
+PARENT_LAYOUT = """\
+expires: 30d
+functionaries:
+  data-eng: keys/data-eng.pub
+  trainer: keys/trainer.pub
+steps:
+  - name: train
+    functionaries: [trainer]
+    products:
+      - create: "out/models/*"
+  - name: evaluate
+    functionaries: [data-eng]
+    materials:
+      - match: "out/models/*"
+        from: train
+    products:
+      - create: "out/metrics/*"
+      - create: ".provenance/datasets/*"
+"""
+
+
+def test_a_step_cannot_take_over_another_steps_directory_through_its_parent(
+    proj: Path, cli: Callable[..., Result]
+) -> None:
+    """evaluate records out/ (which holds train's out/models/) as its dataset product: the
+    file planted in out/models/ is still train's to account for."""
+    weights = "import os; os.makedirs('out/models'); open('out/models/m.bin', 'w').write('w')"
+    r = cli(
+        "run", "train", "-p", "out/models/m.bin", "--key", "keys/trainer",
+        "--", sys.executable, "-c", weights,
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    (proj / "out" / "models" / "backdoor.pkl").write_bytes(b"planted")
+    metrics = "import os; os.makedirs('out/metrics'); open('out/metrics/m.json', 'w').write('{}')"
+    r = cli(
+        "run", "evaluate", "-m", "out/models/m.bin", "-p", "out/metrics/m.json",
+        "--dataset-product", "out", "--key", "keys/data-eng",
+        "--", sys.executable, "-c", metrics,
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    (proj / "layout.yaml").write_text(PARENT_LAYOUT)
+    r = cli("layout", "sign", "layout.yaml", "--key", "keys/owner", "-o", "root.layout")
+    assert r.code == 0, r.err
     r = cli("verify", "--layout", "root.layout", "--layout-key", "keys/owner.pub")
-    assert r.code == 1 and "extra file: 'models/backdoor.pkl'" in r.out, r.out
+    assert r.code == 1 and "extra file: 'out/models/backdoor.pkl'" in r.out, r.out

@@ -319,7 +319,8 @@ _UNNORMALISED = "is not a normalised relative directory"
         ("data//processed", _UNNORMALISED),
         ("data/processed//", _UNNORMALISED),
         ("data/../data/processed", _UNNORMALISED),
-        ("data/processed ", "has leading or trailing spaces"),
+        ("data/processed ", "has spaces around it or invisible characters"),
+        ("data/processed\u200b", "has spaces around it or invisible characters"),
     ],
 )
 def test_a_match_prefix_that_is_not_a_plain_directory_is_refused(

@@ -631,6 +631,9 @@ def test_a_run_id_that_is_a_fifo_is_not_read(tmp_path: Path) -> None:
     reader.start()
     reader.join(timeout=10)
     assert not reader.is_alive() and answer == [False]
+    os.unlink(tmp_path / "RUN_ID")
+    os.mkdir(tmp_path / "RUN_ID")  # a directory: no crash, not the run's id
+    assert _names_run(str(tmp_path), "r1") is False
 
 
 def test_a_directory_symlink_inside_base_is_followed_as_the_recorder_follows_it(

@@ -63,8 +63,8 @@ def prefix_problem(prefix: str) -> str | None:
     """
     from provenance.hashing import has_glob, is_safe_relative
 
-    if prefix != prefix.strip():
-        return "has leading or trailing spaces (artifact paths have none there)"
+    if prefix != prefix.strip() or not prefix.isprintable():
+        return "has spaces around it or invisible characters (artifact paths have none there)"
     bare = prefix[:-1] if prefix.endswith("/") else prefix
     if not is_safe_relative(bare.removeprefix("s3://")):
         return (

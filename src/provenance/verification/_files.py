@@ -226,20 +226,24 @@ def _drop_members(
 ) -> list[str]:
     """`found` without the members of the checked dataset products.
 
-    Not of a dataset whose source lies in a directory another step claims: a step cannot take
-    over another's directory by recording it as its own dataset (its members stay extra there).
+    A file another step's claim covers (`claims`: the steps' own, whatever `--artifact` says)
+    stays: a step cannot take over another's directory, or a parent of it, by recording it
+    as its own dataset (the file stays extra there).
     """
+    sources = [(source + "/", step) for step, srcs in checked.items() for source in srcs]
+    if not sources:
+        return found
+    prefixes = tuple(prefix for prefix, _ in sources)
     compiled = compile_patterns([pattern for pattern, _ in claims])
-    roots = [(p.root, step) for p, (_, step) in zip(compiled, claims, strict=True) if p.root]
-    prefixes = tuple(
-        source + "/"
-        for step, sources in checked.items()
-        for source in sources
-        if not any(
-            other not in (step, "--artifact") and _within(source, root) for root, other in roots
-        )
-    )
-    return [f for f in found if not f.startswith(prefixes)] if prefixes else found
+    owned = [(p, step) for p, (_, step) in zip(compiled, claims, strict=True)]
+    kept = []
+    for f in found:
+        if f.startswith(prefixes):
+            maker = next(step for prefix, step in sources if f.startswith(prefix))
+            if not any(other != maker and _claims(p, f) for p, other in owned):
+                continue  # a member: the datasets phase holds it to its manifest
+        kept.append(f)
+    return kept
 
 
 def _recorded_patterns(link: LinkData) -> list[str] | None:
@@ -269,21 +273,20 @@ def check_files(
     """
     expected = latest_products(layout, links, only)
     checked = _checked_datasets(layout, links, expected)
-    if only:
-        claims = [(p, "--artifact") for p in only]
-    else:
-        claims = [
-            (p, s.name)
-            for s in layout.steps
-            if s.name in links
-            for p in _claimed(s, links[s.name], checked.get(s.name, set()))
-        ]
+    owned = [
+        (p, s.name)
+        for s in layout.steps
+        if s.name in links
+        for p in _claimed(s, links[s.name], checked.get(s.name, set()))
+    ]
+    claims = [(p, "--artifact") for p in only] if only else owned
     expected, claims, stored_shas, stored_claims = split_objects(expected, claims)  # s3://
     claimed = [p for p, _ in claims]
     rel_links = relative_inside(links_dir, base)
     try:
         found, refused = _under(base, claimed)
-        found = _drop_members(found, checked, claims)
+        local = [(p, step) for p, step in owned if not objects.is_object_uri(p)]
+        found = _drop_members(found, checked, local)
         if rel_links is not None:  # the chain's own files, wherever the links directory is
             _drop_link_files(found, rel_links, own, _names_run(links_dir, run_id))
         on_disk, skip = set(found), dict(refused)  # sets: 100k products are looked up here
@@ -403,10 +406,14 @@ def _names_run(links_dir: str, run_id: str | None) -> bool:
         fd = os.open(os.path.join(links_dir, RUN_ID_FILE), flags)  # a FIFO must not block
     except OSError:
         return False
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a directory, a FIFO, a device
             return False
-        data = f.read(len(run_id.encode()) + 2)
+        data = os.read(fd, len(run_id.encode()) + 2)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
     return data in (run_id.encode(), run_id.encode() + b"\n")  # as `pipeline start` writes it
 
 
