@@ -400,3 +400,67 @@ def test_a_step_cannot_take_over_another_steps_directory_through_its_parent(
     assert r.code == 0, r.err
     r = cli("verify", "--layout", "root.layout", "--layout-key", "keys/owner.pub")
     assert r.code == 1 and "extra file: 'out/models/backdoor.pkl'" in r.out, r.out
+
+
+BESIDE_LAYOUT = PREPARE_ONLY.replace(
+    '      - create: ".provenance/datasets/data_clean-*.manifest"\n',
+    '      - create: "data/clean/*"\n      - create: ".provenance/datasets/*"\n',
+)
+
+
+@pytest.mark.parametrize("planted", ["data/clean/evil.csv", "data/clean/test/evil.csv"])
+def test_a_file_planted_beside_a_dataset_in_its_steps_directory_fails(
+    proj: Path, cli: Callable[..., Result], planted: str
+) -> None:
+    """prepare owns data/clean/ and fills it only as the dataset data/clean/train: writing a
+    dataset there claims the directory, so a file beside the dataset is extra."""
+    r = cli(
+        "run", "prepare", "--dataset", "data/raw", "--dataset-product", "data/clean/train",
+        "--key", "keys/data-eng", "--", sys.executable, "-c", COPY, "data/raw", "data/clean/train",
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    (proj / "layout.yaml").write_text(BESIDE_LAYOUT)
+    r = cli("layout", "sign", "layout.yaml", "--key", "keys/owner", "-o", "root.layout")
+    assert r.code == 0, r.err
+    verify = ("verify", "--layout", "root.layout", "--layout-key", "keys/owner.pub")
+    assert cli(*verify).code == 0
+    (proj / planted).parent.mkdir(parents=True, exist_ok=True)
+    (proj / planted).write_bytes(b"planted after the run")
+    r = cli(*verify)
+    assert r.code == 1 and f"extra file: '{planted}'" in r.out, r.out
+
+
+RERECORD_LAYOUT = (
+    BESIDE_LAYOUT
+    + """\
+  - name: evaluate
+    functionaries: [trainer]
+    products:
+      - create: ".provenance/datasets/*"
+"""
+)
+
+
+def test_a_later_step_recording_the_same_dataset_does_not_vouch_for_a_plant(
+    proj: Path, cli: Callable[..., Result]
+) -> None:
+    """evaluate re-records prepare's dataset (same manifest path) after a file was planted in
+    it: the chain then ends with evaluate's manifest, but data/clean/ is still prepare's."""
+    r = cli(
+        "run", "prepare", "--dataset", "data/raw", "--dataset-product", "data/clean",
+        "--key", "keys/data-eng", "--", sys.executable, "-c", COPY, "data/raw", "data/clean",
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    (proj / "data" / "clean" / "evil.csv").write_bytes(b"planted")
+    r = cli(
+        "run", "evaluate", "--dataset-product", "data/clean", "--key", "keys/trainer",
+        "--", sys.executable, "-c", "pass",
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    (proj / "layout.yaml").write_text(RERECORD_LAYOUT.replace(
+        "  data-eng: keys/data-eng.pub\n", "  data-eng: keys/data-eng.pub\n  trainer: keys/trainer.pub\n"
+    ))  # fmt: skip
+    r = cli("layout", "sign", "layout.yaml", "--key", "keys/owner", "-o", "root.layout")
+    assert r.code == 0, r.err
+    r = cli("verify", "--layout", "root.layout", "--layout-key", "keys/owner.pub")
+    assert r.code == 1 and "extra file: 'data/clean/evil.csv'" in r.out + r.err, r.out + r.err

@@ -171,11 +171,21 @@ def _claimed(step: Any, link: LinkData, own: Collection[str]) -> list[str]:
     if not recorded:
         return [p.text for p in folders]
     covered = [p.root for p in compile_patterns(recorded) if p.root]  # `_claims`: all below
+    # What the step wrote: its product files, and the sources of the datasets it produced
+    # (whose members are never products of their own).
+    made = [
+        d.source.rstrip("/") + "/"
+        for d in recorded_datasets(link.environment, link.materials, link.products)
+        if d.side == "products" and d.source and "://" not in d.source
+    ]
     return recorded + [
         p.text
         for p in folders
         if not any(p.root == c or p.root.startswith(c + "/") for c in covered)
-        and any(f.startswith(p.root + "/") for f in link.products)
+        and (
+            any(m.startswith(p.root + "/") for m in made)
+            or any(f.startswith(p.root + "/") for f in link.products)
+        )
     ]
 
 
