@@ -408,14 +408,16 @@ BESIDE_LAYOUT = PREPARE_ONLY.replace(
 )
 
 
+@pytest.mark.parametrize("source", ["data/clean/train", "./data/clean/train", "data//clean/train"])
 @pytest.mark.parametrize("planted", ["data/clean/evil.csv", "data/clean/test/evil.csv"])
 def test_a_file_planted_beside_a_dataset_in_its_steps_directory_fails(
-    proj: Path, cli: Callable[..., Result], planted: str
+    proj: Path, cli: Callable[..., Result], planted: str, source: str
 ) -> None:
-    """prepare owns data/clean/ and fills it only as the dataset data/clean/train: writing a
-    dataset there claims the directory, so a file beside the dataset is extra."""
+    """prepare owns data/clean/ and fills it only as the dataset data/clean/train (however its
+    source is spelled): writing a dataset there claims the directory, so a file beside the
+    dataset is extra."""
     r = cli(
-        "run", "prepare", "--dataset", "data/raw", "--dataset-product", "data/clean/train",
+        "run", "prepare", "--dataset", "data/raw", "--dataset-product", source,
         "--key", "keys/data-eng", "--", sys.executable, "-c", COPY, "data/raw", "data/clean/train",
     )  # fmt: skip
     assert r.code == 0, r.err
@@ -441,8 +443,12 @@ RERECORD_LAYOUT = (
 )
 
 
+@pytest.mark.parametrize(
+    ("folder", "planted"),
+    [("data/clean", "data/clean/evil.csv"), ("data/clean/p0", "data/clean/p0/evil.csv")],
+)
 def test_a_later_step_recording_the_same_dataset_does_not_vouch_for_a_plant(
-    proj: Path, cli: Callable[..., Result]
+    proj: Path, cli: Callable[..., Result], folder: str, planted: str
 ) -> None:
     """evaluate re-records prepare's dataset (same manifest path) after a file was planted in
     it: the chain then ends with evaluate's manifest, but data/clean/ is still prepare's."""
@@ -451,7 +457,7 @@ def test_a_later_step_recording_the_same_dataset_does_not_vouch_for_a_plant(
         "--key", "keys/data-eng", "--", sys.executable, "-c", COPY, "data/raw", "data/clean",
     )  # fmt: skip
     assert r.code == 0, r.err
-    (proj / "data" / "clean" / "evil.csv").write_bytes(b"planted")
+    (proj / planted).write_bytes(b"planted")  # prepare's folder, around or inside its dataset
     r = cli(
         "run", "evaluate", "--dataset-product", "data/clean", "--key", "keys/trainer",
         "--", sys.executable, "-c", "pass",
@@ -459,8 +465,45 @@ def test_a_later_step_recording_the_same_dataset_does_not_vouch_for_a_plant(
     assert r.code == 0, r.err
     (proj / "layout.yaml").write_text(RERECORD_LAYOUT.replace(
         "  data-eng: keys/data-eng.pub\n", "  data-eng: keys/data-eng.pub\n  trainer: keys/trainer.pub\n"
-    ))  # fmt: skip
+    ).replace('"data/clean/*"', f'"{folder}/*"'))  # fmt: skip
     r = cli("layout", "sign", "layout.yaml", "--key", "keys/owner", "-o", "root.layout")
     assert r.code == 0, r.err
     r = cli("verify", "--layout", "root.layout", "--layout-key", "keys/owner.pub")
-    assert r.code == 1 and "extra file: 'data/clean/evil.csv'" in r.out + r.err, r.out + r.err
+    assert r.code == 1 and f"extra file: '{planted}'" in r.out + r.err, r.out + r.err
+
+
+ENTITLED_LAYOUT = (  # evaluate may also write data/clean/
+    RERECORD_LAYOUT.replace(
+        "  data-eng: keys/data-eng.pub\n",
+        "  data-eng: keys/data-eng.pub\n  trainer: keys/trainer.pub\n",
+    )
+    + '      - create: "data/clean/*"\n'
+)
+
+
+def test_a_later_step_the_owner_gives_the_directory_may_record_the_dataset_again(
+    proj: Path, cli: Callable[..., Result]
+) -> None:
+    """evaluate adds a member to prepare's dataset in place and records it again; the owner's
+    rules give evaluate data/clean/ too: its manifest vouches for the members, and a plant
+    after that is still caught."""
+    r = cli(
+        "run", "prepare", "--dataset", "data/raw", "--dataset-product", "data/clean",
+        "--key", "keys/data-eng", "--", sys.executable, "-c", COPY, "data/raw", "data/clean",
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    add = "open('data/clean/added.csv', 'w').write('x,y\\n1,1\\n')"
+    r = cli(
+        "run", "evaluate", "--dataset-product", "data/clean", "--key", "keys/trainer",
+        "--", sys.executable, "-c", add,
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    (proj / "layout.yaml").write_text(ENTITLED_LAYOUT)
+    r = cli("layout", "sign", "layout.yaml", "--key", "keys/owner", "-o", "root.layout")
+    assert r.code == 0, r.err
+    verify = ("verify", "--layout", "root.layout", "--layout-key", "keys/owner.pub")
+    r = cli(*verify)
+    assert r.code == 0, r.out + r.err
+    (proj / "data" / "clean" / "evil.csv").write_bytes(b"planted")
+    r = cli(*verify)
+    assert r.code == 1 and "evil.csv" in r.out, r.out

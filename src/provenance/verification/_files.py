@@ -21,10 +21,11 @@ from typing import Any
 
 from provenance._fs import relative_inside
 from provenance.datasets import recorded_datasets
-from provenance.errors import ArtifactError, UsageError
+from provenance.errors import ArtifactError, PathEscapeError, UsageError
 from provenance.hashing import (
     Change,
     Manifest,
+    check_relative,
     compile_patterns,
     hash_paths_packed,
     objects,
@@ -158,6 +159,42 @@ def _claimed(step: Any, link: LinkData, own: Collection[str]) -> list[str]:
     `*.json`) names none: it would name the whole tree.
     """
     recorded = _recorded_patterns(link) or []
+    folders = [p for p in _rule_folders(step) if not any(_within(p.root, s) for s in own)]
+    if not recorded:
+        return [p.text for p in folders]
+    covered = [p.root for p in compile_patterns(recorded) if p.root]  # `_claims`: all below
+    # What the step wrote: its product files, and the sources of the datasets it produced
+    # (whose members are never products of their own), around a folder or inside it.
+    made = _made_sources(link)
+    return recorded + [
+        p.text
+        for p in folders
+        if not any(p.root == c or p.root.startswith(c + "/") for c in covered)
+        and (
+            any(_within(m, p.root) or _within(p.root, m) for m in made)
+            or any(f.startswith(p.root + "/") for f in link.products)
+        )
+    ]
+
+
+def _made_sources(link: LinkData) -> list[str]:
+    """The local sources of the link's dataset products, normalised.
+
+    As the datasets phase reads them (`./data//x` is `data/x`); one that is not a relative
+    path is left out.
+    """
+    out = []
+    for d in recorded_datasets(link.environment, link.materials, link.products):
+        if d.side == "products" and d.source and "://" not in d.source:
+            try:
+                out.append(check_relative(d.source))
+            except PathEscapeError:
+                continue  # the datasets phase refuses it; nothing is exempted for it
+    return out
+
+
+def _rule_folders(step: Any) -> list[Any]:
+    """The step's local CREATE and MODIFY product rules that name a directory."""
     rules = [  # local directories only: an object store's claims come from the recording
         str(rule[1])
         for rule in step.expected_products
@@ -165,28 +202,7 @@ def _claimed(step: Any, link: LinkData, own: Collection[str]) -> list[str]:
         and str(rule[0]).upper() in ("CREATE", "MODIFY")
         and not objects.is_object_uri(str(rule[1]))
     ]
-    folders = [
-        p for p in compile_patterns(rules) if p.root and not any(_within(p.root, s) for s in own)
-    ]
-    if not recorded:
-        return [p.text for p in folders]
-    covered = [p.root for p in compile_patterns(recorded) if p.root]  # `_claims`: all below
-    # What the step wrote: its product files, and the sources of the datasets it produced
-    # (whose members are never products of their own).
-    made = [
-        d.source.rstrip("/") + "/"
-        for d in recorded_datasets(link.environment, link.materials, link.products)
-        if d.side == "products" and d.source and "://" not in d.source
-    ]
-    return recorded + [
-        p.text
-        for p in folders
-        if not any(p.root == c or p.root.startswith(c + "/") for c in covered)
-        and (
-            any(m.startswith(p.root + "/") for m in made)
-            or any(f.startswith(p.root + "/") for f in link.products)
-        )
-    ]
+    return [p for p in compile_patterns(rules) if p.root]
 
 
 def _consumed(links: Mapping[str, LinkData], path: str, sha: str | None) -> bool:
@@ -227,18 +243,26 @@ def _checked_datasets(
                 and d.source
                 and "://" not in d.source
             ):
-                out.setdefault(step, set()).add(d.source.rstrip("/"))
+                try:
+                    out.setdefault(step, set()).add(check_relative(d.source))
+                except PathEscapeError:
+                    continue  # refused by the datasets phase: nothing exempted
     return out
 
 
 def _drop_members(
-    found: list[str], checked: Mapping[str, set[str]], claims: Sequence[tuple[str, str]]
+    found: list[str],
+    checked: Mapping[str, set[str]],
+    claims: Sequence[tuple[str, str]],
+    entitled: Mapping[str, list[Any]],
 ) -> list[str]:
     """`found` without the members of the checked dataset products.
 
-    A file another step's claim covers (`claims`: the steps' own, whatever `--artifact` says)
-    stays: a step cannot take over another's directory, or a parent of it, by recording it
-    as its own dataset (the file stays extra there).
+    A member stays (extra) when another step's claim covers it (`claims`: the steps' own,
+    whatever `--artifact` says) and the owner's rules do not give its directory to the step
+    that made the dataset (`entitled`: each step's create/modify folders): a step cannot take
+    over another's directory, or a parent of it, by recording it, or the same dataset again,
+    as its own dataset.
     """
     sources = [(source + "/", step) for step, srcs in checked.items() for source in srcs]
     if not sources:
@@ -250,7 +274,9 @@ def _drop_members(
     for f in found:
         if f.startswith(prefixes):
             maker = next(step for prefix, step in sources if f.startswith(prefix))
-            if not any(other != maker and _claims(p, f) for p, other in owned):
+            if any(_claims(p, f) for p in entitled.get(maker, ())) or not any(
+                other != maker and _claims(p, f) for p, other in owned
+            ):
                 continue  # a member: the datasets phase holds it to its manifest
         kept.append(f)
     return kept
@@ -296,7 +322,8 @@ def check_files(
     try:
         found, refused = _under(base, claimed)
         local = [(p, step) for p, step in owned if not objects.is_object_uri(p)]
-        found = _drop_members(found, checked, local)
+        entitled = {s.name: _rule_folders(s) for s in layout.steps if s.name in checked}
+        found = _drop_members(found, checked, local, entitled)
         if rel_links is not None:  # the chain's own files, wherever the links directory is
             _drop_link_files(found, rel_links, own, _names_run(links_dir, run_id))
         on_disk, skip = set(found), dict(refused)  # sets: 100k products are looked up here
