@@ -240,3 +240,23 @@ def test_layout_or_link_that_is_a_fifo_is_refused_without_hanging(project: Path,
         os.mkfifo("layouts/pipe.yaml")
         r = cli("layout", "lint", "layouts/pipe.yaml")
         one_line_refusal(r, 3, "layouts/pipe.yaml:", "not a regular file (a FIFO)")
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_a_stack_demo_job_started_by_hand_names_the_missing_setting(
+    monkeypatch: pytest.MonkeyPatch, value: str | None
+) -> None:
+    """A demo job reads its object-store prefix and run id from the environment the demo
+    gives it; started any other way it says which one is missing (exit 2), no KeyError."""
+    from provenance._demo_stack import PREFIX_ENV, _job_setting
+    from provenance.errors import UsageError
+
+    if value is None:
+        monkeypatch.delenv(PREFIX_ENV, raising=False)
+    else:
+        monkeypatch.setenv(PREFIX_ENV, value)
+    with pytest.raises(UsageError, match=f"{PREFIX_ENV} is not set: a demo job runs inside") as e:
+        _job_setting(PREFIX_ENV)
+    assert e.value.exit_code == 2
+    monkeypatch.setenv(PREFIX_ENV, "s3://bucket/run/")
+    assert _job_setting(PREFIX_ENV) == "s3://bucket/run/"

@@ -106,17 +106,18 @@ def latest_products(
     return expected
 
 
+def _rule_patterns(rules: Iterable[Any], *verbs: str) -> list[str]:
+    """The patterns of the plain `VERB pattern` rules among `rules` with one of `verbs`."""
+    return [str(rule[1]) for rule in rules if len(rule) == 2 and str(rule[0]).upper() in verbs]
+
+
 def _delete_rules(step: Any) -> list[str]:
     """The patterns of the step's DELETE rules, on either side.
 
     in-toto applies them to what the step consumed and did not produce, and matches them with
     fnmatch (`*` crosses `/`): `latest_products` matches them the same way.
     """
-    return [
-        str(rule[1])
-        for rule in [*step.expected_materials, *step.expected_products]
-        if len(rule) == 2 and str(rule[0]).upper() == "DELETE"
-    ]
+    return _rule_patterns([*step.expected_materials, *step.expected_products], "DELETE")
 
 
 def model_manifest(model: ModelDecl, links: Mapping[str, LinkData]) -> Manifest:
@@ -183,24 +184,32 @@ def _made_sources(link: LinkData) -> list[str]:
     As the datasets phase reads them (`./data//x` is `data/x`); one that is not a relative
     path is left out.
     """
-    out = []
-    for d in recorded_datasets(link.environment, link.materials, link.products):
-        if d.side == "products" and d.source and "://" not in d.source:
-            try:
-                out.append(check_relative(d.source))
-            except PathEscapeError:
-                continue  # the datasets phase refuses it; nothing is exempted for it
-    return out
+    return [
+        source
+        for d in recorded_datasets(link.environment, link.materials, link.products)
+        if d.side == "products" and (source := _local_source(d)) is not None
+    ]
+
+
+def _local_source(dataset: Any) -> str | None:
+    """A dataset's local source, normalised as the datasets phase reads it.
+
+    None for an object store, or for a source that phase refuses (nothing is exempted for it).
+    """
+    if not dataset.source or "://" in dataset.source:
+        return None
+    try:
+        return check_relative(dataset.source)
+    except PathEscapeError:
+        return None
 
 
 def _rule_folders(step: Any) -> list[Any]:
     """The step's local CREATE and MODIFY product rules that name a directory."""
     rules = [  # local directories only: an object store's claims come from the recording
-        str(rule[1])
-        for rule in step.expected_products
-        if len(rule) == 2
-        and str(rule[0]).upper() in ("CREATE", "MODIFY")
-        and not objects.is_object_uri(str(rule[1]))
+        r
+        for r in _rule_patterns(step.expected_products, "CREATE", "MODIFY")
+        if not objects.is_object_uri(r)
     ]
     return [p for p in compile_patterns(rules) if p.root]
 
@@ -236,17 +245,14 @@ def _checked_datasets(
     for step, link in links.items():
         for d in recorded_datasets(link.environment, link.materials, link.products):
             sha = link.products.get(d.manifest, {}).get("sha256") if d.side == "products" else None
+            source = _local_source(d)
             if (
                 sha
+                and source is not None
                 and final.get(d.manifest) == sha
                 and producer(layout, links, d.manifest) == step  # as the phase picks it
-                and d.source
-                and "://" not in d.source
             ):
-                try:
-                    out.setdefault(step, set()).add(check_relative(d.source))
-                except PathEscapeError:
-                    continue  # refused by the datasets phase: nothing exempted
+                out.setdefault(step, set()).add(source)
     return out
 
 
